@@ -1,0 +1,57 @@
+/**
+ * What every command gets: configuration, the launch context, output that respects --json and
+ * terminals, and a TransportManager with the built-in and installed transports.
+ */
+import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  type HotweightsConfig,
+  type LaunchContext,
+  loadConfig,
+  TransportManager as Manager,
+  readLaunchContext,
+  type TransportManager,
+  type TransportProvider,
+} from '@hotweights/core';
+
+export interface CliContext {
+  readonly config: HotweightsConfig;
+  readonly launch: LaunchContext;
+  /** Writes a line to stdout. */
+  out(line: string): void;
+  /** Writes a line to stderr (progress, warnings). */
+  err(line: string): void;
+  /** Prints data as JSON (one document) on stdout. */
+  json(value: unknown): void;
+  /** True when stderr is a terminal: show progress bars. */
+  readonly interactive: boolean;
+  /** Built-in providers plus packages discovered from the application and the CLI's location. */
+  transports(): Promise<TransportManager>;
+}
+
+/** Built-in providers that core ships; later issues add to this list. */
+export const BUILTIN_PROVIDERS: TransportProvider[] = [];
+
+export function createContext(env: NodeJS.ProcessEnv = process.env): CliContext {
+  let manager: Promise<TransportManager> | undefined;
+  const config = loadConfig(env);
+  return {
+    config,
+    launch: readLaunchContext(env),
+    out: (line) => process.stdout.write(`${line}\n`),
+    err: (line) => process.stderr.write(`${line}\n`),
+    json: (value) => process.stdout.write(`${JSON.stringify(value, null, 2)}\n`),
+    interactive: process.stderr.isTTY === true,
+    transports() {
+      manager ??= (async () => {
+        const m = new Manager({ providers: BUILTIN_PROVIDERS, probeTimeoutMs: config.probeTimeoutMs });
+        // The application's node_modules first (where users `npm install` transports), then the
+        // CLI's own location (a global install, or a workspace).
+        await m.discover(process.cwd());
+        await m.discover(dirname(fileURLToPath(import.meta.url)));
+        return m;
+      })();
+      return manager;
+    },
+  };
+}

@@ -1,0 +1,224 @@
+/**
+ * The transport compliance suite. Our transports and third-party ones run it to show they keep
+ * the contract in src/transport.ts. It is framework-agnostic (no test runner inside):
+ *
+ * - `checkProviderContract(provider, ctx)` runs in one process: shape, probe behaviour, create and
+ *   double close.
+ * - `runRankCompliance(transport)` runs in EVERY rank of a job (started by mpirun, by the local
+ *   launcher, by your own): broadcasts of odd and large sizes, from non-zero roots, to subsets,
+ *   several in flight at once, and an aborted request; every byte received is checked.
+ *
+ * Both return a report and throw ComplianceError when something failed.
+ */
+import { HotweightsError } from './errors.js';
+import type { ProbeContext, Transport, TransportOptions, TransportProvider } from './transport.js';
+
+export class ComplianceError extends HotweightsError {
+  readonly failures: readonly ComplianceFailure[];
+  constructor(subject: string, failures: readonly ComplianceFailure[]) {
+    super(
+      'HW_COMPLIANCE',
+      `${subject}: ${failures.length} compliance check(s) failed: ${failures.map((f) => `${f.check}: ${f.error}`).join('; ')}`,
+    );
+    this.failures = failures;
+  }
+}
+
+export interface ComplianceFailure {
+  readonly check: string;
+  readonly error: string;
+}
+
+export interface ComplianceReport {
+  readonly passed: readonly string[];
+  readonly failures: readonly ComplianceFailure[];
+}
+
+class Recorder {
+  readonly passed: string[] = [];
+  readonly failures: ComplianceFailure[] = [];
+  async check(name: string, fn: () => Promise<void> | void): Promise<void> {
+    try {
+      await fn();
+      this.passed.push(name);
+    } catch (err) {
+      this.failures.push({ check: name, error: (err as Error)?.message ?? String(err) });
+    }
+  }
+  finish(subject: string): ComplianceReport {
+    if (this.failures.length > 0) throw new ComplianceError(subject, this.failures);
+    return { passed: this.passed, failures: [] };
+  }
+}
+
+function assert(cond: unknown, message: string): asserts cond {
+  if (!cond) throw new Error(message);
+}
+
+/**
+ * Checks a provider in one process. `options` are used for create() when the probe says the
+ * transport is available (use worldSize 1 for transports that can run alone).
+ */
+export async function checkProviderContract(
+  provider: TransportProvider,
+  ctx: ProbeContext,
+  options?: TransportOptions,
+): Promise<ComplianceReport> {
+  const r = new Recorder();
+  await r.check('name is a short lowercase identifier', () => {
+    assert(
+      typeof provider.name === 'string' && /^[a-z0-9][a-z0-9-]{0,31}$/.test(provider.name),
+      `bad name ${String(provider.name)}`,
+    );
+  });
+  await r.check('priority is a finite number', () => {
+    assert(
+      typeof provider.priority === 'number' && Number.isFinite(provider.priority),
+      'priority must be finite',
+    );
+  });
+  let available = false;
+  await r.check('probe resolves to {available} and does not throw', async () => {
+    let result: unknown;
+    try {
+      result = await provider.probe(ctx);
+    } catch (err) {
+      throw new Error(`probe threw: ${(err as Error).message}`);
+    }
+    const res = result as { available?: unknown; reason?: unknown };
+    assert(res && typeof res.available === 'boolean', 'probe must resolve to {available: boolean, …}');
+    if (!res.available)
+      assert(typeof res.reason === 'string' && res.reason.length > 0, 'unavailable needs a non-empty reason');
+    available = res.available === true;
+  });
+  await r.check('probe answers within 5 s', async () => {
+    const started = Date.now();
+    await provider.probe(ctx);
+    assert(Date.now() - started < 5000, 'probe took longer than 5 s');
+  });
+  if (available && options) {
+    await r.check('create() returns a transport and close() is idempotent', async () => {
+      const t = await provider.create(options);
+      assert(
+        t.name === provider.name,
+        `transport.name ${t.name} differs from provider.name ${provider.name}`,
+      );
+      assert(
+        t.rank === options.rank && t.worldSize === options.worldSize,
+        'transport rank/worldSize differ from options',
+      );
+      assert(
+        typeof t.broadcast === 'function' && typeof t.close === 'function',
+        'broadcast() and close() are required',
+      );
+      await t.close();
+      await t.close();
+    });
+  }
+  return r.finish(`provider ${provider.name}`);
+}
+
+/** Deterministic bytes for a bucket, so every receiver can check what it got. */
+export function compliancePayload(bucketId: number, size: number): Uint8Array {
+  const out = new Uint8Array(size);
+  let x = (bucketId * 2654435761 + 1) >>> 0;
+  for (let i = 0; i < size; i++) {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    out[i] = x & 0xff;
+  }
+  return out;
+}
+
+interface Scenario {
+  readonly bucketId: number;
+  readonly root: number;
+  readonly ranks: readonly number[];
+  readonly size: number;
+}
+
+/** The broadcasts every rank performs, in order. Depends only on worldSize. */
+export function complianceScenarios(worldSize: number): { sequential: Scenario[]; concurrent: Scenario[] } {
+  const all = Array.from({ length: worldSize }, (_, i) => i);
+  const sequential: Scenario[] = [];
+  let id = 1000;
+  for (const size of [1, 4099, 1 << 20, (8 << 20) + 7])
+    sequential.push({ bucketId: id++, root: 0, ranks: all, size });
+  sequential.push({ bucketId: id++, root: 0, ranks: all, size: 0 });
+  if (worldSize >= 2) sequential.push({ bucketId: id++, root: worldSize - 1, ranks: all, size: 65_537 });
+  if (worldSize >= 3) {
+    sequential.push({ bucketId: id++, root: 0, ranks: [0, worldSize - 1], size: 300_001 });
+    sequential.push({ bucketId: id++, root: 1, ranks: all.slice(1), size: 77_777 });
+  }
+  const concurrent: Scenario[] = [];
+  for (let i = 0; i < 6; i++) {
+    const ranks = worldSize >= 3 && i % 3 === 2 ? [0, worldSize - 1] : all;
+    concurrent.push({ bucketId: 2000 + i, root: 0, ranks, size: (1 << 20) * (1 + (i % 3)) + i });
+  }
+  return { sequential, concurrent };
+}
+
+async function runScenario(t: Transport, s: Scenario): Promise<void> {
+  if (!s.ranks.includes(t.rank)) return;
+  const expected = compliancePayload(s.bucketId, s.size);
+  const data = t.rank === s.root ? expected.slice() : new Uint8Array(s.size);
+  await t.broadcast({ bucketId: s.bucketId, root: s.root, ranks: s.ranks, data });
+  if (t.rank === s.root) {
+    assert(Buffer.compare(data, expected) === 0, `root's buffer of bucket ${s.bucketId} was modified`);
+  } else {
+    const bad = data.findIndex((b, i) => b !== expected[i]);
+    assert(bad === -1, `bucket ${s.bucketId} (${s.size} B from rank ${s.root}): byte ${bad} differs`);
+  }
+}
+
+/**
+ * Runs on every rank of a job with an open transport. All ranks must call it; it returns when
+ * this rank's part is done. Does not close the transport.
+ */
+export async function runRankCompliance(t: Transport): Promise<ComplianceReport> {
+  const r = new Recorder();
+  const { sequential, concurrent } = complianceScenarios(t.worldSize);
+  const groups = new Map<string, readonly number[]>();
+  for (const s of [...sequential, ...concurrent]) groups.set(s.ranks.join(','), s.ranks);
+  if (t.prepare)
+    await r.check('prepare() with every participant set', () => t.prepare?.([...groups.values()]));
+  for (const s of sequential) {
+    await r.check(`broadcast ${s.size} B from rank ${s.root} to [${s.ranks.join(',')}]`, () =>
+      runScenario(t, s),
+    );
+  }
+  await r.check(`${concurrent.length} broadcasts in flight at once`, async () => {
+    await Promise.all(concurrent.map((s) => runScenario(t, s)));
+  });
+  await r.check('a broadcast whose signal is already aborted rejects', async () => {
+    const ctrl = new AbortController();
+    ctrl.abort(new Error('compliance: aborted on purpose'));
+    const all = Array.from({ length: t.worldSize }, (_, i) => i);
+    let rejected = false;
+    try {
+      await t.broadcast({
+        bucketId: 3000,
+        root: 0,
+        ranks: all,
+        data: new Uint8Array(16),
+        signal: ctrl.signal,
+      });
+    } catch {
+      rejected = true;
+    }
+    assert(rejected, 'broadcast resolved although its signal was aborted');
+  });
+  // A final full broadcast proves the transport still works after the aborted request.
+  await r.check('transport still works after an aborted request', () =>
+    runScenario(t, {
+      bucketId: 3001,
+      root: 0,
+      ranks: Array.from({ length: t.worldSize }, (_, i) => i),
+      size: 12_345,
+    }),
+  );
+  return r.finish(`transport ${t.name} rank ${t.rank}/${t.worldSize}`);
+}

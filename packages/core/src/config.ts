@@ -1,0 +1,358 @@
+/**
+ * The one place that reads HOTWEIGHTS_* variables (and the launcher's RANK/WORLD_SIZE family).
+ * Every variable is declared once in VARIABLES with its type, default and meaning; docs/CONFIG.md
+ * is generated from the same table (`renderConfigTable`) and a test keeps the two in sync.
+ */
+import { homedir, hostname } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError } from './errors.js';
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+type Kind =
+  | { type: 'string' }
+  | { type: 'int'; min?: number; max?: number }
+  | { type: 'number'; min?: number; max?: number }
+  | { type: 'bool' }
+  | { type: 'enum'; values: readonly string[] };
+
+interface VariableSpec {
+  /** Variable name in the environment. */
+  readonly name: string;
+  /** Older names from the seed documents that are still honoured (documented as aliases). */
+  readonly aliases?: readonly string[];
+  readonly kind: Kind;
+  /** Default as shown in the docs; `undefined` means "unset". */
+  readonly defaultText: string;
+  readonly section: string;
+  readonly doc: string;
+}
+
+/** Declared in the order they appear in docs/CONFIG.md. */
+export const VARIABLES = [
+  {
+    name: 'HOTWEIGHTS_TRANSPORT',
+    kind: { type: 'string' },
+    defaultText: '(auto)',
+    section: 'Transports',
+    doc: 'Force a transport by name (`local`, `mpi`, `ucx`, `nccl`, `cuda-ipc`, or a third-party name). Same as `--transport`. Unset: the highest-priority available transport.',
+  },
+  {
+    name: 'HOTWEIGHTS_PROBE_TIMEOUT_MS',
+    kind: { type: 'int', min: 1, max: 600_000 },
+    defaultText: '5000',
+    section: 'Transports',
+    doc: 'How long a transport probe may take before it counts as unavailable.',
+  },
+  {
+    name: 'HOTWEIGHTS_INFLIGHT_BUCKETS',
+    aliases: ['HOTWEIGHTS_IPC_INFLIGHT_BUCKETS'],
+    kind: { type: 'int', min: 1, max: 1024 },
+    defaultText: '4',
+    section: 'Replication window',
+    doc: 'Buckets in flight at once (read, send and land overlap). Applies to every transport; the seed name `HOTWEIGHTS_IPC_INFLIGHT_BUCKETS` is an alias.',
+  },
+  {
+    name: 'HOTWEIGHTS_INFLIGHT_BYTES',
+    aliases: ['HOTWEIGHTS_IPC_INFLIGHT_BYTES'],
+    kind: { type: 'int', min: 0 },
+    defaultText: '0',
+    section: 'Replication window',
+    doc: 'Cap on bytes in flight across buckets (0 = no cap beyond the bucket count). At least one bucket is always allowed.',
+  },
+  {
+    name: 'HOTWEIGHTS_TRANSFER_TIMEOUT_S',
+    kind: { type: 'number', min: 0.1 },
+    defaultText: '120',
+    section: 'Replication window',
+    doc: 'Longest time one bucket may take to move before the update fails (a dead peer never hangs a job).',
+  },
+  {
+    name: 'HOTWEIGHTS_HASH',
+    kind: { type: 'enum', values: ['blake3', 'xxh3-64', 'sha256'] },
+    defaultText: 'blake3',
+    section: 'Publishing and planning',
+    doc: 'Content hash for `publish` (`--hash`). `blake3` is cryptographic; `xxh3-64` is faster and non-cryptographic.',
+  },
+  {
+    name: 'HOTWEIGHTS_HASH_THREADS',
+    kind: { type: 'int', min: 1, max: 256 },
+    defaultText: '(cores)',
+    section: 'Publishing and planning',
+    doc: 'Worker threads used for hashing during `publish` and verification.',
+  },
+  {
+    name: 'HOTWEIGHTS_BUCKET_MB',
+    kind: { type: 'number', min: 0.001 },
+    defaultText: '64',
+    section: 'Publishing and planning',
+    doc: 'Default bucket size for `plan` when neither `--bucket-mb` nor `--auto` is given.',
+  },
+  {
+    name: 'HOTWEIGHTS_TP_GROUPS',
+    kind: { type: 'string' },
+    defaultText: '(unset)',
+    section: 'Publishing and planning',
+    doc: 'Tensor-parallel groups for consumer derivation: inline JSON or a path to a JSON file (see docs/TP_GROUPS.md).',
+  },
+  {
+    name: 'HOTWEIGHTS_STAGING_DIR',
+    kind: { type: 'string' },
+    defaultText: '/dev/shm',
+    section: 'Staging',
+    doc: 'Where host staging segments live. Must be a tmpfs for zero-copy sharing with other processes.',
+  },
+  {
+    name: 'HOTWEIGHTS_STATE_DIR',
+    kind: { type: 'string' },
+    defaultText: '~/.hotweights',
+    section: 'Staging',
+    doc: 'Local record of the last committed manifest per model (used by `plan` without `--prev`).',
+  },
+  {
+    name: 'HOTWEIGHTS_COORD',
+    kind: { type: 'string' },
+    defaultText: '(unset)',
+    section: 'Control plane',
+    doc: 'Coordinator endpoint, e.g. `tcp://127.0.0.1:5555`. Default for every `--endpoint` / `--coord-endpoint`.',
+  },
+  {
+    name: 'HOTWEIGHTS_COORD_BACKEND',
+    kind: { type: 'enum', values: ['memory', 'redis'] },
+    defaultText: 'memory',
+    section: 'Control plane',
+    doc: 'Coordinator state backend. `redis` survives a coordinator restart.',
+  },
+  {
+    name: 'HOTWEIGHTS_REDIS_URL',
+    kind: { type: 'string' },
+    defaultText: 'redis://127.0.0.1:6379/0',
+    section: 'Control plane',
+    doc: 'Redis URL for the `redis` backend.',
+  },
+  {
+    name: 'HOTWEIGHTS_COORD_TOKEN',
+    kind: { type: 'string' },
+    defaultText: '(unset)',
+    section: 'Control plane',
+    doc: 'Shared secret. On the server, every mutating RPC must carry it; clients and the CLI send it. Never logged, published or echoed.',
+  },
+  {
+    name: 'HOTWEIGHTS_HANDLE_TTL',
+    kind: { type: 'number', min: 0.1 },
+    defaultText: '30',
+    section: 'Control plane',
+    doc: 'Seconds a posted transfer handle lives; an ack by every consumer removes it sooner.',
+  },
+  {
+    name: 'HOTWEIGHTS_LEASE_S',
+    kind: { type: 'number', min: 0.1 },
+    defaultText: '10',
+    section: 'Control plane',
+    doc: 'Worker lease. A worker that has not heartbeated for this long is dropped and an update waiting on it aborts.',
+  },
+  {
+    name: 'HOTWEIGHTS_HEARTBEAT_S',
+    kind: { type: 'number', min: 0.05 },
+    defaultText: '2',
+    section: 'Control plane',
+    doc: 'How often workers renew their lease.',
+  },
+  {
+    name: 'HOTWEIGHTS_NODE_ID',
+    kind: { type: 'string' },
+    defaultText: '(hostname)',
+    section: 'Control plane',
+    doc: 'Stable name of this node; scopes transfer handles and shared-memory staging to a host.',
+  },
+  {
+    name: 'HOTWEIGHTS_MPI_CHUNK_MB',
+    kind: { type: 'number', min: 0 },
+    defaultText: '16',
+    section: 'MPI',
+    doc: 'Chunk size for pipelined MPI broadcast of large buckets (0 = one broadcast per bucket). Same as `--mpi-chunk-mb`.',
+  },
+  {
+    name: 'HOTWEIGHTS_MPI_LIBRARY',
+    kind: { type: 'string' },
+    defaultText: 'libmpi.so.40',
+    section: 'MPI',
+    doc: 'The MPI shared library the MPI transport opens with dlopen.',
+  },
+] as const satisfies readonly VariableSpec[];
+
+export type VariableName = (typeof VARIABLES)[number]['name'];
+
+/** Resolved configuration. Fields are typed; unset optional values are `undefined`. */
+export interface HotweightsConfig {
+  readonly transport: string | undefined;
+  readonly probeTimeoutMs: number;
+  readonly inflightBuckets: number;
+  readonly inflightBytes: number;
+  readonly transferTimeoutS: number;
+  readonly hash: 'blake3' | 'xxh3-64' | 'sha256';
+  readonly hashThreads: number | undefined;
+  readonly bucketMb: number;
+  readonly tpGroups: string | undefined;
+  readonly stagingDir: string;
+  readonly stateDir: string;
+  readonly coordEndpoint: string | undefined;
+  readonly coordBackend: 'memory' | 'redis';
+  readonly redisUrl: string;
+  readonly coordToken: string | undefined;
+  readonly handleTtlS: number;
+  readonly leaseS: number;
+  readonly heartbeatS: number;
+  readonly nodeId: string;
+  readonly mpiChunkMb: number;
+  readonly mpiLibrary: string;
+}
+
+function spec(name: VariableName): VariableSpec {
+  const found = VARIABLES.find((v) => v.name === name);
+  if (!found) throw new Error(`internal: undeclared variable ${name}`);
+  return found;
+}
+
+function raw(env: Env, name: VariableName): { name: string; value: string } | undefined {
+  const s = spec(name);
+  for (const candidate of [s.name, ...(s.aliases ?? [])]) {
+    const value = env[candidate];
+    if (value !== undefined && value.trim() !== '') return { name: candidate, value: value.trim() };
+  }
+  return undefined;
+}
+
+function parseNumber(name: string, value: string, kind: Kind, integer: boolean): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || (integer && !Number.isInteger(n))) {
+    throw new ConfigError(
+      `${name}=${JSON.stringify(value)}: expected ${integer ? 'an integer' : 'a number'}`,
+      {
+        details: { variable: name },
+      },
+    );
+  }
+  const min = 'min' in kind ? kind.min : undefined;
+  const max = 'max' in kind ? kind.max : undefined;
+  if ((min !== undefined && n < min) || (max !== undefined && n > max)) {
+    const range = `${min ?? '-inf'}..${max ?? 'inf'}`;
+    throw new ConfigError(`${name}=${value}: expected a value in ${range}`, { details: { variable: name } });
+  }
+  return n;
+}
+
+function readString(env: Env, name: VariableName): string | undefined {
+  return raw(env, name)?.value;
+}
+
+function readNumber(env: Env, name: VariableName, fallback: number): number {
+  const r = raw(env, name);
+  if (!r) return fallback;
+  const kind = spec(name).kind;
+  return parseNumber(r.name, r.value, kind, kind.type === 'int');
+}
+
+function readEnum<T extends string>(env: Env, name: VariableName, fallback: T): T {
+  const r = raw(env, name);
+  if (!r) return fallback;
+  const kind = spec(name).kind;
+  if (kind.type !== 'enum') throw new Error(`internal: ${name} is not an enum`);
+  if (!kind.values.includes(r.value)) {
+    throw new ConfigError(`${r.name}=${JSON.stringify(r.value)}: expected one of ${kind.values.join(', ')}`, {
+      details: { variable: r.name },
+    });
+  }
+  return r.value as T;
+}
+
+function expandHome(path: string): string {
+  return path === '~' || path.startsWith('~/') ? join(homedir(), path.slice(1)) : path;
+}
+
+/** Reads and validates every HOTWEIGHTS_* variable. Throws ConfigError naming the variable. */
+export function loadConfig(env: Env = process.env): HotweightsConfig {
+  const hashThreads = raw(env, 'HOTWEIGHTS_HASH_THREADS');
+  return Object.freeze({
+    transport: readString(env, 'HOTWEIGHTS_TRANSPORT'),
+    probeTimeoutMs: readNumber(env, 'HOTWEIGHTS_PROBE_TIMEOUT_MS', 5000),
+    inflightBuckets: readNumber(env, 'HOTWEIGHTS_INFLIGHT_BUCKETS', 4),
+    inflightBytes: readNumber(env, 'HOTWEIGHTS_INFLIGHT_BYTES', 0),
+    transferTimeoutS: readNumber(env, 'HOTWEIGHTS_TRANSFER_TIMEOUT_S', 120),
+    hash: readEnum(env, 'HOTWEIGHTS_HASH', 'blake3'),
+    hashThreads: hashThreads ? readNumber(env, 'HOTWEIGHTS_HASH_THREADS', 1) : undefined,
+    bucketMb: readNumber(env, 'HOTWEIGHTS_BUCKET_MB', 64),
+    tpGroups: readString(env, 'HOTWEIGHTS_TP_GROUPS'),
+    stagingDir: readString(env, 'HOTWEIGHTS_STAGING_DIR') ?? '/dev/shm',
+    stateDir: expandHome(readString(env, 'HOTWEIGHTS_STATE_DIR') ?? '~/.hotweights'),
+    coordEndpoint: readString(env, 'HOTWEIGHTS_COORD'),
+    coordBackend: readEnum(env, 'HOTWEIGHTS_COORD_BACKEND', 'memory'),
+    redisUrl: readString(env, 'HOTWEIGHTS_REDIS_URL') ?? 'redis://127.0.0.1:6379/0',
+    coordToken: readString(env, 'HOTWEIGHTS_COORD_TOKEN'),
+    handleTtlS: readNumber(env, 'HOTWEIGHTS_HANDLE_TTL', 30),
+    leaseS: readNumber(env, 'HOTWEIGHTS_LEASE_S', 10),
+    heartbeatS: readNumber(env, 'HOTWEIGHTS_HEARTBEAT_S', 2),
+    nodeId: readString(env, 'HOTWEIGHTS_NODE_ID') ?? hostname(),
+    mpiChunkMb: readNumber(env, 'HOTWEIGHTS_MPI_CHUNK_MB', 16),
+    mpiLibrary: readString(env, 'HOTWEIGHTS_MPI_LIBRARY') ?? 'libmpi.so.40',
+  });
+}
+
+/** Where this process sits in a multi-rank job, from the launcher's variables. */
+export interface LaunchContext {
+  readonly rank: number;
+  readonly worldSize: number;
+  readonly localRank: number;
+  /** Which launcher set the values (`env` for RANK/WORLD_SIZE, `openmpi`, `pmix`, or `none`). */
+  readonly launcher: 'env' | 'openmpi' | 'pmix' | 'none';
+}
+
+const LAUNCHER_VARIABLES = [
+  { launcher: 'env', rank: 'RANK', size: 'WORLD_SIZE', local: 'LOCAL_RANK' },
+  {
+    launcher: 'openmpi',
+    rank: 'OMPI_COMM_WORLD_RANK',
+    size: 'OMPI_COMM_WORLD_SIZE',
+    local: 'OMPI_COMM_WORLD_LOCAL_RANK',
+  },
+  { launcher: 'pmix', rank: 'PMIX_RANK', size: 'PMI_SIZE', local: 'MPI_LOCALRANKID' },
+] as const;
+
+/**
+ * Rank and world size from torchrun-style RANK/WORLD_SIZE, or from mpirun's variables.
+ * Returns rank 0 of 1 (`launcher: 'none'`) when nothing is set.
+ */
+export function readLaunchContext(env: Env = process.env): LaunchContext {
+  for (const l of LAUNCHER_VARIABLES) {
+    const rankText = env[l.rank];
+    const sizeText = env[l.size];
+    if (rankText === undefined || sizeText === undefined) continue;
+    const rank = parseNumber(l.rank, rankText, { type: 'int', min: 0 }, true);
+    const worldSize = parseNumber(l.size, sizeText, { type: 'int', min: 1 }, true);
+    if (rank >= worldSize) {
+      throw new ConfigError(`${l.rank}=${rank} is not below ${l.size}=${worldSize}`, {
+        details: { variable: l.rank },
+      });
+    }
+    const localText = env[l.local];
+    const localRank =
+      localText === undefined ? rank : parseNumber(l.local, localText, { type: 'int', min: 0 }, true);
+    return Object.freeze({ rank, worldSize, localRank, launcher: l.launcher });
+  }
+  return Object.freeze({ rank: 0, worldSize: 1, localRank: 0, launcher: 'none' });
+}
+
+/** The Markdown table in docs/CONFIG.md, generated from VARIABLES. */
+export function renderConfigTable(): string {
+  const lines: string[] = [];
+  let section = '';
+  for (const v of VARIABLES as readonly VariableSpec[]) {
+    if (v.section !== section) {
+      section = v.section;
+      lines.push('', `### ${section}`, '', '| variable | default | meaning |', '| --- | --- | --- |');
+    }
+    const aliases = v.aliases?.length ? ` (alias: ${v.aliases.map((a) => `\`${a}\``).join(', ')})` : '';
+    lines.push(`| \`${v.name}\`${aliases} | ${v.defaultText} | ${v.doc} |`);
+  }
+  return `${lines.join('\n').trim()}\n`;
+}

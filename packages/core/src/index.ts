@@ -1,0 +1,65 @@
+export type { Adapter, AdapterUpdate } from './adapter.js';
+export {
+  type HotweightsConfig,
+  type LaunchContext,
+  loadConfig,
+  readLaunchContext,
+  renderConfigTable,
+  VARIABLES,
+  type VariableName,
+} from './config.js';
+export {
+  AdapterError,
+  CheckpointError,
+  CommitError,
+  ConfigError,
+  CoordinatorError,
+  HotweightsError,
+  isHotweightsError,
+  NoTransportError,
+  PathEscapeError,
+  PlanVerificationError,
+  SchemaError,
+  StagingError,
+  TimeoutError,
+  TransportError,
+  VerificationError,
+} from './errors.js';
+export {
+  MANIFEST_SCHEMA,
+  type Manifest,
+  type ManifestEntry,
+  type ManifestEntryKind,
+  type ManifestFile,
+} from './manifest.js';
+export {
+  PLAN_SCHEMA,
+  PLAN_VERSION,
+  type Plan,
+  type PlanBucket,
+  type PlanItem,
+  type PlanItemPart,
+} from './plan.js';
+export { computePlanDigest, loadPlan, parsePlan, validatePlan } from './plan-io.js';
+export { canonicalJson, isConfinedRelativePath, type JsonObject, SchemaChecker } from './schema-check.js';
+export type { StagedBucket, StagingAgent } from './staging.js';
+export type {
+  BroadcastRequest,
+  FetchRequest,
+  ProbeContext,
+  ProbeResult,
+  Transport,
+  TransportOptions,
+  TransportPackageManifest,
+  TransportProvider,
+} from './transport.js';
+export {
+  BUILTIN_PRIORITIES,
+  CORE_API_VERSION,
+  discoverTransportPackages,
+  type ProbedCandidate,
+  TRANSPORT_KEYWORD,
+  type TransportCandidate,
+  TransportManager,
+  type TransportManagerOptions,
+} from './transport-manager.js';

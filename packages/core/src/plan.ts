@@ -1,0 +1,84 @@
+/**
+ * The transfer plan: which bytes move, packed into size-bounded buckets, and which ranks consume
+ * each bucket. JSON on disk; field names follow the seed documents (`plan.buckets[].items[]`).
+ */
+
+/** Bumped only on incompatible changes; every load checks it. */
+export const PLAN_VERSION = 1 as const;
+export const PLAN_SCHEMA = 'hotweights.plan' as const;
+
+/** Part of a tensor that was split because it is larger than a bucket. */
+export interface PlanItemPart {
+  /** 0-based part number; parts of one tensor are contiguous byte ranges in index order. */
+  readonly index: number;
+  readonly count: number;
+  /** Offset of this part inside the whole tensor's bytes. */
+  readonly tensor_offset: number;
+  /** Size of the whole tensor. */
+  readonly tensor_nbytes: number;
+}
+
+export interface PlanItem {
+  /** Stable identity: `<tensor>:<shard_rank>` (whole files use their path as `tensor`). */
+  readonly key: string;
+  readonly tensor: string;
+  readonly shard_rank: number;
+  /** What the bytes are: a tensor's data, a safetensors header, or a whole non-tensor file. */
+  readonly kind: 'tensor' | 'header' | 'file';
+  /** Bytes of this item (of this part, for split tensors). */
+  readonly nbytes: number;
+  /**
+   * `<algo>:<hex>` of the item's bytes. For a split tensor every part carries the hash of the
+   * whole tensor; it is checked once all parts have landed.
+   */
+  readonly hash: string;
+  /** File that holds the bytes, relative to the checkpoint root, `/`-separated, never escaping it. */
+  readonly uri: string;
+  /** Byte offset of the item's bytes inside `uri`. */
+  readonly file_offset: number;
+  /** safetensors dtype (`BF16`, `F32`, …) or null for headers and whole files. */
+  readonly dtype: string | null;
+  readonly shape: readonly number[] | null;
+  /** Byte offset of the item inside its bucket (aligned to `plan.alignment`). */
+  readonly offset: number;
+  readonly part?: PlanItemPart;
+}
+
+export interface PlanBucket {
+  readonly bucket_id: number;
+  /** Bytes of the bucket buffer (last item's offset + nbytes). */
+  readonly size: number;
+  /** Ranks that must receive this bucket, sorted ascending. The source rank sends it. */
+  readonly consumer_ranks: readonly number[];
+  readonly items: readonly PlanItem[];
+}
+
+export interface Plan {
+  readonly schema: typeof PLAN_SCHEMA;
+  readonly plan_version: typeof PLAN_VERSION;
+  /** Version the plan moves to. */
+  readonly version: string;
+  /** Version the delta was computed against (null: full plan). */
+  readonly prev_version: string | null;
+  readonly model_id: string | null;
+  readonly created_at: string;
+  /** Hash algorithm of every item hash, e.g. `blake3`. */
+  readonly hash_algo: string;
+  /** Where the bytes come from: the checkpoint directory on the source rank. */
+  readonly source: { readonly root: string; readonly rank: number };
+  /** The next version's manifest: its digest, and where it was when the plan was made. */
+  readonly next_manifest: { readonly digest: string; readonly path: string | null };
+  readonly bucket_bytes: number;
+  readonly alignment: number;
+  /** Sum of item bytes over all buckets (what moves). */
+  readonly total_bytes: number;
+  /** Bytes of the whole next version (what a full copy would move). */
+  readonly checkpoint_bytes: number;
+  /** Highest rank + 1 the plan was made for, when known. */
+  readonly world_size: number | null;
+  readonly buckets: readonly PlanBucket[];
+  /** Keys present in the previous manifest and absent from the next one. */
+  readonly removed: readonly string[];
+  /** `sha256:<hex>` of the canonical JSON of the plan without this field. */
+  readonly digest: string;
+}

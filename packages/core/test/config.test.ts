@@ -1,0 +1,81 @@
+import { readFileSync } from 'node:fs';
+import { ConfigError, loadConfig, readLaunchContext, renderConfigTable, VARIABLES } from '@hotweights/core';
+import { describe, expect, it } from 'vitest';
+
+describe('config', () => {
+  it('uses documented defaults when nothing is set', () => {
+    const c = loadConfig({});
+    expect(c.inflightBuckets).toBe(4);
+    expect(c.coordBackend).toBe('memory');
+    expect(c.hash).toBe('blake3');
+    expect(c.transport).toBeUndefined();
+  });
+
+  it('reads values and honours seed-document aliases', () => {
+    const c = loadConfig({
+      HOTWEIGHTS_IPC_INFLIGHT_BUCKETS: '6',
+      HOTWEIGHTS_COORD_BACKEND: 'redis',
+      HOTWEIGHTS_TRANSPORT: 'mpi',
+    });
+    expect(c.inflightBuckets).toBe(6);
+    expect(c.coordBackend).toBe('redis');
+    expect(c.transport).toBe('mpi');
+    // the new name wins over the alias
+    expect(
+      loadConfig({ HOTWEIGHTS_INFLIGHT_BUCKETS: '2', HOTWEIGHTS_IPC_INFLIGHT_BUCKETS: '6' }).inflightBuckets,
+    ).toBe(2);
+  });
+
+  it('rejects bad values naming the variable and the expectation', () => {
+    expect(() => loadConfig({ HOTWEIGHTS_INFLIGHT_BUCKETS: 'four' })).toThrowError(
+      /HOTWEIGHTS_INFLIGHT_BUCKETS="four": expected an integer/,
+    );
+    expect(() => loadConfig({ HOTWEIGHTS_INFLIGHT_BUCKETS: '0' })).toThrowError(ConfigError);
+    expect(() => loadConfig({ HOTWEIGHTS_COORD_BACKEND: 'etcd' })).toThrowError(
+      /expected one of memory, redis/,
+    );
+    expect(() => loadConfig({ HOTWEIGHTS_IPC_INFLIGHT_BUCKETS: '-1' })).toThrowError(
+      /HOTWEIGHTS_IPC_INFLIGHT_BUCKETS=-1/,
+    );
+  });
+
+  it('reads rank and world size from torchrun and mpirun variables', () => {
+    expect(readLaunchContext({})).toMatchObject({ rank: 0, worldSize: 1, launcher: 'none' });
+    expect(readLaunchContext({ RANK: '2', WORLD_SIZE: '4', LOCAL_RANK: '0' })).toMatchObject({
+      rank: 2,
+      worldSize: 4,
+      localRank: 0,
+      launcher: 'env',
+    });
+    expect(readLaunchContext({ OMPI_COMM_WORLD_RANK: '1', OMPI_COMM_WORLD_SIZE: '3' })).toMatchObject({
+      rank: 1,
+      worldSize: 3,
+      launcher: 'openmpi',
+    });
+    expect(() => readLaunchContext({ RANK: '4', WORLD_SIZE: '4' })).toThrowError(
+      /RANK=4 is not below WORLD_SIZE=4/,
+    );
+  });
+
+  it('docs/CONFIG.md holds the generated table (run `npm run docs:config` after changing VARIABLES)', () => {
+    const doc = readFileSync(new URL('../../../docs/CONFIG.md', import.meta.url), 'utf8');
+    expect(doc).toContain(renderConfigTable());
+    for (const v of VARIABLES) expect(doc).toContain(v.name);
+  });
+
+  it('no other module reads HOTWEIGHTS_* variables', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const root = new URL('../../../', import.meta.url).pathname;
+    let out = '';
+    try {
+      out = execFileSync('git', ['grep', '-lE', "env(\\.|\\[')HOTWEIGHTS_", '--', 'packages/*/src/**.ts'], {
+        cwd: root,
+        encoding: 'utf8',
+      });
+    } catch (err) {
+      // git grep exits 1 when nothing matches: that is the passing case
+      expect((err as { status?: number }).status).toBe(1);
+    }
+    expect(out.split('\n').filter(Boolean)).toEqual([]);
+  });
+});
