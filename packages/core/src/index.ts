@@ -32,6 +32,7 @@ export {
   type ManifestEntryKind,
   type ManifestFile,
 } from './manifest.js';
+export { createMetricsRegistry, type MetricsServer, startMetricsServer } from './metrics-server.js';
 export {
   PLAN_SCHEMA,
   PLAN_VERSION,
