@@ -8,6 +8,7 @@ import {
   type HotweightsConfig,
   type LaunchContext,
   loadConfig,
+  localTransportProvider,
   TransportManager as Manager,
   readLaunchContext,
   type TransportManager,
@@ -30,7 +31,7 @@ export interface CliContext {
 }
 
 /** Built-in providers that core ships; later issues add to this list. */
-export const BUILTIN_PROVIDERS: TransportProvider[] = [];
+export const BUILTIN_PROVIDERS: TransportProvider[] = [localTransportProvider];
 
 export function createContext(env: NodeJS.ProcessEnv = process.env): CliContext {
   let manager: Promise<TransportManager> | undefined;

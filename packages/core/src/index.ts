@@ -25,6 +25,16 @@ export {
   TransportError,
   VerificationError,
 } from './errors.js';
+export { HostStaging, type HostStagingOptions } from './host-staging.js';
+export {
+  createItemHasher,
+  HASH_ALGORITHMS,
+  type HashAlgorithm,
+  hashItem,
+  type ItemHasher,
+  parseItemHash,
+} from './item-hash.js';
+export { LocalTransport, localTransportProvider } from './local-transport.js';
 export {
   MANIFEST_SCHEMA,
   type Manifest,
@@ -58,6 +68,7 @@ export {
   BUILTIN_PRIORITIES,
   CORE_API_VERSION,
   discoverTransportPackages,
+export { reclaimStaleSegments, SEGMENT_PREFIX } from './shm-segment.js';
   type ProbedCandidate,
   TRANSPORT_KEYWORD,
   type TransportCandidate,

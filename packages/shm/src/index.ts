@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 
 interface Binding {
   map(fd: number, length: number, offset: number, writable: boolean): ArrayBuffer;
+  reserve(fd: number, length: number): void;
   readonly pageSize: number;
 }
 
@@ -85,4 +86,13 @@ export function mapFile(path: string, options: MapOptions): Uint8Array {
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * Reserves `length` bytes of an open file (posix_fallocate): on tmpfs this claims the pages now,
+ * so a full /dev/shm fails here with `code: 'ENOSPC'` rather than as SIGBUS during a later write
+ * through a mapping.
+ */
+export function reserveFd(fd: number, length: number): void {
+  load().reserve(fd, length);
 }

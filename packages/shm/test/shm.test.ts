@@ -6,10 +6,11 @@ import {
   openSync,
   readFileSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { mapFile, pageSize, shmAvailable } from '@hotweights/shm';
+import { mapFile, pageSize, reserveFd, shmAvailable } from '@hotweights/shm';
 import { afterAll, describe, expect, it } from 'vitest';
 
 const dir = mkdtempSync(join('/dev/shm', 'hw-shm-test-'));
@@ -51,5 +52,26 @@ describe('@hotweights/shm', () => {
     const view = mapFile(path, { length: 4096, offset: 4096, writable: false });
     expect(view.every((b) => b === 9)).toBe(true);
     expect(() => mapFile(path, { length: 10, offset: 100 })).toThrowError(/multiple/);
+  });
+});
+
+describe('reserveFd', () => {
+  it('claims space up front and reports ENOSPC on a full filesystem', () => {
+    const path = join(dir, 'reserved');
+    const fd = openSync(path, 'w+');
+    try {
+      reserveFd(fd, 1 << 16);
+      expect(statSync(path).size).toBe(1 << 16);
+      // Larger than any tmpfs here: must fail cleanly, with the code the staging layer maps.
+      let code: unknown;
+      try {
+        reserveFd(fd, 2 ** 50);
+      } catch (err) {
+        code = (err as NodeJS.ErrnoException).code;
+      }
+      expect(['ENOSPC', 'EFALLOCATE']).toContain(code);
+    } finally {
+      closeSync(fd);
+    }
   });
 });
