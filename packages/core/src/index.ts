@@ -53,6 +53,7 @@ export {
 } from './plan.js';
 export { computePlanDigest, loadPlan, parsePlan, validatePlan } from './plan-io.js';
 export { canonicalJson, isConfinedRelativePath, type JsonObject, SchemaChecker } from './schema-check.js';
+export { reclaimStaleSegments, SEGMENT_PREFIX } from './shm-segment.js';
 export type { StagedBucket, StagingAgent } from './staging.js';
 export type {
   BroadcastRequest,
@@ -68,7 +69,6 @@ export {
   BUILTIN_PRIORITIES,
   CORE_API_VERSION,
   discoverTransportPackages,
-export { reclaimStaleSegments, SEGMENT_PREFIX } from './shm-segment.js';
   type ProbedCandidate,
   TRANSPORT_KEYWORD,
   type TransportCandidate,
