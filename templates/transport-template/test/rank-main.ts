@@ -1,0 +1,16 @@
+/**
+ * One rank of the compliance job: started once per rank with RANK, WORLD_SIZE, MASTER_ADDR and
+ * MASTER_PORT set (by the test, or by torchrun / mpirun in real use). Prints a JSON summary.
+ */
+import { loadConfig, readLaunchContext } from '@hotweights/core';
+import { runRankCompliance } from '@hotweights/core/compliance';
+import { provider } from '../src/index.js';
+
+const { rank, worldSize } = readLaunchContext();
+const transport = await provider.create({ rank, worldSize, config: loadConfig() });
+try {
+  const report = await runRankCompliance(transport);
+  process.stdout.write(`${JSON.stringify({ rank, worldSize, passed: report.passed })}\n`);
+} finally {
+  await transport.close();
+}
