@@ -1,0 +1,39 @@
+import { describe, expect, it } from 'vitest';
+import { jsonLines, mpirun, SOURCE_NODE_ARGS } from './mpirun.js';
+
+interface RankReport {
+  rank: number;
+  size: number;
+  probe: { available: boolean; detail?: string };
+  contract: number;
+  passed: string[];
+}
+
+const FIXTURE = 'test/fixtures/compliance-rank.ts';
+
+describe('core compliance suite under a real mpirun', () => {
+  for (const [ranks, chunkMb] of [
+    [2, '16'],
+    [3, '16'],
+    [3, '1'], // 1 MiB chunks: the 8 MiB bucket goes out as 9 pipelined MPI_Bcast calls
+  ] as const) {
+    it(`passes with mpirun -n ${ranks} and ${chunkMb} MiB chunks`, async () => {
+      const job = await mpirun(ranks, ['node', ...SOURCE_NODE_ARGS, FIXTURE], {
+        env: { HOTWEIGHTS_MPI_CHUNK_MB: chunkMb },
+        timeoutMs: 90_000,
+      });
+      expect(job.stderr).not.toMatch(/rank \d+: /);
+      expect(job.code).toBe(0);
+      const reports = jsonLines<RankReport>(job.stdout).sort((a, b) => a.rank - b.rank);
+      expect(reports.map((r) => r.rank)).toEqual([...Array(ranks).keys()]);
+      for (const r of reports) {
+        expect(r.size).toBe(ranks);
+        expect(r.probe).toEqual({ available: true, detail: expect.stringMatching(/^Open MPI v\d/) });
+        expect(r.contract).toBeGreaterThanOrEqual(5);
+        expect(r.passed).toContain('6 broadcasts in flight at once');
+        expect(r.passed).toContain('transport still works after an aborted request');
+        if (ranks === 3) expect(r.passed).toContain('broadcast 300001 B from rank 0 to [0,2]');
+      }
+    }, 120_000);
+  }
+});
