@@ -68,6 +68,7 @@ export type {
 export {
   BUILTIN_PRIORITIES,
   CORE_API_VERSION,
+  chooseTransport,
   discoverTransportPackages,
   type ProbedCandidate,
   TRANSPORT_KEYWORD,

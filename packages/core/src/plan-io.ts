@@ -131,11 +131,9 @@ export function validatePlan(value: unknown, file?: string): Plan {
   return plan;
 }
 
-/** Parses and validates plan JSON text. */
-export function parsePlan(text: string, file?: string): Plan {
-  let value: unknown;
+function parseJson(text: string, file: string | undefined): unknown {
   try {
-    value = JSON.parse(text);
+    return JSON.parse(text);
   } catch (err) {
     throw new SchemaError({
       file,
@@ -145,7 +143,11 @@ export function parsePlan(text: string, file?: string): Plan {
       cause: err,
     });
   }
-  return validatePlan(value, file);
+}
+
+/** Parses and validates plan JSON text. */
+export function parsePlan(text: string, file?: string): Plan {
+  return validatePlan(parseJson(text, file), file);
 }
 
 /** Reads, parses and validates a plan file; checks its digest. */
@@ -160,8 +162,12 @@ export async function loadPlan(path: string): Promise<Plan> {
       { cause: err },
     );
   }
-  const plan = parsePlan(text, path);
-  const digest = computePlanDigest(plan);
+  const raw = parseJson(text, path);
+  const plan = validatePlan(raw, path);
+  // The digest covers the document as written, not the validated copy: validation fills omitted
+  // optional fields with null (which would change the digest) and drops unknown ones (whose
+  // edits must still be detected).
+  const digest = computePlanDigest(raw as Plan);
   if (digest !== plan.digest) {
     throw new SchemaError({
       file: path,

@@ -4,7 +4,7 @@
  * transports, unless a name is forced (`--transport` / HOTWEIGHTS_TRANSPORT).
  */
 import { readdir, readFile } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import semver from 'semver';
 import { NoTransportError, TransportError } from './errors.js';
@@ -126,7 +126,9 @@ async function loadTransportPackage(dir: string, pkg: PackageJson): Promise<Tran
     return failed(`needs core API ${meta.coreApi}, this hotweights provides ${CORE_API_VERSION}`);
   }
   const entry = resolve(dir, meta.transport);
-  if (!entry.startsWith(resolve(dir)))
+  // A prefix test would let `../pkg-evil/x.js` pass for a package in `pkg`.
+  const inside = relative(resolve(dir), entry);
+  if (inside === '' || inside.startsWith('..') || isAbsolute(inside))
     return failed(`transport entry ${meta.transport} is outside the package`);
   let mod: Record<string, unknown>;
   try {
@@ -193,7 +195,7 @@ async function probeWithTimeout(
     if (!result || typeof result !== 'object' || typeof result.available !== 'boolean') {
       return { available: false, reason: 'probe returned something other than {available, …}' };
     }
-    if (!result.available && typeof result.reason !== 'string')
+    if (!result.available && (typeof result.reason !== 'string' || result.reason.trim() === ''))
       return { available: false, reason: 'unavailable (no reason given)' };
     return result;
   } finally {
@@ -236,12 +238,15 @@ export class TransportManager {
     });
   }
 
-  /** Adds packages found by discoverTransportPackages; in-code registrations keep precedence. */
+  /**
+   * Adds packages found by discoverTransportPackages. In-code registrations keep precedence, and
+   * so does what an earlier call found (call it with the application's directory first).
+   */
   async discover(fromDir: string): Promise<TransportCandidate[]> {
     const found = await discoverTransportPackages(fromDir);
     for (const c of found) {
       const existing = this.#candidates.get(c.name);
-      if (existing?.provider && existing.origin === 'builtin') continue;
+      if (existing && (existing.provider || existing.origin !== 'builtin')) continue;
       this.#candidates.set(c.name, c);
     }
     return found;
@@ -275,24 +280,36 @@ export class TransportManager {
     ctx: ProbeContext,
     forced?: string,
   ): Promise<{ provider: TransportProvider; probed: ProbedCandidate[] }> {
-    const name = forced ?? ctx.config.transport;
     const probed = await this.probeAll(ctx);
-    const reasons = Object.fromEntries(
-      probed.map((p) => [p.name, p.result.available ? 'available' : p.result.reason] as const),
-    );
-    if (name) {
-      const hit = probed.find((p) => p.name === name);
-      if (!hit) throw new NoTransportError(`transport ${JSON.stringify(name)} is not installed`, reasons);
-      if (!hit.result.available || !hit.provider) {
-        throw new NoTransportError(
-          `transport ${JSON.stringify(name)} is unavailable: ${hit.result.available ? 'not loaded' : hit.result.reason}`,
-          reasons,
-        );
-      }
-      return { provider: hit.provider, probed };
-    }
-    const best = probed.find((p) => p.result.available && p.provider);
-    if (!best?.provider) throw new NoTransportError('no transport is available', reasons);
-    return { provider: best.provider, probed };
+    const provider = chooseTransport(probed, forced ?? ctx.config.transport).provider;
+    return { provider, probed };
   }
+}
+
+/**
+ * The selection rule on already-probed candidates (sorted by priority, as probeAll returns them):
+ * the forced name, which must be available, else the first available one. Throws
+ * NoTransportError listing every candidate's reason.
+ */
+export function chooseTransport(
+  probed: readonly ProbedCandidate[],
+  forced: string | undefined,
+): ProbedCandidate & { provider: TransportProvider } {
+  const reasons = Object.fromEntries(
+    probed.map((p) => [p.name, p.result.available ? 'available' : p.result.reason] as const),
+  );
+  if (forced) {
+    const hit = probed.find((p) => p.name === forced);
+    if (!hit) throw new NoTransportError(`transport ${JSON.stringify(forced)} is not installed`, reasons);
+    if (!hit.result.available || !hit.provider) {
+      throw new NoTransportError(
+        `transport ${JSON.stringify(forced)} is unavailable: ${hit.result.available ? 'not loaded' : hit.result.reason}`,
+        reasons,
+      );
+    }
+    return { ...hit, provider: hit.provider };
+  }
+  const best = probed.find((p) => p.result.available && p.provider);
+  if (!best?.provider) throw new NoTransportError('no transport is available', reasons);
+  return { ...best, provider: best.provider };
 }
