@@ -1,0 +1,37 @@
+/** ZeroMQ endpoint helpers: validation and the "events on request port + 1" rule. */
+import { ConfigError } from '@hotweights/core';
+
+const TCP = /^tcp:\/\/(\[[^\]]+\]|[^:/]+):(\d+|\*)$/;
+
+/** Throws ConfigError unless `endpoint` is `tcp://HOST:PORT` (PORT may be `*` or 0 to bind) or `ipc://PATH`. */
+export function checkEndpoint(endpoint: string, what = 'endpoint'): string {
+  if (TCP.test(endpoint) || /^ipc:\/\/.+/.test(endpoint) || /^inproc:\/\/.+/.test(endpoint)) return endpoint;
+  throw new ConfigError(
+    `${what} ${JSON.stringify(endpoint)}: expected tcp://HOST:PORT (e.g. tcp://127.0.0.1:5555) or ipc://PATH`,
+  );
+}
+
+/** Port 0 means "any free port" to us; ZeroMQ spells it `*`. */
+export function bindable(endpoint: string): string {
+  return endpoint.replace(/:0$/, ':*');
+}
+
+/** The PUB endpoint next to a request endpoint: same host, port + 1 (ipc: path + `.events`). */
+export function defaultPubEndpoint(endpoint: string): string {
+  const m = TCP.exec(endpoint);
+  if (m) {
+    const port = m[2] === '*' || m[2] === '0' ? '*' : String(Number(m[2]) + 1);
+    return `tcp://${m[1]}:${port}`;
+  }
+  if (endpoint.startsWith('ipc://') || endpoint.startsWith('inproc://')) return `${endpoint}.events`;
+  return checkEndpoint(endpoint);
+}
+
+/** An endpoint a client can connect to: a wildcard bind host becomes the host the client used. */
+export function connectable(bound: string, viaEndpoint: string): string {
+  const b = TCP.exec(bound);
+  const v = TCP.exec(viaEndpoint);
+  if (!b || !v) return bound;
+  const host = b[1] === '0.0.0.0' || b[1] === '*' || b[1] === '[::]' ? v[1] : b[1];
+  return `tcp://${host}:${b[2]}`;
+}

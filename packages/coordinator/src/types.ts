@@ -1,0 +1,85 @@
+/** Records the coordinator keeps (in its backend) and returns from `status`. */
+
+export type UpdateState = 'planned' | 'begun' | 'precommitted' | 'committed' | 'aborted';
+
+/** States in which an update is in progress: no other may begin. */
+export const ACTIVE_STATES: readonly UpdateState[] = ['begun', 'precommitted'];
+
+export interface WorkerRecord {
+  readonly worker_id: string;
+  readonly rank: number;
+  readonly world_size: number;
+  readonly node_id: string;
+  readonly host: string;
+  readonly pid: number | null;
+  readonly registered_at: number;
+  readonly last_seen: number;
+  readonly lease_expires_at: number;
+  /** Version live on the worker's adapter, as it last reported. */
+  readonly live_version: string | null;
+}
+
+export interface PrecommitRecord {
+  readonly digest: string;
+  readonly worker_id: string | null;
+  readonly at: number;
+}
+
+export interface UpdateRecord {
+  readonly version: string;
+  readonly state: UpdateState;
+  readonly plan_digest: string;
+  readonly prev_version: string | null;
+  readonly total_bytes: number;
+  readonly buckets: number;
+  /** Fixed at begin: whose precommit a commit needs. */
+  readonly required_ranks: readonly number[];
+  readonly precommits: Readonly<Record<string, PrecommitRecord>>;
+  /** Commit as soon as every required rank has precommitted. */
+  readonly auto_commit: boolean;
+  /** Why the update was aborted. */
+  readonly reason: string | null;
+  /** A manifest came with the plan: it becomes current on commit. */
+  readonly has_manifest: boolean;
+  readonly submitted_at: number;
+  readonly begun_at: number | null;
+  readonly finished_at: number | null;
+}
+
+export interface UpdateView extends UpdateRecord {
+  readonly precommitted_ranks: readonly number[];
+  readonly missing_ranks: readonly number[];
+}
+
+export interface HandleRecord {
+  readonly node_id: string;
+  readonly key: string;
+  readonly handle: unknown;
+  /** Consumers expected to ack; null: anyone on the node may fetch until the TTL. */
+  readonly consumers: readonly string[] | null;
+  readonly acked: readonly string[];
+  readonly posted_at: number;
+  readonly expires_at: number;
+}
+
+export interface CurrentRecord {
+  readonly version: string | null;
+  readonly manifest_digest: string | null;
+  readonly committed_at: number | null;
+}
+
+export interface CoordinatorStatus {
+  readonly now: number;
+  readonly seq: number;
+  readonly backend: 'memory' | 'redis';
+  readonly auth: boolean;
+  readonly lease_s: number;
+  readonly heartbeat_s: number;
+  readonly current_version: string | null;
+  /** The update in progress (begun or precommitted), if any. */
+  readonly active: UpdateView | null;
+  /** Recent updates, newest first. */
+  readonly updates: readonly UpdateView[];
+  readonly workers: readonly WorkerRecord[];
+  readonly handles_active: number;
+}
