@@ -42,6 +42,21 @@ export {
   type ManifestEntryKind,
   type ManifestFile,
 } from './manifest.js';
+export {
+  buildManifest,
+  ColumnarManifest,
+  computeManifestDigest,
+  HASH_HEX_LENGTH,
+  loadManifest,
+  MANIFEST_VERSION,
+  type ManifestColumns,
+  type ManifestMeta,
+  parseManifest,
+  serializeManifest,
+  toColumnar,
+  validateManifest,
+} from './manifest-io.js';
+export { committedManifestPath, readCommittedManifest, recordCommittedManifest } from './manifest-record.js';
 export { createMetricsRegistry, type MetricsServer, startMetricsServer } from './metrics-server.js';
 export {
   PLAN_SCHEMA,

@@ -1,0 +1,26 @@
+export { isInside } from './atomic-write.js';
+export {
+  type ConsumerOptions,
+  consumerResolver,
+  type GroupMapRule,
+  globToRegExp,
+  parseGroupMap,
+  parseTpGroups,
+  type TpGroups,
+} from './consumers.js';
+export { type CreatePlanOptions, createPlan, DEFAULT_ALIGNMENT } from './create-plan.js';
+export { checkHashAlgo, HASH_ALGOS, type HashAlgo, type HashTask, hashRanges } from './hash-pool.js';
+export { type WriteManifestOptions, writeManifest } from './manifest-writer.js';
+export { alignUp, type Placement, packFirstFitDecreasing } from './packing.js';
+export { writePlan } from './plan-writer.js';
+export { type PublishOptions, type PublishProgress, publish, shardRankOfPath } from './publish.js';
+export {
+  DTYPE_BYTES,
+  MAX_HEADER_BYTES,
+  readSafetensorsHeader,
+  type SafetensorsHeader,
+  type SafetensorsTensorInfo,
+  type TensorData,
+  validateSafetensorsHeader,
+  writeSafetensors,
+} from './safetensors.js';

@@ -1,0 +1,18 @@
+/** writeManifest: the manifest's on-disk form (core's format), written atomically. */
+import { type Manifest, serializeManifest } from '@hotweights/core';
+import { refuseInsideCheckpoint, writeAtomically } from './atomic-write.js';
+
+export interface WriteManifestOptions {
+  /** The published checkpoint: writing inside it is refused unless `allowInsideCheckpoint`. */
+  readonly checkpoint?: string;
+  readonly allowInsideCheckpoint?: boolean;
+}
+
+export async function writeManifest(
+  manifest: Manifest,
+  path: string,
+  options: WriteManifestOptions = {},
+): Promise<void> {
+  await refuseInsideCheckpoint(path, options.checkpoint, options.allowInsideCheckpoint);
+  await writeAtomically(path, [serializeManifest(manifest)]);
+}

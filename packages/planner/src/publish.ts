@@ -1,0 +1,310 @@
+/**
+ * publish: turns a checkpoint directory into a manifest. safetensors files become one header entry
+ * plus one entry per tensor (their byte ranges cover the file), every other file one whole-file
+ * entry; every entry gets a content hash computed in worker threads.
+ */
+import { open, readdir, readFile, realpath, stat } from 'node:fs/promises';
+import { join, relative, resolve, sep } from 'node:path';
+import {
+  buildManifest,
+  CheckpointError,
+  type ColumnarManifest,
+  type ManifestEntry,
+  type ManifestFile,
+} from '@hotweights/core';
+import { checkHashAlgo, type HashAlgo, type HashTask, hashRanges } from './hash-pool.js';
+import { readSafetensorsHeader } from './safetensors.js';
+
+export interface PublishProgress {
+  readonly bytesDone: number;
+  readonly bytesTotal: number;
+}
+
+export interface PublishOptions {
+  /** The checkpoint directory. */
+  readonly checkpoint: string;
+  readonly version: string;
+  readonly modelId?: string | null;
+  /** `blake3` (default), `xxh3-64` or `sha256`. */
+  readonly hash?: string;
+  /** Hashing worker threads (default: every core). */
+  readonly threads?: number;
+  readonly onProgress?: (p: PublishProgress) => void;
+  /** Absolute paths to leave out (e.g. the manifest being written). */
+  readonly exclude?: readonly string[];
+  /** Include hotweights manifests/plans found in the directory (normally skipped). */
+  readonly includeHotweightsFiles?: boolean;
+  /** Split files into hashing tasks of about this many bytes so both cores stay busy. */
+  readonly taskBytes?: number;
+  /** created_at override (tests, reproducible builds). */
+  readonly createdAt?: string;
+}
+
+/** Shard rank from a path such as `rank1/…`, `tp_2.safetensors` or `mp_rank_03/…`; else 0. */
+export function shardRankOfPath(path: string): number {
+  const re = /(?:^|[/_.-])(?:tp|rank)[_-]?(\d+)(?=[/_.-]|$)/gi;
+  let rank = 0;
+  for (const m of path.matchAll(re)) rank = Number(m[1]);
+  return rank;
+}
+
+interface FoundFile {
+  readonly rel: string;
+  readonly abs: string;
+  readonly size: number;
+}
+
+/** Regular files under root (following symlinks, once per real directory), relative `/` paths. */
+async function walk(root: string, exclude: ReadonlySet<string>): Promise<FoundFile[]> {
+  const out: FoundFile[] = [];
+  const seenDirs = new Set<string>();
+  const visit = async (dir: string): Promise<void> => {
+    const real = await realpath(dir);
+    if (seenDirs.has(real)) return;
+    seenDirs.add(real);
+    const names = (await readdir(dir)).sort();
+    for (const name of names) {
+      const abs = join(dir, name);
+      let st: Awaited<ReturnType<typeof stat>>;
+      try {
+        st = await stat(abs);
+      } catch (err) {
+        throw new CheckpointError(
+          `${abs}: cannot stat (${(err as NodeJS.ErrnoException).code}; a dangling symlink?)`,
+          {
+            cause: err,
+          },
+        );
+      }
+      if (st.isDirectory()) await visit(abs);
+      else if (st.isFile()) {
+        if (exclude.has(abs) || exclude.has(await realpath(abs))) continue;
+        out.push({ rel: relative(root, abs).split(sep).join('/'), abs, size: st.size });
+      }
+    }
+  };
+  await visit(root);
+  return out;
+}
+
+/** True when a JSON file is a hotweights manifest or plan (never part of a checkpoint). */
+async function isHotweightsDocument(f: FoundFile): Promise<boolean> {
+  if (!f.rel.endsWith('.json') || f.size < 20) return false;
+  const fh = await open(f.abs, 'r');
+  try {
+    const buf = Buffer.alloc(Math.min(256, f.size));
+    await fh.read(buf, 0, buf.length, 0);
+    return /"schema"\s*:\s*"hotweights\.(manifest|plan)"/.test(buf.toString('utf8'));
+  } finally {
+    await fh.close();
+  }
+}
+
+interface IndexFile {
+  readonly rel: string;
+  readonly weightMap: ReadonlyMap<string, string>;
+}
+
+async function readIndex(f: FoundFile): Promise<IndexFile> {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(await readFile(f.abs, 'utf8'));
+  } catch (err) {
+    throw new CheckpointError(`${f.abs}: not valid JSON (${(err as Error).message})`, { cause: err });
+  }
+  const wm = (doc as { weight_map?: unknown } | null)?.weight_map;
+  if (wm === null || typeof wm !== 'object' || Array.isArray(wm))
+    throw new CheckpointError(`${f.abs}: weight_map: expected an object {tensor: file}`);
+  const map = new Map<string, string>();
+  for (const [tensor, file] of Object.entries(wm as Record<string, unknown>)) {
+    if (typeof file !== 'string')
+      throw new CheckpointError(`${f.abs}: weight_map.${tensor}: expected a file name string`);
+    map.set(tensor, file);
+  }
+  return { rel: f.rel, weightMap: map };
+}
+
+/** Builds the manifest of a checkpoint directory. */
+export async function publish(options: PublishOptions): Promise<ColumnarManifest> {
+  const algo: HashAlgo = checkHashAlgo(options.hash ?? 'blake3');
+  const root = resolve(options.checkpoint);
+  let rootStat: Awaited<ReturnType<typeof stat>>;
+  try {
+    rootStat = await stat(root);
+  } catch (err) {
+    throw new CheckpointError(`checkpoint ${root}: ${(err as NodeJS.ErrnoException).code ?? err}`, {
+      cause: err,
+    });
+  }
+  if (!rootStat.isDirectory()) throw new CheckpointError(`checkpoint ${root} is not a directory`);
+  if (options.version.length === 0) throw new CheckpointError('version must not be empty');
+  const exclude = new Set((options.exclude ?? []).map((p) => resolve(p)));
+  let found = await walk(root, exclude);
+  if (!options.includeHotweightsFiles) {
+    const keep: FoundFile[] = [];
+    for (const f of found) if (!(await isHotweightsDocument(f))) keep.push(f);
+    found = keep;
+  }
+  if (found.length === 0) throw new CheckpointError(`checkpoint ${root} contains no files`);
+
+  const files: ManifestFile[] = [];
+  const entries: Omit<ManifestEntry, 'hash'>[] = [];
+  const tasks: HashTask[] = [];
+  /** Entry indexes hashed by each task, in range order. */
+  const taskEntries: number[][] = [];
+  const taskBytes = options.taskBytes ?? 256 * 1024 * 1024;
+  const tensorsByFile = new Map<string, Set<string>>();
+
+  for (const f of found) {
+    const rank = shardRankOfPath(f.rel);
+    const first = entries.length;
+    if (f.rel.endsWith('.safetensors')) {
+      const h = await readSafetensorsHeader(f.abs);
+      files.push({ path: f.rel, size: f.size, kind: 'safetensors' });
+      entries.push({
+        key: `${f.rel}:${rank}`,
+        tensor: f.rel,
+        shard_rank: rank,
+        kind: 'header',
+        file: f.rel,
+        file_offset: 0,
+        nbytes: h.headerBytes,
+        dtype: null,
+        shape: null,
+      });
+      const names = new Set<string>();
+      for (const t of h.tensors) {
+        names.add(t.name);
+        entries.push({
+          key: `${t.name}:${rank}`,
+          tensor: t.name,
+          shard_rank: rank,
+          kind: 'tensor',
+          file: f.rel,
+          file_offset: t.fileOffset,
+          nbytes: t.nbytes,
+          dtype: t.dtype,
+          shape: t.shape,
+        });
+      }
+      tensorsByFile.set(f.rel, names);
+    } else {
+      files.push({ path: f.rel, size: f.size, kind: 'file' });
+      entries.push({
+        key: `${f.rel}:${rank}`,
+        tensor: f.rel,
+        shard_rank: rank,
+        kind: 'file',
+        file: f.rel,
+        file_offset: 0,
+        nbytes: f.size,
+        dtype: null,
+        shape: null,
+      });
+    }
+    // Split the file's entries into tasks of about taskBytes (at entry boundaries).
+    let ranges: { offset: number; length: number }[] = [];
+    let idx: number[] = [];
+    let bytes = 0;
+    for (let i = first; i < entries.length; i++) {
+      const e = entries[i] as Omit<ManifestEntry, 'hash'>;
+      ranges.push({ offset: e.file_offset, length: e.nbytes });
+      idx.push(i);
+      bytes += e.nbytes;
+      if (bytes >= taskBytes) {
+        tasks.push({ path: f.abs, ranges });
+        taskEntries.push(idx);
+        ranges = [];
+        idx = [];
+        bytes = 0;
+      }
+    }
+    if (ranges.length) {
+      tasks.push({ path: f.abs, ranges });
+      taskEntries.push(idx);
+    }
+  }
+
+  await checkIndexes(root, found, tensorsByFile);
+
+  // Duplicate keys (the same tensor in two shards of the same rank) fail before hashing.
+  const seen = new Map<string, string>();
+  for (const e of entries) {
+    const other = seen.get(e.key);
+    if (other !== undefined)
+      throw new CheckpointError(
+        `${root}: ${e.kind === 'tensor' ? 'tensor' : 'entry'} ${JSON.stringify(e.tensor)} (shard rank ${e.shard_rank}) appears in both ${other} and ${e.file}`,
+      );
+    seen.set(e.key, e.file);
+  }
+
+  const bytesTotal = found.reduce((s, f) => s + f.size, 0);
+  let bytesDone = 0;
+  options.onProgress?.({ bytesDone, bytesTotal });
+  const hexes = await hashRanges(tasks, {
+    algo,
+    threads: options.threads,
+    onBytes: (n) => {
+      bytesDone += n;
+      options.onProgress?.({ bytesDone, bytesTotal });
+    },
+  });
+  const hashed: ManifestEntry[] = new Array(entries.length);
+  for (const [t, idx] of taskEntries.entries()) {
+    const hs = hexes[t] as string[];
+    for (const [k, i] of idx.entries()) {
+      hashed[i] = { ...(entries[i] as Omit<ManifestEntry, 'hash'>), hash: `${algo}:${hs[k]}` };
+    }
+  }
+  // A file that changed size between listing and hashing would make a wrong manifest.
+  for (const f of found) {
+    const now = await stat(f.abs);
+    if (now.size !== f.size)
+      throw new CheckpointError(`${f.abs} changed size while publishing (${f.size} -> ${now.size})`);
+  }
+  return buildManifest(
+    {
+      version: options.version,
+      model_id: options.modelId ?? null,
+      created_at: options.createdAt ?? new Date().toISOString(),
+      hash_algo: algo,
+      files,
+    },
+    hashed,
+  );
+}
+
+/** Checks every `*.safetensors.index.json` against the shards it names. */
+async function checkIndexes(
+  root: string,
+  found: readonly FoundFile[],
+  tensorsByFile: ReadonlyMap<string, ReadonlySet<string>>,
+): Promise<void> {
+  for (const f of found) {
+    if (!f.rel.endsWith('.safetensors.index.json')) continue;
+    const index = await readIndex(f);
+    const dir = f.rel.includes('/') ? f.rel.slice(0, f.rel.lastIndexOf('/') + 1) : '';
+    const named = new Set<string>();
+    for (const [tensor, file] of index.weightMap) {
+      const rel = `${dir}${file}`;
+      named.add(rel);
+      const names = tensorsByFile.get(rel);
+      if (!names)
+        throw new CheckpointError(
+          `${join(root, f.rel)}: weight_map.${tensor} names ${JSON.stringify(file)}, which is not a safetensors file of the checkpoint`,
+        );
+      if (!names.has(tensor))
+        throw new CheckpointError(
+          `${join(root, f.rel)}: weight_map.${tensor} names ${JSON.stringify(file)}, which does not contain that tensor`,
+        );
+    }
+    for (const rel of named) {
+      for (const t of tensorsByFile.get(rel) ?? []) {
+        if (!index.weightMap.has(t))
+          throw new CheckpointError(
+            `${join(root, f.rel)}: tensor ${JSON.stringify(t)} of ${rel} is missing from weight_map`,
+          );
+      }
+    }
+  }
+}
