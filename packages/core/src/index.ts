@@ -67,6 +67,15 @@ export {
   type PlanItemPart,
 } from './plan.js';
 export { computePlanDigest, loadPlan, parsePlan, validatePlan } from './plan-io.js';
+export {
+  bucketParticipants,
+  planGroups,
+  type RankReport,
+  type ReplicateRankOptions,
+  type ReplicationProgress,
+  replicateRank,
+} from './replicator.js';
+export { createReplicatorMetrics, type ReplicatorMetrics } from './replicator-metrics.js';
 export { canonicalJson, isConfinedRelativePath, type JsonObject, SchemaChecker } from './schema-check.js';
 export { reclaimStaleSegments, SEGMENT_PREFIX } from './shm-segment.js';
 export type { StagedBucket, StagingAgent } from './staging.js';

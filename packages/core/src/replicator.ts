@@ -1,0 +1,330 @@
+/**
+ * The Replicator: drives any transport through a plan for ONE rank. Every rank of a job calls
+ * `replicateRank` with the same plan (the local launcher, `mpirun … hotweights replicate`, and the
+ * coordinator's worker agent all do exactly this, once per rank process).
+ *
+ * - Source rank (`plan.source.rank`): reads each bucket's items from the checkpoint straight into
+ *   the bucket buffer (its staging segment when it also consumes the bucket) and broadcasts it to
+ *   `sorted unique [source, ...consumer_ranks]`.
+ * - Consumer ranks: land each bucket they consume in staging and verify every item's hash (split
+ *   tensors once all parts landed). Buckets a rank does not consume never reach it.
+ * - A window (config.inflightBuckets / inflightBytes) keeps several buckets in flight so reading,
+ *   sending and landing overlap; broadcasts are still issued in plan order on every participant.
+ * - Each bucket has a deadline (config.transferTimeoutS) and the whole call an optional signal, so
+ *   a dead peer fails the update instead of hanging it.
+ *
+ * Nothing here touches live weights: on success the version is staged and verified and the caller
+ * commits through an adapter; on failure everything staged for the version is released and the
+ * error names the rank, the bucket and, for bad bytes, the item.
+ */
+import type { Registry } from 'prom-client';
+import { CheckpointReader } from './checkpoint-reader.js';
+import type { HotweightsConfig } from './config.js';
+import { ConfigError, HotweightsError, TimeoutError, TransportError, VerificationError } from './errors.js';
+import { ItemVerifier } from './item-verifier.js';
+import type { Plan, PlanBucket } from './plan.js';
+import { ReplicationWindow } from './replication-window.js';
+import { createReplicatorMetrics, type ReplicatorMetrics } from './replicator-metrics.js';
+import type { StagingAgent } from './staging.js';
+import type { Transport } from './transport.js';
+
+export interface ReplicationProgress {
+  readonly rank: number;
+  readonly version: string;
+  readonly bucketsDone: number;
+  readonly bucketsTotal: number;
+  readonly bytesDone: number;
+  readonly bytesTotal: number;
+  readonly elapsedS: number;
+}
+
+export interface ReplicateRankOptions {
+  readonly plan: Plan;
+  readonly rank: number;
+  readonly worldSize: number;
+  /** An open transport of this rank (same rank and world size). */
+  readonly transport: Transport;
+  /** Where consumed buckets land (HostStaging for shared memory). */
+  readonly staging: StagingAgent;
+  readonly config: HotweightsConfig;
+  /** Aborts the update on this rank (e.g. another rank failed). */
+  readonly signal?: AbortSignal;
+  /** Called after each bucket this rank completes. */
+  readonly onProgress?: (progress: ReplicationProgress) => void;
+  /** Registry (createMetricsRegistry) to export the Replicator's metrics in. */
+  readonly metrics?: Registry;
+  /** Check every landed item's hash (default true). Committing unverified bytes is the caller's call. */
+  readonly verify?: boolean;
+  /** Checkpoint directory on the source rank (default plan.source.root). */
+  readonly sourceRoot?: string;
+}
+
+export interface RankReport {
+  readonly rank: number;
+  readonly version: string;
+  readonly role: 'source' | 'consumer' | 'source+consumer' | 'idle';
+  /** Buckets this rank sent (source) and landed (consumer). */
+  readonly bucketsSent: number;
+  readonly bucketsLanded: number;
+  readonly bytesSent: number;
+  readonly bytesLanded: number;
+  readonly itemsVerified: number;
+  readonly seconds: number;
+}
+
+/** Participants of a bucket's broadcast: the source and the consumers, sorted, unique. */
+export function bucketParticipants(plan: Plan, bucket: PlanBucket): number[] {
+  return [...new Set([plan.source.rank, ...bucket.consumer_ranks])].sort((a, b) => a - b);
+}
+
+/** Every distinct participant set of a plan (what `transport.prepare` receives). */
+export function planGroups(plan: Plan): number[][] {
+  const groups = new Map<string, number[]>();
+  for (const b of plan.buckets) {
+    const ranks = bucketParticipants(plan, b);
+    groups.set(ranks.join(','), ranks);
+  }
+  return [...groups.values()];
+}
+
+function checkWorld(plan: Plan, rank: number, worldSize: number): void {
+  if (!Number.isInteger(rank) || rank < 0 || rank >= worldSize) {
+    throw new ConfigError(`rank ${rank} is not in 0..${worldSize - 1} (world size ${worldSize})`);
+  }
+  if (plan.source.rank >= worldSize) {
+    throw new ConfigError(`plan source rank ${plan.source.rank} is outside the world of ${worldSize} ranks`);
+  }
+  for (const b of plan.buckets) {
+    const outside = b.consumer_ranks.find((r) => r >= worldSize);
+    if (outside !== undefined) {
+      throw new ConfigError(
+        `plan bucket ${b.bucket_id} is consumed by rank ${outside}, outside the world of ${worldSize} ranks (plan made for world_size ${plan.world_size ?? 'unknown'})`,
+      );
+    }
+  }
+}
+
+/** Reused buffers for buckets the source sends but does not consume. */
+class BufferPool {
+  private readonly free: Buffer[] = [];
+  take(size: number): Buffer {
+    const i = this.free.findIndex((b) => b.length >= size);
+    return i >= 0 ? (this.free.splice(i, 1)[0] as Buffer) : Buffer.allocUnsafeSlow(Math.max(size, 1));
+  }
+  give(b: Buffer): void {
+    this.free.push(b);
+  }
+}
+
+function describe(err: unknown): string {
+  return (err as Error)?.message ?? String(err);
+}
+
+/** Replicates `plan` on one rank. Resolves when every bucket of this rank is sent / landed and verified. */
+export async function replicateRank(options: ReplicateRankOptions): Promise<RankReport> {
+  const { plan, rank, worldSize, transport, staging, config } = options;
+  checkWorld(plan, rank, worldSize);
+  const verify = options.verify ?? true;
+  const source = plan.source.rank;
+  const isSource = rank === source;
+  const mine = plan.buckets.filter((b) => isSource || b.consumer_ranks.includes(rank));
+  const consumed = mine.filter((b) => b.consumer_ranks.includes(rank));
+  const role = isSource
+    ? consumed.length > 0
+      ? 'source+consumer'
+      : 'source'
+    : consumed.length > 0
+      ? 'consumer'
+      : 'idle';
+  const m: ReplicatorMetrics | undefined = options.metrics
+    ? createReplicatorMetrics(options.metrics)
+    : undefined;
+  m?.window.set(config.inflightBuckets);
+  const started = performance.now();
+  const bytesTotal = mine.reduce((n, b) => n + b.size, 0);
+  let bytesDone = 0;
+  let bucketsDone = 0;
+  let bytesSent = 0;
+  let bytesLanded = 0;
+  let bucketsSent = 0;
+  let bucketsLanded = 0;
+
+  const ctrl = new AbortController();
+  let firstError: unknown;
+  const fail = (err: unknown) => {
+    if (firstError === undefined) {
+      firstError = err;
+      ctrl.abort(err);
+    }
+  };
+  const onOuterAbort = () =>
+    fail(
+      new HotweightsError(
+        'HW_ABORTED',
+        `rank ${rank}: update ${plan.version} aborted: ${describe(options.signal?.reason)}`,
+        {
+          cause: options.signal?.reason,
+        },
+      ),
+    );
+  if (options.signal?.aborted) onOuterAbort();
+  options.signal?.addEventListener('abort', onOuterAbort, { once: true });
+
+  const reader = isSource ? new CheckpointReader(options.sourceRoot ?? plan.source.root) : undefined;
+  const verifier = new ItemVerifier(rank, () => m?.verifyFailures.inc());
+  const pool = new BufferPool();
+  const window = new ReplicationWindow(config.inflightBuckets, config.inflightBytes, (buckets, bytes) => {
+    m?.inflightBuckets.set(buckets);
+    m?.inflightBytes.set(bytes);
+  });
+
+  try {
+    if (firstError === undefined && transport.prepare) await transport.prepare(planGroups(plan));
+    const host = staging as StagingAgent & {
+      ensureCapacity?: (bytes: number, what: string) => Promise<void>;
+    };
+    const consumeBytes = consumed.reduce((n, b) => n + b.size, 0);
+    if (host.ensureCapacity && consumeBytes > 0)
+      await host.ensureCapacity(consumeBytes, `version ${plan.version} on rank ${rank}`);
+
+    const tasks: Promise<void>[] = [];
+    // Broadcasts are issued in plan order on every rank: each bucket waits for the previous
+    // bucket's broadcast to have been *issued* (not finished), so the window still overlaps.
+    let issued: Promise<void> = Promise.resolve();
+    for (const bucket of mine) {
+      if (firstError !== undefined) break;
+      try {
+        await window.acquire(bucket.size, ctrl.signal);
+      } catch {
+        break;
+      }
+      const previous = issued;
+      let markIssued!: () => void;
+      issued = new Promise<void>((r) => {
+        markIssued = r;
+      });
+      tasks.push(
+        runBucket(bucket, previous, markIssued)
+          .catch(fail)
+          .finally(() => window.release(bucket.size)),
+      );
+    }
+    await Promise.all(tasks);
+    if (firstError === undefined && verify) verifier.finish();
+    if (firstError === undefined) {
+      const missing = consumed.filter((b) => !staging.get(plan.version, b.bucket_id));
+      if (missing.length > 0)
+        throw new VerificationError(
+          `rank ${rank}: bucket(s) ${missing.map((b) => b.bucket_id).join(', ')} never landed`,
+          { details: { rank, buckets: missing.map((b) => b.bucket_id) } },
+        );
+    }
+    if (firstError !== undefined) throw firstError;
+  } catch (err) {
+    ctrl.abort(err);
+    await staging.release(plan.version).catch(() => {});
+    throw err;
+  } finally {
+    options.signal?.removeEventListener('abort', onOuterAbort);
+    await reader?.close();
+  }
+
+  const seconds = (performance.now() - started) / 1000;
+  return {
+    rank,
+    version: plan.version,
+    role,
+    bucketsSent,
+    bucketsLanded,
+    bytesSent,
+    bytesLanded,
+    itemsVerified: verifier.verified,
+    seconds,
+  };
+
+  async function runBucket(
+    bucket: PlanBucket,
+    previous: Promise<void>,
+    markIssued: () => void,
+  ): Promise<void> {
+    const t0 = performance.now();
+    const consume = bucket.consumer_ranks.includes(rank);
+    let pooled: Buffer | undefined;
+    try {
+      let data: Uint8Array;
+      if (consume) {
+        data = (await staging.allocate(plan.version, bucket)).bytes;
+      } else {
+        pooled = pool.take(bucket.size);
+        data = pooled.subarray(0, bucket.size);
+      }
+      if (reader) await Promise.all(bucket.items.map((item) => reader.readItem(item, data)));
+      await previous;
+      if (ctrl.signal.aborted) throw ctrl.signal.reason;
+      const timeout = AbortSignal.timeout(config.transferTimeoutS * 1000);
+      const signal = AbortSignal.any([ctrl.signal, timeout]);
+      let sending: Promise<void>;
+      try {
+        sending = transport.broadcast({
+          bucketId: bucket.bucket_id,
+          root: source,
+          ranks: bucketParticipants(plan, bucket),
+          data,
+          signal,
+        });
+      } finally {
+        markIssued();
+      }
+      try {
+        await sending;
+      } catch (err) {
+        if (ctrl.signal.aborted) throw ctrl.signal.reason;
+        if (timeout.aborted) {
+          throw new TimeoutError(
+            `rank ${rank}: bucket ${bucket.bucket_id} did not ${isSource ? 'reach every consumer' : 'arrive'} within ${config.transferTimeoutS} s (HOTWEIGHTS_TRANSFER_TIMEOUT_S)`,
+            { cause: err, details: { rank, bucket: bucket.bucket_id } },
+          );
+        }
+        if (err instanceof HotweightsError && !(err instanceof TransportError)) throw err;
+        throw new TransportError(`rank ${rank}: bucket ${bucket.bucket_id}: ${describe(err)}`, {
+          cause: err,
+          details: { rank, bucket: bucket.bucket_id, transport: transport.name },
+        });
+      }
+      if (consume) {
+        if (verify) verifier.bucketLanded(bucket, data);
+        const host = staging as StagingAgent & { seal?: (v: string, id: number) => Promise<void> };
+        await host.seal?.(plan.version, bucket.bucket_id);
+      }
+      const roleLabel = consume ? 'land' : 'send';
+      if (isSource) {
+        bucketsSent++;
+        bytesSent += bucket.size;
+      }
+      if (consume) {
+        bucketsLanded++;
+        bytesLanded += bucket.size;
+      }
+      bucketsDone++;
+      bytesDone += bucket.size;
+      const elapsedS = (performance.now() - started) / 1000;
+      m?.buckets.inc({ role: roleLabel });
+      m?.bytes.inc({ role: roleLabel }, bucket.size);
+      m?.bucketSeconds.observe({ role: roleLabel }, (performance.now() - t0) / 1000);
+      m?.lastBucketSize.set(bucket.size);
+      if (elapsedS > 0) m?.throughput.set({ role: roleLabel }, bytesDone / elapsedS / 1e9);
+      options.onProgress?.({
+        rank,
+        version: plan.version,
+        bucketsDone,
+        bucketsTotal: mine.length,
+        bytesDone,
+        bytesTotal,
+        elapsedS,
+      });
+    } finally {
+      markIssued();
+      if (pooled) pool.give(pooled);
+    }
+  }
+}
