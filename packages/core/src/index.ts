@@ -1,4 +1,5 @@
 export type { Adapter, AdapterUpdate } from './adapter.js';
+export { MemoryAdapter } from './adapter-memory.js';
 export {
   type HotweightsConfig,
   type LaunchContext,
@@ -78,6 +79,7 @@ export {
 export { createReplicatorMetrics, type ReplicatorMetrics } from './replicator-metrics.js';
 export { canonicalJson, isConfinedRelativePath, type JsonObject, SchemaChecker } from './schema-check.js';
 export { reclaimStaleSegments, SEGMENT_PREFIX } from './shm-segment.js';
+export { type StagedItem, stagedItems } from './staged-items.js';
 export type { StagedBucket, StagingAgent } from './staging.js';
 export type {
   BroadcastRequest,

@@ -1,0 +1,7 @@
+import { defineProject } from 'vitest/config';
+
+export default defineProject({
+  resolve: { conditions: ['@hotweights/source'] },
+  ssr: { resolve: { conditions: ['@hotweights/source'], externalConditions: ['@hotweights/source'] } },
+  test: { name: 'adapter-directory', include: ['test/**/*.test.ts'], pool: 'forks' },
+});
