@@ -1,5 +1,21 @@
 /** Every command of the CLI. Later packages add one line each. */
 import type { CommandModule } from '../command.js';
+import { abortCommand } from './abort.js';
+import { beginCommand } from './begin.js';
+import { commitCommand } from './commit.js';
+import { coordServeCommand } from './coord-serve.js';
+import { coordStatusCommand } from './coord-status.js';
+import { coordSubmitPlanCommand } from './coord-submit-plan.js';
+import { precommitCommand } from './precommit.js';
 import { transportsCommand } from './transports.js';
 
-export const COMMANDS: readonly CommandModule[] = [transportsCommand];
+export const COMMANDS: readonly CommandModule[] = [
+  transportsCommand,
+  coordServeCommand,
+  coordSubmitPlanCommand,
+  beginCommand,
+  precommitCommand,
+  commitCommand,
+  abortCommand,
+  coordStatusCommand,
+];

@@ -1,0 +1,37 @@
+import type { CommandModule } from '../command.js';
+import { describeUpdate } from './begin.js';
+import { endpointOption, withClient } from './coord-client.js';
+
+export const precommitCommand: CommandModule = {
+  name: 'precommit',
+  register(program, ctx) {
+    endpointOption(
+      program
+        .command('precommit')
+        .description(
+          'Report that a rank staged and verified its share of an update (workers do this themselves)',
+        )
+        .requiredOption('--version <v>', 'version being updated')
+        .requiredOption('--digest <d>', 'digest of what the rank staged (sha256:…)')
+        .option('--rank <r>', 'rank (default: RANK from the launcher)')
+        .option('--json', 'print the update as JSON'),
+    ).action(
+      async (opts: {
+        version: string;
+        digest: string;
+        rank?: string;
+        json?: boolean;
+        endpoint?: string;
+        timeout?: string;
+      }) => {
+        const c = ctx();
+        const rank = opts.rank === undefined ? c.launch.rank : Number(opts.rank);
+        const u = await withClient(c, opts, (client) =>
+          client.precommit({ version: opts.version, rank, digest: opts.digest }),
+        );
+        if (opts.json) c.json(u);
+        else c.out(describeUpdate(u));
+      },
+    );
+  },
+};

@@ -1,0 +1,151 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expectedDigest } from '@hotweights/coordinator';
+import { computePlanDigest, type Plan } from '@hotweights/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type CoordProcess, startCoordProcess } from './coord-process.js';
+import { runCli } from './run-cli.js';
+
+function plan(version: string, consumers: number[]): Plan {
+  const body: Omit<Plan, 'digest'> = {
+    schema: 'hotweights.plan',
+    plan_version: 1,
+    version,
+    prev_version: null,
+    model_id: null,
+    created_at: '2026-01-01T00:00:00.000Z',
+    hash_algo: 'sha256',
+    source: { root: '/nonexistent', rank: 0 },
+    next_manifest: { digest: 'sha256:00', path: null },
+    bucket_bytes: 64,
+    alignment: 8,
+    total_bytes: 8,
+    checkpoint_bytes: 8,
+    world_size: null,
+    buckets: [
+      {
+        bucket_id: 0,
+        size: 8,
+        consumer_ranks: consumers,
+        items: [
+          {
+            key: 'a:0',
+            tensor: 'a',
+            shard_rank: 0,
+            kind: 'file',
+            nbytes: 8,
+            hash: `sha256:${'0'.repeat(64)}`,
+            uri: 'a.bin',
+            file_offset: 0,
+            dtype: null,
+            shape: null,
+            offset: 0,
+          },
+        ],
+      },
+    ],
+    removed: [],
+  };
+  return { ...body, digest: computePlanDigest(body) };
+}
+
+const TOKEN = 'cli-test-token-9f8e7d';
+let dir: string;
+let coord: CoordProcess;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'hw-coord-cli-'));
+  coord = await startCoordProcess({ HOTWEIGHTS_COORD_TOKEN: TOKEN });
+}, 60_000);
+afterAll(async () => {
+  await coord?.stop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('control-plane commands against a real coord-serve', { timeout: 120_000 }, () => {
+  it('submits, begins, refuses commit without quorum, precommits and commits', async () => {
+    const p = plan('v1', [0, 1]);
+    const planFile = join(dir, 'plan.json');
+    await writeFile(planFile, JSON.stringify(p));
+    const env = { HOTWEIGHTS_COORD: coord.endpoint, HOTWEIGHTS_COORD_TOKEN: TOKEN };
+
+    const submit = await runCli(['coord-submit-plan', '--plan', planFile], { env });
+    expect(submit.stderr).toBe('');
+    expect(submit.stdout).toContain('plan for v1 submitted (1 bucket(s)');
+    expect(submit.code).toBe(0);
+
+    const begin = await runCli(['begin', '--version=v1', '--no-auto-commit', '--endpoint', coord.endpoint], {
+      env,
+    });
+    expect(begin.stdout).toContain('update v1: begun, precommitted 0/2 (waiting for rank(s) 0, 1)');
+
+    const early = await runCli(['commit', '--version=v1'], { env });
+    expect(early.code).toBe(1);
+    expect(early.stderr).toContain('hotweights: error [HW_COORD_NO_QUORUM]: commit v1: no quorum yet');
+
+    const again = await runCli(['begin', '--version=v1'], { env });
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('[HW_COORD_REFUSED]');
+
+    const bad = await runCli(['precommit', '--version=v1', '--rank', '0', '--digest', 'sha256:00'], {
+      env,
+    });
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('HW_COORD_DIGEST_MISMATCH');
+
+    for (const rank of [0, 1]) {
+      const ok = await runCli(
+        ['precommit', '--version=v1', '--rank', String(rank), '--digest', expectedDigest(p, rank)],
+        { env },
+      );
+      expect(ok.code).toBe(0);
+    }
+    const status = await runCli(['coord-status', '--json'], { env });
+    expect(JSON.parse(status.stdout).active).toMatchObject({ version: 'v1', state: 'precommitted' });
+
+    const commit = await runCli(['commit', '--version=v1'], { env });
+    expect(commit.stdout).toContain('update v1: committed, precommitted 2/2');
+    const text = await runCli(['coord-status'], { env });
+    expect(text.stdout).toContain('current version: v1');
+    expect(text.stdout).toContain('in progress: (none)');
+  });
+
+  it('refuses mutating commands without the token and never prints it', async () => {
+    const p = plan('v2', [0]);
+    const planFile = join(dir, 'plan2.json');
+    await writeFile(planFile, JSON.stringify(p));
+    const noToken = await runCli(['coord-submit-plan', '--plan', planFile, '--endpoint', coord.endpoint], {
+      env: { HOTWEIGHTS_COORD_TOKEN: '' },
+    });
+    expect(noToken.code).toBe(1);
+    expect(noToken.stderr).toContain('[HW_COORD_UNAUTHORIZED]');
+    const wrong = await runCli(['abort', '--endpoint', coord.endpoint], {
+      env: { HOTWEIGHTS_COORD_TOKEN: 'nope' },
+    });
+    expect(wrong.stderr).toContain('[HW_COORD_UNAUTHORIZED]');
+    // Reading needs no token.
+    const status = await runCli(['coord-status', '--endpoint', coord.endpoint], {
+      env: { HOTWEIGHTS_COORD_TOKEN: '' },
+    });
+    expect(status.code).toBe(0);
+    expect(status.stdout).toContain('auth token');
+    for (const r of [noToken, wrong, status]) expect(r.stdout + r.stderr).not.toContain(TOKEN);
+    expect(coord.output()).not.toContain(TOKEN);
+  });
+
+  it('says clearly when there is no endpoint or nobody answers', async () => {
+    const none = await runCli(['coord-status'], { env: { HOTWEIGHTS_COORD: '' } });
+    expect(none.code).toBe(1);
+    expect(none.stderr).toContain(
+      'no coordinator endpoint: pass --endpoint tcp://HOST:PORT or set HOTWEIGHTS_COORD',
+    );
+    const badUrl = await runCli(['coord-status', '--endpoint', 'localhost:5555']);
+    expect(badUrl.stderr).toContain('expected tcp://HOST:PORT');
+    const silent = await runCli(['coord-status', '--endpoint', 'tcp://127.0.0.1:9', '--timeout', '0.5']);
+    expect(silent.code).toBe(1);
+    expect(silent.stderr).toContain(
+      '[HW_TIMEOUT]: coordinator at tcp://127.0.0.1:9 did not answer status within 0.5 s',
+    );
+  });
+});
