@@ -18,28 +18,70 @@ export function buildProgram(getContext: () => CliContext): Command {
     .version(CLI_VERSION, '-V, --version')
     .option('--debug', 'print stack traces for errors')
     .showSuggestionAfterError(true)
+    // Program options only before the command name: commands own flags such as `--version v2`
+    // (the seed documents' `commit --version`), which the program's -V would otherwise swallow.
+    .enablePositionalOptions()
     .exitOverride()
     .configureOutput({ outputError: () => {} });
   for (const cmd of COMMANDS) cmd.register(program, getContext);
-  program.commands.forEach((c) => {
-    c.exitOverride().configureOutput({ outputError: () => {} });
-  });
+  for (const { command } of listCommands(program)) {
+    // Subcommands made with .command() inherit these; ones attached with .addCommand() (at any
+    // depth) do not, and would print commander's own error text and call process.exit.
+    command.exitOverride().configureOutput({ outputError: () => {} });
+    // `hotweights transports --debug` works as well as `hotweights --debug transports`.
+    if (!command.options.some((o) => o.long === '--debug'))
+      command.option('--debug', 'print stack traces for errors');
+  }
   return program;
+}
+
+/** Every command below `program`, depth first, with its path (`['coordinator', 'serve']`). */
+export function listCommands(program: Command): { path: string[]; command: Command }[] {
+  const out: { path: string[]; command: Command }[] = [];
+  const walk = (parent: Command, prefix: string[]) => {
+    for (const command of parent.commands) {
+      const path = [...prefix, command.name()];
+      out.push({ path, command });
+      walk(command, path);
+    }
+  };
+  walk(program, []);
+  return out;
+}
+
+/** One line, whatever the message holds (commander appends suggestions on a second line). */
+function oneLine(text: string): string {
+  return text.replace(/\s*\n\s*/g, ' ').trim();
 }
 
 /** Formats any error as the single line the user sees. */
 export function describeError(err: unknown): { line: string; exitCode: number } {
   if (err instanceof CommanderError)
-    return { line: `hotweights: ${err.message.replace(/^error: /, '')}`, exitCode: 2 };
-  if (isHotweightsError(err)) return { line: `hotweights: error [${err.code}]: ${err.message}`, exitCode: 1 };
+    return { line: `hotweights: ${oneLine(err.message.replace(/^error: /, ''))}`, exitCode: 2 };
+  if (isHotweightsError(err))
+    return { line: `hotweights: error [${err.code}]: ${oneLine(err.message)}`, exitCode: 1 };
   const e = err as NodeJS.ErrnoException;
   if (e?.code && typeof e.message === 'string')
-    return { line: `hotweights: error [${e.code}]: ${e.message}`, exitCode: 1 };
+    return { line: `hotweights: error [${e.code}]: ${oneLine(e.message)}`, exitCode: 1 };
   return {
-    line: `hotweights: unexpected error: ${(err as Error)?.message ?? String(err)} (run with --debug for details)`,
+    line: `hotweights: unexpected error: ${oneLine((err as Error)?.message ?? String(err))} (run with --debug for details)`,
     exitCode: 70,
   };
 }
+
+/** The stack and every `cause` below it, for --debug. */
+function debugReport(err: unknown): string {
+  const parts: string[] = [];
+  let current: unknown = err;
+  for (let depth = 0; current !== undefined && depth < 8; depth++) {
+    const text = current instanceof Error ? (current.stack ?? String(current)) : String(current);
+    parts.push(depth === 0 ? text : `caused by: ${text}`);
+    current = current instanceof Error ? current.cause : undefined;
+  }
+  return `${parts.join('\n')}\n`;
+}
+
+const HELP_CODES = new Set(['commander.helpDisplayed', 'commander.version', 'commander.help']);
 
 export async function main(argv: readonly string[] = process.argv): Promise<number> {
   const debug = argv.includes('--debug');
@@ -52,17 +94,11 @@ export async function main(argv: readonly string[] = process.argv): Promise<numb
     await program.parseAsync(argv as string[]);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
-    if (
-      err instanceof CommanderError &&
-      (err.code === 'commander.helpDisplayed' ||
-        err.code === 'commander.version' ||
-        err.code === 'commander.help')
-    ) {
-      return 0;
-    }
+    // Help and version were already printed; `hotweights` alone prints help and exits 1.
+    if (err instanceof CommanderError && HELP_CODES.has(err.code)) return err.exitCode;
     const { line, exitCode } = describeError(err);
     process.stderr.write(`${line}\n`);
-    if (debug && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+    if (debug) process.stderr.write(debugReport(err));
     return exitCode;
   }
 }

@@ -1,11 +1,72 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { runCli } from './run-cli.js';
+import { COMMANDS } from '../src/commands/index.js';
+import { buildProgram, listCommands } from '../src/program.js';
+import { type CliResult, runCli } from './run-cli.js';
 
-describe('hotweights program', () => {
-  it('prints its version', async () => {
-    const r = await runCli(['--version']);
+const PKG_VERSION = (
+  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
+
+/** Runs `tasks` at most `limit` at a time (each one is a node process). */
+async function pooled<T>(tasks: (() => Promise<T>)[], limit: number): Promise<T[]> {
+  const out: T[] = new Array(tasks.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: limit }, async () => {
+      while (next < tasks.length) {
+        const i = next++;
+        out[i] = await tasks[i]!();
+      }
+    }),
+  );
+  return out;
+}
+
+function stackLines(text: string): string[] {
+  return text.split('\n').filter((l) => /^\s+at /.test(l));
+}
+
+describe('hotweights program', { timeout: 60_000 }, () => {
+  it('prints its version with --version and -V', async () => {
+    for (const flag of ['--version', '-V']) {
+      const r = await runCli([flag]);
+      expect(r.code).toBe(0);
+      expect(r.stdout.trim()).toBe(PKG_VERSION);
+    }
+  });
+
+  it('lists every registered command in --help', async () => {
+    const r = await runCli(['--help']);
     expect(r.code).toBe(0);
-    expect(r.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
+    expect(r.stdout).toMatch(/^Usage: hotweights /);
+    const program = buildProgram(() => {
+      throw new Error('help needs no context');
+    });
+    expect(program.commands.length).toBeGreaterThanOrEqual(COMMANDS.length);
+    for (const c of program.commands) expect(r.stdout).toContain(c.name());
+  });
+
+  it('--help works for every command, at every depth, and exits 0', async () => {
+    const program = buildProgram(() => {
+      throw new Error('help needs no context');
+    });
+    const paths = listCommands(program).map((c) => c.path);
+    expect(paths.map((p) => p.join(' '))).toContain('transports');
+    const results = await pooled(
+      paths.map((path) => () => runCli([...path, '--help']).then((r): [string[], CliResult] => [path, r])),
+      4,
+    );
+    for (const [path, r] of results) {
+      expect({ path, code: r.code, stderr: r.stderr }).toEqual({ path, code: 0, stderr: '' });
+      expect(r.stdout).toContain(`Usage: hotweights ${path.join(' ')}`);
+    }
+  });
+
+  it('prints help on stderr and exits 1 when no command is given', async () => {
+    const r = await runCli([]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^Usage: hotweights /);
   });
 
   it('turns an unknown command into one line and exit code 2', async () => {
@@ -15,9 +76,55 @@ describe('hotweights program', () => {
     expect(r.stderr).toMatch(/unknown command 'no-such-command'/);
   });
 
+  it('turns an unknown option into one line with a suggestion, exit code 2', async () => {
+    const r = await runCli(['transports', '--jsn']);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split('\n')).toEqual([
+      "hotweights: unknown option '--jsn' (Did you mean --json?)",
+    ]);
+  });
+
   it('reports a bad HOTWEIGHTS_* value as one line naming the variable, without a stack', async () => {
     const r = await runCli(['transports'], { env: { HOTWEIGHTS_INFLIGHT_BUCKETS: 'many' } });
     expect(r.code).toBe(1);
-    expect(r.stderr.trim()).toBe('hotweights: error [HW_CONFIG]: HOTWEIGHTS_INFLIGHT_BUCKETS="many": expected an integer');
+    expect(r.stderr.trim()).toBe(
+      'hotweights: error [HW_CONFIG]: HOTWEIGHTS_INFLIGHT_BUCKETS="many": expected an integer',
+    );
+  });
+
+  it("leaves a command's own --version flag to the command", async () => {
+    // A command declaring --version (as `commit --version v2` does in the seed documents) gets
+    // the value; the program's -V/--version applies only before the command name.
+    const program = buildProgram(() => {
+      throw new Error('not needed');
+    });
+    let seen: string | undefined;
+    program
+      .command('probe-version')
+      .option('--version <v>')
+      .action((opts: { version?: string }) => {
+        seen = opts.version;
+      });
+    await program.parseAsync(['node', 'hotweights', 'probe-version', '--version', 'v2']);
+    expect(seen).toBe('v2');
+    const r = await runCli(['transports', '--version']);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim()).toBe("hotweights: unknown option '--version'");
+  });
+
+  it('prints the stack with --debug, before or after the command name', async () => {
+    for (const args of [
+      ['--debug', 'transports'],
+      ['transports', '--debug'],
+    ]) {
+      const r = await runCli(args, { env: { HOTWEIGHTS_INFLIGHT_BUCKETS: 'many' } });
+      expect(r.code).toBe(1);
+      const lines = r.stderr.trim().split('\n');
+      expect(lines[0]).toBe(
+        'hotweights: error [HW_CONFIG]: HOTWEIGHTS_INFLIGHT_BUCKETS="many": expected an integer',
+      );
+      expect(lines[1]).toMatch(/^ConfigError: HOTWEIGHTS_INFLIGHT_BUCKETS/);
+      expect(stackLines(r.stderr).length).toBeGreaterThan(0);
+    }
   });
 });

@@ -4,12 +4,20 @@
  * sees: stdout, stderr and the exit code.
  */
 import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 export const CLI_SOURCE = fileURLToPath(new URL('../src/bin.ts', import.meta.url));
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-/** Node arguments that run TypeScript sources of the workspace. */
-export const SOURCE_NODE_ARGS = ['--conditions=@hotweights/source', '--import', 'tsx'];
+/**
+ * Node arguments that run TypeScript sources of the workspace. tsx is named by its file URL:
+ * a bare `--import tsx` resolves from the child's cwd, which fails in a temp directory.
+ */
+export const SOURCE_NODE_ARGS = [
+  '--conditions=@hotweights/source',
+  '--import',
+  pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href,
+];
 
 export interface CliResult {
   readonly code: number | null;

@@ -1,4 +1,26 @@
+import { chooseTransport, type ProbedCandidate } from '@hotweights/core';
 import type { CommandModule } from '../command.js';
+
+/** `available (detail)` or `unavailable: reason`. */
+function status(p: ProbedCandidate): string {
+  if (p.result.available) return `available${p.result.detail ? ` (${p.result.detail})` : ''}`;
+  return `unavailable: ${p.result.reason}`;
+}
+
+function table(probed: readonly ProbedCandidate[], selected: string | undefined): string[] {
+  const header = ['  name', 'priority', 'version', 'origin', 'status'];
+  const rows = probed.map((p) => [
+    `${p.name === selected ? '*' : ' '} ${p.name}`,
+    String(p.priority),
+    p.version ?? '-',
+    p.origin,
+    status(p),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]?.length ?? 0)));
+  const fmt = (r: string[]) =>
+    r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('  ');
+  return [fmt(header), ...rows.map(fmt)];
+}
 
 export const transportsCommand: CommandModule = {
   name: 'transports',
@@ -7,21 +29,24 @@ export const transportsCommand: CommandModule = {
       .command('transports')
       .description('List every transport found (built in and installed), its availability and why not')
       .option('--json', 'print a JSON report')
-      .option('--transport <name>', 'show which transport would be selected when forcing NAME')
+      .option('--transport <name>', 'show whether NAME can be selected (default: HOTWEIGHTS_TRANSPORT)')
       .action(async (opts: { json?: boolean; transport?: string }) => {
         const c = ctx();
         const manager = await c.transports();
-        const probeCtx = {
+        const probed = await manager.probeAll({
           rank: c.launch.rank,
           worldSize: c.launch.worldSize,
           launcher: c.launch.launcher,
           config: c.config,
-        };
-        const probed = await manager.probeAll(probeCtx);
+        });
         const forced = opts.transport ?? c.config.transport;
-        const selected = forced
-          ? probed.find((p) => p.name === forced && p.result.available)?.name
-          : probed.find((p) => p.result.available && p.provider)?.name;
+        let selected: string | undefined;
+        let failure: unknown;
+        try {
+          selected = chooseTransport(probed, forced).name;
+        } catch (err) {
+          failure = err;
+        }
         if (opts.json) {
           c.json({
             selected: selected ?? null,
@@ -37,24 +62,14 @@ export const transportsCommand: CommandModule = {
             })),
           });
         } else {
-          const rows = probed.map((p) => [
-            p.name === selected ? `* ${p.name}` : `  ${p.name}`,
-            String(p.priority),
-            p.version ?? '-',
-            p.origin,
-            p.result.available
-              ? `available${p.result.detail ? ` (${p.result.detail})` : ''}`
-              : `unavailable: ${p.result.reason}`,
-          ]);
-          const header = ['  name', 'priority', 'version', 'from', 'status'];
-          const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]?.length ?? 0)));
-          const fmt = (r: string[]) =>
-            r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('  ');
-          c.out(fmt(header));
-          for (const r of rows) c.out(fmt(r));
-          if (!selected) c.out(forced ? `transport ${forced} is not available` : 'no transport is available');
+          for (const line of table(probed, selected)) c.out(line);
+          if (selected)
+            c.out(`selected: ${selected}${forced ? ' (forced)' : ' (highest priority available)'}`);
+          else if (!forced) c.out('selected: none (no transport is available)');
         }
-        if (forced && !selected) process.exitCode = 1;
+        // The list is a fact either way; forcing a transport that cannot be used is a mistake
+        // to report (one line on stderr, exit 1), after the list that explains it.
+        if (failure && forced) throw failure;
       });
   },
 };
