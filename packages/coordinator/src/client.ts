@@ -127,8 +127,19 @@ export class CoordinatorClient {
   ): Promise<{ version: string; state: string; plan_digest: string; buckets: number }> {
     return this.call('submit_plan', manifest === undefined ? { plan } : { plan, manifest });
   }
-  getPlan(version?: string): Promise<{ plan: Plan; state: string | null }> {
-    return this.call('get_plan', version === undefined ? {} : { version });
+  getPlan(
+    version?: string,
+    options: { withManifest?: boolean } = {},
+  ): Promise<{
+    plan: Plan;
+    state: string | null;
+    begun_at: number | null;
+    manifest?: Record<string, unknown> | null;
+  }> {
+    return this.call('get_plan', {
+      ...(version === undefined ? {} : { version }),
+      ...(options.withManifest ? { with_manifest: true } : {}),
+    });
   }
   begin(version: string, options: { autoCommit?: boolean } = {}): Promise<UpdateView> {
     return this.call('begin', { version, auto_commit: options.autoCommit ?? true });

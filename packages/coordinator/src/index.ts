@@ -39,3 +39,4 @@ export type {
   UpdateView,
   WorkerRecord,
 } from './types.js';
+export { WorkerAgent, type WorkerAgentOptions } from './worker.js';

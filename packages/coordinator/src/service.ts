@@ -408,9 +408,10 @@ export class CoordinatorService {
   }
 
   async #getPlan(p: JsonObject): Promise<unknown> {
-    const version = checkParams('get_plan', (c) =>
-      p.version === undefined ? undefined : c.string(p.version, 'version', { nonEmpty: true }),
-    );
+    const { version, withManifest } = checkParams('get_plan', (c) => ({
+      version: p.version === undefined ? undefined : c.string(p.version, 'version', { nonEmpty: true }),
+      withManifest: p.with_manifest === undefined ? false : checkBool(c, p.with_manifest, 'with_manifest'),
+    }));
     const target = version ?? this.#active()?.version;
     if (!target)
       throw new CoordinatorError(
@@ -422,7 +423,17 @@ export class CoordinatorService {
         ? this.#activePlan
         : await this.#backend.get<Plan>(`plan:${target}`);
     if (!plan) throw new CoordinatorError(ERROR_CODES.notFound, `get_plan: no plan for version ${target}`);
-    return { plan, state: this.#updates.get(target)?.state ?? null };
+    const u = this.#updates.get(target);
+    const manifest =
+      withManifest && u?.has_manifest
+        ? ((await this.#backend.get<JsonObject>(`manifest:${target}`)) ?? null)
+        : null;
+    return {
+      plan,
+      state: u?.state ?? null,
+      begun_at: u?.begun_at ?? null,
+      ...(withManifest ? { manifest } : {}),
+    };
   }
 
   async #begin(p: JsonObject): Promise<unknown> {

@@ -1,0 +1,129 @@
+/**
+ * `hotweights worker`: the agent that runs beside each rank of a serving fleet. Rank and world
+ * size come from RANK/WORLD_SIZE (or mpirun's variables) unless given as flags; the adapter is the
+ * directory adapter with --target, else the in-memory one.
+ */
+import { access } from 'node:fs/promises';
+import { DirectoryAdapter } from '@hotweights/adapter-directory';
+import { WorkerAgent } from '@hotweights/coordinator';
+import {
+  type Adapter,
+  ConfigError,
+  createMetricsRegistry,
+  HostStaging,
+  loadManifest,
+  MemoryAdapter,
+  startMetricsServer,
+} from '@hotweights/core';
+import type { CommandModule } from '../command.js';
+import { resolveEndpoint } from './coord-client.js';
+
+function parseCount(text: string | undefined, flag: string, min: number): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < min)
+    throw new ConfigError(`${flag} ${JSON.stringify(text)}: expected an integer >= ${min}`);
+  return n;
+}
+
+interface WorkerOpts {
+  endpoint?: string;
+  pubEndpoint?: string;
+  target?: string;
+  rank?: string;
+  worldSize?: string;
+  transport?: string;
+  metricsPort?: string;
+  verify: boolean;
+  exitAfter?: string;
+}
+
+export const workerCommand: CommandModule = {
+  name: 'worker',
+  register(program, ctx) {
+    program
+      .command('worker')
+      .description('Run a worker agent: stage each update, precommit, and flip the adapter on commit')
+      .option('--endpoint <url>', 'coordinator endpoint (default: HOTWEIGHTS_COORD)')
+      .option('--pub-endpoint <url>', 'coordinator events endpoint (default: request port + 1)')
+      .option(
+        '--target <dir>',
+        'materialise committed versions in DIR (directory adapter); default: in memory',
+      )
+      .option('--rank <r>', "this worker's rank (default: RANK / OMPI_COMM_WORLD_RANK)")
+      .option('--world-size <n>', 'ranks in the job (default: WORLD_SIZE / OMPI_COMM_WORLD_SIZE)')
+      .option(
+        '--transport <name>',
+        'force a transport (default: HOTWEIGHTS_TRANSPORT, else the best available)',
+      )
+      .option('--metrics-port <port>', 'Prometheus port (default 9099 + local rank; 0: any free port; "off")')
+      .option('--no-verify', 'skip hash verification of landed items (not recommended)')
+      .option('--exit-after <n>', 'exit after N updates have finished on this worker (committed or aborted)')
+      .action(async (opts: WorkerOpts) => {
+        const c = ctx();
+        const endpoint = resolveEndpoint(c, opts.endpoint);
+        const rank = parseCount(opts.rank, '--rank', 0) ?? c.launch.rank;
+        const worldSize = parseCount(opts.worldSize, '--world-size', 1) ?? c.launch.worldSize;
+        if (rank >= worldSize) throw new ConfigError(`rank ${rank} is not below world size ${worldSize}`);
+        const exitAfter = parseCount(opts.exitAfter, '--exit-after', 1);
+        const adapter: Adapter = opts.target
+          ? new DirectoryAdapter({ target: opts.target, rank })
+          : new MemoryAdapter();
+        const staging = await HostStaging.open({ dir: c.config.stagingDir, rank });
+        const registry = createMetricsRegistry({ component: 'worker', rank: String(rank) });
+        const port =
+          opts.metricsPort === 'off'
+            ? undefined
+            : (parseCount(opts.metricsPort, '--metrics-port', 0) ?? 9099 + c.launch.localRank);
+        const metrics = port === undefined ? undefined : await startMetricsServer(registry, port);
+        const manager = await c.transports();
+        const forced = opts.transport ?? c.config.transport;
+        let finished = 0;
+        let release!: () => void;
+        const done = new Promise<void>((resolve) => {
+          release = resolve;
+        });
+        const agent = await WorkerAgent.start({
+          endpoint,
+          pubEndpoint: opts.pubEndpoint,
+          token: c.config.coordToken,
+          rank,
+          worldSize,
+          config: c.config,
+          adapter,
+          staging,
+          metrics: registry,
+          verify: opts.verify,
+          log: (line) => c.out(line),
+          openTransport: async ({ rendezvous }) => {
+            const probe = { rank, worldSize, launcher: c.launch.launcher, config: c.config };
+            const { provider } = await manager.select(probe, forced);
+            return provider.create({ rank, worldSize, config: c.config, rendezvous });
+          },
+          loadManifest: async (plan) => {
+            const path = plan.next_manifest.path;
+            if (!path) return undefined;
+            try {
+              await access(path);
+            } catch {
+              return undefined;
+            }
+            return loadManifest(path);
+          },
+          onFinished: () => {
+            finished += 1;
+            if (exitAfter !== undefined && finished >= exitAfter) release();
+          },
+        });
+        if (metrics) c.out(`worker metrics on ${metrics.url}`);
+        const stop = () => release();
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+        await done;
+        await agent.stop();
+        await staging.close();
+        await metrics?.close();
+        c.out(`worker rank ${rank} stopped; live ${agent.liveVersion ?? 'none'}`);
+      });
+  },
+};
