@@ -7,17 +7,11 @@ import { coordServeCommand } from './coord-serve.js';
 import { coordStatusCommand } from './coord-status.js';
 import { coordSubmitPlanCommand } from './coord-submit-plan.js';
 import { precommitCommand } from './precommit.js';
-import { replicateCommand } from './replicate.js';
-import { statusCommand } from './status.js';
-import { rollbackCommand } from './rollback.js';
 import { transportsCommand } from './transports.js';
 import { workerCommand } from './worker.js';
 
 export const COMMANDS: readonly CommandModule[] = [
   transportsCommand,
-  replicateCommand,
-  statusCommand,
-  rollbackCommand,
   coordServeCommand,
   coordSubmitPlanCommand,
   beginCommand,
