@@ -51,6 +51,7 @@ export {
   loadManifest,
   MANIFEST_VERSION,
   type ManifestColumns,
+  type ManifestLoadOptions,
   type ManifestMeta,
   parseManifest,
   serializeManifest,

@@ -9,7 +9,6 @@
 import { resolve } from 'node:path';
 import {
   ConfigError,
-  computePlanDigest,
   type Manifest,
   PLAN_SCHEMA,
   PLAN_VERSION,
@@ -21,6 +20,7 @@ import {
 } from '@hotweights/core';
 import { type ConsumerOptions, consumerResolver } from './consumers.js';
 import { packFirstFitDecreasing } from './packing.js';
+import { planDigest } from './plan-digest.js';
 
 export const DEFAULT_ALIGNMENT = 256;
 
@@ -72,12 +72,21 @@ export function createPlan(options: CreatePlanOptions): Plan {
   const nc = next.columns;
   const pending: PendingItem[] = [];
   let maxShard = 0;
+  // Usually entry i of prev is the same tensor as entry i of next (same layout, new values):
+  // matching by position first avoids a lookup per entry; the key index handles the rest.
+  const pc = prev?.columns;
+  const prevMatched = prev ? new Uint8Array(prev.size) : null;
   for (let i = 0; i < next.size; i++) {
     const sr = nc.shard_rank[i] as number;
     if (sr > maxShard) maxShard = sr;
-    if (prev) {
-      const j = prev.indexOf(next.key(i));
-      if (j >= 0 && prev.hashOf(j) === next.hashOf(i) && prev.columns.nbytes[j] === nc.nbytes[i]) continue;
+    if (prev && pc && prevMatched) {
+      const t = nc.tensor[i] as string;
+      const j =
+        i < prev.size && pc.tensor[i] === t && pc.shard_rank[i] === sr ? i : prev.indexOfTensor(t, sr);
+      if (j >= 0) {
+        prevMatched[j] = 1;
+        if (pc.nbytes[j] === nc.nbytes[i] && prev.sameHash(j, next, i)) continue;
+      }
     }
     const nbytes = nc.nbytes[i] as number;
     if (nbytes <= bucketBytes) {
@@ -97,8 +106,7 @@ export function createPlan(options: CreatePlanOptions): Plan {
   const removed: string[] = [];
   if (prev) {
     for (let j = 0; j < prev.size; j++) {
-      const key = prev.key(j);
-      if (next.indexOf(key) < 0) removed.push(key);
+      if (!prevMatched?.[j]) removed.push(prev.key(j));
     }
     removed.sort();
   }
@@ -188,5 +196,5 @@ export function createPlan(options: CreatePlanOptions): Plan {
     buckets,
     removed,
   };
-  return { ...body, digest: computePlanDigest(body) };
+  return { ...body, digest: planDigest(body) };
 }

@@ -12,6 +12,7 @@ export { type CreatePlanOptions, createPlan, DEFAULT_ALIGNMENT } from './create-
 export { checkHashAlgo, HASH_ALGOS, type HashAlgo, type HashTask, hashRanges } from './hash-pool.js';
 export { type WriteManifestOptions, writeManifest } from './manifest-writer.js';
 export { alignUp, type Placement, packFirstFitDecreasing } from './packing.js';
+export { planDigest } from './plan-digest.js';
 export { writePlan } from './plan-writer.js';
 export { type PublishOptions, type PublishProgress, publish, shardRankOfPath } from './publish.js';
 export {

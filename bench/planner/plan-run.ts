@@ -1,0 +1,45 @@
+/**
+ * One timed plan run in a fresh process (so peak RSS is this run's): load the manifests, create
+ * the plan, write it. Prints one JSON line: phase times (ms), items, buckets, peak RSS (bytes).
+ * Usage: plan-run.ts <prev.json|-> <next.json> <out.json> <bucketBytes>
+ */
+import { performance } from 'node:perf_hooks';
+import { loadManifest } from '@hotweights/core';
+import { createPlan, writePlan } from '@hotweights/planner';
+
+const [prevPath, nextPath, outPath, bucketArg] = process.argv.slice(2);
+if (!nextPath || !outPath || !bucketArg)
+  throw new Error('usage: plan-run.ts <prev|-> <next> <out> <bucketBytes>');
+const cpu0 = process.cpuUsage();
+const t0 = performance.now();
+const [prev, next] = await Promise.all([
+  prevPath && prevPath !== '-' ? loadManifest(prevPath) : Promise.resolve(null),
+  loadManifest(nextPath),
+]);
+const t1 = performance.now();
+const plan = createPlan({
+  prev,
+  next,
+  checkpointRoot: '/ckpt',
+  nextManifestPath: nextPath,
+  bucketBytes: Number(bucketArg),
+});
+const t2 = performance.now();
+await writePlan(plan, outPath);
+const t3 = performance.now();
+console.log(
+  JSON.stringify({
+    load_ms: t1 - t0,
+    plan_ms: t2 - t1,
+    write_ms: t3 - t2,
+    total_ms: t3 - t0,
+    cpu_ms: (() => {
+      const u = process.cpuUsage(cpu0);
+      return (u.user + u.system) / 1000;
+    })(),
+    items: plan.buckets.reduce((s, b) => s + b.items.length, 0),
+    buckets: plan.buckets.length,
+    planned_bytes: plan.total_bytes,
+    peak_rss: process.resourceUsage().maxRSS * 1024,
+  }),
+);

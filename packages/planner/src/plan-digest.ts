@@ -1,0 +1,57 @@
+/**
+ * The plan digest, computed exactly as core's computePlanDigest (sha256 of the canonical JSON
+ * without `digest`) but streamed into the hash item by item with the key order written out, so a
+ * million-item plan neither builds one huge string nor sorts keys a million times. A test checks
+ * both agree.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { canonicalJson, type Plan, type PlanBucket, type PlanItem } from '@hotweights/core';
+
+const s = JSON.stringify;
+
+function itemJson(it: PlanItem): string {
+  const part = it.part
+    ? `"part":{"count":${it.part.count},"index":${it.part.index},"tensor_nbytes":${it.part.tensor_nbytes},"tensor_offset":${it.part.tensor_offset}},`
+    : '';
+  return (
+    `{"dtype":${s(it.dtype)},"file_offset":${it.file_offset},"hash":${s(it.hash)},"key":${s(it.key)},` +
+    `"kind":${s(it.kind)},"nbytes":${it.nbytes},"offset":${it.offset},${part}"shape":${s(it.shape)},` +
+    `"shard_rank":${it.shard_rank},"tensor":${s(it.tensor)},"uri":${s(it.uri)}}`
+  );
+}
+
+function hashBuckets(h: Hash, buckets: readonly PlanBucket[]): void {
+  h.update('[');
+  for (const [b, bucket] of buckets.entries()) {
+    h.update(
+      `${b ? ',' : ''}{"bucket_id":${bucket.bucket_id},"consumer_ranks":${s(bucket.consumer_ranks)},"items":[`,
+    );
+    let batch = '';
+    for (const [i, it] of bucket.items.entries()) {
+      batch += (i ? ',' : '') + itemJson(it);
+      if (batch.length > 1 << 20) {
+        h.update(batch);
+        batch = '';
+      }
+    }
+    h.update(`${batch}],"size":${bucket.size}}`);
+  }
+  h.update(']');
+}
+
+/** `sha256:<hex>`, equal to core's computePlanDigest(plan). */
+export function planDigest(plan: Omit<Plan, 'digest'> | Plan): string {
+  const h = createHash('sha256');
+  const obj = plan as unknown as Record<string, unknown>;
+  const keys = Object.keys(obj)
+    .filter((k) => k !== 'digest' && obj[k] !== undefined)
+    .sort();
+  h.update('{');
+  for (const [n, k] of keys.entries()) {
+    h.update(`${n ? ',' : ''}${s(k)}:`);
+    if (k === 'buckets') hashBuckets(h, plan.buckets);
+    else h.update(canonicalJson(obj[k]));
+  }
+  h.update('}');
+  return `sha256:${h.digest('hex')}`;
+}
