@@ -87,6 +87,8 @@ export class DirectoryAdapter implements Adapter {
   readonly layout: TargetLayout;
   private readonly stateDir: string | undefined;
   private readonly who: string;
+  /** Seconds the last commit or rollback took to flip `current` (the serving pause). */
+  lastSwitchSeconds = 0;
 
   constructor(options: DirectoryAdapterOptions) {
     this.layout = new TargetLayout(options.target);
@@ -265,7 +267,9 @@ export class DirectoryAdapter implements Adapter {
     if (meta === null) throw new AdapterError(`${this.who}: version ${version} was not prepared`);
     const live = await this.linked('current');
     if (live?.dirName === dirName) return;
+    const t0 = performance.now();
     await flipLink(this.layout.current, this.layout.linkText(dirName));
+    this.lastSwitchSeconds = (performance.now() - t0) / 1000;
     if (live) await flipLink(this.layout.previous, this.layout.linkText(live.dirName));
     else await rm(this.layout.previous, { force: true });
     await this.prune([dirName, live?.dirName]);
@@ -285,7 +289,9 @@ export class DirectoryAdapter implements Adapter {
     const live = await this.linked('current');
     const prev = await this.linked('previous');
     if (!prev) throw new AdapterError(`${this.who}: nothing to roll back to: no previous version is kept`);
+    const t0 = performance.now();
     await flipLink(this.layout.current, this.layout.linkText(prev.dirName));
+    this.lastSwitchSeconds = (performance.now() - t0) / 1000;
     if (live) await flipLink(this.layout.previous, this.layout.linkText(live.dirName));
     if (this.stateDir) await recordCommittedManifest(this.stateDir, this.layout.manifestFile(prev.dirName));
     return prev.meta.version;

@@ -12,6 +12,15 @@ export class MemoryAdapter implements Adapter {
   private readonly versions = new Map<string, Map<string, Uint8Array>>();
   private current: string | null = null;
   private previous: string | null = null;
+  private readonly partial: boolean;
+
+  /**
+   * `partial`: accept a delta with nothing live and keep only the staged items (verify-only runs
+   * of `hotweights replicate` without a target).
+   */
+  constructor(options: { readonly partial?: boolean } = {}) {
+    this.partial = options.partial ?? false;
+  }
 
   async currentVersion(): Promise<string | null> {
     return this.current;
@@ -23,12 +32,16 @@ export class MemoryAdapter implements Adapter {
 
   async prepare(update: AdapterUpdate): Promise<void> {
     const { plan } = update;
-    if (plan.prev_version !== null && plan.prev_version !== this.current) {
+    const partialBase = this.partial && this.current === null;
+    if (plan.prev_version !== null && plan.prev_version !== this.current && !partialBase) {
       throw new AdapterError(
         `plan ${plan.version} is a delta from ${plan.prev_version}, but the live version is ${this.current ?? 'none'}`,
       );
     }
-    const base = plan.prev_version === null ? new Map() : new Map(this.versions.get(this.current as string));
+    const base =
+      plan.prev_version === null || partialBase
+        ? new Map()
+        : new Map(this.versions.get(this.current as string));
     for (const key of plan.removed) base.delete(key);
     for (const [key, staged] of stagedItems(plan, update.staging)) {
       const bytes = new Uint8Array(staged.nbytes);

@@ -1,5 +1,6 @@
 export type { Adapter, AdapterUpdate } from './adapter.js';
 export { MemoryAdapter } from './adapter-memory.js';
+export { type VoteResult, voteBucketId, voteOnCommit } from './commit-vote.js';
 export {
   type HotweightsConfig,
   type LaunchContext,
@@ -35,6 +36,14 @@ export {
   type ItemHasher,
   parseItemHash,
 } from './item-hash.js';
+export {
+  createRendezvousDir,
+  type LocalLaunchOptions,
+  type LocalRankExit,
+  launchLocalRanks,
+  type RankEvent,
+  removeRendezvousDir,
+} from './local-launcher.js';
 export { LocalTransport, localTransportProvider } from './local-transport.js';
 export {
   MANIFEST_SCHEMA,
@@ -69,6 +78,7 @@ export {
   type PlanItemPart,
 } from './plan.js';
 export { computePlanDigest, loadPlan, parsePlan, validatePlan } from './plan-io.js';
+export { type RankUpdateOptions, type RankUpdateResult, runRankUpdate } from './rank-update.js';
 export {
   bucketParticipants,
   planGroups,

@@ -7,11 +7,17 @@ import { coordServeCommand } from './coord-serve.js';
 import { coordStatusCommand } from './coord-status.js';
 import { coordSubmitPlanCommand } from './coord-submit-plan.js';
 import { precommitCommand } from './precommit.js';
+import { replicateCommand } from './replicate.js';
+import { rollbackCommand } from './rollback.js';
+import { statusCommand } from './status.js';
 import { transportsCommand } from './transports.js';
 import { workerCommand } from './worker.js';
 
 export const COMMANDS: readonly CommandModule[] = [
   transportsCommand,
+  replicateCommand,
+  rollbackCommand,
+  statusCommand,
   coordServeCommand,
   coordSubmitPlanCommand,
   beginCommand,

@@ -1,0 +1,469 @@
+/**
+ * `hotweights replicate`: moves a plan's buckets to every rank, verifies, and (with --commit)
+ * makes the new version live everywhere or nowhere.
+ *
+ * - No launcher (a plain shell): this process is the launcher. It starts `--world-size` rank
+ *   processes on this host (RANK/WORLD_SIZE set, local transport through a rendezvous dir in the
+ *   staging dir), shows progress, and prints one summary. A world of one runs in-process.
+ * - Under mpirun/torchrun (RANK/WORLD_SIZE or OMPI_* set): this process is one rank; the
+ *   transport is chosen by priority (mpi under mpirun) unless --transport forces one.
+ *
+ * Every rank runs core's runRankUpdate: replicate (stage + verify) -> adapter.prepare -> commit
+ * vote over the transport -> adapter.commit. Adapters: `--target DIR` (the directory adapter;
+ * DIR/rank-<r> for each rank when the world has more than one) or, without it, memory.
+ */
+import { resolve } from 'node:path';
+import { DirectoryAdapter } from '@hotweights/adapter-directory';
+import {
+  type Adapter,
+  CommitError,
+  ConfigError,
+  createMetricsRegistry,
+  createRendezvousDir,
+  HostStaging,
+  type HotweightsError,
+  isHotweightsError,
+  launchLocalRanks,
+  loadManifest,
+  loadPlan,
+  localTransportProvider,
+  type Manifest,
+  MemoryAdapter,
+  type MetricsServer,
+  type Plan,
+  type RankEvent,
+  type RankUpdateResult,
+  removeRendezvousDir,
+  runRankUpdate,
+  startMetricsServer,
+  type TransportProvider,
+} from '@hotweights/core';
+import { type Command, Option } from 'commander';
+import type { CommandModule } from '../command.js';
+import type { CliContext } from '../context.js';
+
+export interface ReplicateOptions {
+  readonly plan: string;
+  readonly manifestNext?: string;
+  readonly verify: boolean;
+  readonly commit: boolean;
+  readonly target?: string;
+  readonly worldSize?: number;
+  readonly transport?: string;
+  /** Metrics port of rank 0 (rank r uses port + r); false: no metrics server. */
+  readonly metricsPort: number | false;
+  /** Rendezvous dir (set by the local launcher for its ranks). */
+  readonly rendezvous?: string;
+  /** Print JSON event lines instead of text (set by the local launcher for its ranks). */
+  readonly rankEvents?: boolean;
+  readonly json?: boolean;
+}
+
+export interface ReplicateSummary {
+  readonly version: string;
+  readonly prev_version: string | null;
+  readonly plan_digest: string;
+  readonly world_size: number;
+  readonly transport: string;
+  readonly buckets: number;
+  readonly bytes_planned: number;
+  readonly checkpoint_bytes: number;
+  readonly seconds: number;
+  readonly throughput_gbps: number;
+  readonly items_verified: number;
+  readonly committed: boolean;
+  /** Longest time any rank's adapter took to flip to the new version. */
+  readonly pause_ms: number;
+  readonly live: string | null;
+  readonly targets: readonly string[];
+}
+
+/** The directory a rank materialises into. */
+export function rankTarget(target: string, rank: number, worldSize: number): string {
+  return worldSize > 1 ? resolve(target, `rank-${rank}`) : resolve(target);
+}
+
+function defaultWorldSize(plan: Plan): number {
+  const highest = plan.buckets.reduce((m, b) => Math.max(m, ...b.consumer_ranks), plan.source.rank);
+  return Math.max(plan.world_size ?? 1, highest + 1);
+}
+
+async function loadNextManifest(plan: Plan, opts: ReplicateOptions): Promise<Manifest | undefined> {
+  if (opts.manifestNext) return loadManifest(opts.manifestNext);
+  if (opts.target && plan.next_manifest.path) return loadManifest(plan.next_manifest.path);
+  return undefined;
+}
+
+function fmtBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  let v = n;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
+}
+
+export function describeSummary(s: ReplicateSummary): string[] {
+  const pct =
+    s.checkpoint_bytes > 0
+      ? ` (${((100 * s.bytes_planned) / s.checkpoint_bytes).toFixed(1)}% of the ${fmtBytes(s.checkpoint_bytes)} checkpoint)`
+      : '';
+  const lines = [
+    `replicated ${s.version} to ${s.world_size} rank(s) over ${s.transport}: ${s.buckets} bucket(s), ${fmtBytes(s.bytes_planned)}${pct} in ${s.seconds.toFixed(3)} s (${s.throughput_gbps.toFixed(2)} GB/s), ${s.items_verified} item(s) verified`,
+  ];
+  if (s.committed) {
+    lines.push(
+      `committed ${s.version} on every rank; pause ${s.pause_ms.toFixed(1)} ms${s.targets.length ? `; live in ${s.targets.map((t) => `${t}/current`).join(', ')}` : ''}`,
+    );
+  } else {
+    lines.push(`staged and verified ${s.version}, not committed (add --commit to make it live)`);
+  }
+  return lines;
+}
+
+/** Runs this process as one rank. */
+async function runRank(
+  c: CliContext,
+  opts: ReplicateOptions,
+  rank: number,
+  worldSize: number,
+  emit: (ev: RankEvent) => void,
+): Promise<{ result: RankUpdateResult; transport: string }> {
+  const plan = await loadPlan(opts.plan);
+  const manifest = await loadNextManifest(plan, opts);
+  let provider: TransportProvider;
+  const forced = opts.transport ?? c.config.transport;
+  if (opts.rendezvous && !forced) {
+    provider = localTransportProvider;
+  } else if (worldSize === 1 && !forced) {
+    provider = localTransportProvider;
+  } else {
+    const manager = await c.transports();
+    provider = (
+      await manager.select({ rank, worldSize, launcher: c.launch.launcher, config: c.config }, forced)
+    ).provider;
+  }
+  const staging = await HostStaging.open({ dir: c.config.stagingDir, rank });
+  const adapter: Adapter = opts.target
+    ? new DirectoryAdapter({
+        target: rankTarget(opts.target, rank, worldSize),
+        // One record per job: rank 0 writes the committed manifest for `plan` without --prev.
+        ...(rank === 0 ? { stateDir: c.config.stateDir } : {}),
+        rank,
+      })
+    : new MemoryAdapter({ partial: true });
+  const ctrl = new AbortController();
+  const onSignal = (sig: NodeJS.Signals) => ctrl.abort(new Error(`received ${sig}`));
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+  let metrics: MetricsServer | undefined;
+  const registry = createMetricsRegistry({ component: 'replicate', rank: String(rank) });
+  if (opts.metricsPort !== false) {
+    try {
+      metrics = await startMetricsServer(registry, opts.metricsPort === 0 ? 0 : opts.metricsPort + rank);
+    } catch (err) {
+      c.err(`hotweights: warning: rank ${rank}: no metrics server: ${(err as Error).message}`);
+    }
+  }
+  const transport = await provider.create({
+    rank,
+    worldSize,
+    config: c.config,
+    ...(opts.rendezvous ? { rendezvous: { dir: opts.rendezvous } } : {}),
+  });
+  try {
+    const result = await runRankUpdate({
+      plan,
+      ...(manifest ? { manifest } : {}),
+      rank,
+      worldSize,
+      transport,
+      staging,
+      adapter,
+      config: c.config,
+      commit: opts.commit,
+      verify: opts.verify,
+      signal: ctrl.signal,
+      metrics: registry,
+      onProgress: (p) => emit({ type: 'progress', ...p }),
+    });
+    return { result, transport: transport.name };
+  } finally {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+    await transport.close();
+    await staging.close();
+    await metrics?.close();
+  }
+}
+
+function summarise(
+  plan: Plan,
+  worldSize: number,
+  transport: string,
+  results: RankUpdateResult[],
+  targets: string[],
+): ReplicateSummary {
+  const seconds = Math.max(...results.map((r) => r.report.seconds));
+  return {
+    version: plan.version,
+    prev_version: plan.prev_version,
+    plan_digest: plan.digest,
+    world_size: worldSize,
+    transport,
+    buckets: plan.buckets.length,
+    bytes_planned: plan.total_bytes,
+    checkpoint_bytes: plan.checkpoint_bytes,
+    seconds,
+    throughput_gbps: seconds > 0 ? plan.total_bytes / seconds / 1e9 : 0,
+    items_verified: results.reduce((n, r) => n + r.report.itemsVerified, 0),
+    committed: results.every((r) => r.committed),
+    pause_ms: Math.max(...results.map((r) => r.commitSeconds)) * 1000,
+    live: results[0]?.live ?? null,
+    targets,
+  };
+}
+
+/** The first root cause among failed ranks: bad bytes and bad input before transport fallout. */
+function rootCause(
+  exits: {
+    rank: number;
+    code: number | null;
+    signal: NodeJS.Signals | null;
+    events: readonly RankEvent[];
+    stderr: string;
+  }[],
+): string {
+  const errors = exits.flatMap((e) =>
+    e.events.filter((ev) => ev.type === 'error').map((ev) => ({ rank: e.rank, ev })),
+  );
+  const primary = [
+    'HW_VERIFY',
+    'HW_CHECKPOINT',
+    'HW_PATH_ESCAPE',
+    'HW_ADAPTER',
+    'HW_STAGING',
+    'HW_STAGING_NO_SPACE',
+    'HW_SCHEMA',
+    'HW_CONFIG',
+  ];
+  const best = errors.find((e) => primary.includes(String(e.ev.code))) ?? undefined;
+  const crashed = exits.find(
+    (e) => e.signal !== null && e.signal !== 'SIGTERM' && !e.events.some((ev) => ev.type === 'error'),
+  );
+  if (best) return String(best.ev.message);
+  if (crashed) return `rank ${crashed.rank} died (${crashed.signal}) during the update`;
+  const silent = exits.find((e) => e.code !== 0 && !e.events.some((ev) => ev.type === 'error'));
+  if (silent && !errors.length)
+    return `rank ${silent.rank} exited with code ${silent.code}: ${silent.stderr.trim().split('\n').pop() ?? ''}`;
+  return String(errors[0]?.ev.message ?? 'a rank failed');
+}
+
+/** Launches the ranks on this host (or runs in-process for one rank) and returns the summary. */
+export async function replicateLocally(
+  c: CliContext,
+  opts: ReplicateOptions,
+  onProgress?: (done: number, total: number) => void,
+): Promise<ReplicateSummary> {
+  const plan = await loadPlan(opts.plan);
+  const worldSize = opts.worldSize ?? defaultWorldSize(plan);
+  const targets = opts.target
+    ? Array.from({ length: worldSize }, (_, r) => rankTarget(opts.target as string, r, worldSize))
+    : [];
+  if (worldSize === 1) {
+    const { result, transport } = await runRank(c, opts, 0, 1, (ev) => {
+      if (ev.type === 'progress') onProgress?.(Number(ev.bytesDone), Number(ev.bytesTotal));
+    });
+    return summarise(plan, 1, transport, [result], targets);
+  }
+  const rendezvous = await createRendezvousDir(c.config.stagingDir);
+  try {
+    const args = [
+      ...process.execArgv,
+      process.argv[1] as string,
+      'replicate',
+      '--plan',
+      resolve(opts.plan),
+      '--rendezvous',
+      rendezvous,
+      '--rank-events',
+      ...(opts.manifestNext ? ['--manifest-next', resolve(opts.manifestNext)] : []),
+      ...(opts.verify ? [] : ['--no-verify']),
+      ...(opts.commit ? ['--commit'] : []),
+      ...(opts.target ? ['--target', resolve(opts.target)] : []),
+      ...(opts.transport ? ['--transport', opts.transport] : []),
+      ...(opts.metricsPort === false ? ['--no-metrics'] : ['--metrics-port', String(opts.metricsPort)]),
+    ];
+    const done = new Map<number, number>();
+    let total = 0;
+    const totals = new Map<number, number>();
+    const exits = await launchLocalRanks({
+      worldSize,
+      command: process.execPath,
+      args,
+      onEvent: (rank, ev) => {
+        if (ev.type !== 'progress') return;
+        done.set(rank, Number(ev.bytesDone));
+        totals.set(rank, Number(ev.bytesTotal));
+        total = [...totals.values()].reduce((a, b) => a + b, 0);
+        onProgress?.(
+          [...done.values()].reduce((a, b) => a + b, 0),
+          total,
+        );
+      },
+    });
+    const results = exits.map((e) => e.events.find((ev) => ev.type === 'done'));
+    if (exits.some((e) => e.code !== 0) || results.some((r) => r === undefined)) {
+      const committedSomewhere = results.some((r) => r?.committed === true);
+      throw new CommitError(
+        `update ${plan.version} failed: ${rootCause(exits)}; ${committedSomewhere ? 'WARNING: some ranks committed before the failure' : `nothing was committed, the live version is unchanged${plan.prev_version ? ` (${plan.prev_version})` : ''}`}`,
+        { details: { ranks: exits.map((e) => ({ rank: e.rank, code: e.code, signal: e.signal })) } },
+      );
+    }
+    const transport = String(results[0]?.transport ?? 'local');
+    return summarise(
+      plan,
+      worldSize,
+      transport,
+      results.map((r) => r?.result as RankUpdateResult),
+      targets,
+    );
+  } finally {
+    await removeRendezvousDir(rendezvous);
+  }
+}
+
+function parseWorldSize(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 1024)
+    throw new ConfigError(`--world-size ${v}: expected an integer in 1..1024`);
+  return n;
+}
+
+function parsePort(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new ConfigError(`--metrics-port ${v}: expected a port in 0..65535`);
+  return n;
+}
+
+interface RawOptions {
+  plan: string;
+  manifestNext?: string;
+  verify: boolean;
+  commit?: boolean;
+  target?: string;
+  worldSize?: number;
+  transport?: string;
+  metricsPort: number;
+  metrics: boolean;
+  rendezvous?: string;
+  rankEvents?: boolean;
+  json?: boolean;
+}
+
+export const replicateCommand: CommandModule = {
+  name: 'replicate',
+  register(program: Command, ctx) {
+    program
+      .command('replicate')
+      .description("Move a plan's buckets to every rank, verify every item, and commit everywhere or nowhere")
+      .requiredOption('--plan <file>', 'plan made by `hotweights plan`')
+      .option(
+        '--manifest-next <file>',
+        "the next version's manifest (default: the plan's next_manifest.path, needed with --target)",
+      )
+      .option('--verify', "check every landed item's hash (the default)", true)
+      .option('--no-verify', 'skip hash checks (refused with --commit)')
+      .option('--commit', 'make the new version live on every rank once all ranks staged and verified it')
+      .option(
+        '--target <dir>',
+        'materialise committed versions in DIR (DIR/rank-<r> per rank when --world-size > 1)',
+      )
+      .option(
+        '--world-size <n>',
+        "ranks to start on this host (default: the plan's world size); ignored under mpirun/torchrun",
+        parseWorldSize,
+      )
+      .option(
+        '--transport <name>',
+        'force a transport (default: local when started here, by priority under a launcher)',
+      )
+      .option(
+        '--metrics-port <port>',
+        'Prometheus /metrics port of rank 0 (rank r: port + r)',
+        parsePort,
+        9097,
+      )
+      .option('--no-metrics', 'do not start a metrics server')
+      .option('--json', 'print the summary as JSON')
+      // Set by the local launcher for the rank processes it starts.
+      .addOption(new Option('--rendezvous <dir>').hideHelp())
+      .addOption(new Option('--rank-events').hideHelp())
+      .action(async (raw: RawOptions) => {
+        const c = ctx();
+        if (raw.commit && !raw.verify) throw new ConfigError('--commit needs verification: drop --no-verify');
+        const opts: ReplicateOptions = {
+          plan: raw.plan,
+          verify: raw.verify,
+          commit: raw.commit === true,
+          metricsPort: raw.metrics ? raw.metricsPort : false,
+          ...(raw.manifestNext ? { manifestNext: raw.manifestNext } : {}),
+          ...(raw.target ? { target: raw.target } : {}),
+          ...(raw.worldSize ? { worldSize: raw.worldSize } : {}),
+          ...(raw.transport ? { transport: raw.transport } : {}),
+          ...(raw.rendezvous ? { rendezvous: raw.rendezvous } : {}),
+          ...(raw.rankEvents ? { rankEvents: true } : {}),
+          ...(raw.json ? { json: true } : {}),
+        };
+        if (c.launch.launcher !== 'none') {
+          await runUnderLauncher(c, opts);
+          return;
+        }
+        let lastDraw = 0;
+        const summary = await replicateLocally(c, opts, (done, total) => {
+          if (!c.interactive || Date.now() - lastDraw < 100) return;
+          lastDraw = Date.now();
+          process.stderr.write(`\r  ${fmtBytes(done)} / ${fmtBytes(total)} staged and verified`);
+        });
+        if (c.interactive) process.stderr.write('\r\x1b[K');
+        if (opts.json) c.json(summary);
+        else for (const line of describeSummary(summary)) c.out(line);
+      });
+  },
+};
+
+/** This process is one rank of a launched job (mpirun, torchrun, or our local launcher). */
+async function runUnderLauncher(c: CliContext, opts: ReplicateOptions): Promise<void> {
+  const { rank, worldSize } = c.launch;
+  const emit = (ev: RankEvent) => {
+    if (opts.rankEvents) process.stdout.write(`${JSON.stringify(ev)}\n`);
+  };
+  try {
+    const { result, transport } = await runRank(c, opts, rank, worldSize, emit);
+    if (opts.rankEvents) {
+      emit({ type: 'done', rank, transport, result });
+    } else if (rank === 0) {
+      const plan = await loadPlan(opts.plan);
+      const targets = opts.target ? [rankTarget(opts.target, rank, worldSize)] : [];
+      const summary = summarise(plan, worldSize, transport, [result], targets);
+      if (opts.json) c.json(summary);
+      else for (const line of describeSummary(summary)) c.out(line);
+    }
+  } catch (err) {
+    if (opts.rankEvents) {
+      const e = err as HotweightsError;
+      emit({
+        type: 'error',
+        rank,
+        code: isHotweightsError(err) ? e.code : ((err as NodeJS.ErrnoException).code ?? 'HW_INTERNAL'),
+        message: (err as Error).message,
+      });
+      process.exitCode = 1;
+      return;
+    }
+    throw err;
+  }
+}

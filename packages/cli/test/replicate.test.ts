@@ -1,0 +1,238 @@
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createPlan, publish, writeManifest, writePlan, writeSafetensors } from '@hotweights/planner';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLI_SOURCE, REPO_ROOT, runCli, SOURCE_NODE_ARGS } from './run-cli.js';
+
+const work = mkdtempSync(join(tmpdir(), 'hw-cli-replicate-'));
+const staging = mkdtempSync(join('/dev/shm', 'hw-cli-replicate-'));
+const env = {
+  HOTWEIGHTS_STAGING_DIR: staging,
+  HOTWEIGHTS_STATE_DIR: join(work, 'state'),
+  HOTWEIGHTS_TRANSFER_TIMEOUT_S: '30',
+};
+afterAll(() => {
+  rmSync(work, { recursive: true, force: true });
+  rmSync(staging, { recursive: true, force: true });
+});
+
+const tensor = (rows: number, cols = 256) => ({
+  dtype: 'F32',
+  shape: [rows, cols],
+  data: randomBytes(rows * cols * 4),
+});
+const FILES = ['model-00001.safetensors', 'model-00002.safetensors', 'config.json'];
+
+/** Base and fine-tune checkpoints, their manifests, a full plan of the base and a delta plan. */
+async function makeVersions(name: string, rows: number, bucketBytes: number) {
+  const dir = join(work, name);
+  const base = join(dir, 'base');
+  const ft = join(dir, 'ft');
+  mkdirSync(base, { recursive: true });
+  mkdirSync(ft, { recursive: true });
+  const first = { 'layers.0.w': tensor(rows), 'layers.0.b': tensor(8), 'layers.1.w': tensor(rows) };
+  const second = { embed: tensor(rows), head: tensor(rows / 2) };
+  await writeSafetensors(join(base, FILES[0] as string), first);
+  await writeSafetensors(join(base, FILES[1] as string), second);
+  writeFileSync(join(base, 'config.json'), '{"layers":2}\n');
+  await writeSafetensors(join(ft, FILES[0] as string), { ...first, 'layers.1.w': tensor(rows) });
+  await writeSafetensors(join(ft, FILES[1] as string), second);
+  writeFileSync(join(ft, 'config.json'), '{"layers":2}\n');
+  const m0 = await publish({ checkpoint: base, version: 'v0', modelId: `test/${name}` });
+  const m1 = await publish({ checkpoint: ft, version: 'v1', modelId: `test/${name}` });
+  await writeManifest(m0, join(dir, 'm0.json'));
+  await writeManifest(m1, join(dir, 'm1.json'));
+  const common = { bucketBytes, worldSize: 3 };
+  await writePlan(
+    createPlan({
+      prev: null,
+      next: m0,
+      checkpointRoot: base,
+      nextManifestPath: join(dir, 'm0.json'),
+      ...common,
+    }),
+    join(dir, 'full.json'),
+  );
+  await writePlan(
+    createPlan({ prev: m0, next: m1, checkpointRoot: ft, nextManifestPath: join(dir, 'm1.json'), ...common }),
+    join(dir, 'delta.json'),
+  );
+  return { dir, base, ft, target: join(dir, 'target') };
+}
+
+function expectTree(dir: string, checkpoint: string) {
+  for (const f of FILES)
+    expect(Buffer.compare(readFileSync(join(dir, f)), readFileSync(join(checkpoint, f))), `${dir}/${f}`).toBe(
+      0,
+    );
+}
+
+describe('hotweights replicate / rollback / status', { timeout: 180_000 }, () => {
+  let v: Awaited<ReturnType<typeof makeVersions>>;
+  beforeAll(async () => {
+    v = await makeVersions('main', 64, 64 * 1024);
+  });
+
+  it('deploys a full plan then a delta to 3 local ranks, byte-exact at every rank, and rolls back', async () => {
+    const full = await runCli(
+      ['replicate', '--plan', join(v.dir, 'full.json'), '--commit', '--target', v.target, '--no-metrics'],
+      { env },
+    );
+    expect(full.stderr).toBe('');
+    expect(full.code).toBe(0);
+    expect(full.stdout).toMatch(/replicated v0 to 3 rank\(s\) over local/);
+    expect(full.stdout).toMatch(/committed v0 on every rank; pause [\d.]+ ms/);
+    for (const r of [0, 1, 2]) expectTree(join(v.target, `rank-${r}`, 'current'), v.base);
+
+    const delta = await runCli(
+      [
+        'replicate',
+        '--plan',
+        join(v.dir, 'delta.json'),
+        '--commit',
+        '--target',
+        v.target,
+        '--no-metrics',
+        '--json',
+      ],
+      { env },
+    );
+    expect(delta.code, delta.stderr).toBe(0);
+    const summary = JSON.parse(delta.stdout);
+    expect(summary).toMatchObject({
+      version: 'v1',
+      prev_version: 'v0',
+      world_size: 3,
+      transport: 'local',
+      committed: true,
+      live: 'v1',
+    });
+    expect(summary.bytes_planned).toBeLessThan(summary.checkpoint_bytes / 2);
+    for (const r of [0, 1, 2]) expectTree(join(v.target, `rank-${r}`, 'current'), v.ft);
+
+    const status = await runCli(['status', '--json', '--target', v.target], { env });
+    expect(status.code, status.stderr).toBe(0);
+    const st = JSON.parse(status.stdout);
+    expect(st.targets.map((t: { current: string; previous: string }) => [t.current, t.previous])).toEqual([
+      ['v1', 'v0'],
+      ['v1', 'v0'],
+      ['v1', 'v0'],
+    ]);
+    expect(st.committed).toEqual([expect.objectContaining({ model: 'test/main', version: 'v1' })]);
+    expect(st.segments).toBe(0);
+
+    const back = await runCli(['rollback', '--target', v.target], { env });
+    expect(back.code, back.stderr).toBe(0);
+    expect(back.stdout).toMatch(/rank-2: rolled back from v1 to v0/);
+    for (const r of [0, 1, 2]) expectTree(join(v.target, `rank-${r}`, 'current'), v.base);
+    const after = JSON.parse((await runCli(['status', '--json'], { env })).stdout);
+    expect(after.committed).toEqual([expect.objectContaining({ model: 'test/main', version: 'v0' })]);
+  });
+
+  it('catches bytes that do not match the plan: names item and rank, commits nothing anywhere', async () => {
+    const c = await makeVersions('corrupt', 64, 64 * 1024);
+    expect(
+      (
+        await runCli(
+          ['replicate', '--plan', join(c.dir, 'full.json'), '--commit', '--target', c.target, '--no-metrics'],
+          { env },
+        )
+      ).code,
+    ).toBe(0);
+    // One byte of a changed tensor flips on the source after the plan was made.
+    const file = join(c.ft, FILES[0] as string);
+    const bytes = readFileSync(file);
+    bytes[bytes.length - 10] = (bytes[bytes.length - 10] as number) ^ 0xff;
+    writeFileSync(file, bytes);
+    const res = await runCli(
+      ['replicate', '--plan', join(c.dir, 'delta.json'), '--commit', '--target', c.target, '--no-metrics'],
+      { env },
+    );
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(
+      /^hotweights: error \[HW_COMMIT\]: update v1 failed: rank \d: item layers\.1\.w:0 .* does not match its hash.*nothing was committed, the live version is unchanged \(v0\)/,
+    );
+    for (const r of [0, 1, 2]) expectTree(join(c.target, `rank-${r}`, 'current'), c.base);
+    expect(readdirSync(join(c.target, 'rank-0', 'versions'))).toEqual(['v0']);
+  });
+
+  it('a rank killed mid-update leaves every rank on the old version; its segments are reclaimed', async () => {
+    const k = await makeVersions('killed', 2048, 32 * 1024);
+    expect(
+      (
+        await runCli(
+          ['replicate', '--plan', join(k.dir, 'full.json'), '--commit', '--target', k.target, '--no-metrics'],
+          { env },
+        )
+      ).code,
+    ).toBe(0);
+    const child = spawn(
+      process.execPath,
+      [
+        ...SOURCE_NODE_ARGS,
+        CLI_SOURCE,
+        'replicate',
+        '--plan',
+        join(k.dir, 'delta.json'),
+        '--commit',
+        '--target',
+        k.target,
+        '--no-metrics',
+      ],
+      {
+        cwd: REPO_ROOT,
+        env: { ...process.env, ...env, HOTWEIGHTS_INFLIGHT_BUCKETS: '1' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+    });
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    // Rank 1's staging segments carry its pid: kill it as soon as it has landed a bucket.
+    let victim: number | undefined;
+    for (let i = 0; i < 3000 && victim === undefined; i++) {
+      const seg = readdirSync(staging).find((n) => /\.v1\.r1\.b\d+\.seg$/.test(n));
+      if (seg) victim = Number(/^hotweights\.p(\d+)\./.exec(seg)?.[1]);
+      else await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(victim).toBeDefined();
+    process.kill(victim as number, 'SIGKILL');
+    expect(await exited).toBe(1);
+    expect(stderr).toMatch(
+      /update v1 failed: rank 1 died \(SIGKILL\) during the update; nothing was committed, the live version is unchanged \(v0\)/,
+    );
+    for (const r of [0, 1, 2]) expectTree(join(k.target, `rank-${r}`, 'current'), k.base);
+    // The killed rank could not clean up; the others did. The next start reclaims its segments.
+    const left = readdirSync(staging).filter((n) => n.endsWith('.seg'));
+    expect(left.length).toBeGreaterThan(0);
+    expect(left.every((n) => n.startsWith(`hotweights.p${victim}.`))).toBe(true);
+    const status = await runCli(['status', '--reclaim', '--json'], { env });
+    expect(JSON.parse(status.stdout).reclaimed).toBeGreaterThan(0);
+    expect(readdirSync(staging).filter((n) => n.endsWith('.seg'))).toEqual([]);
+    expect(existsSync(join(k.target, 'rank-1', 'versions', 'v1'))).toBe(false);
+  });
+
+  it('rejects --no-verify with --commit and explains a missing target', async () => {
+    const res = await runCli(['replicate', '--plan', join(v.dir, 'delta.json'), '--commit', '--no-verify'], {
+      env,
+    });
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(/--commit needs verification/);
+    const rb = await runCli(['rollback', '--target', join(work, 'nothing-here')], { env });
+    expect(rb.code).toBe(1);
+    expect(rb.stderr).toMatch(/no hotweights target here/);
+  });
+});

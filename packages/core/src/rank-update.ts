@@ -1,0 +1,93 @@
+/**
+ * One rank's whole update: replicate (stage + verify) -> adapter.prepare -> commit vote ->
+ * adapter.commit, or abort. Used by `hotweights replicate` in every rank process (started by the
+ * local launcher, mpirun or torchrun). The live version changes only after every rank voted
+ * ready; any failure before that leaves it untouched and releases this rank's staging.
+ */
+
+import type { Registry } from 'prom-client';
+import type { Adapter } from './adapter.js';
+import { voteOnCommit } from './commit-vote.js';
+import type { HotweightsConfig } from './config.js';
+import { CommitError } from './errors.js';
+import type { Manifest } from './manifest.js';
+import type { Plan } from './plan.js';
+import { type RankReport, type ReplicationProgress, replicateRank } from './replicator.js';
+import type { StagingAgent } from './staging.js';
+import type { Transport } from './transport.js';
+
+export interface RankUpdateOptions {
+  readonly plan: Plan;
+  /** The next version's manifest (adapters that rebuild files need it). */
+  readonly manifest?: Manifest;
+  readonly rank: number;
+  readonly worldSize: number;
+  readonly transport: Transport;
+  readonly staging: StagingAgent;
+  readonly adapter: Adapter;
+  readonly config: HotweightsConfig;
+  /** Commit after a unanimous vote (false: stage, verify, prepare, then discard). */
+  readonly commit: boolean;
+  readonly verify?: boolean;
+  readonly signal?: AbortSignal;
+  readonly metrics?: Registry;
+  readonly onProgress?: (p: ReplicationProgress) => void;
+}
+
+export interface RankUpdateResult {
+  readonly report: RankReport;
+  readonly committed: boolean;
+  /** Version live on this rank's adapter afterwards. */
+  readonly live: string | null;
+  /** Seconds the adapter took to make the new version live (the serving pause). */
+  readonly commitSeconds: number;
+}
+
+export async function runRankUpdate(o: RankUpdateOptions): Promise<RankUpdateResult> {
+  const { plan, adapter, staging } = o;
+  let prepared = false;
+  try {
+    const report = await replicateRank({
+      plan,
+      rank: o.rank,
+      worldSize: o.worldSize,
+      transport: o.transport,
+      staging,
+      config: o.config,
+      ...(o.signal ? { signal: o.signal } : {}),
+      ...(o.metrics ? { metrics: o.metrics } : {}),
+      ...(o.onProgress ? { onProgress: o.onProgress } : {}),
+      ...(o.verify === undefined ? {} : { verify: o.verify }),
+    });
+    await adapter.prepare({ plan, staging, ...(o.manifest ? { manifest: o.manifest } : {}) });
+    prepared = true;
+    if (!o.commit) {
+      await adapter.abort(plan.version);
+      return { report, committed: false, live: await adapter.currentVersion(), commitSeconds: 0 };
+    }
+    const vote = await voteOnCommit({
+      plan,
+      transport: o.transport,
+      ready: true,
+      timeoutS: o.config.transferTimeoutS,
+      ...(o.signal ? { signal: o.signal } : {}),
+    });
+    if (!vote.ready) {
+      throw new CommitError(
+        `rank(s) ${vote.refused.join(', ')} were not ready for ${plan.version}; nothing is committed`,
+      );
+    }
+    const t0 = performance.now();
+    await adapter.commit(plan.version);
+    // Adapters that know their switch time (the directory adapter's rename) report it; the rest
+    // of commit (pruning old versions, recording the manifest) happens after the switch.
+    const switched = (adapter as { lastSwitchSeconds?: number }).lastSwitchSeconds;
+    const commitSeconds = switched ?? (performance.now() - t0) / 1000;
+    return { report, committed: true, live: await adapter.currentVersion(), commitSeconds };
+  } catch (err) {
+    if (prepared) await adapter.abort(plan.version).catch(() => {});
+    throw err;
+  } finally {
+    await staging.release(plan.version).catch(() => {});
+  }
+}
