@@ -162,6 +162,16 @@ Napi::Value Bcast(const Napi::CallbackInfo &info) {
   return Submit(env, op);
 }
 
+// barrier(commId) -> Promise<void>
+Napi::Value Barrier(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  RequireRunning(env);
+  auto *op = new Op(env);
+  op->kind = Op::Kind::kBarrier;
+  op->comm_id = info[0].As<Napi::Number>().Int32Value();
+  return Submit(env, op);
+}
+
 // finalize(): runs what is queued, stops the MPI thread and calls MPI_Finalize.
 Napi::Value Finalize(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
@@ -213,6 +223,7 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("createComm", Napi::Function::New(env, CreateComm));
   exports.Set("freeComm", Napi::Function::New(env, FreeComm));
   exports.Set("bcast", Napi::Function::New(env, Bcast));
+  exports.Set("barrier", Napi::Function::New(env, Barrier));
   exports.Set("finalize", Napi::Function::New(env, Finalize));
   exports.Set("abort", Napi::Function::New(env, Abort));
   exports.Set("status", Napi::Function::New(env, Status));

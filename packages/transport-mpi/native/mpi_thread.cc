@@ -97,6 +97,20 @@ void MpiThread::Execute(Op *op) {
       }
       return;
     }
+    case Op::Kind::kBarrier: {
+      auto it = comms_.find(op->comm_id);
+      if (it == comms_.end()) {
+        op->rc = -1;
+        op->error = "internal: communicator " + std::to_string(op->comm_id) + " was not created";
+        return;
+      }
+      int rc = a.Barrier(it->second);
+      if (rc != kMpiSuccess) {
+        op->rc = rc;
+        op->error = "MPI_Barrier: " + ErrorText(rc);
+      }
+      return;
+    }
     case Op::Kind::kBcast: {
       auto it = comms_.find(op->comm_id);
       if (it == comms_.end()) {

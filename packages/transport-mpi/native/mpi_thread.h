@@ -21,7 +21,7 @@
 namespace hwmpi {
 
 struct Op {
-  enum class Kind { kCreateComm, kFreeComm, kBcast };
+  enum class Kind { kCreateComm, kFreeComm, kBcast, kBarrier };
   Kind kind = Kind::kBcast;
   int comm_id = 0;
   std::vector<int> ranks;  // kCreateComm: world ranks of the new communicator, in rank order

@@ -108,6 +108,26 @@ export class MpiTransport implements Transport {
     }
   }
 
+  /**
+   * MPI_Barrier over `ranks` (default: the whole world), in order with the broadcasts. Not part
+   * of the Transport contract; benchmarks use it to time broadcasts the way a C program would.
+   */
+  async barrier(
+    ranks: readonly number[] = Array.from({ length: this.worldSize }, (_, i) => i),
+  ): Promise<void> {
+    this.#usable('barrier');
+    checkRanks(ranks, this.worldSize, 'barrier');
+    if (ranks.length < 2) return;
+    const comm = this.#comm(ranks);
+    const done = this.#session.native.barrier(comm.id);
+    done.catch(() => {});
+    await this.#deadline(
+      comm.done.then(() => done),
+      undefined,
+      `barrier over [${ranks}]`,
+    );
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;

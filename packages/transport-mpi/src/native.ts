@@ -18,6 +18,7 @@ export interface NativeMpi {
   createComm(worldRanks: readonly number[]): { id: number; done: Promise<void> };
   freeComm(id: number): Promise<void>;
   bcast(commId: number, root: number, data: Uint8Array, chunkBytes: number): Promise<void>;
+  barrier(commId: number): Promise<void>;
   finalize(): void;
   abort(code: number): void;
   status(): { initialized: boolean; finalized: boolean; pending: number };

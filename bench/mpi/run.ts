@@ -1,0 +1,162 @@
+/**
+ * MPI broadcast benchmark: the mpi transport beside a C program doing plain MPI_Bcast of the
+ * same sizes, built with mpicc and run in the same benchmark, alternating so both see the same
+ * machine state. Prints a table and writes bench/results/mpi-bcast.json.
+ *
+ * Usage: npx tsx bench/mpi/run.ts [--ranks 2,3] [--sizes 16,64,256,512] [--iterations 5] [--rounds 3]
+ * Throughput is bytes / (time from a barrier before the broadcast to a barrier after it), i.e.
+ * the rate at which every receiving rank got the whole bucket (GB = 1e9 B); medians over rounds.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+const root = fileURLToPath(new URL('../../', import.meta.url));
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? (process.argv[i + 1] ?? fallback) : fallback;
+}
+const rankCounts = arg('ranks', '2,3').split(',').map(Number);
+const sizes = arg('sizes', '16,64,256,512').split(',').map(Number);
+const iterations = Number(arg('iterations', '5'));
+const rounds = Number(arg('rounds', '3'));
+
+const env = {
+  ...process.env,
+  OMPI_ALLOW_RUN_AS_ROOT: '1',
+  OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: '1',
+};
+
+const work = mkdtempSync(join(tmpdir(), 'hw-bench-mpi-'));
+const cBinary = join(work, 'bcast');
+execFileSync('mpicc', ['-O2', '-o', cBinary, join(here, 'bcast.c')]);
+
+interface Line {
+  ranks: number;
+  mib: number;
+  seconds: number[];
+}
+
+function job(ranks: number, command: string[], extraEnv: Record<string, string> = {}): Line[] {
+  const r = spawnSync('mpirun', ['-n', String(ranks), '--oversubscribe', ...command], {
+    cwd: root,
+    env: { ...env, ...extraEnv },
+    encoding: 'utf8',
+    timeout: 600_000,
+  });
+  if (r.status !== 0) throw new Error(`mpirun ${command.join(' ')} failed (${r.status}): ${r.stderr}`);
+  if (r.stderr.includes('wrong bytes')) throw new Error(`wrong bytes delivered: ${r.stderr}`);
+  return r.stdout
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Line);
+}
+
+const node = ['node', '--conditions=@hotweights/source', '--import', 'tsx', join(here, 'bcast-node.ts')];
+const variants: { name: string; run: (ranks: number) => Line[] }[] = [
+  { name: 'C MPI_Bcast', run: (n) => job(n, [cBinary, String(iterations), ...sizes.map(String)]) },
+  {
+    name: 'mpi transport, 16 MiB chunks',
+    run: (n) =>
+      job(n, [...node, String(iterations), ...sizes.map(String)], { HOTWEIGHTS_MPI_CHUNK_MB: '16' }),
+  },
+  {
+    name: 'mpi transport, unchunked',
+    run: (n) => job(n, [...node, String(iterations), ...sizes.map(String)], { HOTWEIGHTS_MPI_CHUNK_MB: '0' }),
+  },
+];
+
+// seconds[variant][ranks][mib] -> every timed iteration of every round
+const seconds = new Map<string, number[]>();
+const key = (v: string, n: number, mib: number) => `${v}|${n}|${mib}`;
+for (let round = 0; round < rounds; round++) {
+  for (const n of rankCounts) {
+    for (const v of variants) {
+      for (const line of v.run(n)) {
+        const k = key(v.name, n, line.mib);
+        seconds.set(k, [...(seconds.get(k) ?? []), ...line.seconds]);
+      }
+    }
+  }
+  process.stderr.write(`round ${round + 1}/${rounds} done\n`);
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+};
+
+const rows: Record<string, unknown>[] = [];
+for (const n of rankCounts) {
+  for (const mib of sizes) {
+    const bytes = mib * 1024 * 1024;
+    const gbps = (v: string) => bytes / median(seconds.get(key(v, n, mib)) ?? [Number.NaN]) / 1e9;
+    const c = gbps('C MPI_Bcast');
+    const chunked = gbps('mpi transport, 16 MiB chunks');
+    const whole = gbps('mpi transport, unchunked');
+    rows.push({
+      ranks: n,
+      mib,
+      c_gbps: c,
+      mpi_chunked_gbps: chunked,
+      mpi_unchunked_gbps: whole,
+      chunked_vs_c: chunked / c,
+      unchunked_vs_c: whole / c,
+    });
+  }
+}
+
+const fmt = (x: unknown) => (typeof x === 'number' ? x.toFixed(2) : String(x));
+const header = [
+  'ranks',
+  'MiB',
+  'C MPI_Bcast GB/s',
+  'mpi 16 MiB chunks GB/s',
+  'mpi unchunked GB/s',
+  'chunked/C',
+  'unchunked/C',
+];
+const table = rows.map((r) => [
+  String(r.ranks),
+  String(r.mib),
+  fmt(r.c_gbps),
+  fmt(r.mpi_chunked_gbps),
+  fmt(r.mpi_unchunked_gbps),
+  `${((r.chunked_vs_c as number) * 100).toFixed(0)}%`,
+  `${((r.unchunked_vs_c as number) * 100).toFixed(0)}%`,
+]);
+const widths = header.map((h, i) => Math.max(h.length, ...table.map((r) => (r[i] as string).length)));
+const line = (cells: string[]) => `| ${cells.map((c, i) => c.padStart(widths[i] as number)).join(' | ')} |`;
+console.log(line(header));
+console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
+for (const r of table) console.log(line(r));
+
+const mpiVersion = execFileSync('mpirun', ['--version'], { encoding: 'utf8' }).split('\n')[0];
+mkdirSync(join(root, 'bench/results'), { recursive: true });
+const out = join(root, 'bench/results/mpi-bcast.json');
+writeFileSync(
+  out,
+  `${JSON.stringify(
+    {
+      benchmark: 'mpi-bcast',
+      date: new Date().toISOString(),
+      machine: {
+        cores: cpus().length,
+        memGiB: Math.round(totalmem() / 2 ** 30),
+        node: process.version,
+        mpi: mpiVersion,
+      },
+      settings: { iterations, rounds, sizesMiB: sizes, ranks: rankCounts },
+      rows,
+    },
+    null,
+    2,
+  )}\n`,
+);
+console.log(`wrote ${out}`);
+rmSync(work, { recursive: true, force: true });
