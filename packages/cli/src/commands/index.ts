@@ -6,6 +6,7 @@ import { commitCommand } from './commit.js';
 import { coordServeCommand } from './coord-serve.js';
 import { coordStatusCommand } from './coord-status.js';
 import { coordSubmitPlanCommand } from './coord-submit-plan.js';
+import { demoCommand } from './demo.js';
 import { precommitCommand } from './precommit.js';
 import { replicateCommand } from './replicate.js';
 import { rollbackCommand } from './rollback.js';
@@ -18,6 +19,7 @@ export const COMMANDS: readonly CommandModule[] = [
   replicateCommand,
   rollbackCommand,
   statusCommand,
+  demoCommand,
   coordServeCommand,
   coordSubmitPlanCommand,
   beginCommand,
