@@ -2,6 +2,8 @@
  * What every command gets: configuration, the launch context, output that respects --json and
  * terminals, and a TransportManager with the built-in and installed transports.
  */
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -30,6 +32,15 @@ export interface CliContext {
   transports(): Promise<TransportManager>;
 }
 
+/** Shown as the version of built-in transports that do not state their own. */
+const CORE_VERSION = (
+  JSON.parse(
+    readFileSync(createRequire(import.meta.url).resolve('@hotweights/core/package.json'), 'utf8'),
+  ) as {
+    version: string;
+  }
+).version;
+
 /** Built-in providers that core ships; later issues add to this list. */
 export const BUILTIN_PROVIDERS: TransportProvider[] = [localTransportProvider];
 
@@ -45,7 +56,8 @@ export function createContext(env: NodeJS.ProcessEnv = process.env): CliContext 
     interactive: process.stderr.isTTY === true,
     transports() {
       manager ??= (async () => {
-        const m = new Manager({ providers: BUILTIN_PROVIDERS, probeTimeoutMs: config.probeTimeoutMs });
+        const m = new Manager({ probeTimeoutMs: config.probeTimeoutMs });
+        for (const p of BUILTIN_PROVIDERS) m.register(p, 'builtin', p.version ?? CORE_VERSION);
         // The application's node_modules first (where users `npm install` transports), then the
         // CLI's own location (a global install, or a workspace).
         await m.discover(process.cwd());

@@ -1,8 +1,8 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli } from './run-cli.js';
+import { REPO_ROOT, runCli } from './run-cli.js';
 
 interface Report {
   selected: string | null;
@@ -62,7 +62,16 @@ describe('hotweights transports', { timeout: 60_000 }, () => {
   it('--json lists built-in and installed transports with version, origin, availability and reason', async () => {
     const rep = await report();
     const byName = Object.fromEntries(rep.transports.map((t) => [t.name, t]));
-    expect(byName.local).toMatchObject({ origin: 'builtin', available: true, priority: 10 });
+    // built-ins show core's version
+    const core = JSON.parse(readFileSync(join(REPO_ROOT, 'packages/core/package.json'), 'utf8')) as {
+      version: string;
+    };
+    expect(byName.local).toMatchObject({
+      origin: 'builtin',
+      available: true,
+      priority: 10,
+      version: core.version,
+    });
     expect(byName.fake).toEqual(
       expect.objectContaining({
         origin: 'hotweights-transport-fake',

@@ -218,8 +218,11 @@ export class TransportManager {
     for (const p of options.providers ?? []) this.register(p);
   }
 
-  /** Registers a provider in code. A later registration of the same name replaces the earlier. */
-  register(provider: TransportProvider, origin = 'builtin'): void {
+  /**
+   * Registers a provider in code. A later registration of the same name replaces the earlier.
+   * `version` is what listings show when the provider has none (built-ins: core's version).
+   */
+  register(provider: TransportProvider, origin = 'builtin', version = provider?.version): void {
     if (!isProvider(provider)) {
       throw new TransportError(
         'register: expected a TransportProvider {name, priority, probe(), create()} with a lowercase name',
@@ -231,7 +234,7 @@ export class TransportManager {
     this.#candidates.set(provider.name, {
       name: provider.name,
       priority: provider.priority,
-      version: provider.version,
+      version,
       origin,
       provider,
       loadError: undefined,
