@@ -118,10 +118,13 @@ export async function checkProviderContract(
   return r.finish(`provider ${provider.name}`);
 }
 
-/** Deterministic bytes for a bucket, so every receiver can check what it got. */
-export function compliancePayload(bucketId: number, size: number): Uint8Array {
+/**
+ * Deterministic bytes for a bucket, so every receiver can check what it got. `salt` tells apart
+ * two broadcasts that reuse a bucket id (as every new plan does).
+ */
+export function compliancePayload(bucketId: number, size: number, salt = 0): Uint8Array {
   const out = new Uint8Array(size);
-  let x = (bucketId * 2654435761 + 1) >>> 0;
+  let x = (bucketId * 2654435761 + 1 + salt * 0x9e3779b9) >>> 0 || 1;
   for (let i = 0; i < size; i++) {
     x ^= x << 13;
     x >>>= 0;
@@ -138,6 +141,7 @@ interface Scenario {
   readonly root: number;
   readonly ranks: readonly number[];
   readonly size: number;
+  readonly salt?: number;
 }
 
 /** The broadcasts every rank performs, in order. Depends only on worldSize. */
@@ -163,7 +167,7 @@ export function complianceScenarios(worldSize: number): { sequential: Scenario[]
 
 async function runScenario(t: Transport, s: Scenario): Promise<void> {
   if (!s.ranks.includes(t.rank)) return;
-  const expected = compliancePayload(s.bucketId, s.size);
+  const expected = compliancePayload(s.bucketId, s.size, s.salt);
   const data = t.rank === s.root ? expected.slice() : new Uint8Array(s.size);
   await t.broadcast({ bucketId: s.bucketId, root: s.root, ranks: s.ranks, data });
   if (t.rank === s.root) {
@@ -192,6 +196,16 @@ export async function runRankCompliance(t: Transport): Promise<ComplianceReport>
   }
   await r.check(`${concurrent.length} broadcasts in flight at once`, async () => {
     await Promise.all(concurrent.map((s) => runScenario(t, s)));
+  });
+  // Every plan numbers its buckets from 0, so ids repeat across updates: a transport must not
+  // confuse a later broadcast with an earlier one of the same id (a stale frame, a cached file).
+  const all = Array.from({ length: t.worldSize }, (_, i) => i);
+  await r.check('a bucket id used again by a later broadcast carries the new bytes', async () => {
+    await runScenario(t, { bucketId: 1000, root: 0, ranks: all, size: 4099, salt: 1 });
+    await Promise.all([
+      runScenario(t, { bucketId: 2000, root: 0, ranks: all, size: 70_001, salt: 1 }),
+      runScenario(t, { bucketId: 2001, root: 0, ranks: all, size: 70_001, salt: 1 }),
+    ]);
   });
   await r.check('a broadcast whose signal is already aborted rejects', async () => {
     const ctrl = new AbortController();

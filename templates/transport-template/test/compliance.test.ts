@@ -110,6 +110,7 @@ describe('hotweights-transport-tcp', () => {
       const summary = JSON.parse(r.stdout) as { rank: number; worldSize: number; passed: string[] };
       expect(summary).toMatchObject({ rank, worldSize: 3 });
       expect(summary.passed).toContain('6 broadcasts in flight at once');
+      expect(summary.passed).toContain('a bucket id used again by a later broadcast carries the new bytes');
       expect(summary.passed).toContain('a broadcast whose signal is already aborted rejects');
       expect(summary.passed).toContain('transport still works after an aborted request');
     }
