@@ -60,6 +60,7 @@ export interface ManifestMeta {
   readonly version: string;
   readonly model_id: string | null;
   readonly created_at: string;
+  readonly checkpoint_root?: string | null;
   readonly hash_algo: string;
   readonly files: readonly ManifestFile[];
   readonly dtypes: readonly string[];
@@ -71,6 +72,7 @@ export class ColumnarManifest implements Manifest {
   readonly version: string;
   readonly model_id: string | null;
   readonly created_at: string;
+  readonly checkpoint_root: string | null;
   readonly hash_algo: string;
   readonly files: readonly ManifestFile[];
   readonly dtypes: readonly string[];
@@ -91,6 +93,7 @@ export class ColumnarManifest implements Manifest {
     this.version = meta.version;
     this.model_id = meta.model_id;
     this.created_at = meta.created_at;
+    this.checkpoint_root = meta.checkpoint_root ?? null;
     this.hash_algo = meta.hash_algo;
     this.files = meta.files;
     this.dtypes = meta.dtypes;
@@ -541,6 +544,7 @@ export function validateManifest(
     version: c.string(o.version, 'version', { nonEmpty: true }),
     model_id: c.nullableString(o.model_id, 'model_id'),
     created_at: c.string(o.created_at, 'created_at'),
+    checkpoint_root: c.nullableString(o.checkpoint_root, 'checkpoint_root'),
     hash_algo: c.string(o.hash_algo, 'hash_algo', { nonEmpty: true }),
     files,
     dtypes,
@@ -600,6 +604,7 @@ export function toColumnar(manifest: Manifest): ColumnarManifest {
       version: manifest.version,
       model_id: manifest.model_id,
       created_at: manifest.created_at,
+      checkpoint_root: manifest.checkpoint_root ?? null,
       hash_algo: manifest.hash_algo,
       files: manifest.files,
     },
@@ -619,6 +624,7 @@ export function serializeManifest(manifest: Manifest): string {
     version: m.version,
     model_id: m.model_id,
     created_at: m.created_at,
+    checkpoint_root: m.checkpoint_root,
     hash_algo: m.hash_algo,
     total_bytes: m.total_bytes,
   };

@@ -36,6 +36,11 @@ export interface Manifest {
   readonly version: string;
   readonly model_id: string | null;
   readonly created_at: string;
+  /**
+   * Absolute path of the directory that was published, where `plan` looks for the bytes by
+   * default. Informational: not part of the digest (the same bytes elsewhere are the same version).
+   */
+  readonly checkpoint_root?: string | null;
   readonly hash_algo: string;
   readonly files: readonly ManifestFile[];
   /** Number of entries. */

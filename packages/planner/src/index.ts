@@ -9,6 +9,7 @@ export {
   type TpGroups,
 } from './consumers.js';
 export { type CreatePlanOptions, createPlan, DEFAULT_ALIGNMENT } from './create-plan.js';
+export { formatBytes } from './format-bytes.js';
 export { checkHashAlgo, HASH_ALGOS, type HashAlgo, type HashTask, hashRanges } from './hash-pool.js';
 export { type WriteManifestOptions, writeManifest } from './manifest-writer.js';
 export { alignUp, type Placement, packFirstFitDecreasing } from './packing.js';
@@ -25,3 +26,10 @@ export {
   validateSafetensorsHeader,
   writeSafetensors,
 } from './safetensors.js';
+export {
+  type Finding,
+  type VerifyPlanOptions,
+  type VerifyReport,
+  verifyPlan,
+  verifyTpGroups,
+} from './verify.js';

@@ -267,6 +267,7 @@ export async function publish(options: PublishOptions): Promise<ColumnarManifest
       version: options.version,
       model_id: options.modelId ?? null,
       created_at: options.createdAt ?? new Date().toISOString(),
+      checkpoint_root: root,
       hash_algo: algo,
       files,
     },

@@ -1,0 +1,109 @@
+/** `hotweights publish`: manifest of a checkpoint directory (see docs/PLANNING.md). */
+import { basename, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { ConfigError } from '@hotweights/core';
+import { formatBytes, publish, writeManifest } from '@hotweights/planner';
+import type { CommandModule } from '../command.js';
+
+interface PublishFlags {
+  checkpoint: string;
+  version: string;
+  modelId?: string;
+  output?: string;
+  hash?: string;
+  threads?: string;
+  allowInsideCheckpoint?: boolean;
+  json?: boolean;
+}
+
+/** Default output: `<checkpoint name>-<version>.manifest.json` in the current directory. */
+function defaultOutput(checkpoint: string, version: string): string {
+  const safe = (s: string) => s.replace(/[^A-Za-z0-9._-]+/g, '_');
+  return resolve(`${safe(basename(resolve(checkpoint)))}-${safe(version)}.manifest.json`);
+}
+
+export const publishCommand: CommandModule = {
+  name: 'publish',
+  register(program, ctx) {
+    program
+      .command('publish')
+      .description(
+        'Build the manifest of a checkpoint directory: one hashed entry per tensor and per other file',
+      )
+      .requiredOption(
+        '--checkpoint <dir>',
+        'checkpoint directory (safetensors shards, index, config, tokenizer)',
+      )
+      .requiredOption('--version <version>', 'version name of this checkpoint, e.g. 2025-09-11 or v3')
+      .option('--model-id <id>', 'model the checkpoint belongs to (scopes the committed-version record)')
+      .option('--output <file>', 'manifest path (default: ./<checkpoint>-<version>.manifest.json)')
+      .option(
+        '--hash <algo>',
+        'blake3 (default, HOTWEIGHTS_HASH), xxh3-64 (faster, non-cryptographic) or sha256',
+      )
+      .option('--threads <n>', 'hashing threads (default: HOTWEIGHTS_HASH_THREADS or every core)')
+      .option('--allow-inside-checkpoint', 'allow writing the manifest inside the checkpoint directory')
+      .option('--json', 'print a JSON summary')
+      .action(async (opts: PublishFlags) => {
+        const c = ctx();
+        const output = resolve(opts.output ?? defaultOutput(opts.checkpoint, opts.version));
+        let threads = c.config.hashThreads;
+        if (opts.threads !== undefined) {
+          threads = Number(opts.threads);
+          if (!Number.isSafeInteger(threads) || threads < 1)
+            throw new ConfigError(`--threads ${opts.threads}: expected an integer >= 1`);
+        }
+        const started = performance.now();
+        let lastDraw = 0;
+        const m = await publish({
+          checkpoint: opts.checkpoint,
+          version: opts.version,
+          modelId: opts.modelId ?? null,
+          hash: opts.hash ?? c.config.hash,
+          threads,
+          exclude: [output],
+          onProgress: c.interactive
+            ? (p) => {
+                const now = performance.now();
+                if (now - lastDraw < 100 && p.bytesDone < p.bytesTotal) return;
+                lastDraw = now;
+                const pct = p.bytesTotal ? Math.floor((100 * p.bytesDone) / p.bytesTotal) : 100;
+                const rate = p.bytesDone / Math.max(0.001, (now - started) / 1000);
+                process.stderr.write(
+                  `\rhashing ${formatBytes(p.bytesDone)} / ${formatBytes(p.bytesTotal)} (${pct}%) ${formatBytes(rate)}/s   `,
+                );
+              }
+            : undefined,
+        });
+        if (c.interactive) process.stderr.write('\n');
+        await writeManifest(m, output, {
+          checkpoint: opts.checkpoint,
+          allowInsideCheckpoint: opts.allowInsideCheckpoint,
+        });
+        const seconds = (performance.now() - started) / 1000;
+        let tensors = 0;
+        for (let i = 0; i < m.size; i++) if (m.kindOf(i) === 'tensor') tensors++;
+        const shards = m.files.filter((f) => f.kind === 'safetensors').length;
+        const summary = {
+          manifest: output,
+          version: m.version,
+          model_id: m.model_id,
+          hash_algo: m.hash_algo,
+          digest: m.digest,
+          entries: m.size,
+          tensors,
+          safetensors_files: shards,
+          other_files: m.files.length - shards,
+          total_bytes: m.total_bytes,
+          seconds: Math.round(seconds * 1000) / 1000,
+        };
+        if (opts.json) c.json(summary);
+        else
+          c.out(
+            `published ${m.version}: ${tensors} tensors in ${shards} safetensors file(s), ${summary.other_files} other file(s), ` +
+              `${formatBytes(m.total_bytes)} hashed with ${m.hash_algo} in ${seconds.toFixed(2)} s ` +
+              `(${formatBytes(m.total_bytes / Math.max(seconds, 0.001))}/s) -> ${output}`,
+          );
+      });
+  },
+};
