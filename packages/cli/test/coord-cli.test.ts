@@ -56,7 +56,8 @@ let coord: CoordProcess;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'hw-coord-cli-'));
-  coord = await startCoordProcess({ HOTWEIGHTS_COORD_TOKEN: TOKEN });
+  // Long leases: this test precommits by hand, with no worker processes holding the ranks.
+  coord = await startCoordProcess({ HOTWEIGHTS_COORD_TOKEN: TOKEN, HOTWEIGHTS_LEASE_S: '600' });
 }, 60_000);
 afterAll(async () => {
   await coord?.stop();
@@ -75,20 +76,23 @@ describe('control-plane commands against a real coord-serve', { timeout: 120_000
     expect(submit.stdout).toContain('plan for v1 submitted (1 bucket(s)');
     expect(submit.code).toBe(0);
 
-    const begin = await runCli(['begin', '--version=v1', '--no-auto-commit', '--endpoint', coord.endpoint], {
-      env,
-    });
+    const begin = await runCli(
+      ['begin', '--version', 'v1', '--no-auto-commit', '--endpoint', coord.endpoint],
+      {
+        env,
+      },
+    );
     expect(begin.stdout).toContain('update v1: begun, precommitted 0/2 (waiting for rank(s) 0, 1)');
 
-    const early = await runCli(['commit', '--version=v1'], { env });
+    const early = await runCli(['commit', '--version', 'v1'], { env });
     expect(early.code).toBe(1);
     expect(early.stderr).toContain('hotweights: error [HW_COORD_NO_QUORUM]: commit v1: no quorum yet');
 
-    const again = await runCli(['begin', '--version=v1'], { env });
+    const again = await runCli(['begin', '--version', 'v1'], { env });
     expect(again.code).toBe(1);
     expect(again.stderr).toContain('[HW_COORD_REFUSED]');
 
-    const bad = await runCli(['precommit', '--version=v1', '--rank', '0', '--digest', 'sha256:00'], {
+    const bad = await runCli(['precommit', '--version', 'v1', '--rank', '0', '--digest', 'sha256:00'], {
       env,
     });
     expect(bad.code).toBe(1);
@@ -96,7 +100,7 @@ describe('control-plane commands against a real coord-serve', { timeout: 120_000
 
     for (const rank of [0, 1]) {
       const ok = await runCli(
-        ['precommit', '--version=v1', '--rank', String(rank), '--digest', expectedDigest(p, rank)],
+        ['precommit', '--version', 'v1', '--rank', String(rank), '--digest', expectedDigest(p, rank)],
         { env },
       );
       expect(ok.code).toBe(0);
@@ -104,7 +108,7 @@ describe('control-plane commands against a real coord-serve', { timeout: 120_000
     const status = await runCli(['coord-status', '--json'], { env });
     expect(JSON.parse(status.stdout).active).toMatchObject({ version: 'v1', state: 'precommitted' });
 
-    const commit = await runCli(['commit', '--version=v1'], { env });
+    const commit = await runCli(['commit', '--version', 'v1'], { env });
     expect(commit.stdout).toContain('update v1: committed, precommitted 2/2');
     const text = await runCli(['coord-status'], { env });
     expect(text.stdout).toContain('current version: v1');

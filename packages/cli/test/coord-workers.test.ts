@@ -6,8 +6,9 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Dealer } from 'zeromq';
+import { startRedis } from '../../coordinator/test/redis-server.js';
 import { type Fleet, makeFleet, startWorker, type WorkerProcess } from './coord-fixture.js';
-import { type CoordProcess, startCoordProcess } from './coord-process.js';
+import { startCoordProcess } from './coord-process.js';
 import { runCli } from './run-cli.js';
 
 const FAST = { HOTWEIGHTS_LEASE_S: '2', HOTWEIGHTS_HEARTBEAT_S: '0.25' };
@@ -67,7 +68,7 @@ describe('coordinator + worker processes', { timeout: 240_000 }, () => {
     raw.close();
 
     expect((await cli(['coord-submit-plan', '--plan', fleet.planV0])).stdout).toContain('with its manifest');
-    const begin = runCli(['begin', '--version=v0', '--wait'], {
+    const begin = runCli(['begin', '--version', 'v0', '--wait'], {
       env: { HOTWEIGHTS_COORD: coord.endpoint },
       timeoutMs: 120_000,
     });
@@ -81,12 +82,80 @@ describe('coordinator + worker processes', { timeout: 240_000 }, () => {
     for (const r of [0, 1, 2]) await expectLive(fleet, r, fleet.ckptA, ['a.bin', 'b.bin']);
 
     await cli(['coord-submit-plan', '--plan', fleet.planV1]);
-    const v1 = await cli(['begin', '--version=v1', '--wait']);
+    const v1 = await cli(['begin', '--version', 'v1', '--wait']);
     expect(v1.stdout).toContain('update v1: committed');
     for (const w of [w0, w1, w2]) await w.waitFor('update v1: committed, live v1');
     for (const r of [0, 1, 2]) await expectLive(fleet, r, fleet.ckptB, ['a.bin', 'b.bin', 'c.bin']);
     const status = JSON.parse((await cli(['coord-status', '--json'])).stdout);
     expect(status.current_version).toBe('v1');
     expect(status.workers.map((w: { live_version: string }) => w.live_version)).toEqual(['v1', 'v1', 'v1']);
+
+    // Prometheus: the coordinator's and a worker's /metrics.
+    const coordUrl = /metrics (http:\S+)/.exec(coord.output())?.[1];
+    const coordText = await (await fetch(coordUrl as string)).text();
+    expect(coordText).toContain('hotweights_coord_workers{component="coordinator"} 3');
+    expect(coordText).toContain(
+      'hotweights_coord_updates_total{result="committed",component="coordinator"} 2',
+    );
+    expect(coordText).toMatch(
+      /hotweights_coord_rpc_seconds_count\{component="coordinator",method="precommit"\} 6/,
+    );
+    const workerUrl = /worker metrics on (http:\S+)/.exec(w1.output())?.[1];
+    const workerText = await (await fetch(workerUrl as string)).text();
+    expect(workerText).toMatch(/hotweights_worker_updates_total\{[^}]*result="committed"[^}]*\} 2/);
+    expect(workerText).toContain('hotweights_buckets_total');
+  });
+
+  it('a worker killed before precommit aborts the update after its lease; survivors stay on the old version', async () => {
+    const { fleet, spawnWorker, cli } = await setup(2);
+    const w0 = spawnWorker(0);
+    const w1 = spawnWorker(1);
+    await cli(['coord-submit-plan', '--plan', fleet.planV0]);
+    expect((await cli(['begin', '--version', 'v0', '--wait'])).code).toBe(0);
+    await w0.waitFor('live v0');
+    await w1.waitFor('live v0');
+
+    await w1.kill('SIGKILL');
+    await cli(['coord-submit-plan', '--plan', fleet.planV1]);
+    const v1 = await cli(['begin', '--version', 'v1', '--wait']);
+    expect(v1.code).toBe(1);
+    expect(v1.stdout).toMatch(/update v1: aborted.*rank 1 has had no live worker/);
+    expect(v1.stderr).toContain('[HW_COMMIT]: update v1 was aborted');
+    await w0.waitFor(/update v1: aborted .*staging discarded, live v0/);
+    for (const r of [0, 1]) await expectLive(fleet, r, fleet.ckptA, ['a.bin', 'b.bin']);
+    expect(await fleet.live(0, 'c.bin')).toBeNull();
+    const status = JSON.parse((await cli(['coord-status', '--json'])).stdout);
+    expect(status.current_version).toBe('v0');
+    expect(status.workers.map((w: { rank: number }) => w.rank)).toEqual([0]);
+  });
+
+  it('a coordinator killed mid-update and restarted on Redis finishes the update', async () => {
+    const redis = await startRedis();
+    cleanups.push(() => redis.stop());
+    const redisEnv = { HOTWEIGHTS_COORD_BACKEND: 'redis', HOTWEIGHTS_REDIS_URL: redis.url };
+    const { fleet, coord, spawnWorker, cli } = await setup(2, redisEnv);
+    const w0 = spawnWorker(0);
+    const w1 = spawnWorker(1);
+    await cli(['coord-submit-plan', '--plan', fleet.planV0]);
+    expect((await cli(['begin', '--version', 'v0', '--wait'])).code).toBe(0);
+
+    await cli(['coord-submit-plan', '--plan', fleet.planV1]);
+    await cli(['begin', '--version', 'v1', '--no-auto-commit']);
+    await w0.waitFor('update v1: staged');
+    await w1.waitFor('update v1: staged');
+    await coord.stop('SIGKILL'); // a crash: nothing is flushed, nothing said to anyone
+
+    const port = Number(coord.endpoint.split(':').pop());
+    const pubPort = Number(coord.pubEndpoint.split(':').pop());
+    const again = await startCoordProcess({ ...FAST, ...redisEnv }, { port, pubPort });
+    cleanups.push(() => again.stop('SIGKILL'));
+    expect(again.output()).toContain('recovered update v1 (precommitted) with 2 worker(s)');
+    // Nothing was applied while the coordinator was away.
+    for (const r of [0, 1]) await expectLive(fleet, r, fleet.ckptA, ['a.bin', 'b.bin']);
+
+    const commit = await cli(['commit', '--version', 'v1']);
+    expect(commit.stdout).toContain('update v1: committed');
+    for (const w of [w0, w1]) await w.waitFor('update v1: committed, live v1');
+    for (const r of [0, 1]) await expectLive(fleet, r, fleet.ckptB, ['a.bin', 'b.bin', 'c.bin']);
   });
 });

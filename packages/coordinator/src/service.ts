@@ -68,6 +68,9 @@ export class CoordinatorService {
   #current: CurrentRecord = { version: null, manifest_digest: null, committed_at: null };
   #seq = 0;
   #activePlan: Plan | undefined;
+  /** When each required rank of the active update was first seen without a live worker. */
+  readonly #missingSince = new Map<string, number>();
+  readonly #openedAt = Date.now();
   #queue: Promise<unknown> = Promise.resolve();
   publish: (event: CoordEvent) => void;
 
@@ -331,6 +334,7 @@ export class CoordinatorService {
           `worker ${w.worker_id} (rank ${w.rank}, node ${w.node_id}) lost its lease during the update`,
         );
       }
+      await this.#abortIfRankMissing(now);
       for (const [key, h] of [...this.#handles]) {
         if (h.expires_at > now) continue;
         this.#handles.delete(key);
@@ -339,6 +343,38 @@ export class CoordinatorService {
       }
       this.#refreshGauges();
     });
+  }
+
+  /**
+   * A required rank with no live worker (never joined, or gone before the update began) may
+   * still arrive late; after three leases without one the update cannot finish, so it aborts.
+   */
+  async #abortIfRankMissing(now: number): Promise<void> {
+    const active = this.#active();
+    if (!active) {
+      this.#missingSince.clear();
+      return;
+    }
+    const live = new Set([...this.#workers.values()].map((w) => w.rank));
+    const since = active.begun_at ?? now;
+    for (const rank of active.required_ranks) {
+      if (live.has(rank) || active.precommits[String(rank)]) {
+        this.#missingSince.delete(`${active.version}:${rank}`);
+        continue;
+      }
+      const key = `${active.version}:${rank}`;
+      const first = this.#missingSince.get(key) ?? Math.max(since, this.#openedAt);
+      this.#missingSince.set(key, first);
+      const graceMs = 3 * this.#opts.leaseS * 1000;
+      if (now - first >= graceMs) {
+        this.#missingSince.clear();
+        await this.#finishAbort(
+          active,
+          `rank ${rank} has had no live worker for ${(graceMs / 1000).toFixed(1)} s during the update (never joined, or lost its lease)`,
+        );
+        return;
+      }
+    }
   }
 
   // ---- plans and the state machine -----------------------------------------------------------

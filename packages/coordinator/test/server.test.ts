@@ -156,6 +156,14 @@ describe('coordinator state machine', () => {
     expect(gone.code).toBe('HW_COORD_UNKNOWN_WORKER');
   });
 
+  it('aborts when a needed rank never gets a live worker', async () => {
+    const { client } = await start({ leaseS: 0.2, heartbeatS: 0.05 });
+    await client.submitPlan(makePlan({ version: 'v1', buckets: [{ id: 0, consumers: [0] }] }));
+    await client.begin('v1');
+    await until(async () => (await client.status()).updates[0]?.state === 'aborted', 'the abort');
+    expect((await client.status()).updates[0]?.reason).toContain('rank 0 has had no live worker for 0.6 s');
+  });
+
   it('makes the committed manifest current and serves it', async () => {
     const { client } = await start();
     const m0 = { schema: 'hotweights.manifest', version: 'v0', digest: 'sha256:aa', files: [] };
