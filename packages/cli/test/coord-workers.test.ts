@@ -158,4 +158,34 @@ describe('coordinator + worker processes', { timeout: 240_000 }, () => {
     for (const w of [w0, w1]) await w.waitFor('update v1: committed, live v1');
     for (const r of [0, 1]) await expectLive(fleet, r, fleet.ckptB, ['a.bin', 'b.bin', 'c.bin']);
   });
+
+  it('a worker restarted after the broadcasts reads its share from the source and commits with the others', async () => {
+    const slow = { HOTWEIGHTS_LEASE_S: '8', HOTWEIGHTS_HEARTBEAT_S: '0.25' };
+    const { fleet, coord, cli } = await setup(2, slow);
+    const spawn = (rank: number) => {
+      const w = startWorker({
+        rank,
+        worldSize: 2,
+        endpoint: coord.endpoint,
+        pubEndpoint: coord.pubEndpoint,
+        fleet,
+        env: slow,
+      });
+      cleanups.push(() => w.kill('SIGKILL'));
+      return w;
+    };
+    const w0 = spawn(0);
+    const w1 = spawn(1);
+    await cli(['coord-submit-plan', '--plan', fleet.planV0]);
+    await cli(['begin', '--version', 'v0', '--no-auto-commit']);
+    await w0.waitFor('update v0: staged');
+    await w1.waitFor('update v0: staged');
+    await w1.kill('SIGKILL'); // its staging and prepared version die with it
+    const again = spawn(1);
+    await again.waitFor('update v0: broadcasts are over; reading');
+    await again.waitFor('update v0: staged');
+    expect((await cli(['commit', '--version', 'v0'])).stdout).toContain('update v0: committed');
+    for (const w of [w0, again]) await w.waitFor('update v0: committed, live v0');
+    for (const r of [0, 1]) await expectLive(fleet, r, fleet.ckptA, ['a.bin', 'b.bin']);
+  });
 });
