@@ -105,7 +105,11 @@ async function readPackageJson(dir: string): Promise<PackageJson | undefined> {
 }
 
 /** Loads one discovered package; failures become a candidate with `loadError`. */
-async function loadTransportPackage(dir: string, pkg: PackageJson): Promise<TransportCandidate> {
+async function loadTransportPackage(
+  dir: string,
+  pkg: PackageJson,
+  loadTimeoutMs: number,
+): Promise<TransportCandidate> {
   const origin = pkg.name ?? dir;
   const base = { origin, version: pkg.version };
   const fallbackName = (pkg.name ?? dir).replace(/^@[^/]+\//, '').replace(/^(hotweights-)?transport-/, '');
@@ -130,12 +134,24 @@ async function loadTransportPackage(dir: string, pkg: PackageJson): Promise<Tran
   const inside = relative(resolve(dir), entry);
   if (inside === '' || inside.startsWith('..') || isAbsolute(inside))
     return failed(`transport entry ${meta.transport} is outside the package`);
-  let mod: Record<string, unknown>;
+  let mod: Record<string, unknown> | undefined;
+  let timer: NodeJS.Timeout | undefined;
   try {
-    mod = (await import(pathToFileURL(entry).href)) as Record<string, unknown>;
+    // A module that never finishes loading (a top-level await on the network) must not hang
+    // discovery: like a slow probe, it becomes a reason.
+    mod = await Promise.race([
+      import(pathToFileURL(entry).href) as Promise<Record<string, unknown>>,
+      new Promise<undefined>((res) => {
+        timer = setTimeout(res, loadTimeoutMs);
+        timer.unref();
+      }),
+    ]);
   } catch (err) {
     return failed(`cannot load ${meta.transport}: ${(err as Error).message.split('\n')[0]}`);
+  } finally {
+    clearTimeout(timer);
   }
+  if (!mod) return failed(`${meta.transport} did not finish loading within ${loadTimeoutMs} ms`);
   const provider = [mod.provider, mod.default].find(isProvider);
   if (!provider) return failed(`${meta.transport} exports no TransportProvider as "provider" or default`);
   return {
@@ -152,7 +168,10 @@ async function loadTransportPackage(dir: string, pkg: PackageJson): Promise<Tran
  * Finds installed transport packages visible from `fromDir` (as Node resolution would see them):
  * packages whose package.json has the keyword `hotweights-transport`.
  */
-export async function discoverTransportPackages(fromDir: string): Promise<TransportCandidate[]> {
+export async function discoverTransportPackages(
+  fromDir: string,
+  options: { loadTimeoutMs?: number } = {},
+): Promise<TransportCandidate[]> {
   const seen = new Set<string>();
   const found: TransportCandidate[] = [];
   for (const nm of nodeModulesChain(fromDir)) {
@@ -162,7 +181,7 @@ export async function discoverTransportPackages(fromDir: string): Promise<Transp
       const key = pkg.name ?? dir;
       if (seen.has(key)) continue; // nearest copy wins, as in Node resolution
       seen.add(key);
-      found.push(await loadTransportPackage(dir, pkg));
+      found.push(await loadTransportPackage(dir, pkg, options.loadTimeoutMs ?? 5000));
     }
   }
   return found;
@@ -246,7 +265,7 @@ export class TransportManager {
    * so does what an earlier call found (call it with the application's directory first).
    */
   async discover(fromDir: string): Promise<TransportCandidate[]> {
-    const found = await discoverTransportPackages(fromDir);
+    const found = await discoverTransportPackages(fromDir, { loadTimeoutMs: this.#probeTimeoutMs });
     for (const c of found) {
       const existing = this.#candidates.get(c.name);
       if (existing && (existing.provider || existing.origin !== 'builtin')) continue;

@@ -69,6 +69,21 @@ describe('transport package discovery', () => {
     expect(byOrigin.pkg?.loadError).toBe('transport entry ../pkg-evil/index.js is outside the package');
   });
 
+  it('gives up on a package that never finishes loading, with a reason', async () => {
+    const app = join(root, 'app-hang');
+    installPackage(join(app, 'node_modules'), 'hotweights-transport-hang');
+    writeFileSync(
+      join(app, 'node_modules', 'hotweights-transport-hang', 'index.js'),
+      'await new Promise(() => {});\n',
+    );
+    const m = new TransportManager({ probeTimeoutMs: 200 });
+    await m.discover(app);
+    const probed = await m.probeAll({ rank: 0, worldSize: 1, launcher: 'none', config: loadConfig({}) });
+    expect(probed.map((p) => [p.name, p.result])).toEqual([
+      ['hang', { available: false, reason: './index.js did not finish loading within 200 ms' }],
+    ]);
+  });
+
   it('keeps the copy nearest to the application, also across several discover() calls', async () => {
     const outer = join(root, 'outer');
     const app = join(outer, 'app');
