@@ -2,8 +2,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expectedDigest } from '@hotweights/coordinator';
-import { computePlanDigest, type Plan } from '@hotweights/core';
+import { computePlanDigest, loadPlan, type Plan } from '@hotweights/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeFleet } from './coord-fixture.js';
 import { type CoordProcess, startCoordProcess } from './coord-process.js';
 import { runCli } from './run-cli.js';
 
@@ -151,5 +152,62 @@ describe('control-plane commands against a real coord-serve', { timeout: 120_000
     expect(silent.stderr).toContain(
       '[HW_TIMEOUT]: coordinator at tcp://127.0.0.1:9 did not answer status within 0.5 s',
     );
+  });
+
+  it('plan --coord-endpoint plans against the manifest the last commit made current', async () => {
+    const fleet = await makeFleet(1);
+    try {
+      const env = { HOTWEIGHTS_COORD: coord.endpoint, HOTWEIGHTS_COORD_TOKEN: TOKEN };
+      const none = await runCli(
+        [
+          'plan',
+          '--next',
+          join(fleet.dir, 'm_v0.json'),
+          '--coord-endpoint',
+          coord.endpoint,
+          '--bucket-mb',
+          '1',
+          '--output',
+          join(fleet.dir, 'p0.json'),
+        ],
+        { env },
+      );
+      expect(none.code).toBe(0);
+      expect((await loadPlan(join(fleet.dir, 'p0.json'))).prev_version).toBeNull();
+
+      const submitted = await runCli(['coord-submit-plan', '--plan', fleet.planV0], { env });
+      expect(submitted.stdout).toContain('with its manifest');
+      await runCli(['begin', '--version', 'v0'], { env });
+      const p0 = await loadPlan(fleet.planV0);
+      const pre = await runCli(
+        ['precommit', '--version', 'v0', '--rank', '0', '--digest', expectedDigest(p0, 0)],
+        { env },
+      );
+      expect(pre.stdout).toContain('update v0: committed');
+
+      const out = join(fleet.dir, 'p1.json');
+      const planned = await runCli(
+        [
+          'plan',
+          '--next',
+          join(fleet.dir, 'm_v1.json'),
+          '--coord-endpoint',
+          coord.endpoint,
+          '--bucket-mb',
+          '1',
+          '--output',
+          out,
+        ],
+        { env },
+      );
+      expect(planned.stderr).toContain(`previous: coordinator ${coord.endpoint}`);
+      expect(planned.code).toBe(0);
+      const p1 = await loadPlan(out);
+      expect(p1.prev_version).toBe('v0');
+      // Only what changed moves: b.bin changed and c.bin is new; a.bin is identical.
+      expect(p1.buckets.flatMap((b) => b.items.map((it) => it.uri)).sort()).toEqual(['b.bin', 'c.bin']);
+    } finally {
+      await fleet.cleanup();
+    }
   });
 });

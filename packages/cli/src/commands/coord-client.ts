@@ -3,9 +3,10 @@
  * a client that forwards HOTWEIGHTS_COORD_TOKEN, and closing it whatever happens.
  */
 import { CoordinatorClient } from '@hotweights/coordinator';
-import { ConfigError } from '@hotweights/core';
+import { ConfigError, validateManifest } from '@hotweights/core';
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
+import type { CoordinatorManifestSource } from './plan.js';
 
 export function endpointOption(cmd: Command): Command {
   return cmd
@@ -44,3 +45,19 @@ export async function withClient<T>(
     client.close();
   }
 }
+
+/**
+ * `plan --coord-endpoint E`: the previous manifest is the coordinator's current one (the manifest
+ * of the last committed update, or one set with set_current_manifest).
+ */
+export const coordinatorManifestSource: CoordinatorManifestSource = async (endpoint, modelId, c) => {
+  const { manifest } = await withClient(c, { endpoint }, (client) => client.getCurrentManifest());
+  if (!manifest) return null;
+  const current = validateManifest(manifest, `current manifest of coordinator ${endpoint}`);
+  if (modelId !== null && current.model_id !== null && current.model_id !== modelId) {
+    throw new ConfigError(
+      `coordinator ${endpoint} serves model ${current.model_id}, not ${modelId}: pass --prev for this model`,
+    );
+  }
+  return current;
+};

@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { CheckpointError, loadPlan, SchemaError } from '@hotweights/core';
 import type { CommandModule } from '../command.js';
-import { endpointOption, withClient } from './coord-client.js';
+import { coordinatorManifestSource, endpointOption, withClient } from './coord-client.js';
+import { setCoordinatorManifestSource } from './plan.js';
 
 async function readManifestDocument(path: string): Promise<Record<string, unknown>> {
   let text: string;
@@ -32,6 +33,8 @@ async function readManifestDocument(path: string): Promise<Record<string, unknow
 export const coordSubmitPlanCommand: CommandModule = {
   name: 'coord-submit-plan',
   register(program, ctx) {
+    // The control plane is installed: `plan --coord-endpoint` can ask the coordinator.
+    setCoordinatorManifestSource(coordinatorManifestSource);
     endpointOption(
       program
         .command('coord-submit-plan')
