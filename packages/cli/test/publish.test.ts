@@ -1,10 +1,11 @@
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadManifest } from '@hotweights/core';
 import { writeSafetensors } from '@hotweights/planner';
 import { afterAll, describe, expect, it } from 'vitest';
-import { runCli } from './run-cli.js';
+import { CLI_SOURCE, REPO_ROOT, runCli, SOURCE_NODE_ARGS } from './run-cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'hw-cli-publish-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -67,6 +68,33 @@ describe('hotweights publish', { timeout: 180_000 }, () => {
     );
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/^hotweights: error \[HW_CONFIG\]: unknown hash algorithm "md5"/);
+  });
+
+  it('draws progress on a terminal (stderr is a TTY), and none when piped', async () => {
+    const root = await checkpoint('ck-tty');
+    const out = join(dir, 'tty.json');
+    // `script` runs the command on a pseudo-terminal and copies what it prints.
+    const cmd = [
+      process.execPath,
+      ...SOURCE_NODE_ARGS,
+      CLI_SOURCE,
+      'publish',
+      '--checkpoint',
+      root,
+      '--version',
+      'v1',
+      '--output',
+      out,
+    ].join(' ');
+    const r = spawnSync('script', ['-qec', cmd, '/dev/null'], {
+      cwd: REPO_ROOT,
+      encoding: 'utf8',
+      env: { ...process.env, ...env },
+      timeout: 120_000,
+    });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/\rhashing .* \/ .* \(100%\)/);
+    expect(r.stdout).toMatch(/published v1/);
   });
 
   it('refuses to write into the checkpoint, and fails cleanly on a corrupt shard with no output file', async () => {

@@ -152,7 +152,7 @@ export async function publish(options: PublishOptions): Promise<ColumnarManifest
   const tasks: HashTask[] = [];
   /** Entry indexes hashed by each task, in range order. */
   const taskEntries: number[][] = [];
-  const taskBytes = options.taskBytes ?? 256 * 1024 * 1024;
+  const taskBytes = options.taskBytes ?? 64 * 1024 * 1024;
   const tensorsByFile = new Map<string, Set<string>>();
 
   for (const f of found) {

@@ -1,0 +1,90 @@
+/**
+ * Plan time and peak memory for manifests of 10k, 100k and 1M entries, load included.
+ *
+ * For each size: a previous and a next manifest (every 10th tensor changed) are generated and
+ * written; then fresh processes run (a) the machine's floor for any JSON manifest, reading and
+ * JSON.parse of both files, and (b) the real thing, loadManifest x2 + createPlan + writePlan.
+ * Each is repeated and the median wall time and the largest peak RSS are reported.
+ *
+ * Usage: node --conditions=@hotweights/source --import tsx bench/planner/plan-bench.ts [sizes...]
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { serializeManifest } from '@hotweights/core';
+import { syntheticManifest } from './synthetic-manifest.js';
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+const repo = join(here, '..', '..');
+const sizes = process.argv
+  .slice(2)
+  .map(Number)
+  .filter((n) => n > 0);
+const SIZES = sizes.length ? sizes : [10_000, 100_000, 1_000_000];
+const REPEAT = 3;
+const BUCKET = 64 * 1024 * 1024;
+const nodeArgs = ['--conditions=@hotweights/source', '--import', 'tsx'];
+
+interface RunResult {
+  total_ms: number;
+  peak_rss: number;
+  [k: string]: number;
+}
+
+function run(script: string, args: string[]): RunResult {
+  const out = execFileSync(process.execPath, [...nodeArgs, join(here, script), ...args], {
+    cwd: repo,
+    encoding: 'utf8',
+    maxBuffer: 1 << 20,
+  });
+  return JSON.parse(out.trim().split('\n').pop() as string) as RunResult;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+const dir = mkdtempSync(join(tmpdir(), 'hw-plan-bench-'));
+const rows: Record<string, unknown>[] = [];
+try {
+  for (const n of SIZES) {
+    const prevPath = join(dir, `prev-${n}.json`);
+    const nextPath = join(dir, `next-${n}.json`);
+    writeFileSync(prevPath, serializeManifest(syntheticManifest(n, 'v1')));
+    writeFileSync(nextPath, serializeManifest(syntheticManifest(n, 'v2', { changedEvery: 10 })));
+    const floor: RunResult[] = [];
+    const ours: RunResult[] = [];
+    for (let r = 0; r < REPEAT; r++) {
+      floor.push(run('parse-floor.ts', [prevPath, nextPath]));
+      ours.push(run('plan-run.ts', [prevPath, nextPath, join(dir, `plan-${n}.json`), String(BUCKET)]));
+    }
+    const pick = (rs: RunResult[], k: string) => median(rs.map((x) => x[k] as number));
+    const row = {
+      entries: n,
+      manifest_mb: Math.round((statSync(nextPath).size / 1e6) * 10) / 10,
+      floor_parse_ms: Math.round(pick(floor, 'total_ms')),
+      load_ms: Math.round(pick(ours, 'load_ms')),
+      plan_ms: Math.round(pick(ours, 'plan_ms')),
+      write_ms: Math.round(pick(ours, 'write_ms')),
+      total_ms: Math.round(pick(ours, 'total_ms')),
+      cpu_ms: Math.round(pick(ours, 'cpu_ms')),
+      items: ours[0]?.items,
+      buckets: ours[0]?.buckets,
+      peak_rss_mb: Math.round(Math.max(...ours.map((x) => x.peak_rss)) / 1e6),
+      floor_peak_rss_mb: Math.round(Math.max(...floor.map((x) => x.peak_rss)) / 1e6),
+    };
+    rows.push(row);
+    console.error(`done ${n}`);
+  }
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+const cols = Object.keys(rows[0] ?? {});
+console.log(cols.join('\t'));
+for (const r of rows) console.log(cols.map((c) => String(r[c])).join('\t'));
+const results = join(repo, 'bench', 'results');
+mkdirSync(results, { recursive: true });
+writeFileSync(
+  join(results, 'planner-plan.json'),
+  `${JSON.stringify({ when: new Date().toISOString(), bucket_bytes: BUCKET, repeat: REPEAT, changed_fraction: 0.1, rows }, null, 2)}\n`,
+);
