@@ -12,7 +12,7 @@ import {
 import { Blake3Hasher } from '@napi-rs/blake-hash';
 import { xxh3 } from '@node-rs/xxhash';
 import { afterAll, describe, expect, it } from 'vitest';
-import { tempDir, tensor } from './fixtures.js';
+import { python, tempDir, tensor } from './fixtures.js';
 
 const tmp = tempDir('publish');
 afterAll(tmp.cleanup);
@@ -186,6 +186,46 @@ describe('publish', () => {
     const m = await publish({ checkpoint: root, version: 'v1' });
     expect(m.get('w:0')?.file).toBe('model_rank0.safetensors');
     expect(m.get('w:1')?.file).toBe('model_rank1.safetensors');
+  });
+});
+
+describe('publish cross-checked with Python', () => {
+  it('hashes exactly the bytes torch loads for each tensor of a Python-written multi-shard checkpoint', async () => {
+    const root = join(tmp.path, 'py-ckpt');
+    mkdirSync(root);
+    const out = python(
+      `
+import sys, json, hashlib, torch
+from safetensors.torch import save_file
+root = sys.argv[1]
+g = torch.Generator().manual_seed(0)
+shards = {
+  'model-00001-of-00002.safetensors': {'embed.weight': torch.randn(32, 16, generator=g).to(torch.bfloat16), 'layers.0.w': torch.randn(16, 16, generator=g)},
+  'model-00002-of-00002.safetensors': {'layers.1.w': torch.randn(16, 16, generator=g).to(torch.float16), 'step': torch.tensor([7, 8], dtype=torch.int64)},
+}
+index = {'metadata': {'total_size': 0}, 'weight_map': {}}
+hashes = {}
+for name, tensors in shards.items():
+    save_file(tensors, f'{root}/{name}', metadata={'format': 'pt'})
+    for k, v in tensors.items():
+        index['weight_map'][k] = name
+        hashes[k] = [str(v.dtype), list(v.shape), hashlib.sha256(v.reshape(-1).view(torch.uint8).numpy().tobytes()).hexdigest()]
+json.dump(index, open(f'{root}/model.safetensors.index.json', 'w'))
+print(json.dumps(hashes))
+`,
+      [root],
+    );
+    const expected = JSON.parse(out) as Record<string, [string, number[], string]>;
+    const m = await publish({ checkpoint: root, version: 'py', hash: 'sha256' });
+    const dtypes: Record<string, string> = {
+      'torch.bfloat16': 'BF16',
+      'torch.float32': 'F32',
+      'torch.float16': 'F16',
+      'torch.int64': 'I64',
+    };
+    for (const [name, [dtype, shape, hex]] of Object.entries(expected)) {
+      expect(m.get(`${name}:0`)).toMatchObject({ dtype: dtypes[dtype], shape, hash: `sha256:${hex}` });
+    }
   });
 });
 
