@@ -50,7 +50,7 @@ function expectSameTree(dir: string, checkpoint: string, files: readonly string[
   }
 }
 
-describe('DirectoryAdapter', () => {
+describe('DirectoryAdapter', { timeout: 120_000 }, () => {
   const base = join(work, 'base');
   const ft = join(work, 'ft');
   const names = ['model-00001.safetensors', 'model-00002.safetensors', 'config.json'];

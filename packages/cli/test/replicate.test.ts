@@ -82,7 +82,7 @@ describe('hotweights replicate / rollback / status', { timeout: 180_000 }, () =>
   let v: Awaited<ReturnType<typeof makeVersions>>;
   beforeAll(async () => {
     v = await makeVersions('main', 64, 64 * 1024);
-  });
+  }, 120_000);
 
   it('deploys a full plan then a delta to 3 local ranks, byte-exact at every rank, and rolls back', async () => {
     const full = await runCli(

@@ -18,8 +18,10 @@ import {
   loadShm,
   newRunTag,
   reclaimStaleSegments,
+  registerSharedBytes,
   type Segment,
   segmentName,
+  unregisterSharedBytes,
   zeroCopyUnavailableReason,
 } from './shm-segment.js';
 import type { StagedBucket, StagingAgent } from './staging.js';
@@ -96,6 +98,7 @@ export class HostStaging implements StagingAgent {
       await ensureSpace(this.dir, bucket.size, `bucket ${bucket.bucket_id} of ${version}`);
       segment = await createSegment(path, bucket.size);
     }
+    if (segment.mapped) registerSharedBytes(segment.bytes, path);
     const staged: StagedBucket = {
       version,
       bucketId: bucket.bucket_id,
@@ -142,9 +145,11 @@ export class HostStaging implements StagingAgent {
       if (segment.mapped && size > 0 && kept + size <= this.spareLimit) {
         const sparePath = join(this.dir, segmentName(this.run, 'spare', String(this.spareCounter++), 'seg'));
         await rename(segment.path, sparePath);
+        registerSharedBytes(segment.bytes, sparePath);
         this.spares.push({ ...segment, path: sparePath });
         kept += size;
       } else {
+        unregisterSharedBytes(segment.bytes);
         await rm(segment.path, { force: true });
       }
     }

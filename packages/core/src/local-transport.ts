@@ -13,7 +13,7 @@ import { constants, existsSync, type FSWatcher, watch } from 'node:fs';
 import { open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TransportError } from './errors.js';
-import { processAlive } from './shm-segment.js';
+import { processAlive, sharedLocationOf } from './shm-segment.js';
 import type { BroadcastRequest, Transport, TransportOptions, TransportProvider } from './transport.js';
 import { BUILTIN_PRIORITIES } from './transport-manager.js';
 
@@ -197,14 +197,14 @@ export class LocalTransport implements Transport {
     const dir = this.dir as string;
     const gen = this.generations.get(bucketId) ?? 0;
     this.generations.set(bucketId, gen + 1);
-    const seg = `seg.${bucketId}.${gen}`;
+    const seg = `${bucketId}.${gen}`;
     // Rejects as soon as the signal fires or a participant's process dies.
     const ctrl = new AbortController();
     const onAbort = () => ctrl.abort(signal?.reason);
     signal?.addEventListener('abort', onAbort, { once: true });
     const awaits = new Map<number, string>();
-    if (this.rank === root) for (const r of ranks) if (r !== root) awaits.set(r, `${seg}.ack.${r}`);
-    if (this.rank !== root) awaits.set(root, seg);
+    if (this.rank === root) for (const r of ranks) if (r !== root) awaits.set(r, `ack.${seg}.${r}`);
+    if (this.rank !== root) awaits.set(root, `hdr.${seg}`);
     const pending: Pending = { awaits, reject: (err) => ctrl.abort(err) };
     this.pending.add(pending);
     try {
@@ -228,26 +228,33 @@ export class LocalTransport implements Transport {
     data: Uint8Array,
     signal: AbortSignal,
   ): Promise<void> {
-    // Overwriting a recycled segment is several times faster than filling fresh tmpfs pages.
-    const spare = this.spares.pop();
-    const tmp = join(dir, `${seg}.tmp`);
-    if (spare) await rename(join(dir, spare), tmp);
-    const fh = await open(
-      tmp,
-      spare ? constants.O_RDWR : constants.O_RDWR | constants.O_CREAT | constants.O_EXCL,
-    );
-    try {
-      await fh.truncate(data.byteLength);
-      let done = 0;
-      while (done < data.byteLength) {
-        if (signal.aborted) throw abortReason(signal);
-        const { bytesWritten } = await fh.write(data, done, Math.min(data.byteLength - done, 1 << 30), done);
-        done += bytesWritten;
+    let location = data.byteLength > 0 ? sharedLocationOf(data) : undefined;
+    let own: string | undefined;
+    if (!location) {
+      // Overwriting a recycled file is several times faster than filling fresh tmpfs pages.
+      own = this.spares.pop() ?? `data.${this.rank}.${this.spareCounter++}`;
+      const fh = await open(join(dir, own), constants.O_RDWR | constants.O_CREAT);
+      try {
+        await fh.truncate(data.byteLength);
+        let done = 0;
+        while (done < data.byteLength) {
+          if (signal.aborted) throw abortReason(signal);
+          const { bytesWritten } = await fh.write(
+            data,
+            done,
+            Math.min(data.byteLength - done, 1 << 30),
+            done,
+          );
+          done += bytesWritten;
+        }
+      } finally {
+        await fh.close();
       }
-    } finally {
-      await fh.close();
+      location = { path: join(dir, own), offset: 0 };
     }
-    await rename(tmp, join(dir, seg));
+    const hdr = join(dir, `hdr.${seg}`);
+    await writeFile(`${hdr}.tmp`, JSON.stringify({ ...location, length: data.byteLength }));
+    await rename(`${hdr}.tmp`, hdr);
     const acks = [...awaits];
     try {
       await Promise.all(
@@ -257,14 +264,9 @@ export class LocalTransport implements Transport {
         }),
       );
     } finally {
+      await rm(hdr, { force: true });
       await Promise.all(acks.map(([, name]) => rm(join(dir, name), { force: true })));
-      if (signal.aborted) {
-        await rm(join(dir, seg), { force: true });
-      } else {
-        const name = `spare.${this.rank}.${this.spareCounter++}`;
-        await rename(join(dir, seg), join(dir, name));
-        this.spares.push(name);
-      }
+      if (own) this.spares.push(own);
     }
   }
 
@@ -275,25 +277,36 @@ export class LocalTransport implements Transport {
     data: Uint8Array,
     signal: AbortSignal,
   ): Promise<void> {
-    await this.waiter?.wait(seg, signal);
+    await this.waiter?.wait(`hdr.${seg}`, signal);
     awaits.clear();
-    const fh = await open(join(dir, seg), 'r');
-    try {
-      const { size } = await fh.stat();
-      if (size !== data.byteLength) {
-        throw new TransportError(`local: ${seg} holds ${size} bytes, expected ${data.byteLength}`);
-      }
-      let done = 0;
-      while (done < data.byteLength) {
-        if (signal.aborted) throw abortReason(signal);
-        const { bytesRead } = await fh.read(data, done, Math.min(data.byteLength - done, 1 << 30), done);
-        if (bytesRead === 0) throw new TransportError(`local: ${seg} ended after ${done} bytes`);
-        done += bytesRead;
-      }
-    } finally {
-      await fh.close();
+    const hdr = JSON.parse(await readFile(join(dir, `hdr.${seg}`), 'utf8')) as {
+      path: string;
+      offset: number;
+      length: number;
+    };
+    if (hdr.length !== data.byteLength) {
+      throw new TransportError(`local: bucket ${seg} holds ${hdr.length} bytes, expected ${data.byteLength}`);
     }
-    await writeFile(join(dir, `${seg}.ack.${this.rank}`), '');
+    if (data.byteLength > 0) {
+      const fh = await open(hdr.path, 'r');
+      try {
+        let done = 0;
+        while (done < data.byteLength) {
+          if (signal.aborted) throw abortReason(signal);
+          const { bytesRead } = await fh.read(
+            data,
+            done,
+            Math.min(data.byteLength - done, 1 << 30),
+            hdr.offset + done,
+          );
+          if (bytesRead === 0) throw new TransportError(`local: ${hdr.path} ended after ${done} bytes`);
+          done += bytesRead;
+        }
+      } finally {
+        await fh.close();
+      }
+    }
+    await writeFile(join(dir, `ack.${seg}.${this.rank}`), '');
   }
 
   async close(): Promise<void> {

@@ -173,3 +173,22 @@ export async function flushSegment(segment: Segment, length = segment.bytes.byte
     await fh.close();
   }
 }
+
+// Mapped segments by their memory, so a transport handed a staged bucket's bytes can tell other
+// processes on the host where those bytes already are instead of copying them again.
+const sharedPaths = new WeakMap<ArrayBufferLike, string>();
+
+/** Records that `bytes` (a whole mapping) is the content of the segment file `path`. */
+export function registerSharedBytes(bytes: Uint8Array, path: string): void {
+  if (bytes.byteLength > 0) sharedPaths.set(bytes.buffer, path);
+}
+
+export function unregisterSharedBytes(bytes: Uint8Array): void {
+  sharedPaths.delete(bytes.buffer);
+}
+
+/** Where `view`'s bytes live in a shared segment file, when they do. */
+export function sharedLocationOf(view: Uint8Array): { path: string; offset: number } | undefined {
+  const path = sharedPaths.get(view.buffer);
+  return path === undefined ? undefined : { path, offset: view.byteOffset };
+}

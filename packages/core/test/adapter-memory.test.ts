@@ -28,7 +28,7 @@ async function stage(plan: Plan) {
   return staging;
 }
 
-describe('MemoryAdapter', () => {
+describe('MemoryAdapter', { timeout: 60_000 }, () => {
   it('applies a full plan, then a delta on top of it, and rolls back', async () => {
     const files = writeCheckpoint(join(work, 'a'), { 'a.bin': 100_000, 'b.bin': 3000 });
     const full = makePlan(join(work, 'a'), files, { version: 'v1', bucketBytes: 32 * 1024 });

@@ -11,7 +11,7 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 const bucket = (id: number, size: number) => ({ bucket_id: id, size, consumer_ranks: [0], items: [] });
 
-describe('host staging', () => {
+describe('host staging', { timeout: 60_000 }, () => {
   it('stages buckets as shared-memory segments named by version, rank and bucket', async () => {
     const dir = mkdtempSync(join(root, 's-'));
     const staging = await HostStaging.open({ dir, rank: 2 });

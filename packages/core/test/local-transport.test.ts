@@ -12,7 +12,7 @@ const root = mkdtempSync(join('/dev/shm', 'hw-local-test-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 const config = loadConfig({ HOTWEIGHTS_TRANSFER_TIMEOUT_S: '30' });
 
-describe('local transport', () => {
+describe('local transport', { timeout: 120_000 }, () => {
   it('keeps the provider contract', async () => {
     const report = await checkProviderContract(
       localTransportProvider,

@@ -36,7 +36,7 @@ function checkpoint(name: string) {
   return { root, files };
 }
 
-describe('replicateRank in one process', () => {
+describe('replicateRank in one process', { timeout: 60_000 }, () => {
   it('stages and verifies every bucket for a world of one, with metrics', async () => {
     const { root, files } = checkpoint('one');
     const plan = makePlan(root, files, { bucketBytes: 64 * 1024 });
@@ -158,7 +158,7 @@ describe('ReplicationWindow', () => {
   });
 });
 
-describe('replicateRank across real rank processes (local transport)', () => {
+describe('replicateRank across real rank processes (local transport)', { timeout: 120_000 }, () => {
   function setup(name: string, consumers: (i: number) => number[]) {
     const { root, files } = checkpoint(name);
     const plan = makePlan(root, files, { bucketBytes: 48 * 1024, consumers });

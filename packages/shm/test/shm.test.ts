@@ -16,7 +16,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 const dir = mkdtempSync(join('/dev/shm', 'hw-shm-test-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-describe('@hotweights/shm', () => {
+describe('@hotweights/shm', { timeout: 30_000 }, () => {
   it('loads the addon on this machine', () => {
     expect(shmAvailable()).toBe(true);
     expect(pageSize()).toBeGreaterThanOrEqual(4096);
