@@ -18,8 +18,9 @@ describe('a misbehaving rank fails the job instead of hanging it', () => {
     expect(job.stderr).toMatch(
       /rank [12] failed: MPI: bucket 0 \(33554432 B from rank 0 to \[0,1,2\]\) did not finish within 2 s/,
     );
-    expect(job.stderr).toContain('ends the MPI job (MPI_Abort)');
-    expect(job.stderr).toContain('MPI_ABORT was invoked');
+    // Open MPI's own "MPI_ABORT was invoked" banner is not asserted: mpirun sometimes drops it
+    // when two ranks abort at once.
+    expect(job.stderr).toMatch(/rank [12] ends the MPI job \(MPI_Abort\): MPI: bucket 0/);
   }, 90_000);
 
   it('a rank killed mid-broadcast: mpirun reports it and ends every rank', async () => {
