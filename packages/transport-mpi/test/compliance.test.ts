@@ -7,6 +7,7 @@ interface RankReport {
   probe: { available: boolean; detail?: string };
   contract: number;
   passed: string[];
+  refused: string[];
 }
 
 const FIXTURE = 'test/fixtures/compliance-rank.ts';
@@ -33,6 +34,16 @@ describe('core compliance suite under a real mpirun', () => {
         expect(r.passed).toContain('6 broadcasts in flight at once');
         expect(r.passed).toContain('transport still works after an aborted request');
         if (ranks === 3) expect(r.passed).toContain('broadcast 300001 B from rank 0 to [0,2]');
+        expect(r.refused).toEqual([
+          expect.stringMatching(/^HW_TRANSPORT_INVALID: bucket 1: ranks must be sorted ascending/),
+          expect.stringMatching(
+            new RegExp(`^HW_TRANSPORT_INVALID: bucket 2: rank ${ranks} is not in the world`),
+          ),
+          expect.stringMatching(
+            /^HW_TRANSPORT_INVALID: bucket 3: root \d+ and this rank \d+ must both be among/,
+          ),
+          'bucket 4: the MPI transport is closed',
+        ]);
       }
     }, 120_000);
   }
