@@ -225,6 +225,38 @@ describe('hotweights replicate / rollback / status', { timeout: 180_000 }, () =>
     expect(existsSync(join(k.target, 'rank-1', 'versions', 'v1'))).toBe(false);
   });
 
+  it('runs as one rank of a launched job with RANK/WORLD_SIZE from the environment (torchrun-style)', async () => {
+    const l = await makeVersions('launched', 64, 64 * 1024);
+    const rdv = mkdtempSync(join(staging, 'rdv-'));
+    const ranks = await Promise.all(
+      [0, 1, 2].map((rank) =>
+        runCli(
+          [
+            'replicate',
+            '--plan',
+            join(l.dir, 'full.json'),
+            '--commit',
+            '--target',
+            l.target,
+            '--rendezvous',
+            rdv,
+            '--transport',
+            'local',
+            '--no-metrics',
+          ],
+          {
+            env: { ...env, RANK: String(rank), WORLD_SIZE: '3' },
+          },
+        ),
+      ),
+    );
+    for (const r of ranks) expect(r.code, r.stderr).toBe(0);
+    // Rank 0 prints the summary; every rank committed its own target dir.
+    expect(ranks[0]?.stdout).toMatch(/committed v0 on every rank/);
+    expect(ranks[1]?.stdout).toBe('');
+    for (const r of [0, 1, 2]) expectTree(join(l.target, `rank-${r}`, 'current'), l.base);
+  });
+
   it('rejects --no-verify with --commit and explains a missing target', async () => {
     const res = await runCli(['replicate', '--plan', join(v.dir, 'delta.json'), '--commit', '--no-verify'], {
       env,

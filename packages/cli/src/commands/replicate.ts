@@ -399,8 +399,11 @@ export const replicateCommand: CommandModule = {
       )
       .option('--no-metrics', 'do not start a metrics server')
       .option('--json', 'print the summary as JSON')
+      .option(
+        '--rendezvous <dir>',
+        'under torchrun-style launchers: a directory every rank of the job can see, for the local transport (set automatically when replicate starts the ranks)',
+      )
       // Set by the local launcher for the rank processes it starts.
-      .addOption(new Option('--rendezvous <dir>').hideHelp())
       .addOption(new Option('--rank-events').hideHelp())
       .action(async (raw: RawOptions) => {
         const c = ctx();
