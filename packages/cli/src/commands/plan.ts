@@ -197,7 +197,13 @@ export const planCommand: CommandModule = {
           worldSize,
           consumers,
         });
-        const report = verifyPlan(plan, { tpGroups: consumers.tpGroups, trusted: true });
+        // The planner chose every consumer set: an empty one means the group map or TP groups miss
+        // some entries, so it is a problem here (fatal with --strict).
+        const report = verifyPlan(plan, {
+          tpGroups: consumers.tpGroups,
+          trusted: true,
+          requireConsumers: true,
+        });
         if (opts.strict && !report.ok) throw new PlanVerificationError(report.problems.map((p) => p.message));
         await writePlan(plan, opts.output);
 
