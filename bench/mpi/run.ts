@@ -5,7 +5,9 @@
  *
  * Usage: npx tsx bench/mpi/run.ts [--ranks 2,3] [--sizes 16,64,256,512] [--iterations 5] [--rounds 3]
  * Throughput is bytes / (time from a barrier before the broadcast to a barrier after it), i.e.
- * the rate at which every receiving rank got the whole bucket (GB = 1e9 B); medians over rounds.
+ * the rate at which every receiving rank got the whole bucket (GB = 1e9 B): the median of every
+ * timed iteration. The ratios are medians over rounds of (C time / our time) within each round,
+ * whose runs are back to back, so slow drifts of a shared machine cancel out.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -70,8 +72,15 @@ const variants: { name: string; run: (ranks: number) => Line[] }[] = [
   },
 ];
 
-// seconds[variant][ranks][mib] -> every timed iteration of every round
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+};
+
+// seconds[variant|ranks|mib] -> every timed iteration of every round; perRound -> each round's median
 const seconds = new Map<string, number[]>();
+const perRound = new Map<string, number[]>();
 const key = (v: string, n: number, mib: number) => `${v}|${n}|${mib}`;
 for (let round = 0; round < rounds; round++) {
   for (const n of rankCounts) {
@@ -79,16 +88,18 @@ for (let round = 0; round < rounds; round++) {
       for (const line of v.run(n)) {
         const k = key(v.name, n, line.mib);
         seconds.set(k, [...(seconds.get(k) ?? []), ...line.seconds]);
+        perRound.set(k, [...(perRound.get(k) ?? []), median(line.seconds)]);
       }
     }
   }
   process.stderr.write(`round ${round + 1}/${rounds} done\n`);
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+/** Median over rounds of (C time / our time) for runs made back to back: robust to load drift. */
+const pairedRatio = (v: string, n: number, mib: number) => {
+  const c = perRound.get(key('C MPI_Bcast', n, mib)) ?? [];
+  const ours = perRound.get(key(v, n, mib)) ?? [];
+  return median(c.map((t, i) => t / (ours[i] ?? Number.NaN)));
 };
 
 const rows: Record<string, unknown>[] = [];
@@ -105,8 +116,8 @@ for (const n of rankCounts) {
       c_gbps: c,
       mpi_chunked_gbps: chunked,
       mpi_unchunked_gbps: whole,
-      chunked_vs_c: chunked / c,
-      unchunked_vs_c: whole / c,
+      chunked_vs_c: pairedRatio('mpi transport, 16 MiB chunks', n, mib),
+      unchunked_vs_c: pairedRatio('mpi transport, unchunked', n, mib),
     });
   }
 }
