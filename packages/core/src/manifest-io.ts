@@ -11,6 +11,7 @@
  * entries cover it exactly (a safetensors file: its header entry, then its tensors; any other file:
  * one whole-file entry). The loader checks all of this, so consumers can rely on it.
  */
+import { isAscii } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { HotweightsError, SchemaError } from './errors.js';
@@ -583,7 +584,10 @@ export async function loadManifest(
 ): Promise<ColumnarManifest> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    const bytes = await readFile(path);
+    // Manifests are almost always ASCII; latin1 decoding is then identical and about twice as
+    // fast as UTF-8 decoding of a 100+ MB file.
+    text = isAscii(bytes) ? bytes.toString('latin1') : bytes.toString('utf8');
   } catch (err) {
     throw new HotweightsError(
       'HW_NOT_FOUND',

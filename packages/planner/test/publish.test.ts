@@ -166,7 +166,9 @@ describe('publish', () => {
     expect(withIt.files.map((f) => f.path)).toContain('m.json');
     const out = join(tmp.path, 'm-out.json');
     await writeManifest(m, out, { checkpoint: root });
-    expect((await loadManifest(out)).digest).toBe(m.digest);
+    const loaded = await loadManifest(out, { verifyDigest: true });
+    expect(loaded.digest).toBe(m.digest);
+    expect(loaded.files.map((f) => f.path)).toContain('sub dir/tökenizer spaced.json');
     expect(readdirSync(tmp.path).filter((n) => n.endsWith('.tmp'))).toEqual([]);
   });
 
