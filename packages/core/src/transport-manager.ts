@@ -142,7 +142,7 @@ async function loadTransportPackage(
     mod = await Promise.race([
       import(pathToFileURL(entry).href) as Promise<Record<string, unknown>>,
       new Promise<undefined>((res) => {
-        timer = setTimeout(res, loadTimeoutMs);
+        timer = setTimeout(() => res(undefined), loadTimeoutMs);
         timer.unref();
       }),
     ]);
