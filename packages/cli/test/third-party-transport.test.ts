@@ -13,6 +13,7 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import { createServer } from 'node:net';
@@ -182,6 +183,16 @@ function freePort(): Promise<number> {
 }
 
 describe('a third-party transport installed next to the CLI', { timeout: 60_000 }, () => {
+  it("the workspace's own bin runs as a program (a fresh clone links it without npm's chmod)", async () => {
+    const bin = join(REPO_ROOT, 'packages', 'cli', 'bin', 'hotweights.js');
+    expect(statSync(bin).mode & 0o111).toBe(0o111);
+    const { stdout } = await run(bin, ['--version'], { env: userEnv() });
+    const cli = JSON.parse(readFileSync(join(REPO_ROOT, 'packages', 'cli', 'package.json'), 'utf8')) as {
+      version: string;
+    };
+    expect(stdout.trim()).toBe(cli.version);
+  });
+
   it('is discovered with its version and origin, and unavailable with a reason without a rendezvous', async () => {
     const rep = await report();
     const tcp = rep.transports.find((t) => t.name === 'tcp');

@@ -142,8 +142,8 @@ async function loadTransportPackage(
     mod = await Promise.race([
       import(pathToFileURL(entry).href) as Promise<Record<string, unknown>>,
       new Promise<undefined>((res) => {
+        // not unref'd: while a load is pending, this timer is what keeps the process alive
         timer = setTimeout(() => res(undefined), loadTimeoutMs);
-        timer.unref();
       }),
     ]);
   } catch (err) {
