@@ -97,6 +97,9 @@ export class TcpTransport implements Transport {
       );
       server.listen({ host: rv.host, port: rv.port }, resolve);
     });
+    // After listening, an accept error (EMFILE) must not crash the process: the job then fails
+    // by its deadline with the count of ranks that did connect.
+    server.on('error', () => {});
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         reject(
