@@ -71,6 +71,22 @@ describe('delta', () => {
     expect(plan.removed).toEqual([]);
   });
 
+  it('plans nothing when nothing changed', () => {
+    const m = manifest('v1', { a: [10, 'a'], empty: [0, 'e'] });
+    const plan = createPlan({
+      ...base,
+      prev: m,
+      next: manifest('v2', { a: [10, 'a'], empty: [0, 'e'] }),
+      bucketBytes: 1024,
+    });
+    expect(plan.buckets).toEqual([]);
+    expect(plan.total_bytes).toBe(0);
+    expect(plan.removed).toEqual([]);
+    // and a zero-byte entry on its own is planned like any other
+    const full = createPlan({ ...base, prev: null, next: m, bucketBytes: 1024 });
+    expect(keysOf(full)).toEqual(['a:0', 'empty:0']);
+  });
+
   it('keys the delta on (tensor, shard_rank)', () => {
     const prev = manifest('v1', { w: [8, 'a'] }, { w: 0 });
     const next = manifest('v2', { w: [8, 'a'] }, { w: 1 });
