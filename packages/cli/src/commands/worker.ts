@@ -26,6 +26,11 @@ function parseCount(text: string | undefined, flag: string, min: number): number
   return n;
 }
 
+/** :9099 for the first worker on a host; 9101, 9102, … for the next (9100 is the coordinator's). */
+function defaultMetricsPort(localRank: number): number {
+  return localRank === 0 ? 9099 : 9100 + localRank;
+}
+
 interface WorkerOpts {
   endpoint?: string;
   pubEndpoint?: string;
@@ -56,7 +61,10 @@ export const workerCommand: CommandModule = {
         '--transport <name>',
         'force a transport (default: HOTWEIGHTS_TRANSPORT, else the best available)',
       )
-      .option('--metrics-port <port>', 'Prometheus port (default 9099 + local rank; 0: any free port; "off")')
+      .option(
+        '--metrics-port <port>',
+        'Prometheus port (default 9099; local rank N > 0: 9100 + N; 0: any free port; "off")',
+      )
       .option('--no-verify', 'skip hash verification of landed items (not recommended)')
       .option('--exit-after <n>', 'exit after N updates have finished on this worker (committed or aborted)')
       .action(async (opts: WorkerOpts) => {
@@ -74,7 +82,7 @@ export const workerCommand: CommandModule = {
         const port =
           opts.metricsPort === 'off'
             ? undefined
-            : (parseCount(opts.metricsPort, '--metrics-port', 0) ?? 9099 + c.launch.localRank);
+            : (parseCount(opts.metricsPort, '--metrics-port', 0) ?? defaultMetricsPort(c.launch.localRank));
         const metrics = port === undefined ? undefined : await startMetricsServer(registry, port);
         const manager = await c.transports();
         const forced = opts.transport ?? c.config.transport;
