@@ -3,7 +3,10 @@ import { type Manifest, serializeManifest } from '@hotweights/core';
 import { refuseInsideCheckpoint, writeAtomically } from './atomic-write.js';
 
 export interface WriteManifestOptions {
-  /** The published checkpoint: writing inside it is refused unless `allowInsideCheckpoint`. */
+  /**
+   * The published checkpoint (default: the manifest's checkpoint_root): writing inside it is
+   * refused unless `allowInsideCheckpoint`.
+   */
   readonly checkpoint?: string;
   readonly allowInsideCheckpoint?: boolean;
 }
@@ -13,6 +16,7 @@ export async function writeManifest(
   path: string,
   options: WriteManifestOptions = {},
 ): Promise<void> {
-  await refuseInsideCheckpoint(path, options.checkpoint, options.allowInsideCheckpoint);
+  const checkpoint = options.checkpoint ?? manifest.checkpoint_root ?? undefined;
+  await refuseInsideCheckpoint(path, checkpoint, options.allowInsideCheckpoint);
   await writeAtomically(path, [serializeManifest(manifest)]);
 }

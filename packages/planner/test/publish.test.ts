@@ -154,6 +154,10 @@ describe('publish', () => {
       /refusing to write .*m\.json inside the checkpoint directory/,
     );
     expect(readdirSync(root)).not.toContain('m.json');
+    // without options, the manifest's own checkpoint_root is protected
+    await expect(writeManifest(m, join(root, 'm2.json'))).rejects.toThrowError(
+      /inside the checkpoint directory/,
+    );
     await expect(
       writeManifest(m, join(root, 'sub dir', 'x', 'm.json'), { checkpoint: root }),
     ).rejects.toThrowError(/inside the checkpoint/);
