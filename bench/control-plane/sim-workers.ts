@@ -1,6 +1,6 @@
 /**
  * Child process of the control-plane benchmark: N simulated workers (ranks FIRST..FIRST+N-1), each
- * with its own DEALER client and SUB socket, like real worker processes. On every `begin` event a
+ * with its own DEALER client and SUB socket (subscribed to `begin`), like real worker processes. On every `begin` event a
  * worker fetches the plan and precommits with the digest of its share; no bytes move, so what is
  * measured is the control plane alone.
  * Usage: sim-workers.ts ENDPOINT PUB_ENDPOINT FIRST N WORLD
@@ -21,19 +21,23 @@ const workers = await Promise.all(
       world_size: world,
       node_id: 'sim',
     });
-    const sub = new EventSubscriber(pubEndpoint as string, (e) => {
-      if (e.event !== 'begin' || typeof e.version !== 'string') return;
-      const version = e.version;
-      void (async () => {
-        const { plan } = await client.getPlan(version);
-        await client.precommit({
-          version,
-          rank,
-          digest: expectedDigest(plan, rank),
-          workerId: reg.worker_id,
-        });
-      })().catch((err: unknown) => process.stderr.write(`rank ${rank}: ${(err as Error).message}\n`));
-    });
+    const sub = new EventSubscriber(
+      pubEndpoint as string,
+      (e) => {
+        if (e.event !== 'begin' || typeof e.version !== 'string') return;
+        const version = e.version;
+        void (async () => {
+          const { plan } = await client.getPlan(version);
+          await client.precommit({
+            version,
+            rank,
+            digest: expectedDigest(plan, rank),
+            workerId: reg.worker_id,
+          });
+        })().catch((err: unknown) => process.stderr.write(`rank ${rank}: ${(err as Error).message}\n`));
+      },
+      { topics: ['begin'] },
+    ); // as the real worker does: only the events that matter to it
     return { client, sub };
   }),
 );

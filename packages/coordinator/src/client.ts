@@ -6,7 +6,7 @@
 import { CoordinatorError, type Plan, TimeoutError } from '@hotweights/core';
 import { Dealer, Subscriber } from 'zeromq';
 import { checkEndpoint, connectable, defaultPubEndpoint } from './endpoint.js';
-import type { CoordEvent, MethodName, RpcReply } from './protocol.js';
+import type { CoordEvent, EventName, MethodName, RpcReply } from './protocol.js';
 import type { CoordinatorStatus, UpdateView, WorkerRecord } from './types.js';
 
 export interface CoordinatorClientOptions {
@@ -228,12 +228,17 @@ export class EventSubscriber {
   constructor(
     pubEndpoint: string,
     onEvent: (event: CoordEvent) => void,
-    options: { onGap?: (expected: number, got: number) => void } = {},
+    options: {
+      onGap?: (expected: number, got: number) => void;
+      /** Only these events (filtered by the publisher); gaps are then not reported. */
+      topics?: readonly EventName[];
+    } = {},
   ) {
     this.#sub = new Subscriber({ linger: 0, reconnectInterval: 100, reconnectMaxInterval: 1000 });
     this.#sub.connect(checkEndpoint(pubEndpoint, 'pub endpoint'));
-    this.#sub.subscribe();
-    void this.#run(onEvent, options.onGap);
+    if (options.topics?.length) this.#sub.subscribe(...options.topics);
+    else this.#sub.subscribe();
+    void this.#run(onEvent, options.topics?.length ? undefined : options.onGap);
   }
 
   async #run(

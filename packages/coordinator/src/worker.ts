@@ -164,7 +164,10 @@ export class WorkerAgent {
   static async start(o: WorkerAgentOptions): Promise<WorkerAgent> {
     const agent = new WorkerAgent(o);
     agent.#live = await o.adapter.currentVersion();
-    agent.#sub = new EventSubscriber(eventEndpointFor(o.endpoint, o.pubEndpoint), () => agent.kick());
+    // Only the events that change what a worker does; the rest would wake every worker for nothing.
+    agent.#sub = new EventSubscriber(eventEndpointFor(o.endpoint, o.pubEndpoint), () => agent.kick(), {
+      topics: ['begin', 'commit', 'abort'],
+    });
     await agent.#register(true);
     agent.#timer = setInterval(() => void agent.#tick(), o.config.heartbeatS * 1000);
     agent.kick();
