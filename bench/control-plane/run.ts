@@ -6,13 +6,16 @@
  *  2. begin -> commit with W simulated workers (default 64) spread over P processes (default 4):
  *     time from sending `begin` to receiving the `commit` event (every worker fetched the plan and
  *     precommitted; auto-commit on quorum). No bytes move: this is the control plane's own cost.
- * Prints a table and writes bench/results/control-plane.json.
+ * Prints a table and writes bench/results/control-plane.json (control-plane-redis.json with --redis).
  *
  * Usage: npx tsx --conditions=@hotweights/source bench/control-plane/run.ts
- *          [--rpcs 2000] [--rounds 5] [--workers 64] [--procs 4] [--updates 10]
+ *          [--rpcs 2000] [--rounds 5] [--workers 64] [--procs 4] [--updates 10] [--redis]
+ * With --redis the coordinator uses a redis-server started here (127.0.0.1, free port, no
+ * persistence): every state change is written to Redis before the reply.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,6 +36,7 @@ const ROUNDS = arg('rounds', '5');
 const WORKERS = arg('workers', '64');
 const PROCS = arg('procs', '4');
 const UPDATES = arg('updates', '10');
+const REDIS = process.argv.includes('--redis');
 
 function pct(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -97,13 +101,39 @@ function plan(version: string): Plan {
   return { ...body, digest: computePlanDigest(body) };
 }
 
-const { child: serverChild, firstLine } = await startChild('servers.ts', []);
+async function startRedis(): Promise<{ url: string; child: ChildProcess }> {
+  const port = await new Promise<number>((resolve) => {
+    const srv = createServer().listen(0, '127.0.0.1', () => {
+      const a = srv.address();
+      srv.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
+    });
+  });
+  const child = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    {
+      stdio: 'ignore',
+    },
+  );
+  await new Promise((r) => setTimeout(r, 300));
+  return { url: `redis://127.0.0.1:${port}/0`, child };
+}
+
+const redis = REDIS ? await startRedis() : undefined;
+const { child: serverChild, firstLine } = await startChild('servers.ts', redis ? [redis.url] : []);
 const eps = JSON.parse(firstLine) as { endpoint: string; pubEndpoint: string; raw: string };
-const children: ChildProcess[] = [serverChild];
+const children: ChildProcess[] = [serverChild, ...(redis ? [redis.child] : [])];
 const results: Record<string, unknown> = {
   machine: { cpus: cpus().length, model: cpus()[0]?.model, loadavg_at_start: loadavg(), shared: true },
   node: process.version,
-  params: { rpcs: RPCS, rounds: ROUNDS, workers: WORKERS, procs: PROCS, updates: UPDATES },
+  params: {
+    rpcs: RPCS,
+    rounds: ROUNDS,
+    workers: WORKERS,
+    procs: PROCS,
+    updates: UPDATES,
+    backend: REDIS ? 'redis' : 'memory',
+  },
 };
 try {
   // ---- 1. RPC round trips ---------------------------------------------------------------------
@@ -196,7 +226,9 @@ try {
   results.loadavg_at_end = loadavg();
 
   const fmt = (n: number) => n.toFixed(1);
-  console.log('RPC round trip (sequential, loopback, server in another process)');
+  console.log(
+    `RPC round trip (sequential, loopback, server in another process, ${REDIS ? 'redis' : 'memory'} backend)`,
+  );
   console.log('what        p50 µs   p99 µs   p50 / raw');
   for (const [k, v] of Object.entries(rpc)) {
     console.log(
@@ -208,8 +240,9 @@ try {
     `\nbegin -> commit, ${WORKERS} simulated workers in ${PROCS} processes, ${UPDATES} updates: p50 ${fmt(b.p50_ms)} ms, max ${fmt(b.max_ms)} ms`,
   );
   mkdirSync(join(root, 'bench/results'), { recursive: true });
-  writeFileSync(join(root, 'bench/results/control-plane.json'), `${JSON.stringify(results, null, 2)}\n`);
-  console.log('wrote bench/results/control-plane.json');
+  const out = `bench/results/control-plane${REDIS ? '-redis' : ''}.json`;
+  writeFileSync(join(root, out), `${JSON.stringify(results, null, 2)}\n`);
+  console.log(`wrote ${out}`);
 } finally {
   for (const c of children) c.kill('SIGTERM');
 }

@@ -1,12 +1,17 @@
 /**
- * Child process of the control-plane benchmark: the coordinator (memory backend) and, beside it,
+ * Child process of the control-plane benchmark: the coordinator (memory or Redis backend) and, beside it,
  * a raw ZeroMQ ROUTER that echoes every request unparsed: the floor any RPC over ZeroMQ pays.
  * Prints one JSON line with the endpoints, then serves until killed.
  */
-import { CoordinatorServer } from '@hotweights/coordinator';
+import { CoordinatorServer, RedisBackend } from '@hotweights/coordinator';
 import { Router } from 'zeromq';
 
+// argv[2]: a Redis URL to use the Redis backend (write-through on every change), else memory.
+const redisUrl = process.argv[2];
 const server = await CoordinatorServer.start({
+  backend: redisUrl
+    ? await RedisBackend.connect({ url: redisUrl, namespace: `bench:${process.pid}:` })
+    : undefined,
   endpoint: 'tcp://127.0.0.1:0',
   pubEndpoint: 'tcp://127.0.0.1:0',
   leaseS: 600,
