@@ -12,10 +12,9 @@ if (!nextPath || !outPath || !bucketArg)
   throw new Error('usage: plan-run.ts <prev|-> <next> <out> <bucketBytes>');
 const cpu0 = process.cpuUsage();
 const t0 = performance.now();
-const [prev, next] = await Promise.all([
-  prevPath && prevPath !== '-' ? loadManifest(prevPath) : Promise.resolve(null),
-  loadManifest(nextPath),
-]);
+// One after the other, as `hotweights plan` does: only one file's text is in memory at a time.
+const next = await loadManifest(nextPath);
+const prev = prevPath && prevPath !== '-' ? await loadManifest(prevPath, { lazyIndex: true }) : null;
 const t1 = performance.now();
 const plan = createPlan({
   prev,

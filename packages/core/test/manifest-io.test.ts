@@ -154,6 +154,20 @@ describe('manifest on-disk format', () => {
     );
   });
 
+  it('defers the duplicate-key check to the first lookup with lazyIndex', async () => {
+    const doc = JSON.parse(serializeManifest(sample()));
+    delete doc.digest;
+    doc.entries.tensor = doc.entries.tensor.map((t: string) => (t === 'b' ? 'w' : t));
+    const path = join(dir, 'dup-lazy.json');
+    writeFileSync(path, JSON.stringify(doc));
+    const m = await loadManifest(path, { lazyIndex: true });
+    expect(m.size).toBe(6);
+    expect(() => m.indexOfTensor('w', 0)).toThrowError(
+      /dup-lazy\.json: entries\.tensor\[\d\]: expected a unique key/,
+    );
+    await expect(loadManifest(path)).rejects.toThrowError(/expected a unique key/);
+  });
+
   it('loads a file and names it in errors', async () => {
     const path = join(dir, 'ok.json');
     writeFileSync(path, serializeManifest(sample()));

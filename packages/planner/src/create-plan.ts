@@ -68,6 +68,8 @@ export function createPlan(options: CreatePlanOptions): Plan {
       `previous manifest (version ${prev.version}) uses ${prev.hash_algo} and the next (version ${next.version}) uses ${next.hash_algo}: publish both with the same --hash`,
     );
 
+  next.checkUniqueKeys();
+
   // Delta.
   const nc = next.columns;
   const pending: PendingItem[] = [];

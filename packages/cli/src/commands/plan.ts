@@ -82,7 +82,9 @@ async function previousManifest(
   next: ColumnarManifest,
   c: CliContext,
 ): Promise<{ prev: Manifest | null; source: string }> {
-  if (opts.prev) return { prev: await loadManifest(opts.prev), source: resolve(opts.prev) };
+  // The previous manifest is only looked up by key where the layout changed: index it lazily.
+  if (opts.prev)
+    return { prev: await loadManifest(opts.prev, { lazyIndex: true }), source: resolve(opts.prev) };
   const endpoint = opts.coordEndpoint;
   if (endpoint) {
     if (!coordinatorSource)
