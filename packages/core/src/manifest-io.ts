@@ -43,9 +43,10 @@ export interface ManifestColumns {
   readonly shard_rank: readonly number[];
   /** One character per entry: `t` tensor, `h` header, `f` file. */
   readonly kind: string;
-  /** Index into `files`. */
-  readonly file: readonly number[];
-  readonly file_offset: readonly number[];
+  /** Index into `files`. Derived on load from each file's entry count (not stored). */
+  readonly file: ArrayLike<number>;
+  /** Derived on load: entries of a file are contiguous from offset 0 (not stored). */
+  readonly file_offset: ArrayLike<number>;
   readonly nbytes: readonly number[];
   /** Index into `dtypes`, or -1 for none. */
   readonly dtype: readonly number[];
@@ -285,14 +286,22 @@ function buildKeyIndex(columns: ManifestColumns, file: string | undefined): KeyI
   return new KeyIndex(columns.tensor, columns.shard_rank, file);
 }
 
-function metaForDigest(meta: ManifestMeta): JsonObject {
+/** Entries per file, from the file column (entries are grouped by file in files order). */
+function entriesPerFile(columns: ManifestColumns, files: number): number[] {
+  const counts = new Array<number>(files).fill(0);
+  for (let i = 0; i < columns.file.length; i++) (counts[columns.file[i] as number] as number)++;
+  return counts;
+}
+
+function metaForDigest(meta: ManifestMeta, columns: ManifestColumns): JsonObject {
+  const counts = entriesPerFile(columns, meta.files.length);
   return {
     schema: MANIFEST_SCHEMA,
     manifest_version: MANIFEST_VERSION,
     version: meta.version,
     model_id: meta.model_id,
     hash_algo: meta.hash_algo,
-    files: meta.files.map((f) => ({ path: f.path, size: f.size, kind: f.kind })),
+    files: meta.files.map((f, i) => ({ path: f.path, size: f.size, kind: f.kind, entries: counts[i] })),
     dtypes: meta.dtypes,
   };
 }
@@ -303,7 +312,7 @@ function metaForDigest(meta: ManifestMeta): JsonObject {
  */
 export function computeManifestDigest(meta: ManifestMeta, columns: ManifestColumns): string {
   const h = createHash('sha256');
-  h.update(canonicalJson(metaForDigest(meta)));
+  h.update(canonicalJson(metaForDigest(meta, columns)));
   for (const name of COLUMN_ORDER) {
     h.update('\n');
     h.update(JSON.stringify(columns[name]));
@@ -315,8 +324,6 @@ const COLUMN_ORDER = [
   'tensor',
   'shard_rank',
   'kind',
-  'file',
-  'file_offset',
   'nbytes',
   'dtype',
   'ndim',
@@ -543,11 +550,13 @@ export function validateManifest(
       o.manifest_version,
     );
   const paths = new Set<string>();
+  const perFile: number[] = [];
   const files = c.array(o.files, 'files').map((raw, i): ManifestFile => {
     const f = c.object(raw, `files[${i}]`);
     const path = c.relativePath(f.path, `files[${i}].path`);
     if (paths.has(path)) c.fail(`files[${i}].path`, 'a path not listed twice', path);
     paths.add(path);
+    perFile.push(c.count(f.entries, `files[${i}].entries`, { min: 1 }));
     return {
       path,
       size: c.count(f.size, `files[${i}].size`),
@@ -567,13 +576,30 @@ export function validateManifest(
   const e = c.object(o.entries, 'entries');
   const count = c.count(e.count, 'entries.count');
   const arr = (name: string): number[] => c.array(e[name], `entries.${name}`) as number[];
+  const nbytes = arr('nbytes');
+  // file and file_offset are implied: each file's entries are consecutive and start at 0.
+  const total = perFile.reduce((a, b) => a + b, 0);
+  if (total !== count) c.fail('files[].entries', `entry counts adding up to entries.count (${count})`, total);
+  if (nbytes.length !== count) c.fail('entries.nbytes', `${count} values (one per entry)`, nbytes.length);
+  const fileCol = new Uint32Array(count);
+  const offsetCol = new Float64Array(count);
+  let at = 0;
+  for (const [fi, n] of perFile.entries()) {
+    let offset = 0;
+    for (let k = 0; k < n; k++, at++) {
+      fileCol[at] = fi;
+      offsetCol[at] = offset;
+      const nb = nbytes[at];
+      offset += typeof nb === 'number' ? nb : 0;
+    }
+  }
   const columns: ManifestColumns = {
     tensor: c.array(e.tensor, 'entries.tensor') as string[],
     shard_rank: arr('shard_rank'),
     kind: c.string(e.kind, 'entries.kind'),
-    file: arr('file'),
-    file_offset: arr('file_offset'),
-    nbytes: arr('nbytes'),
+    file: fileCol,
+    file_offset: offsetCol,
+    nbytes,
     dtype: arr('dtype'),
     ndim: arr('ndim'),
     dims: arr('dims'),
@@ -655,9 +681,11 @@ export function serializeManifest(manifest: Manifest): string {
   };
   const parts: string[] = [];
   for (const [k, v] of Object.entries(head)) parts.push(`${JSON.stringify(k)}: ${JSON.stringify(v)}`);
-  parts.push(
-    `"files": [${m.files.length ? '\n    ' : ''}${m.files.map((f) => JSON.stringify(f)).join(',\n    ')}]`,
+  const counts = entriesPerFile(m.columns, m.files.length);
+  const files = m.files.map((f, i) =>
+    JSON.stringify({ path: f.path, size: f.size, kind: f.kind, entries: counts[i] }),
   );
+  parts.push(`"files": [${files.length ? '\n    ' : ''}${files.join(',\n    ')}]`);
   parts.push(`"dtypes": ${JSON.stringify(m.dtypes)}`);
   const cols = [
     `"count": ${m.size}`,

@@ -197,15 +197,22 @@ describe('manifest on-disk format', () => {
       /entries\.nbytes: expected 6 values/,
     ],
     [
-      'negative offset',
+      'negative size',
       (d) => ({
         ...d,
-        entries: {
-          ...d.entries,
-          file_offset: d.entries.file_offset.map((o: number, i: number) => (i === 3 ? -1 : o)),
-        },
+        entries: { ...d.entries, nbytes: d.entries.nbytes.map((o: number, i: number) => (i === 3 ? -1 : o)) },
       }),
-      /entries\.file_offset\[3\]: expected an integer >= 0/,
+      /entries\.nbytes\[3\]: expected an integer >= 0/,
+    ],
+    [
+      'entry counts not adding up',
+      (d) => ({ ...d, files: d.files.map((f: RawDoc, i: number) => (i === 0 ? { ...f, entries: 2 } : f)) }),
+      /files\[\]\.entries: expected entry counts adding up to entries\.count \(6\)/,
+    ],
+    [
+      'a file without entries',
+      (d) => ({ ...d, files: d.files.map((f: RawDoc, i: number) => (i === 0 ? { ...f, entries: 0 } : f)) }),
+      /files\[0\]\.entries: expected an integer >= 1/,
     ],
     [
       'hash column too short',
@@ -218,12 +225,12 @@ describe('manifest on-disk format', () => {
       /hash_algo: expected one of blake3, xxh3-64, sha256/,
     ],
     [
-      'hole in a file',
+      'tensors not adding up to the file size',
       (d) => ({
         ...d,
         entries: { ...d.entries, nbytes: d.entries.nbytes.map((n: number, i: number) => (i === 3 ? 20 : n)) },
       }),
-      /entries\.file_offset\[4\]: expected 84 \(entries of model\.safetensors must be contiguous/,
+      /entries \(file "model\.safetensors"\): expected entries covering the file's 98 bytes \(got "94 bytes covered/,
     ],
     [
       'file not covered',
