@@ -2,14 +2,15 @@
  * The manifest's on-disk format and its in-memory columnar implementation.
  *
  * On disk (schema `hotweights.manifest`, manifest_version 1) the entries are stored as columns:
- * paths once in `files`, dtypes once in `dtypes`, one array per numeric field, shapes as a flat
- * dims array plus a per-entry rank, and all hashes as one concatenated hex string of fixed width.
- * A million entries is ~100 MB of JSON that JSON.parse reads in a fraction of a second, where one
- * object per entry would be several times larger and slower.
+ * paths once in `files` (with each file's entry count), dtypes once in `dtypes`, one array per
+ * numeric field, shapes as a flat dims array plus a per-entry rank, and all hashes as one
+ * concatenated hex string of fixed width. A million entries is ~120 MB of JSON read by one
+ * JSON.parse, where one object per entry would be several times larger and slower.
  *
  * Entries are ordered by file (files sorted by path) and, inside a file, by offset; a file's
  * entries cover it exactly (a safetensors file: its header entry, then its tensors; any other file:
- * one whole-file entry). The loader checks all of this, so consumers can rely on it.
+ * one whole-file entry). So an entry's file and offset are implied by the counts and sizes and are
+ * not stored; the loader derives them and checks the rest, so consumers can rely on it.
  */
 import { isAscii } from 'node:buffer';
 import { createHash } from 'node:crypto';
