@@ -159,33 +159,48 @@ describe('coordinator + worker processes', { timeout: 240_000 }, () => {
     for (const r of [0, 1]) await expectLive(fleet, r, fleet.ckptB, ['a.bin', 'b.bin', 'c.bin']);
   });
 
-  it('a worker restarted after the broadcasts reads its share from the source and commits with the others', async () => {
-    const slow = { HOTWEIGHTS_LEASE_S: '8', HOTWEIGHTS_HEARTBEAT_S: '0.25' };
-    const { fleet, coord, cli } = await setup(2, slow);
-    const spawn = (rank: number) => {
-      const w = startWorker({
-        rank,
-        worldSize: 2,
-        endpoint: coord.endpoint,
-        pubEndpoint: coord.pubEndpoint,
-        fleet,
-        env: slow,
-      });
-      cleanups.push(() => w.kill('SIGKILL'));
-      return w;
-    };
-    const w0 = spawn(0);
-    const w1 = spawn(1);
-    await cli(['coord-submit-plan', '--plan', fleet.planV0]);
-    await cli(['begin', '--version', 'v0', '--no-auto-commit']);
-    await w0.waitFor('update v0: staged');
-    await w1.waitFor('update v0: staged');
-    await w1.kill('SIGKILL'); // its staging and prepared version die with it
-    const again = spawn(1);
-    await again.waitFor('update v0: broadcasts are over; reading');
-    await again.waitFor('update v0: staged');
-    expect((await cli(['commit', '--version', 'v0'])).stdout).toContain('update v0: committed');
-    for (const w of [w0, again]) await w.waitFor('update v0: committed, live v0');
-    for (const r of [0, 1]) await expectLive(fleet, r, fleet.ckptA, ['a.bin', 'b.bin']);
-  });
+  // A worker restarted after the broadcasts: with peers' handles alive it copies from their
+  // staging segments; once the handles expired (HOTWEIGHTS_HANDLE_TTL) it reads the source.
+  for (const [how, ttl, expected] of [
+    [
+      'copies its share from a peer on its node',
+      '30',
+      /update v0: broadcasts are over; copying \d+ bucket\(s\) from rank\(s\) 0 on this node/,
+    ],
+    [
+      'reads its share from the source once the handles expired',
+      '0.2',
+      /update v0: broadcasts are over; reading \d+ bucket\(s\) from the source/,
+    ],
+  ] as const) {
+    it(`a worker restarted after the broadcasts ${how} and commits with the others`, async () => {
+      const slow = { HOTWEIGHTS_LEASE_S: '8', HOTWEIGHTS_HEARTBEAT_S: '0.25', HOTWEIGHTS_HANDLE_TTL: ttl };
+      const { fleet, coord, cli } = await setup(2, slow);
+      const spawn = (rank: number) => {
+        const w = startWorker({
+          rank,
+          worldSize: 2,
+          endpoint: coord.endpoint,
+          pubEndpoint: coord.pubEndpoint,
+          fleet,
+          env: slow,
+        });
+        cleanups.push(() => w.kill('SIGKILL'));
+        return w;
+      };
+      const w0 = spawn(0);
+      const w1 = spawn(1);
+      await cli(['coord-submit-plan', '--plan', fleet.planV0]);
+      await cli(['begin', '--version', 'v0', '--no-auto-commit']);
+      await w0.waitFor('update v0: staged');
+      await w1.waitFor('update v0: staged');
+      await w1.kill('SIGKILL'); // its staging and prepared version die with it
+      const again = spawn(1);
+      await again.waitFor(expected);
+      await again.waitFor('update v0: staged');
+      expect((await cli(['commit', '--version', 'v0'])).stdout).toContain('update v0: committed');
+      for (const w of [w0, again]) await w.waitFor('update v0: committed, live v0');
+      for (const r of [0, 1]) await expectLive(fleet, r, fleet.ckptA, ['a.bin', 'b.bin']);
+    });
+  }
 });

@@ -11,11 +11,12 @@
  * Live weights change only in `adapter.commit`, and only after the coordinator committed.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, rm } from 'node:fs/promises';
+import { access, mkdir, open, rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import {
   type Adapter,
+  type BroadcastRequest,
   CoordinatorError,
   type HotweightsConfig,
   type Manifest,
@@ -105,6 +106,58 @@ class SelfTransport implements Transport {
   ) {}
   async broadcast(): Promise<void> {}
   async close(): Promise<void> {}
+}
+
+/** Where a rank's staged bucket can be read on its node (the shared-memory segment file). */
+interface SegmentHandle {
+  readonly path: string;
+  readonly offset: number;
+  readonly length: number;
+  readonly rank: number;
+}
+
+/**
+ * A late joiner's transport: each "broadcast" fills the bucket from the staging segment of a rank
+ * on this node that already holds it (found through the coordinator's node-scoped handles). The
+ * Replicator still verifies every item it lands.
+ */
+class SegmentHandleTransport implements Transport {
+  readonly name = 'segment-handles';
+  constructor(
+    readonly rank: number,
+    readonly worldSize: number,
+    private readonly handles: ReadonlyMap<number, SegmentHandle>,
+  ) {}
+  async broadcast(req: BroadcastRequest): Promise<void> {
+    const h = this.handles.get(req.bucketId);
+    if (!h || h.length !== req.data.byteLength) {
+      throw new CoordinatorError('HW_COORD_HANDLE', `no usable handle for bucket ${req.bucketId}`);
+    }
+    const fh = await open(h.path, 'r');
+    try {
+      let done = 0;
+      while (done < h.length) {
+        const { bytesRead } = await fh.read(req.data, done, h.length - done, h.offset + done);
+        if (bytesRead === 0) throw new CoordinatorError('HW_COORD_HANDLE', `segment ${h.path} ended early`);
+        done += bytesRead;
+      }
+    } finally {
+      await fh.close();
+    }
+  }
+  async close(): Promise<void> {}
+}
+
+function isSegmentHandle(v: unknown): v is SegmentHandle {
+  const h = v as SegmentHandle | null;
+  return (
+    h !== null &&
+    typeof h === 'object' &&
+    typeof h.path === 'string' &&
+    Number.isSafeInteger(h.offset) &&
+    Number.isSafeInteger(h.length) &&
+    Number.isSafeInteger(h.rank)
+  );
 }
 
 function raceAbort<T>(p: Promise<T>, signal: AbortSignal, onLate: (value: T) => void): Promise<T> {
@@ -320,7 +373,49 @@ export class WorkerAgent {
     const holders = ids.length ? (await this.client.whoHas(a.version, ids)).holders : {};
     const broadcastsOver =
       this.rank !== source && ids.length > 0 && ids.every((id) => holders[id]?.includes(source));
-    if (broadcastsOver) {
+    const handles = broadcastsOver
+      ? await this.#findHandles(
+          a,
+          consumed.map((b) => b.bucket_id),
+          holders,
+        )
+      : undefined;
+    let copied = false;
+    if (handles) {
+      const from = [...new Set([...handles.values()].map((h) => h.rank))].sort((x, y) => x - y);
+      this.#log(
+        `update ${a.version}: broadcasts are over; copying ${consumed.length} bucket(s) from rank(s) ${from.join(', ')} on this node`,
+      );
+      const world = Math.max(this.rank, source) + 1;
+      try {
+        await replicateRank({
+          plan: { ...plan, buckets: consumed.map((b) => ({ ...b, consumer_ranks: [this.rank] })) },
+          rank: this.rank,
+          worldSize: world,
+          transport: new SegmentHandleTransport(this.rank, world, handles),
+          staging: this.#o.staging,
+          config: this.#o.config,
+          signal,
+          metrics: this.#o.metrics,
+          verify: this.#o.verify ?? true,
+        });
+        copied = true;
+      } catch (err) {
+        if (signal.aborted) throw err;
+        this.#log(
+          `update ${a.version}: copying from peers failed (${(err as Error).message}); using the source`,
+        );
+      }
+      const me = this.#workerId ?? `rank-${this.rank}`;
+      await Promise.all(
+        [...handles].map(([id, h]) =>
+          this.client.ackHandle(this.#nodeId, this.#handleKey(a, id, h.rank), me).catch(() => {}),
+        ),
+      );
+    }
+    if (copied) {
+      this.#log(`update ${a.version}: copied and verified ${consumed.length} bucket(s) from peers`);
+    } else if (broadcastsOver) {
       this.#log(
         `update ${a.version}: broadcasts are over; reading ${consumed.length} bucket(s) from the source`,
       );
@@ -365,6 +460,10 @@ export class WorkerAgent {
       } finally {
         await transport.close();
       }
+      await this.#postHandles(
+        a,
+        consumed.map((b) => b.bucket_id),
+      );
     }
     if (signal.aborted) throw signal.reason;
     const have = this.rank === source && !broadcastsOver ? ids : consumed.map((b) => b.bucket_id);
@@ -395,6 +494,58 @@ export class WorkerAgent {
       this.#log(`update ${a.version}: prepared (rank ${this.rank} is not needed for the quorum)`);
     }
     this.#metrics?.stageSeconds.observe((performance.now() - started) / 1000);
+  }
+
+  get #nodeId(): string {
+    return this.#o.nodeId ?? this.#o.config.nodeId;
+  }
+
+  #handleKey(a: Attempt, bucketId: number, rank: number): string {
+    return `${a.version}@${a.begunAt}/b${bucketId}/r${rank}`;
+  }
+
+  /** Lets ranks that join late on this node copy our staged buckets instead of re-reading the source. */
+  async #postHandles(a: Attempt, bucketIds: readonly number[]): Promise<void> {
+    await Promise.all(
+      bucketIds.map(async (id) => {
+        const seg = this.#o.staging.get(a.version, id)?.segment;
+        if (!seg) return;
+        const handle: SegmentHandle = { ...seg, rank: this.rank };
+        await this.client
+          .postHandle({ nodeId: this.#nodeId, key: this.#handleKey(a, id, this.rank), handle })
+          .catch(() => {});
+      }),
+    );
+  }
+
+  /**
+   * For every bucket in `bucketIds`, a readable segment of another live holder on this node (from
+   * who_has and the node-scoped handles), or undefined if any bucket has none.
+   */
+  async #findHandles(
+    a: Attempt,
+    bucketIds: readonly number[],
+    holders: Readonly<Record<string, number[]>>,
+  ): Promise<Map<number, SegmentHandle> | undefined> {
+    if (bucketIds.length === 0) return undefined;
+    const found = new Map<number, SegmentHandle>();
+    for (const id of bucketIds) {
+      for (const rank of holders[id] ?? []) {
+        if (rank === this.rank) continue; // our own predecessor: its segments died with it
+        const r = await this.client.getHandle(this.#nodeId, this.#handleKey(a, id, rank)).catch(() => null);
+        if (!r || !isSegmentHandle(r.handle)) continue;
+        const ok = await access(r.handle.path).then(
+          () => true,
+          () => false,
+        );
+        if (ok) {
+          found.set(id, r.handle);
+          break;
+        }
+      }
+      if (!found.has(id)) return undefined;
+    }
+    return found;
   }
 
   async #flip(a: Attempt): Promise<void> {
