@@ -114,7 +114,9 @@ export async function hashRanges(tasks: readonly HashTask[], options: HashPoolOp
   const threads = Math.max(1, Math.min(options.threads ?? availableParallelism(), tasks.length || 1));
   const require = createRequire(import.meta.url);
   const workerData = {
-    chunkBytes: options.chunkBytes ?? 8 * 1024 * 1024,
+    // Small enough to stay in a core's L2 cache between the read's copy and the hash (as `cat`'s
+    // 128 KiB buffer does), large enough that syscalls cost nothing measurable.
+    chunkBytes: options.chunkBytes ?? 512 * 1024,
     blakePath: require.resolve('@napi-rs/blake-hash'),
     xxhashPath: require.resolve('@node-rs/xxhash'),
   };

@@ -131,7 +131,7 @@ describe('publish', () => {
   it('hashes a file larger than the read chunk in several tasks across threads', async () => {
     const root = join(tmp.path, 'big');
     mkdirSync(root);
-    const big = tensor('F32', [3, 1024, 1024], 9, 4); // 12 MiB, larger than the 8 MiB read buffer
+    const big = tensor('F32', [3, 1024, 1024], 9, 4); // 12 MiB: many reads of the 512 KiB buffer
     await writeSafetensors(join(root, 'model.safetensors'), { big, small: tensor('F32', [4], 10, 4) });
     let last = 0;
     const m = await publish({
