@@ -9,14 +9,26 @@ import { canonicalJson, type Plan, type PlanBucket, type PlanItem } from '@hotwe
 
 const s = JSON.stringify;
 
+/** Printable ASCII without `"` and `\\`: JSON.stringify would only add the quotes. */
+const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+
+/** JSON.stringify(v) for a string, skipping the call for the common plain case (it is hot). */
+function str(v: string): string {
+  return PLAIN.test(v) ? `"${v}"` : s(v);
+}
+
+function shapeJson(shape: readonly number[] | null): string {
+  return shape === null ? 'null' : `[${shape.join(',')}]`;
+}
+
 function itemJson(it: PlanItem): string {
   const part = it.part
     ? `"part":{"count":${it.part.count},"index":${it.part.index},"tensor_nbytes":${it.part.tensor_nbytes},"tensor_offset":${it.part.tensor_offset}},`
     : '';
   return (
-    `{"dtype":${s(it.dtype)},"file_offset":${it.file_offset},"hash":${s(it.hash)},"key":${s(it.key)},` +
-    `"kind":${s(it.kind)},"nbytes":${it.nbytes},"offset":${it.offset},${part}"shape":${s(it.shape)},` +
-    `"shard_rank":${it.shard_rank},"tensor":${s(it.tensor)},"uri":${s(it.uri)}}`
+    `{"dtype":${it.dtype === null ? 'null' : str(it.dtype)},"file_offset":${it.file_offset},"hash":${str(it.hash)},` +
+    `"key":${str(it.key)},"kind":${str(it.kind)},"nbytes":${it.nbytes},"offset":${it.offset},${part}` +
+    `"shape":${shapeJson(it.shape)},"shard_rank":${it.shard_rank},"tensor":${str(it.tensor)},"uri":${str(it.uri)}}`
   );
 }
 

@@ -60,6 +60,64 @@ describe('verifyPlan', () => {
     expect(verifyPlan(plan)).toEqual({ ok: true, problems: [], warnings: [] });
   });
 
+  it('computes the same digest as core for names that JSON must escape', () => {
+    const names = [
+      'quote"d',
+      'back\\slash',
+      'ünïcode',
+      'ctl\u0001',
+      'line\u2028sep',
+      'tab\tx',
+      'plain.weight',
+    ];
+    const entries: ManifestEntry[] = [
+      {
+        key: 'odd file ü.safetensors:0',
+        tensor: 'odd file ü.safetensors',
+        shard_rank: 0,
+        kind: 'header',
+        file: 'odd file ü.safetensors',
+        file_offset: 0,
+        nbytes: 8,
+        dtype: null,
+        shape: null,
+        hash: `blake3:${'c'.repeat(64)}`,
+      },
+      ...names.map(
+        (t, i): ManifestEntry => ({
+          key: `${t}:0`,
+          tensor: t,
+          shard_rank: 0,
+          kind: 'tensor',
+          file: 'odd file ü.safetensors',
+          file_offset: 8 + i * 4,
+          nbytes: 4,
+          dtype: 'F32',
+          shape: [1],
+          hash: `blake3:${String(i).repeat(64)}`,
+        }),
+      ),
+    ];
+    const next = buildManifest(
+      {
+        version: 'v"1',
+        model_id: null,
+        created_at: 'now',
+        hash_algo: 'blake3',
+        files: [{ path: 'odd file ü.safetensors', size: 8 + names.length * 4, kind: 'safetensors' }],
+      },
+      entries,
+    );
+    const plan = createPlan({
+      prev: null,
+      next,
+      checkpointRoot: '/ck',
+      nextManifestPath: null,
+      bucketBytes: 1024,
+    });
+    expect(plan.digest).toBe(computePlanDigest(plan));
+  });
+
   it('finds incomplete or inconsistent split parts', () => {
     const plan = splitPlan();
     const buckets = plan.buckets.map((b) => ({ ...b, items: b.items.filter((i) => i.part?.index !== 1) }));
