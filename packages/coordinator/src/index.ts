@@ -23,9 +23,11 @@ export {
   isMethodName,
   METHODS,
   type MethodName,
+  RawJson,
   type RpcErrorBody,
   type RpcReply,
   type RpcRequest,
+  replyFrame,
 } from './protocol.js';
 export { CoordinatorServer, type CoordinatorServerOptions, openBackend } from './server.js';
 export { CoordinatorService, type CoordinatorServiceOptions } from './service.js';

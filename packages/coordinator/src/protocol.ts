@@ -151,3 +151,17 @@ export function checkParams<T>(method: string, read: (c: SchemaChecker) => T): T
     throw err;
   }
 }
+
+/**
+ * A result that is already JSON text. Large documents every worker fetches (the plan, the next
+ * manifest) are serialised once per update instead of once per request.
+ */
+export class RawJson {
+  constructor(readonly json: string) {}
+}
+
+/** The reply frame for `id` and `result` (RawJson spliced in as is). */
+export function replyFrame(id: string | number | null, result: unknown): string {
+  if (result instanceof RawJson) return `{"id":${JSON.stringify(id)},"result":${result.json}}`;
+  return JSON.stringify({ id, result });
+}

@@ -11,7 +11,14 @@ import { MemoryBackend } from './backends/memory.js';
 import { RedisBackend } from './backends/redis.js';
 import { bindable, checkEndpoint, defaultPubEndpoint } from './endpoint.js';
 import { CoordinatorMetrics } from './metrics.js';
-import { type CoordEvent, ERROR_CODES, parseRequest, RequestError, type RpcReply } from './protocol.js';
+import {
+  type CoordEvent,
+  ERROR_CODES,
+  parseRequest,
+  RequestError,
+  type RpcReply,
+  replyFrame,
+} from './protocol.js';
 import { CoordinatorService } from './service.js';
 
 export interface CoordinatorServerOptions {
@@ -161,8 +168,9 @@ export class CoordinatorServer {
       rest.length === 1 ? rest[0] : rest.length === 2 && rest[0]?.length === 0 ? rest[1] : undefined;
     const started = process.hrtime.bigint();
     const reply = (r: RpcReply, method: string) => {
+      const text = 'result' in r ? replyFrame(r.id, r.result) : JSON.stringify(r);
       // The peer went away or stopped reading: nothing to answer.
-      safeSend(() => this.#router.send([identity, ...envelope, JSON.stringify(r)]));
+      safeSend(() => this.#router.send([identity, ...envelope, text]));
       this.#metrics?.rpcSeconds.observe({ method }, Number(process.hrtime.bigint() - started) / 1e9);
     };
     const fail = (id: string | number | null, err: unknown, method: string) => {

@@ -25,6 +25,7 @@ import {
   type EventName,
   METHODS,
   type MethodName,
+  RawJson,
 } from './protocol.js';
 import {
   ACTIVE_STATES,
@@ -68,6 +69,8 @@ export class CoordinatorService {
   #current: CurrentRecord = { version: null, manifest_digest: null, committed_at: null };
   #seq = 0;
   #activePlan: Plan | undefined;
+  /** JSON of the active plan and manifest, made on first request. */
+  #activeJson: { plan: string; manifest: string | undefined } | undefined;
   /** When each required rank of the active update was first seen without a live worker. */
   readonly #missingSince = new Map<string, number>();
   readonly #openedAt = Date.now();
@@ -111,6 +114,7 @@ export class CoordinatorService {
     }
     const active = this.#active();
     if (active) this.#activePlan = await b.get<Plan>(`plan:${active.version}`);
+    this.#activeJson = undefined;
     this.#refreshGauges();
   }
 
@@ -454,22 +458,23 @@ export class CoordinatorService {
         ERROR_CODES.notFound,
         'get_plan: no update in progress and no version given',
       );
-    const plan =
-      this.#activePlan?.version === target
-        ? this.#activePlan
-        : await this.#backend.get<Plan>(`plan:${target}`);
-    if (!plan) throw new CoordinatorError(ERROR_CODES.notFound, `get_plan: no plan for version ${target}`);
     const u = this.#updates.get(target);
-    const manifest =
-      withManifest && u?.has_manifest
-        ? ((await this.#backend.get<JsonObject>(`manifest:${target}`)) ?? null)
-        : null;
-    return {
-      plan,
-      state: u?.state ?? null,
-      begun_at: u?.begun_at ?? null,
-      ...(withManifest ? { manifest } : {}),
-    };
+    const meta = `"state":${JSON.stringify(u?.state ?? null)},"begun_at":${JSON.stringify(u?.begun_at ?? null)}`;
+    const manifestJson = async () =>
+      u?.has_manifest
+        ? JSON.stringify((await this.#backend.get<JsonObject>(`manifest:${target}`)) ?? null)
+        : 'null';
+    if (this.#activePlan?.version === target) {
+      // Every worker fetches the active plan (and manifest): serialise them once per update.
+      this.#activeJson ??= { plan: JSON.stringify(this.#activePlan), manifest: undefined };
+      if (withManifest) this.#activeJson.manifest ??= await manifestJson();
+      const m = withManifest ? `,"manifest":${this.#activeJson.manifest}` : '';
+      return new RawJson(`{"plan":${this.#activeJson.plan},${meta}${m}}`);
+    }
+    const plan = await this.#backend.get<Plan>(`plan:${target}`);
+    if (!plan) throw new CoordinatorError(ERROR_CODES.notFound, `get_plan: no plan for version ${target}`);
+    const m = withManifest ? `,"manifest":${await manifestJson()}` : '';
+    return new RawJson(`{"plan":${JSON.stringify(plan)},${meta}${m}}`);
   }
 
   async #begin(p: JsonObject): Promise<unknown> {
@@ -503,6 +508,7 @@ export class CoordinatorService {
       throw new CoordinatorError(ERROR_CODES.internal, `begin ${args.version}: the stored plan is missing`);
     const registered = [...new Set([...this.#workers.values()].map((w) => w.rank))];
     this.#activePlan = plan;
+    this.#activeJson = undefined;
     this.#have.set(args.version, {});
     await this.#backend.set(`have:${args.version}`, {});
     const begun: UpdateRecord = {
@@ -636,6 +642,7 @@ export class CoordinatorService {
 
   async #clearActive(version: string): Promise<void> {
     this.#activePlan = undefined;
+    this.#activeJson = undefined;
     this.#have.delete(version);
     await this.#backend.delete(`have:${version}`);
     this.#refreshGauges();

@@ -173,7 +173,16 @@ describe('coordinator state machine', () => {
     const m1 = { schema: 'hotweights.manifest', version: 'v1', digest: 'sha256:bb', files: [] };
     await client.submitPlan(plan, m1);
     await client.begin('v1');
+    // The active plan is served from one cached serialisation; both shapes must match.
+    const first = await client.getPlan('v1', { withManifest: true });
+    expect(first).toEqual({ plan, state: 'begun', begun_at: expect.any(Number), manifest: m1 });
+    expect(await client.getPlan()).toEqual({ plan, state: 'begun', begun_at: first.begun_at });
     await client.precommit({ version: 'v1', rank: 0, digest: expectedDigest(plan, 0) });
+    expect(await client.getPlan('v1', { withManifest: true })).toMatchObject({
+      plan,
+      state: 'committed',
+      manifest: m1,
+    });
     expect(await client.getCurrentManifest()).toEqual({ version: 'v1', manifest: m1 });
     const bad = await refusal(client.setCurrentManifest({ schema: 'nope', version: 'x' }));
     expect(bad.code).toBe('HW_COORD_BAD_PARAMS');
