@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { jsonLines, mpirun, SOURCE_NODE_ARGS } from './mpirun.js';
 
@@ -47,4 +50,18 @@ describe('core compliance suite under a real mpirun', () => {
       }
     }, 120_000);
   }
+
+  it('keeps the event loop running while a broadcast is pending', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hw-mpi-loop-'));
+    try {
+      const job = await mpirun(2, ['node', ...SOURCE_NODE_ARGS, 'test/fixtures/responsive-rank.ts'], {
+        env: { HW_TEST_DIR: dir },
+        timeoutMs: 90_000,
+      });
+      expect(job.code, job.stderr).toBe(0);
+      expect(jsonLines(job.stdout)).toEqual([{ rank: 1, firedWhilePending: true, identical: true }]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
