@@ -239,10 +239,11 @@ export class LocalTransport implements Transport {
         let done = 0;
         while (done < data.byteLength) {
           if (signal.aborted) throw abortReason(signal);
+          // 4 MiB writes: several times faster than huge ones (measured on this machine kind).
           const { bytesWritten } = await fh.write(
             data,
             done,
-            Math.min(data.byteLength - done, 1 << 30),
+            Math.min(data.byteLength - done, 4 << 20),
             done,
           );
           done += bytesWritten;

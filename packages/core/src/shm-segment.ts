@@ -166,7 +166,7 @@ export async function flushSegment(segment: Segment, length = segment.bytes.byte
   try {
     let done = 0;
     while (done < length) {
-      const { bytesWritten } = await fh.write(segment.bytes, done, length - done, done);
+      const { bytesWritten } = await fh.write(segment.bytes, done, Math.min(length - done, 4 << 20), done);
       done += bytesWritten;
     }
   } finally {
