@@ -85,7 +85,8 @@ async function previousManifest(
   // The previous manifest is only looked up by key where the layout changed: index it lazily.
   if (opts.prev)
     return { prev: await loadManifest(opts.prev, { lazyIndex: true }), source: resolve(opts.prev) };
-  const endpoint = opts.coordEndpoint;
+  // Seed behaviour: with a coordinator configured (HOTWEIGHTS_COORD), prev is its current version.
+  const endpoint = opts.coordEndpoint ?? (coordinatorSource ? c.config.coordEndpoint : undefined);
   if (endpoint) {
     if (!coordinatorSource)
       throw new ConfigError(
