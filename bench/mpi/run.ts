@@ -169,6 +169,7 @@ writeFileSync(
       benchmark: 'mpi-bcast',
       date: new Date().toISOString(),
       machine: {
+        loadavg1mBeforeAfter: [loadBefore[0], loadavg()[0]],
         cores: cpus().length,
         memGiB: Math.round(totalmem() / 2 ** 30),
         node: process.version,
