@@ -257,6 +257,21 @@ describe('hotweights replicate / rollback / status', { timeout: 180_000 }, () =>
     for (const r of [0, 1, 2]) expectTree(join(l.target, `rank-${r}`, 'current'), l.base);
   });
 
+  it('without --target verifies on every rank and says nothing on disk changed', async () => {
+    const res = await runCli(['replicate', '--plan', join(v.dir, 'full.json'), '--commit', '--no-metrics'], {
+      env,
+    });
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stdout).toMatch(/replicated v0 to 3 rank\(s\) over local/);
+    expect(res.stdout).toMatch(/verified v0 on every rank; no --target, so nothing on disk changed/);
+    const tooSmall = await runCli(
+      ['replicate', '--plan', join(v.dir, 'full.json'), '--world-size', '2', '--no-metrics'],
+      { env },
+    );
+    expect(tooSmall.code).toBe(1);
+    expect(tooSmall.stderr).toMatch(/consumed by rank 2, outside the world of 2 ranks/);
+  });
+
   it('rejects --no-verify with --commit and explains a missing target', async () => {
     const res = await runCli(['replicate', '--plan', join(v.dir, 'delta.json'), '--commit', '--no-verify'], {
       env,

@@ -113,7 +113,11 @@ export function describeSummary(s: ReplicateSummary): string[] {
   const lines = [
     `replicated ${s.version} to ${s.world_size} rank(s) over ${s.transport}: ${s.buckets} bucket(s), ${fmtBytes(s.bytes_planned)}${pct} in ${s.seconds.toFixed(3)} s (${s.throughput_gbps.toFixed(2)} GB/s), ${s.items_verified} item(s) verified`,
   ];
-  if (s.committed) {
+  if (s.committed && s.targets.length === 0) {
+    lines.push(
+      `verified ${s.version} on every rank; no --target, so nothing on disk changed (the memory adapter committed it)`,
+    );
+  } else if (s.committed) {
     lines.push(
       `committed ${s.version} on every rank; pause ${s.pause_ms.toFixed(1)} ms${s.targets.length ? `; live in ${s.targets.map((t) => `${t}/current`).join(', ')}` : ''}`,
     );
