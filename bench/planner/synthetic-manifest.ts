@@ -8,6 +8,7 @@ import {
   type ManifestColumns,
   type ManifestFile,
   type ManifestMeta,
+  NameColumn,
 } from '@hotweights/core';
 
 export function syntheticManifest(
@@ -70,6 +71,17 @@ export function syntheticManifest(
     files,
     dtypes: ['BF16'],
   };
-  const columns: ManifestColumns = { ...c, kind: c.kind.join(''), hash: c.hash.join('') };
+  const columns: ManifestColumns = {
+    tensor: NameColumn.from(c.tensor),
+    shard_rank: Uint32Array.from(c.shard_rank),
+    kind: c.kind.join(''),
+    file: Uint32Array.from(c.file),
+    file_offset: Float64Array.from(c.file_offset),
+    nbytes: Float64Array.from(c.nbytes),
+    dtype: Int32Array.from(c.dtype),
+    ndim: Int32Array.from(c.ndim),
+    dims: Float64Array.from(c.dims),
+    hash: Buffer.from(c.hash.join(''), 'hex'),
+  };
   return new ColumnarManifest(meta, columns);
 }

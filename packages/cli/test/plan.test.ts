@@ -202,7 +202,7 @@ describe('hotweights plan', { timeout: 180_000 }, () => {
     const invalid = join(dir, 'invalid.json');
     writeFileSync(
       invalid,
-      JSON.stringify({ schema: 'hotweights.manifest', manifest_version: 1, version: 'v', files: 'x' }),
+      JSON.stringify({ schema: 'hotweights.manifest', manifest_version: 2, version: 'v', files: 'x' }),
     );
     const r2 = await runCli(['plan', '--next', invalid, '--output', out], { env });
     expect(r2.code).toBe(1);

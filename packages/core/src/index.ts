@@ -69,6 +69,7 @@ export {
 } from './manifest-io.js';
 export { committedManifestPath, readCommittedManifest, recordCommittedManifest } from './manifest-record.js';
 export { createMetricsRegistry, type MetricsServer, startMetricsServer } from './metrics-server.js';
+export { hashName, NameColumn } from './name-column.js';
 export {
   PLAN_SCHEMA,
   PLAN_VERSION,

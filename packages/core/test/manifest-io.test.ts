@@ -22,6 +22,33 @@ type RawDoc = any;
 
 const h = (c: string) => `blake3:${c.repeat(64)}`;
 
+// The on-disk numeric columns are base64 of little-endian typed arrays; these read and write them.
+const f64 = (b64: string): number[] =>
+  Array.from(new Float64Array(new Uint8Array(Buffer.from(b64, 'base64')).buffer));
+const encF64 = (xs: number[]): string => Buffer.from(new Float64Array(xs).buffer).toString('base64');
+const u32 = (b64: string): number[] =>
+  Array.from(new Uint32Array(new Uint8Array(Buffer.from(b64, 'base64')).buffer));
+const encU32 = (xs: number[]): string => Buffer.from(new Uint32Array(xs).buffer).toString('base64');
+const encI32 = (xs: number[]): string => Buffer.from(new Int32Array(xs).buffer).toString('base64');
+function names(d: RawDoc): string[] {
+  let at = 0;
+  return u32(d.entries.tensor_length).map((n) => {
+    const name = d.entries.tensor.slice(at, at + n);
+    at += n;
+    return name;
+  });
+}
+function withNames(d: RawDoc, list: string[]): RawDoc {
+  return {
+    ...d,
+    entries: { ...d.entries, tensor: list.join(''), tensor_length: encU32(list.map((t) => t.length)) },
+  };
+}
+const mapF64 = (d: RawDoc, field: string, f: (v: number, i: number) => number): RawDoc => ({
+  ...d,
+  entries: { ...d.entries, [field]: encF64(f64(d.entries[field]).map(f)) },
+});
+
 function entries(): ManifestEntry[] {
   return [
     // given out of order on purpose: buildManifest sorts by file then offset
@@ -144,8 +171,7 @@ describe('manifest on-disk format', () => {
     const text = serializeManifest(m);
     const reformatted = JSON.stringify({ ...JSON.parse(text), created_at: '2030-01-01T00:00:00Z' }, null, 4);
     expect(parseManifest(reformatted, 'r.json', { verifyDigest: true }).digest).toBe(m.digest);
-    const tampered = JSON.parse(text);
-    tampered.entries.nbytes[0] = 9;
+    const tampered = mapF64(JSON.parse(text), 'nbytes', (v, i) => (i === 0 ? 9 : v));
     tampered.files[0].size = 9;
     // loads for planning trust the stored digest; verifyDigest recomputes it
     expect(parseManifest(JSON.stringify(tampered), 't.json').digest).toBe(m.digest);
@@ -155,9 +181,12 @@ describe('manifest on-disk format', () => {
   });
 
   it('defers the duplicate-key check to the first lookup with lazyIndex', async () => {
-    const doc = JSON.parse(serializeManifest(sample()));
-    delete doc.digest;
-    doc.entries.tensor = doc.entries.tensor.map((t: string) => (t === 'b' ? 'w' : t));
+    const parsed = JSON.parse(serializeManifest(sample()));
+    delete parsed.digest;
+    const doc = withNames(
+      parsed,
+      names(parsed).map((t) => (t === 'b' ? 'w' : t)),
+    );
     const path = join(dir, 'dup-lazy.json');
     writeFileSync(path, JSON.stringify(doc));
     const m = await loadManifest(path, { lazyIndex: true });
@@ -168,10 +197,50 @@ describe('manifest on-disk format', () => {
     await expect(loadManifest(path)).rejects.toThrowError(/expected a unique key/);
   });
 
+  it('loads the written layout and any other JSON layout of it alike', async () => {
+    // Odd names: non-ASCII (read by the fast path), and quote, backslash, newline (JSON escapes:
+    // the loader parses that file whole); a reformatted file is parsed whole too.
+    for (const odd of ['größe', 'a"b\\c\nd']) {
+      const list = entries().map((e) => (e.key === 'b:0' ? { ...e, key: `${odd}:0`, tensor: odd } : e));
+      const m = buildManifest(
+        {
+          version: 'v1',
+          model_id: null,
+          created_at: '2026-01-01T00:00:00.000Z',
+          hash_algo: 'blake3',
+          files: [
+            { path: 'model.safetensors', size: 98, kind: 'safetensors' },
+            { path: 'config.json', size: 10, kind: 'file' },
+            { path: 'empty file', size: 0, kind: 'file' },
+          ],
+        },
+        list,
+      );
+      const text = serializeManifest(m);
+      const written = join(dir, 'odd.json');
+      const reformatted = join(dir, 'odd-reformatted.json');
+      writeFileSync(written, text);
+      writeFileSync(reformatted, JSON.stringify(JSON.parse(text), null, 1));
+      for (const path of [written, reformatted]) {
+        const back = await loadManifest(path, { verifyDigest: true });
+        expect(back.digest).toBe(m.digest);
+        expect(back.get(`${odd}:0`)?.tensor).toBe(odd);
+        expect(back.indexOfTensor(odd, 0)).toBeGreaterThanOrEqual(0);
+        for (let i = 0; i < back.size; i++) expect(back.entry(i)).toEqual(m.entry(i));
+      }
+    }
+  });
+
   it('loads a file and names it in errors', async () => {
     const path = join(dir, 'ok.json');
     writeFileSync(path, serializeManifest(sample()));
     expect((await loadManifest(path)).version).toBe('v1');
+    // The same checks hold on the fast path that reads the written layout's columns directly.
+    const cut = join(dir, 'cut.json');
+    writeFileSync(cut, serializeManifest(sample()).replace(/("hash": "[^"]*)[^"]{4}"/, '$1"'));
+    await expect(loadManifest(cut)).rejects.toThrowError(
+      /cut\.json: entries\.hash: expected 256 base64 characters .*\(got "252 characters"\)/,
+    );
     await expect(loadManifest(join(dir, 'absent.json'))).rejects.toThrowError(
       /cannot read manifest .*absent\.json: ENOENT/,
     );
@@ -180,7 +249,7 @@ describe('manifest on-disk format', () => {
   const bad: [string, (doc: RawDoc) => unknown, RegExp][] = [
     ['not JSON', () => '{"schema": ', /m\.json: \(root\): expected valid JSON/],
     ['wrong schema', (d) => ({ ...d, schema: 'x' }), /schema: expected "hotweights\.manifest"/],
-    ['newer manifest_version', (d) => ({ ...d, manifest_version: 9 }), /manifest_version: expected 1/],
+    ['newer manifest_version', (d) => ({ ...d, manifest_version: 9 }), /manifest_version: expected 2/],
     [
       'path escaping the root',
       (d) => ({ ...d, files: [{ ...d.files[0], path: '../etc/passwd' }, ...d.files.slice(1)] }),
@@ -193,15 +262,12 @@ describe('manifest on-disk format', () => {
     ],
     [
       'column length mismatch',
-      (d) => ({ ...d, entries: { ...d.entries, nbytes: d.entries.nbytes.slice(1) } }),
-      /entries\.nbytes: expected 6 values/,
+      (d) => ({ ...d, entries: { ...d.entries, nbytes: encF64(f64(d.entries.nbytes).slice(1)) } }),
+      /entries\.nbytes: expected 64 base64 characters \(6 f64 byte counts: 48 bytes\) \(got "56 characters"\)/,
     ],
     [
       'negative size',
-      (d) => ({
-        ...d,
-        entries: { ...d.entries, nbytes: d.entries.nbytes.map((o: number, i: number) => (i === 3 ? -1 : o)) },
-      }),
+      (d) => mapF64(d, 'nbytes', (o, i) => (i === 3 ? -1 : o)),
       /entries\.nbytes\[3\]: expected an integer >= 0/,
     ],
     [
@@ -216,8 +282,8 @@ describe('manifest on-disk format', () => {
     ],
     [
       'hash column too short',
-      (d) => ({ ...d, entries: { ...d.entries, hash: d.entries.hash.slice(2) } }),
-      /entries\.hash: expected 384 hex digits/,
+      (d) => ({ ...d, entries: { ...d.entries, hash: d.entries.hash.slice(4) } }),
+      /entries\.hash: expected 256 base64 characters \(6 raw blake3 digests of 32 bytes: 192 bytes\)/,
     ],
     [
       'unknown hash algo',
@@ -226,10 +292,7 @@ describe('manifest on-disk format', () => {
     ],
     [
       'tensors not adding up to the file size',
-      (d) => ({
-        ...d,
-        entries: { ...d.entries, nbytes: d.entries.nbytes.map((n: number, i: number) => (i === 3 ? 20 : n)) },
-      }),
+      (d) => mapF64(d, 'nbytes', (n, i) => (i === 3 ? 20 : n)),
       /entries \(file "model\.safetensors"\): expected entries covering the file's 98 bytes \(got "94 bytes covered/,
     ],
     [
@@ -242,13 +305,73 @@ describe('manifest on-disk format', () => {
     ],
     [
       'duplicate key',
-      (d) => ({
-        ...d,
-        entries: { ...d.entries, tensor: d.entries.tensor.map((t: string) => (t === 'b' ? 'w' : t)) },
-      }),
+      (d) =>
+        withNames(
+          d,
+          names(d).map((t) => (t === 'b' ? 'w' : t)),
+        ),
       /expected a unique key \(tensor:shard_rank\); "w:0" is also entry/,
     ],
     ['missing entries', (d) => ({ ...d, entries: undefined }), /entries: expected an object/],
+    [
+      'manifest_version 1 (hex hashes, JSON number arrays)',
+      (d) => ({ ...d, manifest_version: 1 }),
+      /manifest_version: expected 2 \(this hotweights reads manifest_version 2; republish/,
+    ],
+    [
+      'truncated base64 (a column cut short)',
+      (d) => ({ ...d, entries: { ...d.entries, dims: d.entries.dims.slice(0, -4) } }),
+      /entries\.dims: expected 32 base64 characters \(3 f64 dims \(sum of ndim\): 24 bytes\) \(got "28 characters"\)/,
+    ],
+    [
+      'a column of the wrong byte length (i32 where f64 is stored)',
+      (d) => ({ ...d, entries: { ...d.entries, nbytes: encI32(f64(d.entries.nbytes)) } }),
+      /entries\.nbytes: expected 64 base64 characters .* \(got "32 characters"\)/,
+    ],
+    [
+      'characters that are not base64',
+      (d) => ({ ...d, entries: { ...d.entries, ndim: `!${d.entries.ndim.slice(1)}` } }),
+      /entries\.ndim: expected valid base64 \(6 i32 shape ranks: 24 bytes\) \(got "23 bytes after decoding"\)/,
+    ],
+    [
+      'a numeric column that is not a string',
+      (d) => ({ ...d, entries: { ...d.entries, shard_rank: [0, 0, 0, 0, 0, 0] } }),
+      /entries\.shard_rank: expected a base64 string of 6 u32 ranks \(got an array\)/,
+    ],
+    [
+      'a fractional byte count',
+      (d) => mapF64(d, 'nbytes', (n, i) => (i === 2 ? 0.5 : n)),
+      /entries\.nbytes\[2\]: expected an integer >= 0 \(got 0\.5\)/,
+    ],
+    [
+      'an ndim below -1',
+      (d) => ({ ...d, entries: { ...d.entries, ndim: encI32([-1, -1, -1, 2, 1, -7]) } }),
+      /entries\.ndim\[5\]: expected an integer >= -1 \(got -7\)/,
+    ],
+    [
+      'a dtype index out of range',
+      (d) => ({ ...d, entries: { ...d.entries, dtype: encI32([-1, -1, -1, 0, 1, 9]) } }),
+      /entries\.dtype\[5\]: expected -1 or an index into dtypes \(0\.\.2\) \(got 9\)/,
+    ],
+    [
+      'name lengths longer than the names',
+      (d) => ({ ...d, entries: { ...d.entries, tensor: d.entries.tensor.slice(0, -3) } }),
+      /entries\.tensor_length\[5\]: expected lengths adding up to the \d+ characters of entries\.tensor/,
+    ],
+    [
+      'names longer than their lengths',
+      (d) => ({ ...d, entries: { ...d.entries, tensor: `${d.entries.tensor}x` } }),
+      /entries\.tensor: expected \d+ characters \(the sum of entries\.tensor_length\)/,
+    ],
+    [
+      'an empty name',
+      (d) =>
+        withNames(
+          d,
+          names(d).map((t, i) => (i === 4 ? '' : t)),
+        ),
+      /entries\.tensor\[4\]: expected a non-empty string/,
+    ],
   ];
   for (const [name, mutate, re] of bad) {
     it(`rejects ${name} with file, field and expectation`, () => {

@@ -10,6 +10,7 @@ import { resolve } from 'node:path';
 import {
   ConfigError,
   type Manifest,
+  type ManifestFile,
   PLAN_SCHEMA,
   PLAN_VERSION,
   type Plan,
@@ -78,13 +79,16 @@ export function createPlan(options: CreatePlanOptions): Plan {
   // matching by position first avoids a lookup per entry; the key index handles the rest.
   const pc = prev?.columns;
   const prevMatched = prev ? new Uint8Array(prev.size) : null;
+  // Same names in the same order (one string comparison): no per-entry name work at all.
+  const sameNames = pc ? pc.tensor.sameAs(nc.tensor) : false;
   for (let i = 0; i < next.size; i++) {
     const sr = nc.shard_rank[i] as number;
     if (sr > maxShard) maxShard = sr;
     if (prev && pc && prevMatched) {
-      const t = nc.tensor[i] as string;
       const j =
-        i < prev.size && pc.tensor[i] === t && pc.shard_rank[i] === sr ? i : prev.indexOfTensor(t, sr);
+        i < prev.size && pc.shard_rank[i] === sr && (sameNames || pc.tensor.equals(i, nc.tensor, i))
+          ? i
+          : prev.indexOfTensor(nc.tensor.get(i), sr);
       if (j >= 0) {
         prevMatched[j] = 1;
         if (pc.nbytes[j] === nc.nbytes[i] && prev.sameHash(j, next, i)) continue;
@@ -101,7 +105,7 @@ export function createPlan(options: CreatePlanOptions): Plan {
       pending.push({
         entry: i,
         nbytes: Math.min(bucketBytes, nbytes - tensorOffset),
-        part: { index: p, count, tensor_offset: tensorOffset, tensor_nbytes: nbytes },
+        part: { count, index: p, tensor_nbytes: nbytes, tensor_offset: tensorOffset },
       });
     }
   }
@@ -119,11 +123,7 @@ export function createPlan(options: CreatePlanOptions): Plan {
   const groups = new Map<readonly number[], number[]>();
   for (let k = 0; k < pending.length; k++) {
     const p = pending[k] as PendingItem;
-    const ranks = consumersOf(
-      nc.tensor[p.entry] as string,
-      nc.shard_rank[p.entry] as number,
-      next.kindOf(p.entry),
-    );
+    const ranks = consumersOf(nc.tensor.get(p.entry), nc.shard_rank[p.entry] as number, next.kindOf(p.entry));
     let g = groups.get(ranks);
     if (!g) {
       g = [];
@@ -146,21 +146,41 @@ export function createPlan(options: CreatePlanOptions): Plan {
     for (let m = 0; m < members.length; m++) {
       const p = pending[members[m] as number] as PendingItem;
       const place = placements[m] as { bucket: number; offset: number };
-      const e = next.entry(p.entry);
-      const item: PlanItem = {
-        key: e.key,
-        tensor: e.tensor,
-        shard_rank: e.shard_rank,
-        kind: e.kind,
-        nbytes: p.nbytes,
-        hash: e.hash,
-        uri: e.file,
-        file_offset: e.file_offset + (p.part?.tensor_offset ?? 0),
-        dtype: e.dtype,
-        shape: e.shape === null ? null : [...e.shape],
-        offset: place.offset,
-        ...(p.part ? { part: p.part } : {}),
-      };
+      const i = p.entry;
+      const tensor = nc.tensor.get(i);
+      const shardRank = nc.shard_rank[i] as number;
+      const dtype = nc.dtype[i] as number;
+      const fileOffset = (nc.file_offset[i] as number) + (p.part?.tensor_offset ?? 0);
+      // Keys in canonical (sorted) order, so JSON.stringify(item) is the item's canonical JSON:
+      // the digest and the writer use the native serializer (see plan-digest.ts).
+      const item: PlanItem = p.part
+        ? {
+            dtype: dtype < 0 ? null : (next.dtypes[dtype] as string),
+            file_offset: fileOffset,
+            hash: next.hashOf(i),
+            key: `${tensor}:${shardRank}`,
+            kind: next.kindOf(i),
+            nbytes: p.nbytes,
+            offset: place.offset,
+            part: p.part,
+            shape: next.shapeOf(i),
+            shard_rank: shardRank,
+            tensor,
+            uri: (next.files[nc.file[i] as number] as ManifestFile).path,
+          }
+        : {
+            dtype: dtype < 0 ? null : (next.dtypes[dtype] as string),
+            file_offset: fileOffset,
+            hash: next.hashOf(i),
+            key: `${tensor}:${shardRank}`,
+            kind: next.kindOf(i),
+            nbytes: p.nbytes,
+            offset: place.offset,
+            shape: next.shapeOf(i),
+            shard_rank: shardRank,
+            tensor,
+            uri: (next.files[nc.file[i] as number] as ManifestFile).path,
+          };
       totalBytes += p.nbytes;
       (itemsByBucket[first + place.bucket] as PlanItem[]).push(item);
     }
@@ -198,5 +218,5 @@ export function createPlan(options: CreatePlanOptions): Plan {
     buckets,
     removed,
   };
-  return { ...body, digest: planDigest(body) };
+  return { ...body, digest: planDigest(body, { canonicalItems: true }) };
 }

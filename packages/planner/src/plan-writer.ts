@@ -4,6 +4,7 @@
  */
 import type { Plan } from '@hotweights/core';
 import { writeAtomically } from './atomic-write.js';
+import { itemJsonText } from './plan-digest.js';
 
 function* planChunks(plan: Plan): Generator<string> {
   const { buckets, removed, digest, ...head } = plan;
@@ -16,7 +17,7 @@ function* planChunks(plan: Plan): Generator<string> {
     yield `${b === 0 ? '' : ','}\n    {${fields.join(', ')}, "items": [`;
     let batch = '';
     for (const [i, item] of items.entries()) {
-      batch += `${i === 0 ? '' : ','}\n      ${JSON.stringify(item)}`;
+      batch += `${i === 0 ? '' : ','}\n      ${itemJsonText(item)}`;
       if (batch.length > 1 << 20) {
         yield batch;
         batch = '';

@@ -1,0 +1,86 @@
+/**
+ * A column of names kept as one string plus start offsets, as the manifest stores them. Names are
+ * sliced out only when asked for: comparing, hashing and indexing a million names works on the one
+ * flat string, so loading a manifest allocates no string per entry (and gives the GC nothing to do).
+ */
+export class NameColumn {
+  readonly length: number;
+
+  /** `starts` has length + 1 offsets into `text`; name i is text[starts[i], starts[i + 1]). */
+  constructor(
+    readonly text: string,
+    readonly starts: Uint32Array,
+  ) {
+    this.length = starts.length - 1;
+  }
+
+  static from(names: readonly string[]): NameColumn {
+    const starts = new Uint32Array(names.length + 1);
+    let at = 0;
+    for (let i = 0; i < names.length; i++) {
+      at += (names[i] as string).length;
+      starts[i + 1] = at;
+    }
+    return new NameColumn(names.join(''), starts);
+  }
+
+  get(i: number): string {
+    return this.text.slice(this.starts[i], this.starts[i + 1]);
+  }
+
+  lengthOf(i: number): number {
+    return (this.starts[i + 1] as number) - (this.starts[i] as number);
+  }
+
+  /** Name lengths (UTF-16 units), as stored on disk. */
+  lengths(): Uint32Array {
+    const out = new Uint32Array(this.length);
+    for (let i = 0; i < this.length; i++) out[i] = this.lengthOf(i);
+    return out;
+  }
+
+  /** True when name i equals name j of `other`, without slicing either. */
+  equals(i: number, other: NameColumn, j: number): boolean {
+    const a = this.starts[i] as number;
+    const b = other.starts[j] as number;
+    const n = (this.starts[i + 1] as number) - a;
+    if ((other.starts[j + 1] as number) - b !== n) return false;
+    const x = this.text;
+    const y = other.text;
+    for (let k = 0; k < n; k++) if (x.charCodeAt(a + k) !== y.charCodeAt(b + k)) return false;
+    return true;
+  }
+
+  /** True when name i equals `name`. */
+  is(i: number, name: string): boolean {
+    const a = this.starts[i] as number;
+    const n = (this.starts[i + 1] as number) - a;
+    return n === name.length && this.text.startsWith(name, a);
+  }
+
+  /** True when both columns hold the same names in the same order. */
+  sameAs(other: NameColumn): boolean {
+    if (other === this) return true;
+    if (other.length !== this.length || other.text !== this.text) return false;
+    const s = this.starts;
+    const t = other.starts;
+    for (let i = 0; i <= this.length; i++) if (s[i] !== t[i]) return false;
+    return true;
+  }
+
+  /** FNV-1a of name i, seeded; equal to hashName(get(i), seed). */
+  hash(i: number, seed: number): number {
+    const x = this.text;
+    let h = 0x811c9dc5 ^ seed;
+    for (let k = this.starts[i] as number, end = this.starts[i + 1] as number; k < end; k++)
+      h = Math.imul(h ^ x.charCodeAt(k), 16777619);
+    return h >>> 0;
+  }
+}
+
+/** FNV-1a of a name, seeded; equal to NameColumn.hash for the same name. */
+export function hashName(name: string, seed: number): number {
+  let h = 0x811c9dc5 ^ seed;
+  for (let k = 0; k < name.length; k++) h = Math.imul(h ^ name.charCodeAt(k), 16777619);
+  return h >>> 0;
+}
