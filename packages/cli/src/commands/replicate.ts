@@ -356,7 +356,7 @@ function parsePort(v: string): number {
 interface RawOptions {
   plan: string;
   manifestNext?: string;
-  verify: boolean;
+  verify?: boolean;
   commit?: boolean;
   target?: string;
   worldSize?: number;
@@ -379,7 +379,7 @@ export const replicateCommand: CommandModule = {
         '--manifest-next <file>',
         "the next version's manifest (default: the plan's next_manifest.path, needed with --target)",
       )
-      .option('--verify', "check every landed item's hash (the default)", true)
+      .option('--verify', "check every landed item's hash (on unless --no-verify)")
       .option('--no-verify', 'skip hash checks (refused with --commit)')
       .option('--commit', 'make the new version live on every rank once all ranks staged and verified it')
       .option(
@@ -411,10 +411,12 @@ export const replicateCommand: CommandModule = {
       .addOption(new Option('--rank-events').hideHelp())
       .action(async (raw: RawOptions) => {
         const c = ctx();
-        if (raw.commit && !raw.verify) throw new ConfigError('--commit needs verification: drop --no-verify');
+        // Verification is on unless --no-verify (commander leaves it undefined otherwise).
+        const verify = raw.verify !== false;
+        if (raw.commit && !verify) throw new ConfigError('--commit needs verification: drop --no-verify');
         const opts: ReplicateOptions = {
           plan: raw.plan,
-          verify: raw.verify,
+          verify,
           commit: raw.commit === true,
           metricsPort: raw.metrics ? raw.metricsPort : false,
           ...(raw.manifestNext ? { manifestNext: raw.manifestNext } : {}),
