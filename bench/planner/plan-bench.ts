@@ -4,13 +4,15 @@
  * For each size: a previous and a next manifest (every 10th tensor changed) are generated and
  * written; then fresh processes run (a) the machine's floor for any JSON manifest, reading and
  * JSON.parse of both files, and (b) the real thing, loadManifest x2 + createPlan + writePlan.
- * Each is repeated and the median wall time and the largest peak RSS are reported.
+ * Each is repeated and the median wall time and the largest peak RSS are reported, with the CPU time
+ * of each phase (less sensitive than wall time to other processes on a shared machine) and the load
+ * average before and after.
  *
  * Usage: node --conditions=@hotweights/source --import tsx bench/planner/plan-bench.ts [sizes...]
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { serializeManifest } from '@hotweights/core';
@@ -45,6 +47,7 @@ function run(script: string, args: string[]): RunResult {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 const dir = mkdtempSync(join(tmpdir(), 'hw-plan-bench-'));
 const rows: Record<string, unknown>[] = [];
+const load = [loadavg()[0] as number];
 try {
   for (const n of SIZES) {
     const prevPath = join(dir, `prev-${n}.json`);
@@ -67,6 +70,8 @@ try {
       write_ms: Math.round(pick(ours, 'write_ms')),
       total_ms: Math.round(pick(ours, 'total_ms')),
       cpu_ms: Math.round(pick(ours, 'cpu_ms')),
+      load_cpu_ms: Math.round(pick(ours, 'load_cpu_ms')),
+      plan_cpu_ms: Math.round(pick(ours, 'plan_cpu_ms')),
       items: ours[0]?.items,
       buckets: ours[0]?.buckets,
       peak_rss_mb: Math.round(Math.max(...ours.map((x) => x.peak_rss)) / 1e6),
@@ -79,6 +84,10 @@ try {
   rmSync(dir, { recursive: true, force: true });
 }
 
+load.push(loadavg()[0] as number);
+console.log(
+  `load average ${load.map((l) => l.toFixed(1)).join(' -> ')} (2-core machine shared with other sessions)`,
+);
 const cols = Object.keys(rows[0] ?? {});
 console.log(cols.join('\t'));
 for (const r of rows) console.log(cols.map((c) => String(r[c])).join('\t'));
@@ -86,5 +95,5 @@ const results = join(repo, 'bench', 'results');
 mkdirSync(results, { recursive: true });
 writeFileSync(
   join(results, 'planner-plan.json'),
-  `${JSON.stringify({ when: new Date().toISOString(), bucket_bytes: BUCKET, repeat: REPEAT, changed_fraction: 0.1, rows }, null, 2)}\n`,
+  `${JSON.stringify({ when: new Date().toISOString(), bucket_bytes: BUCKET, repeat: REPEAT, changed_fraction: 0.1, load_average: load, rows }, null, 2)}\n`,
 );

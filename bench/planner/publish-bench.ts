@@ -4,14 +4,17 @@
  * Writes a checkpoint of SHARDS safetensors shards (BF16 tensors of 16 MiB, random bytes) into a
  * temp dir, then alternates, REPEAT times: pre-read every file (so the page cache is warm), time
  * `cat files > /dev/null`, pre-read again, time publish() with each hash. Reports median GB/s and
- * publish / cat.
+ * publish / cat. Beside them, the in-memory BLAKE3 rate of one thread (a 512 KiB buffer hashed over
+ * and over, the size publish reads in) and the load average, so a figure can be read against what
+ * one core can hash and how busy the machine was.
  *
  * Usage: node --conditions=@hotweights/source --import tsx bench/planner/publish-bench.ts [GiB]
  */
 import { execFileSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
+import { createRequire } from 'node:module';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -57,30 +60,49 @@ const timed = async (fn: () => unknown): Promise<number> => {
 };
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
-const times: Record<string, number[]> = { cat: [], blake3: [], 'xxh3-64': [] };
+/** One thread hashing `total` bytes from a cache-resident buffer: the per-core BLAKE3 ceiling. */
+const { Blake3Hasher } = createRequire(import.meta.url)('@napi-rs/blake-hash') as {
+  Blake3Hasher: new () => { update(b: Buffer): void; digest(enc: 'hex'): string };
+};
+const hashOnly = () => {
+  const chunk = randomFillSync(Buffer.allocUnsafe(512 * 1024));
+  const h = new Blake3Hasher();
+  for (let done = 0; done < total; done += chunk.length) h.update(chunk);
+  h.digest('hex');
+};
+
+const load = [loadavg()[0] as number];
+const times: Record<string, number[]> = { cat: [], blake3: [], 'xxh3-64': [], 'blake3-1-thread': [] };
 for (let r = 0; r < REPEAT; r++) {
   (times.cat as number[]).push(await timed(cat));
+  (times['blake3-1-thread'] as number[]).push(await timed(hashOnly));
   for (const hash of ['blake3', 'xxh3-64'] as const) {
     (times[hash] as number[]).push(await timed(() => publish({ checkpoint: ckpt, version: 'bench', hash })));
   }
 }
 rmSync(dir, { recursive: true, force: true });
+load.push(loadavg()[0] as number);
 
 const gbps = (s: number) => total / 1e9 / s;
 const catRate = gbps(median(times.cat as number[]));
 const rows = Object.entries(times).map(([what, ts]) => ({
-  what: what === 'cat' ? 'cat > /dev/null' : `publish --hash ${what}`,
+  what:
+    what === 'cat'
+      ? 'cat > /dev/null'
+      : what === 'blake3-1-thread'
+        ? 'BLAKE3 in memory, 1 thread (no reads)'
+        : `publish --hash ${what}`,
   median_s: Math.round(median(ts) * 1000) / 1000,
   gb_per_s: Math.round(gbps(median(ts)) * 100) / 100,
   vs_cat: Math.round((gbps(median(ts)) / catRate) * 100) / 100,
 }));
 console.log(
-  `checkpoint: ${shards} shards, ${(total / GIB).toFixed(2)} GiB, warm page cache; ${availableParallelism()} cores`,
+  `checkpoint: ${shards} shards, ${(total / GIB).toFixed(2)} GiB, warm page cache; ${availableParallelism()} cores; load average ${load.map((l) => l.toFixed(1)).join(' -> ')}`,
 );
 console.log('what\tmedian_s\tGB/s\tvs cat');
 for (const r of rows) console.log(`${r.what}\t${r.median_s}\t${r.gb_per_s}\t${r.vs_cat}`);
 mkdirSync(join(repo, 'bench', 'results'), { recursive: true });
 writeFileSync(
   join(repo, 'bench', 'results', 'planner-publish.json'),
-  `${JSON.stringify({ when: new Date().toISOString(), bytes: total, shards, repeat: REPEAT, cores: availableParallelism(), rows }, null, 2)}\n`,
+  `${JSON.stringify({ when: new Date().toISOString(), bytes: total, shards, repeat: REPEAT, cores: availableParallelism(), load_average: load, rows }, null, 2)}\n`,
 );
