@@ -1,13 +1,17 @@
 /**
  * `hotweights status`: what this host holds. Staged segments in the staging dir (and whether
  * their owner is alive), the committed manifest recorded per model in the state dir, and with
- * --target, the live and previous version of each target directory.
+ * --target, the live and previous version of each target directory. With a coordinator endpoint
+ * (--endpoint, else HOTWEIGHTS_COORD) the coordinator's view follows the local one (under
+ * `coordinator` with --json); an unreachable coordinator is an error after the local part.
  */
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DirectoryAdapter } from '@hotweights/adapter-directory';
 import { loadManifest, reclaimStaleSegments, SEGMENT_PREFIX } from '@hotweights/core';
 import type { CommandModule } from '../command.js';
+import { endpointOption, withClient } from './coord-client.js';
+import { formatCoordinatorStatus } from './coord-status.js';
 import { targetDirs } from './rollback.js';
 
 interface SegmentInfo {
@@ -62,16 +66,25 @@ async function committed(stateDir: string): Promise<{ model: string; version: st
 export const statusCommand: CommandModule = {
   name: 'status',
   register(program, ctx) {
-    program
-      .command('status')
-      .description(
-        'Show staged segments, committed versions and (with --target) live/previous versions on this host',
-      )
-      .option('--target <dir>', 'also show the versions of a target directory')
-      .option('--reclaim', 'remove segments left by crashed runs')
-      .option('--json', 'print a JSON report')
-      .action(async (opts: { target?: string; reclaim?: boolean; json?: boolean }) => {
+    endpointOption(
+      program
+        .command('status')
+        .description(
+          "Show staged segments, committed versions and (with --target) live/previous versions on this host, then the coordinator's view when an endpoint is set",
+        )
+        .option('--target <dir>', 'also show the versions of a target directory')
+        .option('--reclaim', 'remove segments left by crashed runs')
+        .option('--json', 'print a JSON report'),
+    ).action(
+      async (opts: {
+        target?: string;
+        reclaim?: boolean;
+        json?: boolean;
+        endpoint?: string;
+        timeout?: string;
+      }) => {
         const c = ctx();
+        const endpoint = opts.endpoint ?? c.config.coordEndpoint;
         const reclaimed = opts.reclaim ? await reclaimStaleSegments(c.config.stagingDir) : 0;
         const segs = await segments(c.config.stagingDir);
         const records = await committed(c.config.stateDir);
@@ -95,7 +108,10 @@ export const statusCommand: CommandModule = {
           targets,
         };
         if (opts.json) {
-          c.json(report);
+          const coordinator = endpoint
+            ? await withClient(c, { endpoint, timeout: opts.timeout }, (client) => client.status())
+            : null;
+          c.json({ ...report, coordinator: coordinator && { endpoint, ...coordinator } });
           return;
         }
         const live = segs.filter((s) => s.alive);
@@ -112,6 +128,12 @@ export const statusCommand: CommandModule = {
         for (const t of targets)
           c.out(`target ${t.target}: live ${t.current ?? 'none'}, previous ${t.previous ?? 'none'}`);
         if (opts.target && targets.length === 0) c.out(`target ${opts.target}: no hotweights target here`);
-      });
+        if (!endpoint) return;
+        const lines = await withClient(c, { endpoint, timeout: opts.timeout }, async (client) =>
+          formatCoordinatorStatus(await client.status(), client.endpoint),
+        );
+        for (const l of lines) c.out(l);
+      },
+    );
   },
 };
