@@ -41,6 +41,12 @@ import {
 import { type Command, Option } from 'commander';
 import type { CommandModule } from '../command.js';
 import type { CliContext } from '../context.js';
+import {
+  addTransferOptions,
+  type TransferFlags,
+  transferArgs,
+  withTransferOptions,
+} from '../transfer-options.js';
 
 export interface ReplicateOptions {
   readonly plan: string;
@@ -57,6 +63,8 @@ export interface ReplicateOptions {
   /** Print JSON event lines instead of text (set by the local launcher for its ranks). */
   readonly rankEvents?: boolean;
   readonly json?: boolean;
+  /** --window / --mpi-chunk-mb as given, forwarded to rank processes started here. */
+  readonly transfer?: TransferFlags;
 }
 
 export interface ReplicateSummary {
@@ -298,6 +306,7 @@ export async function replicateLocally(
       ...(opts.commit ? ['--commit'] : []),
       ...(opts.target ? ['--target', resolve(opts.target)] : []),
       ...(opts.transport ? ['--transport', opts.transport] : []),
+      ...transferArgs(opts.transfer ?? {}),
       ...(opts.metricsPort === false ? ['--no-metrics'] : ['--metrics-port', String(opts.metricsPort)]),
     ];
     const done = new Map<number, number>();
@@ -353,7 +362,7 @@ function parsePort(v: string): number {
   return n;
 }
 
-interface RawOptions {
+interface RawOptions extends TransferFlags {
   plan: string;
   manifestNext?: string;
   verify?: boolean;
@@ -371,8 +380,7 @@ interface RawOptions {
 export const replicateCommand: CommandModule = {
   name: 'replicate',
   register(program: Command, ctx) {
-    program
-      .command('replicate')
+    addTransferOptions(program.command('replicate'))
       .description("Move a plan's buckets to every rank, verify every item, and commit everywhere or nowhere")
       .requiredOption('--plan <file>', 'plan made by `hotweights plan`')
       .option(
@@ -410,7 +418,7 @@ export const replicateCommand: CommandModule = {
       // Set by the local launcher for the rank processes it starts.
       .addOption(new Option('--rank-events').hideHelp())
       .action(async (raw: RawOptions) => {
-        const c = ctx();
+        const c = withTransferOptions(ctx(), raw);
         // Verification is on unless --no-verify (commander leaves it undefined otherwise).
         const verify = raw.verify !== false;
         if (raw.commit && !verify) throw new ConfigError('--commit needs verification: drop --no-verify');
@@ -426,6 +434,7 @@ export const replicateCommand: CommandModule = {
           ...(raw.rendezvous ? { rendezvous: raw.rendezvous } : {}),
           ...(raw.rankEvents ? { rankEvents: true } : {}),
           ...(raw.json ? { json: true } : {}),
+          transfer: { window: raw.window, mpiChunkMb: raw.mpiChunkMb },
         };
         if (c.launch.launcher !== 'none') {
           await runUnderLauncher(c, opts);

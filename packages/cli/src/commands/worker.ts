@@ -16,6 +16,7 @@ import {
   startMetricsServer,
 } from '@hotweights/core';
 import type { CommandModule } from '../command.js';
+import { addTransferOptions, type TransferFlags, withTransferOptions } from '../transfer-options.js';
 import { resolveEndpoint } from './coord-client.js';
 
 function parseCount(text: string | undefined, flag: string, min: number): number | undefined {
@@ -31,7 +32,7 @@ function defaultMetricsPort(localRank: number): number {
   return localRank === 0 ? 9099 : 9100 + localRank;
 }
 
-interface WorkerOpts {
+interface WorkerOpts extends TransferFlags {
   endpoint?: string;
   pubEndpoint?: string;
   target?: string;
@@ -46,8 +47,7 @@ interface WorkerOpts {
 export const workerCommand: CommandModule = {
   name: 'worker',
   register(program, ctx) {
-    program
-      .command('worker')
+    addTransferOptions(program.command('worker'))
       .description('Run a worker agent: stage each update, precommit, and flip the adapter on commit')
       .option('--endpoint <url>', 'coordinator endpoint (default: HOTWEIGHTS_COORD)')
       .option('--pub-endpoint <url>', 'coordinator events endpoint (default: request port + 1)')
@@ -68,7 +68,7 @@ export const workerCommand: CommandModule = {
       .option('--no-verify', 'skip hash verification of landed items (not recommended)')
       .option('--exit-after <n>', 'exit after N updates have finished on this worker (committed or aborted)')
       .action(async (opts: WorkerOpts) => {
-        const c = ctx();
+        const c = withTransferOptions(ctx(), opts);
         const endpoint = resolveEndpoint(c, opts.endpoint);
         const rank = parseCount(opts.rank, '--rank', 0) ?? c.launch.rank;
         const worldSize = parseCount(opts.worldSize, '--world-size', 1) ?? c.launch.worldSize;
