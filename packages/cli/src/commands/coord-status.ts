@@ -1,7 +1,7 @@
 /**
  * The coordinator's view: current version, the update in progress, workers and their leases.
- * `coord-status` prints it; `hotweights status` calls `showCoordinatorStatus` when an endpoint is
- * given (--endpoint or HOTWEIGHTS_COORD), and shows local state otherwise.
+ * `coord-status` prints it; `hotweights status` shows it after the local state when an endpoint is
+ * given (--endpoint or HOTWEIGHTS_COORD), using `formatCoordinatorStatus`.
  */
 import type { CoordinatorStatus } from '@hotweights/coordinator';
 import type { CommandModule } from '../command.js';
