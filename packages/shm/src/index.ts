@@ -11,6 +11,8 @@ import { fileURLToPath } from 'node:url';
 interface Binding {
   map(fd: number, length: number, offset: number, writable: boolean): ArrayBuffer;
   reserve(fd: number, length: number): void;
+  mapRange(fd: number, length: number, offset: number, advice: number): ArrayBuffer;
+  unmapRange(buffer: ArrayBuffer): boolean;
   readonly pageSize: number;
 }
 
@@ -33,6 +35,17 @@ function load(): Binding {
     });
     throw loadError;
   }
+}
+
+/**
+ * Path of the native addon file this package loads. Worker threads that cannot import this module
+ * (an eval'd worker, or TypeScript sources without a loader) `require()` it directly and call
+ * `mapRange(fd, length, pageAlignedOffset, advice)` / `unmapRange(buffer)`, as `mapRangeFd` does.
+ */
+export function addonPath(): string {
+  load();
+  const require = createRequire(import.meta.url);
+  return (require('node-gyp-build') as { resolve(dir: string): string }).resolve(PACKAGE_ROOT);
 }
 
 /** True when the addon loads on this machine; `shmUnavailableReason()` says why not. */
@@ -95,4 +108,39 @@ export function mapFile(path: string, options: MapOptions): Uint8Array {
  */
 export function reserveFd(fd: number, length: number): void {
   load().reserve(fd, length);
+}
+
+/** How a read-only range is faulted in: see `mapRangeFd`. */
+export type MapAdvice = 'none' | 'populate' | 'sequential' | 'willneed';
+const ADVICE: Record<MapAdvice, number> = { none: 0, populate: 1, sequential: 2, willneed: 3 };
+
+export interface MappedRange {
+  /** The requested bytes, read-only in effect (the pages are mapped PROT_READ: never write). */
+  readonly view: Uint8Array;
+  /** Unmaps now (views become empty); safe to call twice. Otherwise GC unmaps it eventually. */
+  unmap(): void;
+}
+
+/**
+ * Maps `length` bytes of an open regular file from any byte `offset` (aligned down to a page
+ * internally) read-only, to read a file without copying it. Unlike `mapFd`, the caller releases
+ * the mapping explicitly with `unmap()`, so mapping a large file piece by piece keeps memory and
+ * address space bounded. `advice`: `populate` faults every page in during the map call
+ * (MAP_POPULATE, fewest page faults when the file is in the page cache), `sequential`/`willneed`
+ * are madvise hints, `none` faults pages on first touch. The bytes must exist: a file that shrinks
+ * under a mapping raises SIGBUS on access, so map only ranges inside the file's current size.
+ */
+export function mapRangeFd(
+  fd: number,
+  offset: number,
+  length: number,
+  options: { readonly advice?: MapAdvice } = {},
+): MappedRange {
+  const b = load();
+  if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0)
+    throw new RangeError(`offset ${offset} and length ${length} must be non-negative integers`);
+  if (length === 0) return { view: new Uint8Array(0), unmap: () => {} };
+  const start = offset - (offset % b.pageSize);
+  const ab = b.mapRange(fd, length + (offset - start), start, ADVICE[options.advice ?? 'none']);
+  return { view: new Uint8Array(ab, offset - start, length), unmap: () => void b.unmapRange(ab) };
 }
