@@ -3,21 +3,25 @@
  *
  * Writes a checkpoint of SHARDS safetensors shards (BF16 tensors of 16 MiB, random bytes) into a
  * temp dir, then alternates, REPEAT times: pre-read every file (so the page cache is warm), time
- * `cat files > /dev/null`, pre-read again, time publish() with each hash. Reports median GB/s and
- * publish / cat. Beside them, the in-memory BLAKE3 rate of one thread (a 512 KiB buffer hashed over
- * and over, the size publish reads in) and the load average, so a figure can be read against what
- * one core can hash and how busy the machine was.
+ * `cat files > /dev/null`, pre-read again, time publish() with each hash and each way of reading
+ * (memory maps, the default, and read() copies). Beside them, in the same run, each hash's ceiling:
+ * as many worker threads as publish uses hashing the same total bytes from memory that is already
+ * resident (a 64 MiB buffer per thread, beyond the caches like the page cache is, no reads), and
+ * BLAKE3 on one thread. Reports median GB/s, publish / cat and publish / ceiling, the process CPU
+ * seconds of each in-process run (all threads) and the load average, since the machine is shared.
  *
  * Usage: node --conditions=@hotweights/source --import tsx bench/planner/publish-bench.ts [GiB]
  */
 import { execFileSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { publish, type TensorData, writeSafetensors } from '@hotweights/planner';
 
 const GIB = 1024 ** 3;
@@ -51,58 +55,192 @@ for (let s = 0; s < shards; s++) {
 writeFileSync(join(ckpt, 'config.json'), '{}');
 const files = readdirSync(ckpt).map((f) => join(ckpt, f));
 
+const threads = availableParallelism();
 const cat = () => execFileSync('sh', ['-c', 'cat "$@" > /dev/null', 'cat', ...files]);
-const timed = async (fn: () => unknown): Promise<number> => {
+const cpu: Record<string, number[]> = {};
+const times: Record<string, number[]> = {};
+const record = (into: Record<string, number[]>, key: string, value: number) => {
+  into[key] = [...(into[key] ?? []), value];
+};
+const timed = async (what: string, fn: () => unknown): Promise<number> => {
   cat(); // pre-read: warm page cache right before the timed run
+  const c0 = process.cpuUsage();
   const t0 = performance.now();
   await fn();
-  return (performance.now() - t0) / 1000;
+  const s = (performance.now() - t0) / 1000;
+  const c = process.cpuUsage(c0);
+  record(cpu, what, (c.user + c.system) / 1e6);
+  return s;
 };
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
-/** One thread hashing `total` bytes from a cache-resident buffer: the per-core BLAKE3 ceiling. */
-const { Blake3Hasher } = createRequire(import.meta.url)('@napi-rs/blake-hash') as {
-  Blake3Hasher: new () => { update(b: Buffer): void; digest(enc: 'hex'): string };
-};
-const hashOnly = () => {
-  const chunk = randomFillSync(Buffer.allocUnsafe(512 * 1024));
-  const h = new Blake3Hasher();
-  for (let done = 0; done < total; done += chunk.length) h.update(chunk);
-  h.digest('hex');
-};
+type Algo = 'blake3' | 'xxh3-64' | 'sha256';
+const require = createRequire(import.meta.url);
+const CEILING_WORKER = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { randomFillSync } = require('node:crypto');
+const SLICE = 16 * 1024 * 1024; // one update per 16 MiB, like one per tensor here
+const buf = randomFillSync(Buffer.allocUnsafe(64 * 1024 * 1024));
+function makeHasher(algo) {
+  if (algo === 'blake3') return new (require(workerData.blakePath).Blake3Hasher)();
+  if (algo === 'xxh3-64') return require(workerData.xxhashPath).xxh3.Xxh3.withSeed(0n);
+  return require('node:crypto').createHash('sha256');
+}
+parentPort.on('message', ({ algo, bytes }) => {
+  const h = makeHasher(algo);
+  for (let done = 0; done < bytes; done += SLICE) {
+    const at = done % buf.length;
+    h.update(buf.subarray(at, at + Math.min(SLICE, bytes - done)));
+  }
+  h.digest();
+  parentPort.postMessage('done');
+});
+parentPort.postMessage('ready');
+`;
+/** `n` threads hashing `total` bytes between them from resident memory: the hash's ceiling. */
+async function ceiling(key: string, algo: Algo, n: number): Promise<number> {
+  const workerData = {
+    blakePath: require.resolve('@napi-rs/blake-hash'),
+    xxhashPath: require.resolve('@node-rs/xxhash'),
+  };
+  const workers = Array.from({ length: n }, () => new Worker(CEILING_WORKER, { eval: true, workerData }));
+  try {
+    await Promise.all(workers.map((w) => once(w, 'message')));
+    return await timed(key, () =>
+      Promise.all(
+        workers.map((w) => {
+          w.postMessage({ algo, bytes: total / n });
+          return once(w, 'message');
+        }),
+      ),
+    );
+  } finally {
+    await Promise.all(workers.map((w) => w.terminate()));
+  }
+}
 
+const io = (await import('@hotweights/shm')).shmAvailable() ? 'mmap' : 'read (shm addon unavailable)';
 const load = [loadavg()[0] as number];
-const times: Record<string, number[]> = { cat: [], blake3: [], 'xxh3-64': [], 'blake3-1-thread': [] };
-for (let r = 0; r < REPEAT; r++) {
-  (times.cat as number[]).push(await timed(cat));
-  (times['blake3-1-thread'] as number[]).push(await timed(hashOnly));
-  for (const hash of ['blake3', 'xxh3-64'] as const) {
-    (times[hash] as number[]).push(await timed(() => publish({ checkpoint: ckpt, version: 'bench', hash })));
+const runs: {
+  key: string;
+  what: string;
+  algo?: Algo;
+  publish?: { hash: Algo; io: 'mmap' | 'read' };
+  n?: number;
+}[] = [
+  { key: 'cat', what: 'cat > /dev/null' },
+  {
+    key: 'blake3-ceiling',
+    what: `BLAKE3 in memory, ${threads} threads (ceiling)`,
+    algo: 'blake3',
+    n: threads,
+  },
+  { key: 'blake3-1-thread', what: 'BLAKE3 in memory, 1 thread', algo: 'blake3', n: 1 },
+  { key: 'blake3', what: 'publish --hash blake3', publish: { hash: 'blake3', io: 'mmap' } },
+  {
+    key: 'blake3-read',
+    what: 'publish --hash blake3, read() copies',
+    publish: { hash: 'blake3', io: 'read' },
+  },
+  {
+    key: 'xxh3-64-ceiling',
+    what: `XXH3-64 in memory, ${threads} threads (ceiling)`,
+    algo: 'xxh3-64',
+    n: threads,
+  },
+  { key: 'xxh3-64', what: 'publish --hash xxh3-64', publish: { hash: 'xxh3-64', io: 'mmap' } },
+  {
+    key: 'xxh3-64-read',
+    what: 'publish --hash xxh3-64, read() copies',
+    publish: { hash: 'xxh3-64', io: 'read' },
+  },
+  {
+    key: 'sha256-ceiling',
+    what: `SHA-256 in memory, ${threads} threads (ceiling)`,
+    algo: 'sha256',
+    n: threads,
+  },
+  { key: 'sha256', what: 'publish --hash sha256', publish: { hash: 'sha256', io: 'mmap' } },
+];
+/**
+ * Two page-cache layouts of the same files. As written: this process wrote them in 512 KiB writes,
+ * so the cache holds them in small folios. Re-read: dropped from the cache (dd iflag=nocache) and
+ * read back by `cat`, whose 8 MiB readahead fills 2 MiB folios, as for a checkpoint read from disk;
+ * those map with one huge-page entry per 2 MiB.
+ */
+const layouts = [
+  { key: 'written', what: 'as written (small folios)' },
+  { key: 'reread', what: 're-read from disk (2 MiB folios)' },
+] as const;
+const pmdMappedKiB = () =>
+  Number(/FilePmdMapped:\s+(\d+)/.exec(readFileSync('/proc/meminfo', 'utf8'))?.[1] ?? 0);
+const pmdSeen: Record<string, number> = {};
+for (const layout of layouts) {
+  if (layout.key === 'reread') {
+    for (const f of files)
+      execFileSync('sh', ['-c', 'sync "$1" && dd if="$1" iflag=nocache count=0 status=none', 'sh', f]);
+    cat();
+  }
+  // Untimed probe: how much of the files publish's workers map with huge-page entries.
+  let most = 0;
+  await publish({
+    checkpoint: ckpt,
+    version: 'probe',
+    onProgress: () => {
+      most = Math.max(most, pmdMappedKiB());
+    },
+  });
+  pmdSeen[layout.key] = most;
+  for (let r = 0; r < REPEAT; r++) {
+    for (const run of runs) {
+      const key = `${layout.key}:${run.key}`;
+      let s: number;
+      if (run.key === 'cat') s = await timed(key, cat);
+      else if (run.publish) {
+        const p = run.publish;
+        s = await timed(key, () => publish({ checkpoint: ckpt, version: 'bench', hash: p.hash, io: p.io }));
+      } else s = await ceiling(key, run.algo as Algo, run.n as number);
+      record(times, key, s);
+    }
   }
 }
 rmSync(dir, { recursive: true, force: true });
 load.push(loadavg()[0] as number);
 
 const gbps = (s: number) => total / 1e9 / s;
-const catRate = gbps(median(times.cat as number[]));
-const rows = Object.entries(times).map(([what, ts]) => ({
-  what:
-    what === 'cat'
-      ? 'cat > /dev/null'
-      : what === 'blake3-1-thread'
-        ? 'BLAKE3 in memory, 1 thread (no reads)'
-        : `publish --hash ${what}`,
-  median_s: Math.round(median(ts) * 1000) / 1000,
-  gb_per_s: Math.round(gbps(median(ts)) * 100) / 100,
-  vs_cat: Math.round((gbps(median(ts)) / catRate) * 100) / 100,
-}));
-console.log(
-  `checkpoint: ${shards} shards, ${(total / GIB).toFixed(2)} GiB, warm page cache; ${availableParallelism()} cores; load average ${load.map((l) => l.toFixed(1)).join(' -> ')}`,
+const rate = (key: string) => gbps(median(times[key] as number[]));
+const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
+const rows = layouts.flatMap((layout) =>
+  runs.map((run) => {
+    const key = (k: string) => `${layout.key}:${k}`;
+    const ceilingKey = run.publish ? key(`${run.publish.hash}-ceiling`) : undefined;
+    return {
+      page_cache: layout.what,
+      what: run.what,
+      median_s: round(median(times[key(run.key)] as number[]), 3),
+      gb_per_s: round(rate(key(run.key))),
+      vs_cat: round(rate(key(run.key)) / rate(key('cat'))),
+      vs_ceiling: ceilingKey ? round(rate(key(run.key)) / rate(ceilingKey)) : null,
+      // Median CPU seconds of this process (every thread); cat runs in a child, so it has none.
+      cpu_s: run.key === 'cat' ? null : round(median(cpu[key(run.key)] as number[]), 3),
+    };
+  }),
 );
-console.log('what\tmedian_s\tGB/s\tvs cat');
-for (const r of rows) console.log(`${r.what}\t${r.median_s}\t${r.gb_per_s}\t${r.vs_cat}`);
+console.log(
+  `checkpoint: ${shards} shards, ${(total / GIB).toFixed(2)} GiB, warm page cache; ${threads} cores; publish maps files by ${io}; median of ${REPEAT}; load average ${load.map((l) => l.toFixed(1)).join(' -> ')}`,
+);
+for (const layout of layouts) {
+  console.log(
+    `\npage cache ${layout.what}: up to ${pmdSeen[layout.key]} KiB of file pages mapped with 2 MiB entries during publish`,
+  );
+  console.log('what\tmedian_s\tGB/s\tvs cat\tvs ceiling\tCPU s');
+  for (const r of rows.filter((x) => x.page_cache === layout.what))
+    console.log(
+      `${r.what}\t${r.median_s}\t${r.gb_per_s}\t${r.vs_cat}\t${r.vs_ceiling ?? ''}\t${r.cpu_s ?? ''}`,
+    );
+}
 mkdirSync(join(repo, 'bench', 'results'), { recursive: true });
 writeFileSync(
   join(repo, 'bench', 'results', 'planner-publish.json'),
-  `${JSON.stringify({ when: new Date().toISOString(), bytes: total, shards, repeat: REPEAT, cores: availableParallelism(), load_average: load, rows }, null, 2)}\n`,
+  `${JSON.stringify({ when: new Date().toISOString(), bytes: total, shards, repeat: REPEAT, cores: threads, io, pmd_mapped_kib: pmdSeen, load_average: load, rows }, null, 2)}\n`,
 );

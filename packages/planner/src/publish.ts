@@ -4,6 +4,7 @@
  * entry; every entry gets a content hash computed in worker threads.
  */
 import { open, readdir, readFile, realpath, stat } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { join, relative, resolve, sep } from 'node:path';
 import {
   buildManifest,
@@ -12,7 +13,7 @@ import {
   type ManifestEntry,
   type ManifestFile,
 } from '@hotweights/core';
-import { checkHashAlgo, type HashAlgo, type HashTask, hashRanges } from './hash-pool.js';
+import { checkHashAlgo, type HashAlgo, type HashIo, type HashTask, hashRanges } from './hash-pool.js';
 import { readSafetensorsHeader } from './safetensors.js';
 
 export interface PublishProgress {
@@ -34,8 +35,13 @@ export interface PublishOptions {
   readonly exclude?: readonly string[];
   /** Include hotweights manifests/plans found in the directory (normally skipped). */
   readonly includeHotweightsFiles?: boolean;
-  /** Split files into hashing tasks of about this many bytes so both cores stay busy. */
+  /**
+   * Split files into hashing tasks of about this many bytes (at entry boundaries) so every core
+   * stays busy to the end. Default: 1/16 of each thread's share, between 4 and 64 MiB.
+   */
   readonly taskBytes?: number;
+  /** How hashing reads files: 'mmap' (default when the shm addon loads) or 'read'. */
+  readonly io?: HashIo;
   /** created_at override (tests, reproducible builds). */
   readonly createdAt?: string;
 }
@@ -152,7 +158,11 @@ export async function publish(options: PublishOptions): Promise<ColumnarManifest
   const tasks: HashTask[] = [];
   /** Entry indexes hashed by each task, in range order. */
   const taskEntries: number[][] = [];
-  const taskBytes = options.taskBytes ?? 64 * 1024 * 1024;
+  const bytesTotal = found.reduce((s, f) => s + f.size, 0);
+  const threads = options.threads ?? availableParallelism();
+  const MIB = 1024 * 1024;
+  const taskBytes =
+    options.taskBytes ?? Math.min(64 * MIB, Math.max(4 * MIB, Math.floor(bytesTotal / (threads * 16))));
   const tensorsByFile = new Map<string, Set<string>>();
 
   for (const f of found) {
@@ -238,12 +248,12 @@ export async function publish(options: PublishOptions): Promise<ColumnarManifest
     seen.set(e.key, e.file);
   }
 
-  const bytesTotal = found.reduce((s, f) => s + f.size, 0);
   let bytesDone = 0;
   options.onProgress?.({ bytesDone, bytesTotal });
   const hexes = await hashRanges(tasks, {
     algo,
-    threads: options.threads,
+    threads,
+    io: options.io,
     onBytes: (n) => {
       bytesDone += n;
       options.onProgress?.({ bytesDone, bytesTotal });
