@@ -49,6 +49,7 @@ const PIECE = workerData.pieceBytes;
 // One update() call hashes at most this much, so a thread that yields between slices (the main
 // thread) stays responsive even inside a multi-GB tensor.
 const SLICE = 8 * 1024 * 1024;
+const SMALL = 256 * 1024;
 let buf = null;
 function makeHasher(algo) {
   if (algo === 'blake3') {
@@ -111,7 +112,9 @@ function* runTask(task) {
     const ranges = task.ranges;
     const last = ranges[ranges.length - 1];
     const end = last ? last.offset + last.length : 0;
-    reader = task.io === 'mmap' && shm ? mappedReader(fd, end) : readReader(fd);
+    const start = ranges.length ? ranges[0].offset : 0;
+    // A small file (config, tokenizer) costs less to read than to map, fault in and unmap.
+    reader = task.io === 'mmap' && shm && end - start >= SMALL ? mappedReader(fd, end) : readReader(fd);
     const hexes = [];
     let pos = ranges.length ? ranges[0].offset : 0;
     for (const r of ranges) {
@@ -332,7 +335,8 @@ export async function hashRanges(tasks: readonly HashTask[], options: HashPoolOp
   };
   const onMain = options.mainThread ?? true;
   for (let i = onMain ? 1 : 0; i < threads; i++) {
-    const w = new Worker(WORKER_SOURCE, { eval: true, workerData });
+    // Plain CommonJS with resolved paths: no loader (tsx) or conditions to inherit, a faster boot.
+    const w = new Worker(WORKER_SOURCE, { eval: true, workerData, execArgv: [] });
     workers.push(w);
     inFlight.set(w, 0);
     w.on('message', (m: WorkerReply) => {

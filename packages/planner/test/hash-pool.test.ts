@@ -104,6 +104,8 @@ describe('hashRanges', () => {
     expect(got).toEqual(
       many.map((t) => t.ranges.map((r) => blake3(bigData.subarray(r.offset, r.offset + r.length)))),
     );
+    // Mapped (the main thread reports progress while its piece is still mapped), and bounded.
+    expect(most).toBeGreaterThanOrEqual(1);
     expect(most).toBeLessThanOrEqual(2);
     expect(mappingsOf(big)).toBe(0);
   });
