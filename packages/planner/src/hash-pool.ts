@@ -1,18 +1,18 @@
 /**
- * Content hashing in worker threads. A task is one file and a list of contiguous byte ranges (one
- * per manifest entry); each range gets its own hash.
+ * Content hashing on every core. A task is one file and a list of contiguous byte ranges (one per
+ * manifest entry); each range gets its own hash.
  *
- * Workers hash straight out of the page cache through read-only memory maps (`@hotweights/shm`),
- * piece by piece (at most `pieceBytes` mapped per worker, unmapped as soon as it is hashed), so a
- * core spends its time hashing instead of copying with read(). Mappings are placed so a file the
- * page cache holds in 2 MiB folios is mapped with huge-page entries, which makes mapping a warm
- * file nearly free (smaller folios cost about as much to map as read() costs to copy). Without the addon (or with `io: 'read'`) workers stream each range with
- * positional reads into one reused buffer. Either way memory stays bounded per worker however
- * large a shard or a tensor is.
+ * Hashers read straight out of the page cache through read-only memory maps (`@hotweights/shm`),
+ * piece by piece (at most `pieceBytes` mapped per thread, unmapped as soon as it is hashed), so a
+ * core spends its time hashing rather than copying. Mappings are placed so a file the page cache
+ * holds in 2 MiB folios is mapped with huge-page entries, nearly free to fault in (smaller folios
+ * cost about what a read() copy costs). Without the addon, for small files, or with `io: 'read'`,
+ * ranges are streamed with positional reads into one reused buffer. Either way memory stays
+ * bounded per thread however large a shard or a tensor is.
  *
- * The worker body is JavaScript evaluated from a string (not a separate module file) so the same
- * code runs from TypeScript sources (tests, tsx) and from the compiled package; the native modules
- * are passed to it as resolved paths.
+ * The hashing code is JavaScript evaluated from a string (not a separate module file) so the same
+ * code runs in worker threads and on the main thread, from TypeScript sources (tests, tsx) and
+ * from the compiled package; the native modules are passed to it as resolved paths.
  */
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
@@ -201,7 +201,7 @@ interface WorkerReply {
 
 export interface HashPoolOptions {
   readonly algo: HashAlgo;
-  /** Worker threads (default: the machine's available parallelism). */
+  /** Hashing threads, the main thread included (default: the machine's available parallelism). */
   readonly threads?: number;
   /** read() buffer size when reading (io 'read'). */
   readonly chunkBytes?: number;

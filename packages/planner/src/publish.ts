@@ -1,7 +1,7 @@
 /**
  * publish: turns a checkpoint directory into a manifest. safetensors files become one header entry
  * plus one entry per tensor (their byte ranges cover the file), every other file one whole-file
- * entry; every entry gets a content hash computed in worker threads.
+ * entry; every entry gets a content hash computed on every core (hash-pool.ts).
  */
 import { open, readdir, readFile, realpath, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
@@ -28,7 +28,7 @@ export interface PublishOptions {
   readonly modelId?: string | null;
   /** `blake3` (default), `xxh3-64` or `sha256`. */
   readonly hash?: string;
-  /** Hashing worker threads (default: every core). */
+  /** Hashing threads, the main thread included (default: every core). */
   readonly threads?: number;
   readonly onProgress?: (p: PublishProgress) => void;
   /** Absolute paths to leave out (e.g. the manifest being written). */
