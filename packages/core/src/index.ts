@@ -53,8 +53,17 @@ export {
   type ManifestFile,
 } from './manifest.js';
 export {
+  BINARY_MANIFEST_MAGIC,
+  BINARY_MANIFEST_VERSION,
+  encodeManifestBinary,
+  isBinaryManifest,
+  parseManifestBinary,
+  serializeManifestBinary,
+} from './manifest-binary.js';
+export {
   buildManifest,
   ColumnarManifest,
+  computeKeyOrder,
   computeManifestDigest,
   HASH_HEX_LENGTH,
   loadManifest,

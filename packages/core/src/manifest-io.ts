@@ -29,6 +29,7 @@ import {
   type ManifestEntryKind,
   type ManifestFile,
 } from './manifest.js';
+import { BINARY_MANIFEST_VERSION, isBinaryManifest, parseManifestBinary } from './manifest-binary.js';
 import { hashName, NameColumn } from './name-column.js';
 import { canonicalJson, type JsonObject, SchemaChecker } from './schema-check.js';
 
@@ -65,6 +66,13 @@ export interface ManifestColumns {
   readonly dims: Float64Array;
   /** All raw digests, concatenated, `HASH_HEX_LENGTH[hash_algo] / 2` bytes per entry. */
   readonly hash: Uint8Array;
+  /**
+   * Entry indexes ordered by key (tensor by UTF-16 code units, then shard_rank), when known (the
+   * binary format stores it). Lookups and the duplicate-key check then need no hash table, and
+   * two manifests can be merge-joined. Checked (a permutation, keys strictly ascending) before
+   * first use, so a corrupt order is an error, never a wrong answer.
+   */
+  readonly key_order?: Uint32Array;
 }
 
 export interface ManifestMeta {
@@ -148,6 +156,7 @@ export class ColumnarManifest implements Manifest {
   private readonly hashBuf: Buffer;
   private shapeStart: Uint32Array | undefined;
   private index: KeyIndex | undefined;
+  private keyOrderChecked = false;
   private fileRanges: Map<string, [number, number]> | undefined;
 
   constructor(
@@ -199,10 +208,8 @@ export class ColumnarManifest implements Manifest {
     return `${this.hash_algo}:${this.hashBuf.toString('hex', i * len, (i + 1) * len)}`;
   }
 
-  /** Shape of entry i (a fresh array), or null. */
-  shapeOf(i: number): number[] | null {
-    const ndim = this.columns.ndim[i] as number;
-    if (ndim < 0) return null;
+  /** Index in `columns.dims` of entry i's first dim. */
+  dimsStart(i: number): number {
     if (!this.shapeStart) {
       const starts = new Uint32Array(this.size);
       let at = 0;
@@ -213,7 +220,14 @@ export class ColumnarManifest implements Manifest {
       }
       this.shapeStart = starts;
     }
-    const start = this.shapeStart[i] as number;
+    return this.shapeStart[i] as number;
+  }
+
+  /** Shape of entry i (a fresh array), or null. */
+  shapeOf(i: number): number[] | null {
+    const ndim = this.columns.ndim[i] as number;
+    if (ndim < 0) return null;
+    const start = this.dimsStart(i);
     const dims = this.columns.dims;
     const out = new Array<number>(ndim);
     for (let k = 0; k < ndim; k++) out[k] = dims[start + k] as number;
@@ -248,13 +262,51 @@ export class ColumnarManifest implements Manifest {
     return this.indexOfTensor(key.slice(0, colon), Number(rank));
   }
 
-  /** Throws a SchemaError naming a duplicate key (a no-op when the index is already built). */
+  /** Throws a SchemaError naming a duplicate key (a no-op when already checked). */
   checkUniqueKeys(): void {
+    if (this.keyOrder()) return;
     if (!this.index) this.index = buildKeyIndex(this.columns, this.source);
+  }
+
+  /**
+   * Entry indexes in key order (tensor, then shard_rank), checked on first use; undefined when
+   * the manifest does not carry one (a JSON manifest). Throws a SchemaError naming a duplicate
+   * key or a corrupt order.
+   */
+  keyOrder(): Uint32Array | undefined {
+    const order = this.columns.key_order;
+    if (order && !this.keyOrderChecked) {
+      checkKeyOrder(this.columns, order, this.source);
+      this.keyOrderChecked = true;
+    }
+    return order;
+  }
+
+  /** Order of entry i against entry j of `other` by key (tensor, then shard_rank). */
+  compareKeys(i: number, other: ColumnarManifest, j: number): number {
+    const c = this.columns.tensor.compare(i, other.columns.tensor, j);
+    return c !== 0 ? c : (this.columns.shard_rank[i] as number) - (other.columns.shard_rank[j] as number);
   }
 
   /** Index of the entry of (tensor, shard_rank), or -1; no key string is built. */
   indexOfTensor(tensor: string, shardRank: number): number {
+    const order = this.keyOrder();
+    if (order) {
+      // Binary search over the key order: no table to build for a handful of lookups.
+      const names = this.columns.tensor;
+      const ranks = this.columns.shard_rank;
+      let lo = 0;
+      let hi = order.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        const e = order[mid] as number;
+        const c = names.compareTo(e, tensor) || (ranks[e] as number) - shardRank;
+        if (c === 0) return e;
+        if (c < 0) lo = mid + 1;
+        else hi = mid;
+      }
+      return -1;
+    }
     if (!this.index) this.index = buildKeyIndex(this.columns, this.source);
     return this.index.get(tensor, shardRank);
   }
@@ -351,6 +403,52 @@ class KeyIndex {
       p = (p + 1) & this.mask;
     }
   }
+}
+
+/**
+ * Checks a stored key order: a permutation of the entries along which keys strictly ascend, so
+ * neighbours are compared once and an equal pair is a duplicate key.
+ */
+function checkKeyOrder(columns: ManifestColumns, order: Uint32Array, file: string | undefined): void {
+  const c = new SchemaChecker(file);
+  const names = columns.tensor;
+  const ranks = columns.shard_rank;
+  const n = names.length;
+  if (order.length !== n) c.fail('entries.key_order', `${n} values (one per entry)`, order.length);
+  const seen = new Uint8Array(n);
+  for (let k = 0; k < n; k++) {
+    const e = order[k] as number;
+    if (e >= n || seen[e]) c.fail(`entries.key_order[${k}]`, `each entry index 0..${n - 1} once`, e);
+    seen[e] = 1;
+    if (k === 0) continue;
+    const p = order[k - 1] as number;
+    const cmp = names.compare(p, names, e) || (ranks[p] as number) - (ranks[e] as number);
+    if (cmp === 0) {
+      const key = `${names.get(e)}:${ranks[e]}`;
+      throw new SchemaError({
+        file,
+        field: `entries.tensor[${Math.max(p, e)}]`,
+        expected: `a unique key (tensor:shard_rank); ${JSON.stringify(key)} is also entry ${Math.min(p, e)}`,
+        got: JSON.stringify(key),
+      });
+    }
+    if (cmp > 0)
+      c.fail(
+        `entries.key_order[${k}]`,
+        `entries in ascending key order (entry ${p} sorts after entry ${e})`,
+        e,
+      );
+  }
+}
+
+/** Entry indexes sorted by key (tensor by UTF-16 code units, then shard_rank). */
+export function computeKeyOrder(columns: ManifestColumns): Uint32Array {
+  const names = columns.tensor;
+  const ranks = columns.shard_rank;
+  const order = new Uint32Array(names.length);
+  for (let i = 0; i < order.length; i++) order[i] = i;
+  order.sort((a, b) => names.compare(a, names, b) || (ranks[a] as number) - (ranks[b] as number));
+  return order;
 }
 
 /** Builds the key index; throws a SchemaError naming a duplicate key. */
@@ -498,7 +596,7 @@ function compareStrings(a: string, b: string): number {
 }
 
 /** Checks lengths, values and coverage of the columns; returns the manifest. */
-function validateColumns(
+export function validateColumns(
   meta: ManifestMeta,
   columns: ManifestColumns,
   file: string | undefined,
@@ -520,84 +618,144 @@ function validateColumns(
   if (columns.hash.length !== n * hashBytes)
     c.fail('entries.hash', `${n * hashBytes} bytes (${hashBytes} per entry)`, columns.hash.length);
   if (!/^[thf]*$/.test(columns.kind)) c.fail('entries.kind', 'only the characters t, h, f');
-  const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+  // One tight pass over typed arrays (a million entries: a few ms); a failure is then re-described
+  // with its field and index by describeEntryFault.
+  const starts = columns.tensor.starts;
+  const { shard_rank: rankCol, file: fileCol, file_offset: offCol, nbytes: nbCol, dtype: dtCol } = columns;
+  const { ndim: ndCol, dims: dimsCol, kind } = columns;
+  const fileCount = meta.files.length;
+  const dtypeCount = meta.dtypes.length;
+  const MAX = Number.MAX_SAFE_INTEGER;
   let dimsAt = 0;
   let curFile = -1;
   let cursor = 0;
-  const closeFile = (i: number) => {
-    if (curFile < 0) return;
-    const f = meta.files[curFile] as ManifestFile;
-    if (cursor !== f.size)
-      c.fail(
-        `entries (file ${JSON.stringify(f.path)})`,
-        `entries covering the file's ${f.size} bytes`,
-        `${cursor} bytes covered before entry ${i}`,
-      );
-  };
   for (let i = 0; i < n; i++) {
-    if (columns.tensor.lengthOf(i) === 0) c.fail(`entries.tensor[${i}]`, 'a non-empty string', '');
-    const sr = columns.shard_rank[i];
-    if (!isCount(sr)) c.fail(`entries.shard_rank[${i}]`, 'an integer >= 0', sr);
-    const fi = columns.file[i];
-    if (!isCount(fi) || fi >= meta.files.length)
-      c.fail(`entries.file[${i}]`, `an index into files (0..${meta.files.length - 1})`, fi);
-    const off = columns.file_offset[i];
-    if (!isCount(off)) c.fail(`entries.file_offset[${i}]`, 'an integer >= 0', off);
-    const nb = columns.nbytes[i];
-    if (!isCount(nb)) c.fail(`entries.nbytes[${i}]`, 'an integer >= 0', nb);
-    const dt = columns.dtype[i];
-    if (typeof dt !== 'number' || !Number.isInteger(dt) || dt < -1 || dt >= meta.dtypes.length)
-      c.fail(`entries.dtype[${i}]`, `-1 or an index into dtypes (0..${meta.dtypes.length - 1})`, dt);
-    const nd = columns.ndim[i];
-    if (typeof nd !== 'number' || !Number.isInteger(nd) || nd < -1)
-      c.fail(`entries.ndim[${i}]`, 'an integer >= -1', nd);
-    for (let k = 0; k < nd; k++) {
-      if (!isCount(columns.dims[dimsAt + k]))
-        c.fail(`entries.dims[${dimsAt + k}]`, 'an integer >= 0', columns.dims[dimsAt + k]);
+    const sr = rankCol[i] as number;
+    const fi = fileCol[i] as number;
+    const off = offCol[i] as number;
+    const nb = nbCol[i] as number;
+    const dt = dtCol[i] as number;
+    const nd = ndCol[i] as number;
+    let ok =
+      starts[i + 1] !== starts[i] &&
+      sr >= 0 &&
+      sr <= MAX &&
+      Math.floor(sr) === sr &&
+      fi < fileCount &&
+      fi >= curFile &&
+      nb >= 0 &&
+      nb <= MAX &&
+      Math.floor(nb) === nb &&
+      dt >= -1 &&
+      dt < dtypeCount &&
+      Math.floor(dt) === dt &&
+      nd >= -1 &&
+      Math.floor(nd) === nd;
+    for (let k = 0; ok && k < nd; k++) {
+      const d = dimsCol[dimsAt + k] as number;
+      ok = d >= 0 && d <= MAX && Math.floor(d) === d;
     }
-    if (nd > 0) dimsAt += nd;
-    if (fi !== curFile) {
-      if (fi < curFile)
-        c.fail(
-          `entries.file[${i}]`,
-          `entries grouped by file in files order (file ${curFile} came before)`,
-          fi,
-        );
-      closeFile(i);
-      curFile = fi;
-      cursor = 0;
+    if (ok && fi !== curFile) {
       const f = meta.files[fi] as ManifestFile;
-      const kind = columns.kind[i];
-      if (f.kind === 'file' && kind !== 'f')
-        c.fail(`entries.kind[${i}]`, `"f" (${f.path} is a whole file)`, kind);
-      if (f.kind === 'safetensors' && kind !== 'h')
-        c.fail(
-          `entries.kind[${i}]`,
-          `"h" (the first entry of safetensors file ${f.path} is its header)`,
-          kind,
-        );
-    } else if (columns.kind[i] !== 't') {
-      c.fail(`entries.kind[${i}]`, '"t" (only tensors follow a header)', columns.kind[i]);
-    }
-    if (off !== cursor)
-      c.fail(
-        `entries.file_offset[${i}]`,
-        `${cursor} (entries of ${(meta.files[fi] as ManifestFile).path} must be contiguous, in offset order)`,
-        off,
-      );
+      ok = cursor === (curFile < 0 ? 0 : (meta.files[curFile] as ManifestFile).size);
+      const k = kind.charCodeAt(i);
+      ok = ok && (f.kind === 'file' ? k === 0x66 : k === 0x68);
+      if (ok) {
+        curFile = fi;
+        cursor = 0;
+      }
+    } else if (ok) ok = kind.charCodeAt(i) === 0x74;
+    ok = ok && off === cursor;
+    if (!ok) describeEntryFault(c, meta, columns, i, dimsAt, curFile, cursor);
+    if (nd > 0) dimsAt += nd;
     cursor = off + nb;
   }
-  closeFile(n);
+  if (curFile >= 0 && cursor !== (meta.files[curFile] as ManifestFile).size) {
+    const f = meta.files[curFile] as ManifestFile;
+    c.fail(
+      `entries (file ${JSON.stringify(f.path)})`,
+      `entries covering the file's ${f.size} bytes`,
+      `${cursor} bytes covered before entry ${n}`,
+    );
+  }
   if (dimsAt !== columns.dims.length)
     c.fail('entries.dims', `${dimsAt} values (sum of ndim)`, columns.dims.length);
   // Every file must have entries (an empty file still gets one zero-byte entry).
-  const seen = new Uint8Array(meta.files.length);
-  for (let i = 0; i < n; i++) seen[columns.file[i] as number] = 1;
+  const seen = new Uint8Array(fileCount);
+  for (let i = 0; i < n; i++) seen[fileCol[i] as number] = 1;
   for (const [i, f] of meta.files.entries()) {
     if (!seen[i]) c.fail(`files[${i}]`, `at least one entry for ${JSON.stringify(f.path)}`);
   }
-  const index = lazyIndex ? undefined : buildKeyIndex(columns, file);
-  return new ColumnarManifest(meta, columns, index, digest, file);
+  const index = lazyIndex || columns.key_order ? undefined : buildKeyIndex(columns, file);
+  const manifest = new ColumnarManifest(meta, columns, index, digest, file);
+  if (!lazyIndex) manifest.checkUniqueKeys();
+  return manifest;
+}
+
+/** Throws the SchemaError describing why entry i failed validateColumns' fast check. */
+function describeEntryFault(
+  c: SchemaChecker,
+  meta: ManifestMeta,
+  columns: ManifestColumns,
+  i: number,
+  dimsAt: number,
+  curFile: number,
+  cursor: number,
+): never {
+  const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+  if (columns.tensor.lengthOf(i) === 0) c.fail(`entries.tensor[${i}]`, 'a non-empty string', '');
+  const sr = columns.shard_rank[i];
+  if (!isCount(sr)) c.fail(`entries.shard_rank[${i}]`, 'an integer >= 0', sr);
+  const fi = columns.file[i] as number;
+  if (!isCount(fi) || fi >= meta.files.length)
+    c.fail(`entries.file[${i}]`, `an index into files (0..${meta.files.length - 1})`, fi);
+  const off = columns.file_offset[i];
+  if (!isCount(off)) c.fail(`entries.file_offset[${i}]`, 'an integer >= 0', off);
+  const nb = columns.nbytes[i];
+  if (!isCount(nb)) c.fail(`entries.nbytes[${i}]`, 'an integer >= 0', nb);
+  const dt = columns.dtype[i];
+  if (typeof dt !== 'number' || !Number.isInteger(dt) || dt < -1 || dt >= meta.dtypes.length)
+    c.fail(`entries.dtype[${i}]`, `-1 or an index into dtypes (0..${meta.dtypes.length - 1})`, dt);
+  const nd = columns.ndim[i] as number;
+  if (typeof nd !== 'number' || !Number.isInteger(nd) || nd < -1)
+    c.fail(`entries.ndim[${i}]`, 'an integer >= -1', nd);
+  for (let k = 0; k < nd; k++) {
+    if (!isCount(columns.dims[dimsAt + k]))
+      c.fail(`entries.dims[${dimsAt + k}]`, 'an integer >= 0', columns.dims[dimsAt + k]);
+  }
+  if (fi !== curFile) {
+    if (fi < curFile)
+      c.fail(
+        `entries.file[${i}]`,
+        `entries grouped by file in files order (file ${curFile} came before)`,
+        fi,
+      );
+    if (curFile >= 0) {
+      const f = meta.files[curFile] as ManifestFile;
+      if (cursor !== f.size)
+        c.fail(
+          `entries (file ${JSON.stringify(f.path)})`,
+          `entries covering the file's ${f.size} bytes`,
+          `${cursor} bytes covered before entry ${i}`,
+        );
+    }
+    const f = meta.files[fi] as ManifestFile;
+    const kind = columns.kind[i];
+    if (f.kind === 'file' && kind !== 'f')
+      c.fail(`entries.kind[${i}]`, `"f" (${f.path} is a whole file)`, kind);
+    if (f.kind === 'safetensors' && kind !== 'h')
+      c.fail(`entries.kind[${i}]`, `"h" (the first entry of safetensors file ${f.path} is its header)`, kind);
+    cursor = 0;
+  } else if (columns.kind[i] !== 't') {
+    c.fail(`entries.kind[${i}]`, '"t" (only tensors follow a header)', columns.kind[i]);
+  }
+  if (off !== cursor)
+    c.fail(
+      `entries.file_offset[${i}]`,
+      `${cursor} (entries of ${(meta.files[fi] as ManifestFile).path} must be contiguous, in offset order)`,
+      off,
+    );
+  throw new HotweightsError('HW_INTERNAL', `manifest entry ${i} failed validation for no reason found`);
 }
 
 /** Entry names from their concatenation and a u32 column of their lengths (UTF-16 units). */
@@ -671,9 +829,64 @@ export function validateManifest(
   if (o.manifest_version !== MANIFEST_VERSION)
     c.fail(
       'manifest_version',
-      `${MANIFEST_VERSION} (this hotweights reads manifest_version ${MANIFEST_VERSION}; republish the checkpoint with \`hotweights publish\` to rewrite an older manifest)`,
+      `${MANIFEST_VERSION} (this hotweights reads manifest_version ${MANIFEST_VERSION} as JSON and ${BINARY_MANIFEST_VERSION} as binary; republish the checkpoint with \`hotweights publish\` to rewrite an older manifest)`,
       o.manifest_version,
     );
+  const { meta, perFile, hashBytes } = readManifestMeta(c, o);
+  const e = c.object(o.entries, 'entries');
+  const count = c.count(e.count, 'entries.count');
+  // file and file_offset are implied: each file's entries are consecutive and start at 0.
+  const total = perFile.reduce((a, b) => a + b, 0);
+  if (total !== count) c.fail('files[].entries', `entry counts adding up to entries.count (${count})`, total);
+  const nbytes = decodeColumn(c, e.nbytes, 'entries.nbytes', Float64Array, count, `${count} f64 byte counts`);
+  const ndim = decodeColumn(c, e.ndim, 'entries.ndim', Int32Array, count, `${count} i32 shape ranks`);
+  let dimCount = 0;
+  for (let i = 0; i < count; i++) {
+    const nd = ndim[i] as number;
+    if (nd < -1) c.fail(`entries.ndim[${i}]`, 'an integer >= -1', nd);
+    if (nd > 0) dimCount += nd;
+  }
+  const { file: fileCol, file_offset: offsetCol } = impliedPlaces(perFile, nbytes);
+  const columns: ManifestColumns = {
+    tensor: decodeNames(c, e.tensor, e.tensor_length, count),
+    shard_rank: decodeColumn(c, e.shard_rank, 'entries.shard_rank', Uint32Array, count, `${count} u32 ranks`),
+    kind: c.string(e.kind, 'entries.kind'),
+    file: fileCol,
+    file_offset: offsetCol,
+    nbytes,
+    dtype: decodeColumn(c, e.dtype, 'entries.dtype', Int32Array, count, `${count} i32 dtype indexes`),
+    ndim,
+    dims: decodeColumn(
+      c,
+      e.dims,
+      'entries.dims',
+      Float64Array,
+      dimCount,
+      `${dimCount} f64 dims (sum of ndim)`,
+    ),
+    hash: decodeColumn(
+      c,
+      e.hash,
+      'entries.hash',
+      Uint8Array,
+      count * hashBytes,
+      `${count} raw ${meta.hash_algo} digests of ${hashBytes} bytes`,
+    ),
+  };
+  const digest = readStoredDigest(c, o.digest);
+  const manifest = validateColumns(meta, columns, file, digest, options.lazyIndex === true);
+  if (options.verifyDigest && digest !== undefined) manifest.verifyDigest(file);
+  return manifest;
+}
+
+/**
+ * Metadata common to both formats (everything but the entry columns), checked: files (confined,
+ * unique paths with their entry counts), dtypes, version, model id, hash algorithm.
+ */
+export function readManifestMeta(
+  c: SchemaChecker,
+  o: JsonObject,
+): { meta: ManifestMeta; perFile: number[]; hashBytes: number } {
   const paths = new Set<string>();
   const perFile: number[] = [];
   const files = c.array(o.files, 'files').map((raw, i): ManifestFile => {
@@ -698,67 +911,40 @@ export function validateManifest(
     files,
     dtypes,
   };
-  const e = c.object(o.entries, 'entries');
-  const count = c.count(e.count, 'entries.count');
-  // file and file_offset are implied: each file's entries are consecutive and start at 0.
-  const total = perFile.reduce((a, b) => a + b, 0);
-  if (total !== count) c.fail('files[].entries', `entry counts adding up to entries.count (${count})`, total);
   const hashHex = HASH_HEX_LENGTH[meta.hash_algo];
   if (hashHex === undefined)
     c.fail('hash_algo', `one of ${Object.keys(HASH_HEX_LENGTH).join(', ')}`, meta.hash_algo);
-  const nbytes = decodeColumn(c, e.nbytes, 'entries.nbytes', Float64Array, count, `${count} f64 byte counts`);
-  const ndim = decodeColumn(c, e.ndim, 'entries.ndim', Int32Array, count, `${count} i32 shape ranks`);
-  let dimCount = 0;
-  for (let i = 0; i < count; i++) {
-    const nd = ndim[i] as number;
-    if (nd < -1) c.fail(`entries.ndim[${i}]`, 'an integer >= -1', nd);
-    if (nd > 0) dimCount += nd;
-  }
+  return { meta, perFile, hashBytes: hashHex / 2 };
+}
+
+/** The stored digest, checked for form, or undefined when absent. */
+export function readStoredDigest(c: SchemaChecker, value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  const digest = c.string(value, 'digest');
+  if (!/^sha256:[0-9a-f]{64}$/.test(digest)) c.fail('digest', 'a digest "sha256:<64 hex digits>"', digest);
+  return digest;
+}
+
+/** File index and offset of every entry, implied by the per-file counts and the sizes. */
+export function impliedPlaces(
+  perFile: readonly number[],
+  nbytes: Float64Array,
+): { file: Uint32Array; file_offset: Float64Array } {
+  const count = nbytes.length;
   const fileCol = new Uint32Array(count);
   const offsetCol = new Float64Array(count);
   let at = 0;
-  for (const [fi, n] of perFile.entries()) {
+  for (let fi = 0; fi < perFile.length; fi++) {
+    const n = perFile[fi] as number;
     let offset = 0;
-    for (let k = 0; k < n; k++, at++) {
+    // A bad count is reported by the caller (counts must add up); never write past the columns.
+    for (let k = 0; k < n && at < count; k++, at++) {
       fileCol[at] = fi;
       offsetCol[at] = offset;
       offset += nbytes[at] as number;
     }
   }
-  const columns: ManifestColumns = {
-    tensor: decodeNames(c, e.tensor, e.tensor_length, count),
-    shard_rank: decodeColumn(c, e.shard_rank, 'entries.shard_rank', Uint32Array, count, `${count} u32 ranks`),
-    kind: c.string(e.kind, 'entries.kind'),
-    file: fileCol,
-    file_offset: offsetCol,
-    nbytes,
-    dtype: decodeColumn(c, e.dtype, 'entries.dtype', Int32Array, count, `${count} i32 dtype indexes`),
-    ndim,
-    dims: decodeColumn(
-      c,
-      e.dims,
-      'entries.dims',
-      Float64Array,
-      dimCount,
-      `${dimCount} f64 dims (sum of ndim)`,
-    ),
-    hash: decodeColumn(
-      c,
-      e.hash,
-      'entries.hash',
-      Uint8Array,
-      (count * hashHex) / 2,
-      `${count} raw ${meta.hash_algo} digests of ${hashHex / 2} bytes`,
-    ),
-  };
-  let digest: string | undefined;
-  if (o.digest !== undefined) {
-    digest = c.string(o.digest, 'digest');
-    if (!/^sha256:[0-9a-f]{64}$/.test(digest)) c.fail('digest', 'a digest "sha256:<64 hex digits>"', digest);
-  }
-  const manifest = validateColumns(meta, columns, file, digest, options.lazyIndex === true);
-  if (options.verifyDigest && digest !== undefined) manifest.verifyDigest(file);
-  return manifest;
+  return { file: fileCol, file_offset: offsetCol };
 }
 
 /** Entry columns in the order serializeManifest writes them, each on a line of its own. */
@@ -824,7 +1010,7 @@ function decodeText(bytes: Buffer): string {
   return isAscii(bytes) ? bytes.toString('latin1') : bytes.toString('utf8');
 }
 
-/** Reads, parses and validates a manifest file. */
+/** Reads, parses and validates a manifest file: binary (manifest_version 3) or JSON (2). */
 export async function loadManifest(
   path: string,
   options: ManifestLoadOptions = {},
@@ -839,6 +1025,7 @@ export async function loadManifest(
       { cause: err, details: { file: path } },
     );
   }
+  if (isBinaryManifest(bytes)) return parseManifestBinary(bytes, path, options);
   const cut = cutColumns(bytes);
   if (cut) {
     bytes = null; // let the file's bytes go before the columns are decoded (lower peak memory)

@@ -51,6 +51,38 @@ export class NameColumn {
     return true;
   }
 
+  /**
+   * Order of name i against name j of `other`: negative, zero or positive, by UTF-16 code units
+   * (the order of JS `<` on the sliced strings), without slicing either.
+   */
+  compare(i: number, other: NameColumn, j: number): number {
+    const a = this.starts[i] as number;
+    const b = other.starts[j] as number;
+    const la = (this.starts[i + 1] as number) - a;
+    const lb = (other.starts[j + 1] as number) - b;
+    const n = la < lb ? la : lb;
+    const x = this.text;
+    const y = other.text;
+    for (let k = 0; k < n; k++) {
+      const d = x.charCodeAt(a + k) - y.charCodeAt(b + k);
+      if (d !== 0) return d;
+    }
+    return la - lb;
+  }
+
+  /** Order of name i against `name`, as compare(). */
+  compareTo(i: number, name: string): number {
+    const a = this.starts[i] as number;
+    const la = (this.starts[i + 1] as number) - a;
+    const n = la < name.length ? la : name.length;
+    const x = this.text;
+    for (let k = 0; k < n; k++) {
+      const d = x.charCodeAt(a + k) - name.charCodeAt(k);
+      if (d !== 0) return d;
+    }
+    return la - name.length;
+  }
+
   /** True when name i equals `name`. */
   is(i: number, name: string): boolean {
     const a = this.starts[i] as number;

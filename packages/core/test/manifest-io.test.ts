@@ -316,7 +316,7 @@ describe('manifest on-disk format', () => {
     [
       'manifest_version 1 (hex hashes, JSON number arrays)',
       (d) => ({ ...d, manifest_version: 1 }),
-      /manifest_version: expected 2 \(this hotweights reads manifest_version 2; republish/,
+      /manifest_version: expected 2 \(this hotweights reads manifest_version 2 as JSON and 3 as binary; republish/,
     ],
     [
       'truncated base64 (a column cut short)',

@@ -44,7 +44,7 @@ export async function refuseInsideCheckpoint(
 }
 
 /** Writes chunks to a temp file and renames it over `path`. */
-export async function writeAtomically(path: string, chunks: Iterable<string>): Promise<void> {
+export async function writeAtomically(path: string, chunks: Iterable<string | Uint8Array>): Promise<void> {
   const target = resolve(path);
   await mkdir(dirname(target), { recursive: true });
   const tmp = join(

@@ -8,20 +8,19 @@
  */
 import { resolve } from 'node:path';
 import {
+  type ColumnarManifest,
   ConfigError,
   type Manifest,
-  type ManifestFile,
   PLAN_SCHEMA,
   PLAN_VERSION,
   type Plan,
   type PlanBucket,
-  type PlanItem,
-  type PlanItemPart,
   toColumnar,
 } from '@hotweights/core';
 import { type ConsumerOptions, consumerResolver } from './consumers.js';
-import { packFirstFitDecreasing } from './packing.js';
-import { planDigest } from './plan-digest.js';
+import { packFirstFitDecreasingInto } from './packing.js';
+import { encodePlan, rememberEncoding } from './plan-text.js';
+import { ItemWriter, PlannedItems, plannedBucket } from './planned-items.js';
 
 export const DEFAULT_ALIGNMENT = 256;
 
@@ -42,11 +41,81 @@ export interface CreatePlanOptions {
   readonly createdAt?: string;
 }
 
-interface PendingItem {
-  /** Index of the entry in next. */
-  readonly entry: number;
-  readonly nbytes: number;
-  readonly part?: PlanItemPart;
+/**
+ * For each entry of `next`, the index of the entry with the same key in `prev`, or -1. Usually
+ * entry i of prev is the same tensor as entry i of next (same layout, new values): one string
+ * comparison of the name columns settles that. Otherwise two manifests that carry key orders
+ * (binary ones) are merge-joined along them; anything else goes through prev's key index. No key
+ * string is built on any path.
+ */
+function matchEntries(prev: ColumnarManifest, next: ColumnarManifest): Int32Array {
+  const match = new Int32Array(next.size).fill(-1);
+  const pc = prev.columns;
+  const nc = next.columns;
+  if (pc.tensor.sameAs(nc.tensor)) {
+    let aligned = true;
+    for (let i = 0; i < next.size; i++) {
+      if (pc.shard_rank[i] !== nc.shard_rank[i]) {
+        aligned = false;
+        break;
+      }
+      match[i] = i;
+    }
+    if (aligned) return match;
+    match.fill(-1);
+  }
+  const po = prev.keyOrder();
+  const no = next.keyOrder();
+  if (po && no) {
+    let a = 0;
+    let b = 0;
+    while (a < po.length && b < no.length) {
+      const j = po[a] as number;
+      const i = no[b] as number;
+      const c = next.compareKeys(i, prev, j);
+      if (c === 0) {
+        match[i] = j;
+        a++;
+        b++;
+      } else if (c < 0) b++;
+      else a++;
+    }
+    return match;
+  }
+  for (let i = 0; i < next.size; i++) {
+    const sr = nc.shard_rank[i] as number;
+    match[i] =
+      i < prev.size && pc.shard_rank[i] === sr && pc.tensor.equals(i, nc.tensor, i)
+        ? i
+        : prev.indexOfTensor(nc.tensor.get(i), sr);
+  }
+  return match;
+}
+
+/** Items to place, as parallel typed columns (no object per item until the plan is built). */
+class Pending {
+  entry = new Uint32Array(1024);
+  size = new Float64Array(1024);
+  /** Part number of a split tensor, or -1 for a whole entry. */
+  part = new Int32Array(1024);
+  length = 0;
+
+  push(entry: number, size: number, part: number): void {
+    if (this.length === this.entry.length) {
+      const grow = <T extends Uint32Array | Float64Array | Int32Array>(a: T): T => {
+        const b = new (a.constructor as new (n: number) => T)(a.length * 2);
+        b.set(a);
+        return b;
+      };
+      this.entry = grow(this.entry);
+      this.size = grow(this.size);
+      this.part = grow(this.part);
+    }
+    this.entry[this.length] = entry;
+    this.size[this.length] = size;
+    this.part[this.length] = part;
+    this.length++;
+  }
 }
 
 export function createPlan(options: CreatePlanOptions): Plan {
@@ -71,59 +140,47 @@ export function createPlan(options: CreatePlanOptions): Plan {
 
   next.checkUniqueKeys();
 
-  // Delta.
+  // Delta: changed or added entries of next are planned; unmatched entries of prev are removed.
   const nc = next.columns;
-  const pending: PendingItem[] = [];
+  const pending = new Pending();
   let maxShard = 0;
-  // Usually entry i of prev is the same tensor as entry i of next (same layout, new values):
-  // matching by position first avoids a lookup per entry; the key index handles the rest.
-  const pc = prev?.columns;
+  const match = prev ? matchEntries(prev, next) : null;
   const prevMatched = prev ? new Uint8Array(prev.size) : null;
-  // Same names in the same order (one string comparison): no per-entry name work at all.
-  const sameNames = pc ? pc.tensor.sameAs(nc.tensor) : false;
   for (let i = 0; i < next.size; i++) {
     const sr = nc.shard_rank[i] as number;
     if (sr > maxShard) maxShard = sr;
-    if (prev && pc && prevMatched) {
-      const j =
-        i < prev.size && pc.shard_rank[i] === sr && (sameNames || pc.tensor.equals(i, nc.tensor, i))
-          ? i
-          : prev.indexOfTensor(nc.tensor.get(i), sr);
+    const nbytes = nc.nbytes[i] as number;
+    if (prev && match && prevMatched) {
+      const j = match[i] as number;
       if (j >= 0) {
         prevMatched[j] = 1;
-        if (pc.nbytes[j] === nc.nbytes[i] && prev.sameHash(j, next, i)) continue;
+        if (prev.columns.nbytes[j] === nbytes && prev.sameHash(j, next, i)) continue;
       }
     }
-    const nbytes = nc.nbytes[i] as number;
     if (nbytes <= bucketBytes) {
-      pending.push({ entry: i, nbytes });
+      pending.push(i, nbytes, -1);
       continue;
     }
+    // Larger than a bucket: byte-range parts of at most one bucket each.
     const count = Math.ceil(nbytes / bucketBytes);
-    for (let p = 0; p < count; p++) {
-      const tensorOffset = p * bucketBytes;
-      pending.push({
-        entry: i,
-        nbytes: Math.min(bucketBytes, nbytes - tensorOffset),
-        part: { count, index: p, tensor_nbytes: nbytes, tensor_offset: tensorOffset },
-      });
-    }
+    for (let p = 0; p < count; p++) pending.push(i, Math.min(bucketBytes, nbytes - p * bucketBytes), p);
   }
   const removed: string[] = [];
-  if (prev) {
-    for (let j = 0; j < prev.size; j++) {
-      if (!prevMatched?.[j]) removed.push(prev.key(j));
-    }
+  if (prev && prevMatched) {
+    for (let j = 0; j < prev.size; j++) if (!prevMatched[j]) removed.push(prev.key(j));
     removed.sort();
   }
 
   // Packing: items are grouped by consumer set first, so a bucket only goes to ranks that need
   // all of it (TP-scoped buckets); groups are packed in order of first appearance.
-  const consumersOf = consumerResolver(options.consumers ?? {}, worldSize, maxShard + 1);
+  const consumerOptions = options.consumers ?? {};
+  const consumersOf = consumerResolver(consumerOptions, worldSize, maxShard + 1);
+  // Only group-map patterns look at names: otherwise no name is sliced here.
+  const byName = (consumerOptions.groupMap?.length ?? 0) > 0;
   const groups = new Map<readonly number[], number[]>();
   for (let k = 0; k < pending.length; k++) {
-    const p = pending[k] as PendingItem;
-    const ranks = consumersOf(nc.tensor.get(p.entry), nc.shard_rank[p.entry] as number, next.kindOf(p.entry));
+    const e = pending.entry[k] as number;
+    const ranks = consumersOf(byName ? nc.tensor.get(e) : '', nc.shard_rank[e] as number, next.kindOf(e));
     let g = groups.get(ranks);
     if (!g) {
       g = [];
@@ -131,70 +188,39 @@ export function createPlan(options: CreatePlanOptions): Plan {
     }
     g.push(k);
   }
-  const itemsByBucket: PlanItem[][] = [];
+  const writer = new ItemWriter(next, bucketBytes);
+  const itemsByBucket: PlannedItems[] = [];
   const ranksByBucket: (readonly number[])[] = [];
   let totalBytes = 0;
   for (const [ranks, members] of groups) {
     const sizes = new Float64Array(members.length);
-    for (let m = 0; m < members.length; m++) sizes[m] = (pending[members[m] as number] as PendingItem).nbytes;
-    const { placements, buckets: count } = packFirstFitDecreasing(sizes, bucketBytes, alignment);
+    for (let m = 0; m < members.length; m++) sizes[m] = pending.size[members[m] as number] as number;
+    const packed = packFirstFitDecreasingInto(sizes, bucketBytes, alignment);
     const first = itemsByBucket.length;
-    for (let b = 0; b < count; b++) {
-      itemsByBucket.push([]);
+    for (let b = 0; b < packed.buckets; b++) {
+      itemsByBucket.push(new PlannedItems(16));
       ranksByBucket.push(ranks);
     }
-    for (let m = 0; m < members.length; m++) {
-      const p = pending[members[m] as number] as PendingItem;
-      const place = placements[m] as { bucket: number; offset: number };
-      const i = p.entry;
-      const tensor = nc.tensor.get(i);
-      const shardRank = nc.shard_rank[i] as number;
-      const dtype = nc.dtype[i] as number;
-      const fileOffset = (nc.file_offset[i] as number) + (p.part?.tensor_offset ?? 0);
-      // Keys in canonical (sorted) order, so JSON.stringify(item) is the item's canonical JSON:
-      // the digest and the writer use the native serializer (see plan-digest.ts).
-      const item: PlanItem = p.part
-        ? {
-            dtype: dtype < 0 ? null : (next.dtypes[dtype] as string),
-            file_offset: fileOffset,
-            hash: next.hashOf(i),
-            key: `${tensor}:${shardRank}`,
-            kind: next.kindOf(i),
-            nbytes: p.nbytes,
-            offset: place.offset,
-            part: p.part,
-            shape: next.shapeOf(i),
-            shard_rank: shardRank,
-            tensor,
-            uri: (next.files[nc.file[i] as number] as ManifestFile).path,
-          }
-        : {
-            dtype: dtype < 0 ? null : (next.dtypes[dtype] as string),
-            file_offset: fileOffset,
-            hash: next.hashOf(i),
-            key: `${tensor}:${shardRank}`,
-            kind: next.kindOf(i),
-            nbytes: p.nbytes,
-            offset: place.offset,
-            shape: next.shapeOf(i),
-            shard_rank: shardRank,
-            tensor,
-            uri: (next.files[nc.file[i] as number] as ManifestFile).path,
-          };
-      totalBytes += p.nbytes;
-      (itemsByBucket[first + place.bucket] as PlanItem[]).push(item);
+    // Placement order: inside each bucket offsets ascend, so no per-bucket sort is needed.
+    for (let o = 0; o < packed.order.length; o++) {
+      const m = packed.order[o] as number;
+      const k = members[m] as number;
+      const nbytes = pending.size[k] as number;
+      totalBytes += nbytes;
+      (itemsByBucket[first + (packed.bucket[m] as number)] as PlannedItems).push(
+        pending.entry[k] as number,
+        pending.part[k] as number,
+        packed.offset[m] as number,
+        nbytes,
+      );
     }
   }
+  // Items stay columns (see planned-items.ts): objects are built only if someone reads them.
   const buckets: PlanBucket[] = itemsByBucket.map((items, b) => {
-    items.sort((x, y) => x.offset - y.offset);
     let size = 0;
-    for (const it of items) size = Math.max(size, it.offset + it.nbytes);
-    return {
-      bucket_id: b,
-      size,
-      consumer_ranks: [...(ranksByBucket[b] as readonly number[])],
-      items,
-    };
+    for (let k = 0; k < items.length; k++)
+      size = Math.max(size, (items.offset[k] as number) + (items.nbytes[k] as number));
+    return plannedBucket(b, size, [...(ranksByBucket[b] as readonly number[])], { items, writer });
   });
 
   const body: Omit<Plan, 'digest'> = {
@@ -218,5 +244,8 @@ export function createPlan(options: CreatePlanOptions): Plan {
     buckets,
     removed,
   };
-  return { ...body, digest: planDigest(body, { canonicalItems: true }) };
+  const encoded = encodePlan(body, { trusted: true });
+  const plan: Plan = { ...body, digest: encoded.digest };
+  rememberEncoding(plan, encoded);
+  return plan;
 }

@@ -11,9 +11,20 @@ export {
 export { type CreatePlanOptions, createPlan, DEFAULT_ALIGNMENT } from './create-plan.js';
 export { formatBytes } from './format-bytes.js';
 export { checkHashAlgo, HASH_ALGOS, type HashAlgo, type HashTask, hashRanges } from './hash-pool.js';
-export { type WriteManifestOptions, writeManifest } from './manifest-writer.js';
-export { alignUp, type Placement, packFirstFitDecreasing } from './packing.js';
-export { planDigest } from './plan-digest.js';
+export {
+  MANIFEST_FORMATS,
+  type ManifestFormat,
+  type WriteManifestOptions,
+  writeManifest,
+} from './manifest-writer.js';
+export {
+  alignUp,
+  type PackedItems,
+  type Placement,
+  packFirstFitDecreasing,
+  packFirstFitDecreasingInto,
+} from './packing.js';
+export { type EncodedPlan, encodePlan, planDigest, planFileBytes } from './plan-text.js';
 export { writePlan } from './plan-writer.js';
 export { type PublishOptions, type PublishProgress, publish, shardRankOfPath } from './publish.js';
 export {

@@ -1,6 +1,12 @@
-/** writeManifest: the manifest's on-disk form (core's format), written atomically. */
-import { type Manifest, serializeManifest } from '@hotweights/core';
+/**
+ * writeManifest: the manifest's on-disk form, written atomically. Binary (manifest_version 3) by
+ * default, the fast form to load; `json` writes the readable manifest_version 2. Loaders accept both.
+ */
+import { encodeManifestBinary, type Manifest, serializeManifest } from '@hotweights/core';
 import { refuseInsideCheckpoint, writeAtomically } from './atomic-write.js';
+
+export const MANIFEST_FORMATS = ['binary', 'json'] as const;
+export type ManifestFormat = (typeof MANIFEST_FORMATS)[number];
 
 export interface WriteManifestOptions {
   /**
@@ -9,6 +15,8 @@ export interface WriteManifestOptions {
    */
   readonly checkpoint?: string;
   readonly allowInsideCheckpoint?: boolean;
+  /** `binary` (default) or `json`. */
+  readonly format?: ManifestFormat;
 }
 
 export async function writeManifest(
@@ -18,5 +26,9 @@ export async function writeManifest(
 ): Promise<void> {
   const checkpoint = options.checkpoint ?? manifest.checkpoint_root ?? undefined;
   await refuseInsideCheckpoint(path, checkpoint, options.allowInsideCheckpoint);
-  await writeAtomically(path, [serializeManifest(manifest)]);
+  const format = options.format ?? 'binary';
+  await writeAtomically(
+    path,
+    format === 'json' ? [serializeManifest(manifest)] : encodeManifestBinary(manifest),
+  );
 }

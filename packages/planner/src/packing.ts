@@ -58,23 +58,38 @@ class FreeTree {
   }
 }
 
+/** Placements as typed arrays, plus the order items were placed in (see packFirstFitDecreasingInto). */
+export interface PackedItems {
+  /** Bucket of item i. */
+  readonly bucket: Uint32Array;
+  /** Offset of item i inside its bucket. */
+  readonly offset: Float64Array;
+  /** Item indexes in placement order: inside each bucket, offsets ascend along it. */
+  readonly order: Uint32Array;
+  readonly buckets: number;
+}
+
 /**
- * Places items of the given sizes (each <= capacity) into buckets of `capacity` bytes.
- * Returns the placement of each item (input order) and the number of buckets.
+ * Places items of the given sizes (each <= capacity) into buckets of `capacity` bytes, first fit
+ * decreasing (ties by input order). Typed arrays throughout: no object per item.
  */
-export function packFirstFitDecreasing(
-  sizes: ArrayLike<number>,
+export function packFirstFitDecreasingInto(
+  sizes: Float64Array,
   capacity: number,
   alignment: number,
-): { placements: Placement[]; buckets: number } {
+): PackedItems {
   const n = sizes.length;
+  // Sort by size descending, ties by index: sort (size, index) keys encoded in one f64 array
+  // would lose precision for large sizes, so sort indexes with a comparator (typed, no boxing).
   const order = new Uint32Array(n);
   for (let i = 0; i < n; i++) order[i] = i;
   order.sort((a, b) => (sizes[b] as number) - (sizes[a] as number) || a - b);
   const ends: number[] = [];
   const tree = new FreeTree();
-  const placements: Placement[] = new Array(n);
-  for (const i of order) {
+  const bucket = new Uint32Array(n);
+  const offsetOf = new Float64Array(n);
+  for (let k = 0; k < n; k++) {
+    const i = order[k] as number;
     const size = sizes[i] as number;
     if (size > capacity)
       throw new RangeError(`item ${i} (${size} bytes) is larger than a bucket (${capacity})`);
@@ -88,7 +103,24 @@ export function packFirstFitDecreasing(
     ends[b] = end;
     const free = capacity - alignUp(end, alignment);
     tree.set(b, free >= 0 ? free : -1);
-    placements[i] = { bucket: b, offset };
+    bucket[i] = b;
+    offsetOf[i] = offset;
   }
-  return { placements, buckets: ends.length };
+  return { bucket, offset: offsetOf, order, buckets: ends.length };
+}
+
+/**
+ * Places items of the given sizes (each <= capacity) into buckets of `capacity` bytes.
+ * Returns the placement of each item (input order) and the number of buckets.
+ */
+export function packFirstFitDecreasing(
+  sizes: ArrayLike<number>,
+  capacity: number,
+  alignment: number,
+): { placements: Placement[]; buckets: number } {
+  const packed = packFirstFitDecreasingInto(Float64Array.from(sizes), capacity, alignment);
+  const placements: Placement[] = [];
+  for (let i = 0; i < sizes.length; i++)
+    placements.push({ bucket: packed.bucket[i] as number, offset: packed.offset[i] as number });
+  return { placements, buckets: packed.buckets };
 }

@@ -10,7 +10,7 @@
  */
 import { isConfinedRelativePath, type Plan, type PlanItem } from '@hotweights/core';
 import type { TpGroups } from './consumers.js';
-import { planDigest } from './plan-digest.js';
+import { planDigest } from './plan-text.js';
 
 export interface Finding {
   /** Stable check name, e.g. `consumers-missing`, `tp-superset`, `overlap`. */

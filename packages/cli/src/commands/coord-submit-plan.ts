@@ -1,5 +1,12 @@
 import { readFile } from 'node:fs/promises';
-import { CheckpointError, loadPlan, SchemaError } from '@hotweights/core';
+import {
+  CheckpointError,
+  isBinaryManifest,
+  loadPlan,
+  parseManifestBinary,
+  SchemaError,
+  serializeManifest,
+} from '@hotweights/core';
 import type { CommandModule } from '../command.js';
 import { coordinatorManifestSource, endpointOption, withClient } from './coord-client.js';
 import { setCoordinatorManifestSource } from './plan.js';
@@ -7,8 +14,13 @@ import { setCoordinatorManifestSource } from './plan.js';
 async function readManifestDocument(path: string): Promise<Record<string, unknown>> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    const bytes = await readFile(path);
+    // A binary manifest (publish's default) is validated and sent in its JSON form.
+    if (isBinaryManifest(bytes))
+      return JSON.parse(serializeManifest(parseManifestBinary(bytes, path))) as Record<string, unknown>;
+    text = bytes.toString('utf8');
   } catch (err) {
+    if (err instanceof SchemaError) throw err;
     throw new CheckpointError(
       `cannot read manifest ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
       {

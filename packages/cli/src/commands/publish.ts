@@ -2,7 +2,13 @@
 import { basename, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { ConfigError } from '@hotweights/core';
-import { formatBytes, publish, writeManifest } from '@hotweights/planner';
+import {
+  formatBytes,
+  MANIFEST_FORMATS,
+  type ManifestFormat,
+  publish,
+  writeManifest,
+} from '@hotweights/planner';
 import type { CommandModule } from '../command.js';
 
 interface PublishFlags {
@@ -13,13 +19,15 @@ interface PublishFlags {
   hash?: string;
   threads?: string;
   allowInsideCheckpoint?: boolean;
+  format?: string;
   json?: boolean;
 }
 
-/** Default output: `<checkpoint name>-<version>.manifest.json` in the current directory. */
-function defaultOutput(checkpoint: string, version: string): string {
+/** Default output: `<checkpoint name>-<version>.manifest[.json]` in the current directory. */
+function defaultOutput(checkpoint: string, version: string, format: ManifestFormat): string {
   const safe = (s: string) => s.replace(/[^A-Za-z0-9._-]+/g, '_');
-  return resolve(`${safe(basename(resolve(checkpoint)))}-${safe(version)}.manifest.json`);
+  const ext = format === 'json' ? '.manifest.json' : '.manifest';
+  return resolve(`${safe(basename(resolve(checkpoint)))}-${safe(version)}${ext}`);
 }
 
 export const publishCommand: CommandModule = {
@@ -36,7 +44,14 @@ export const publishCommand: CommandModule = {
       )
       .requiredOption('--version <version>', 'version name of this checkpoint, e.g. 2025-09-11 or v3')
       .option('--model-id <id>', 'model the checkpoint belongs to (scopes the committed-version record)')
-      .option('--output <file>', 'manifest path (default: ./<checkpoint>-<version>.manifest.json)')
+      .option(
+        '--output <file>',
+        'manifest path (default: ./<checkpoint>-<version>.manifest, or .manifest.json with --format json)',
+      )
+      .option(
+        '--format <format>',
+        'binary (default: manifest_version 3, fast to load) or json (manifest_version 2, readable); both load everywhere',
+      )
       .option(
         '--hash <algo>',
         'blake3 (default, HOTWEIGHTS_HASH), xxh3-64 (faster, non-cryptographic) or sha256',
@@ -46,7 +61,10 @@ export const publishCommand: CommandModule = {
       .option('--json', 'print a JSON summary')
       .action(async (opts: PublishFlags) => {
         const c = ctx();
-        const output = resolve(opts.output ?? defaultOutput(opts.checkpoint, opts.version));
+        const format = (opts.format ?? 'binary') as ManifestFormat;
+        if (!MANIFEST_FORMATS.includes(format))
+          throw new ConfigError(`--format ${opts.format}: expected one of ${MANIFEST_FORMATS.join(', ')}`);
+        const output = resolve(opts.output ?? defaultOutput(opts.checkpoint, opts.version, format));
         let threads = c.config.hashThreads;
         if (opts.threads !== undefined) {
           threads = Number(opts.threads);
@@ -79,6 +97,7 @@ export const publishCommand: CommandModule = {
         await writeManifest(m, output, {
           checkpoint: opts.checkpoint,
           allowInsideCheckpoint: opts.allowInsideCheckpoint,
+          format,
         });
         const seconds = (performance.now() - started) / 1000;
         let tensors = 0;

@@ -1,0 +1,221 @@
+/**
+ * A bucket's items as createPlan places them: typed columns pointing into the next manifest, not
+ * objects. The plan's text (and digest) is written straight from these columns and the manifest's
+ * own bytes (names, raw digests, dims); the PlanItem objects of `bucket.items` are built only when
+ * someone reads them. A million-entry plan is then written without a string or object per item.
+ */
+import {
+  type ColumnarManifest,
+  HASH_HEX_LENGTH,
+  type ManifestFile,
+  type PlanBucket,
+  type PlanItem,
+} from '@hotweights/core';
+import type { JsonBytes } from './json-bytes.js';
+
+export class PlannedItems {
+  length = 0;
+  entry: Uint32Array;
+  /** Part number of a split tensor, or -1 for a whole entry. */
+  part: Int32Array;
+  offset: Float64Array;
+  nbytes: Float64Array;
+
+  constructor(capacity: number) {
+    this.entry = new Uint32Array(capacity);
+    this.part = new Int32Array(capacity);
+    this.offset = new Float64Array(capacity);
+    this.nbytes = new Float64Array(capacity);
+  }
+
+  push(entry: number, part: number, offset: number, nbytes: number): void {
+    if (this.length === this.entry.length) {
+      const cap = Math.max(8, this.length * 2);
+      const e = new Uint32Array(cap);
+      e.set(this.entry);
+      const p = new Int32Array(cap);
+      p.set(this.part);
+      const o = new Float64Array(cap);
+      o.set(this.offset);
+      const b = new Float64Array(cap);
+      b.set(this.nbytes);
+      this.entry = e;
+      this.part = p;
+      this.offset = o;
+      this.nbytes = b;
+    }
+    const k = this.length++;
+    this.entry[k] = entry;
+    this.part[k] = part;
+    this.offset[k] = offset;
+    this.nbytes[k] = nbytes;
+  }
+}
+
+/** Per-manifest constants for writing items: pre-encoded file paths, dtypes and kinds. */
+export class ItemWriter {
+  private readonly uri: Uint8Array[];
+  private readonly dtype: Uint8Array[];
+  private readonly hashPrefix: Uint8Array;
+  private readonly hashBytes: number;
+
+  constructor(
+    private readonly m: ColumnarManifest,
+    private readonly bucketBytes: number,
+  ) {
+    const enc = (v: unknown) => Buffer.from(JSON.stringify(v), 'utf8');
+    this.uri = m.files.map((f) => enc(f.path));
+    this.dtype = m.dtypes.map((d) => enc(d));
+    this.hashPrefix = Buffer.from(`"${m.hash_algo}:`, 'latin1');
+    this.hashBytes = (HASH_HEX_LENGTH[m.hash_algo] ?? 0) / 2;
+  }
+
+  /** The item's PlanItem object (canonical key order). */
+  item(items: PlannedItems, k: number): PlanItem {
+    const m = this.m;
+    const c = m.columns;
+    const i = items.entry[k] as number;
+    const p = items.part[k] as number;
+    const tensor = c.tensor.get(i);
+    const shardRank = c.shard_rank[i] as number;
+    const dtype = c.dtype[i] as number;
+    const tensorNbytes = c.nbytes[i] as number;
+    const tensorOffset = p < 0 ? 0 : p * this.bucketBytes;
+    const head = {
+      dtype: dtype < 0 ? null : (m.dtypes[dtype] as string),
+      file_offset: (c.file_offset[i] as number) + tensorOffset,
+      hash: m.hashOf(i),
+      key: `${tensor}:${shardRank}`,
+      kind: m.kindOf(i),
+      nbytes: items.nbytes[k] as number,
+      offset: items.offset[k] as number,
+    };
+    const tail = {
+      shape: m.shapeOf(i),
+      shard_rank: shardRank,
+      tensor,
+      uri: (m.files[c.file[i] as number] as ManifestFile).path,
+    };
+    if (p < 0) return { ...head, ...tail };
+    return {
+      ...head,
+      part: {
+        count: Math.ceil(tensorNbytes / this.bucketBytes),
+        index: p,
+        tensor_nbytes: tensorNbytes,
+        tensor_offset: tensorOffset,
+      },
+      ...tail,
+    };
+  }
+
+  /** The canonical JSON of item k, written from the columns (same text JSON would give). */
+  write(w: JsonBytes, items: PlannedItems, k: number): void {
+    const m = this.m;
+    const c = m.columns;
+    const i = items.entry[k] as number;
+    const p = items.part[k] as number;
+    const tensorOffset = p < 0 ? 0 : p * this.bucketBytes;
+    const dtype = c.dtype[i] as number;
+    const names = c.tensor;
+    const a = names.starts[i] as number;
+    const b = names.starts[i + 1] as number;
+    const rank = c.shard_rank[i] as number;
+    w.raw('{"dtype":');
+    if (dtype < 0) w.raw('null');
+    else w.copy(this.dtype[dtype] as Uint8Array);
+    w.raw(',"file_offset":');
+    w.num((c.file_offset[i] as number) + tensorOffset);
+    w.raw(',"hash":');
+    w.copy(this.hashPrefix);
+    w.hex(c.hash, i * this.hashBytes, (i + 1) * this.hashBytes);
+    w.raw('","key":"');
+    if (w.plain(names.text, a, b)) {
+      w.raw(':');
+      w.num(rank);
+      w.raw('"');
+    } else {
+      w.length -= 1;
+      w.str(`${names.get(i)}:${rank}`);
+    }
+    const kind = c.kind.charCodeAt(i);
+    w.raw(kind === 0x74 ? ',"kind":"tensor"' : kind === 0x68 ? ',"kind":"header"' : ',"kind":"file"');
+    w.raw(',"nbytes":');
+    w.num(items.nbytes[k] as number);
+    w.raw(',"offset":');
+    w.num(items.offset[k] as number);
+    if (p >= 0) {
+      const tensorNbytes = c.nbytes[i] as number;
+      w.raw(',"part":{"count":');
+      w.num(Math.ceil(tensorNbytes / this.bucketBytes));
+      w.raw(',"index":');
+      w.num(p);
+      w.raw(',"tensor_nbytes":');
+      w.num(tensorNbytes);
+      w.raw(',"tensor_offset":');
+      w.num(tensorOffset);
+      w.raw('}');
+    }
+    w.raw(',"shape":');
+    const ndim = c.ndim[i] as number;
+    if (ndim < 0) w.raw('null');
+    else {
+      const s = m.dimsStart(i);
+      w.raw('[');
+      for (let d = 0; d < ndim; d++) {
+        if (d) w.raw(',');
+        w.num(c.dims[s + d] as number);
+      }
+      w.raw(']');
+    }
+    w.raw(',"shard_rank":');
+    w.num(rank);
+    w.raw(',"tensor":"');
+    if (w.plain(names.text, a, b)) w.raw('"');
+    else {
+      w.length -= 1;
+      w.str(names.get(i));
+    }
+    w.raw(',"uri":');
+    w.copy(this.uri[c.file[i] as number] as Uint8Array);
+    w.raw('}');
+  }
+}
+
+/** Where a createPlan bucket's items come from (the writer uses it instead of bucket.items). */
+export interface BucketSource {
+  readonly items: PlannedItems;
+  readonly writer: ItemWriter;
+}
+
+const sources = new WeakMap<PlanBucket, BucketSource>();
+
+/** The columns behind a bucket made by plannedBucket, if it is one. */
+export function bucketSource(bucket: PlanBucket): BucketSource | undefined {
+  return sources.get(bucket);
+}
+
+/**
+ * A bucket whose `items` (an own, enumerable property, so spreads, JSON and structured clones
+ * see it) are built from the columns on first read and then kept.
+ */
+export function plannedBucket(
+  bucketId: number,
+  size: number,
+  consumerRanks: number[],
+  source: BucketSource,
+): PlanBucket {
+  const bucket = { bucket_id: bucketId, size, consumer_ranks: consumerRanks } as unknown as PlanBucket;
+  Object.defineProperty(bucket, 'items', {
+    enumerable: true,
+    configurable: true,
+    get(): readonly PlanItem[] {
+      const list: PlanItem[] = new Array(source.items.length);
+      for (let k = 0; k < source.items.length; k++) list[k] = source.writer.item(source.items, k);
+      Object.defineProperty(bucket, 'items', { value: list, enumerable: true, writable: false });
+      return list;
+    },
+  });
+  sources.set(bucket, source);
+  return bucket;
+}
