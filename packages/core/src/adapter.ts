@@ -4,7 +4,7 @@
  * and only in `commit`.
  */
 import type { Manifest } from './manifest.js';
-import type { Plan } from './plan.js';
+import type { Plan, PlanBucket } from './plan.js';
 import type { StagingAgent } from './staging.js';
 
 export interface AdapterUpdate {
@@ -12,6 +12,22 @@ export interface AdapterUpdate {
   /** The next version's manifest, when the adapter needs the full layout (directory adapter). */
   readonly manifest?: Manifest;
   readonly staging: StagingAgent;
+}
+
+/**
+ * A prepare in progress (see `Adapter.beginPrepare`): verified buckets are handed over one by one
+ * while later ones still land, so staging can reuse their memory and writing overlaps receiving.
+ */
+export interface AdapterPreparation {
+  /**
+   * Takes one consumed bucket whose items are all verified. `bytes` may be reused for another
+   * bucket once this resolves. Buckets arrive in any order; a split tensor's parts in several.
+   */
+  bucket(bucket: PlanBucket, bytes: Uint8Array): Promise<void>;
+  /** Every bucket of this rank was handed over: completes the version exactly as `prepare` would. */
+  finish(): Promise<void>;
+  /** Drops whatever was prepared so far (the live version was never touched). */
+  discard(): Promise<void>;
 }
 
 export interface Adapter {
@@ -24,6 +40,11 @@ export interface Adapter {
    * data. Throws AdapterError when it cannot; live weights stay untouched.
    */
   prepare(update: AdapterUpdate): Promise<void>;
+  /**
+   * Optional streaming form of `prepare`: checks the update and starts preparing before any
+   * bucket lands; the caller hands over each bucket once verified, then calls `finish`.
+   */
+  beginPrepare?(update: Omit<AdapterUpdate, 'staging'>): Promise<AdapterPreparation>;
   /** Makes the prepared version live atomically. */
   commit(version: string): Promise<void>;
   /** Discards a prepared version that will not be committed. */

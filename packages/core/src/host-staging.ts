@@ -3,8 +3,9 @@
  * (HOTWEIGHTS_STAGING_DIR, default /dev/shm) named
  * `hotweights.p<pid>.<nonce>.<version>.r<rank>.b<bucket>.seg`, so other processes on the host
  * (the vLLM extension) map the same bytes. Segments go away on release (commit, abort, rollback
- * expiry); a new HostStaging reclaims those of crashed runs. Released segments are kept as spares
- * (up to `spareBytes`) and reused: memory touched before fills ~6x faster than fresh pages.
+ * expiry); a new HostStaging reclaims those of crashed runs. Released segments, and single buckets
+ * dropped once an adapter consumed them, are kept as spares (up to `spareBytes`) and reused: memory
+ * touched before fills ~6x faster than fresh pages, and a mapping already faulted in costs nothing.
  */
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -79,8 +80,7 @@ export class HostStaging implements StagingAgent {
 
   /** Fails with StagingError before anything is written when `bytes` would not fit. */
   async ensureCapacity(bytes: number, what = `${bytes} staged bytes`): Promise<void> {
-    const spare = this.spares.reduce((n, s) => n + s.bytes.byteLength, 0);
-    await ensureSpace(this.dir, Math.max(0, bytes - spare), what);
+    await ensureSpace(this.dir, Math.max(0, bytes - this.spareBytes()), what);
   }
 
   async allocate(version: string, bucket: PlanBucket): Promise<StagedBucket> {
@@ -89,9 +89,8 @@ export class HostStaging implements StagingAgent {
     const name = segmentName(this.run, fileSafe(version), `r${this.rank}`, `b${bucket.bucket_id}`, 'seg');
     const path = join(this.dir, name);
     let segment: Segment;
-    const spareIndex = this.spares.findIndex((s) => s.bytes.byteLength >= bucket.size);
-    const spare = spareIndex >= 0 ? this.spares.splice(spareIndex, 1)[0] : undefined;
-    if (spare && bucket.size > 0) {
+    const spare = bucket.size > 0 ? this.takeSpare(bucket.size) : undefined;
+    if (spare) {
       await rename(spare.path, path);
       segment = { ...spare, path };
     } else {
@@ -135,24 +134,52 @@ export class HostStaging implements StagingAgent {
     return [...this.versions.keys()];
   }
 
+  /**
+   * Drops one bucket of `version` once its bytes were handed on (the adapter wrote them): its
+   * segment becomes a spare, so a version larger than the window reuses the window's memory.
+   */
+  async drop(version: string, bucketId: number): Promise<void> {
+    const entry = this.versions.get(version)?.get(bucketId);
+    if (!entry) return;
+    this.versions.get(version)?.delete(bucketId);
+    await this.retire(entry.segment, this.spareBytes());
+  }
+
   async release(version: string): Promise<void> {
     const buckets = this.versions.get(version);
     if (!buckets) return;
     this.versions.delete(version);
-    let kept = this.spares.reduce((n, s) => n + s.bytes.byteLength, 0);
-    for (const { segment } of buckets.values()) {
-      const size = segment.bytes.byteLength;
-      if (segment.mapped && size > 0 && kept + size <= this.spareLimit) {
-        const sparePath = join(this.dir, segmentName(this.run, 'spare', String(this.spareCounter++), 'seg'));
-        await rename(segment.path, sparePath);
-        registerSharedBytes(segment.bytes, sparePath);
-        this.spares.push({ ...segment, path: sparePath });
-        kept += size;
-      } else {
-        unregisterSharedBytes(segment.bytes);
-        await rm(segment.path, { force: true });
-      }
+    let kept = this.spareBytes();
+    for (const { segment } of buckets.values()) kept += await this.retire(segment, kept);
+  }
+
+  /** The smallest spare that holds `size` bytes, taken out of the pool. */
+  private takeSpare(size: number): Segment | undefined {
+    let best = -1;
+    this.spares.forEach((s, i) => {
+      const n = s.bytes.byteLength;
+      if (n >= size && (best < 0 || n < (this.spares[best] as Segment).bytes.byteLength)) best = i;
+    });
+    return best >= 0 ? this.spares.splice(best, 1)[0] : undefined;
+  }
+
+  private spareBytes(): number {
+    return this.spares.reduce((n, s) => n + s.bytes.byteLength, 0);
+  }
+
+  /** Keeps a released segment as a spare while `kept` allows, else removes it. Returns bytes kept. */
+  private async retire(segment: Segment, kept: number): Promise<number> {
+    const size = segment.bytes.byteLength;
+    if (segment.mapped && size > 0 && kept + size <= this.spareLimit) {
+      const sparePath = join(this.dir, segmentName(this.run, 'spare', String(this.spareCounter++), 'seg'));
+      await rename(segment.path, sparePath);
+      registerSharedBytes(segment.bytes, sparePath);
+      this.spares.push({ ...segment, path: sparePath });
+      return size;
     }
+    unregisterSharedBytes(segment.bytes);
+    await rm(segment.path, { force: true });
+    return 0;
   }
 
   async reclaimStale(): Promise<number> {

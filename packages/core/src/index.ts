@@ -1,4 +1,4 @@
-export type { Adapter, AdapterUpdate } from './adapter.js';
+export type { Adapter, AdapterPreparation, AdapterUpdate } from './adapter.js';
 export { MemoryAdapter } from './adapter-memory.js';
 export { type VoteResult, voteBucketId, voteOnCommit } from './commit-vote.js';
 export {

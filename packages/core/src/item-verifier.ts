@@ -1,42 +1,77 @@
 /**
  * Checks landed items against their plan hashes. Whole items are checked as their bucket lands;
- * the parts of a split tensor are kept until every part has landed, then hashed in order.
+ * the parts of a split tensor are kept until every part has landed, then hashed in order. Each
+ * call reports which buckets became fully verified, so their memory can be handed on and reused
+ * (a bucket holding a part stays pending until the whole tensor checked out). With a VerifyPool
+ * the hashing runs on worker threads, several items at once.
  */
 import { VerificationError } from './errors.js';
-import { createItemHasher, parseItemHash } from './item-hash.js';
+import { parseItemHash } from './item-hash.js';
 import type { PlanBucket, PlanItem } from './plan.js';
+import { hashHere, type VerifyPool } from './verify-pool.js';
+
+interface Part {
+  readonly item: PlanItem;
+  readonly bytes: Uint8Array;
+  readonly bucketId: number;
+}
 
 export class ItemVerifier {
-  private readonly parts = new Map<string, { item: PlanItem; bytes: Uint8Array }[]>();
+  private readonly parts = new Map<string, Part[]>();
+  /** Bucket id -> items of it not verified yet. */
+  private readonly unverified = new Map<number, number>();
   /** Items whose hash matched. */
   verified = 0;
 
   constructor(
     private readonly rank: number,
     private readonly onFailure?: () => void,
+    private readonly pool?: VerifyPool,
   ) {}
 
-  /** Verifies every whole item of a landed bucket and collects split parts. Throws on a mismatch. */
-  bucketLanded(bucket: PlanBucket, bytes: Uint8Array): void {
+  /**
+   * Verifies every whole item of a landed bucket and collects split parts. Throws on a mismatch.
+   * Returns the ids of the buckets that are now entirely verified (this one and any earlier one
+   * whose last pending part was completed by it).
+   */
+  async bucketLanded(bucket: PlanBucket, bytes: Uint8Array): Promise<number[]> {
+    const done: number[] = [];
+    const settle = (id: number) => {
+      const left = (this.unverified.get(id) ?? 1) - 1;
+      if (left > 0) this.unverified.set(id, left);
+      else {
+        this.unverified.delete(id);
+        done.push(id);
+      }
+    };
+    if (bucket.items.length === 0) return [bucket.bucket_id];
+    this.unverified.set(bucket.bucket_id, bucket.items.length);
+    const checks: Promise<void>[] = [];
     for (const item of bucket.items) {
       const view = bytes.subarray(item.offset, item.offset + item.nbytes);
       if (!item.part || item.part.count === 1) {
-        this.check(item, [view], bucket.bucket_id);
+        checks.push(this.check(item, [view], bucket.bucket_id).then(() => settle(bucket.bucket_id)));
         continue;
       }
       const got = this.parts.get(item.key) ?? [];
-      got.push({ item, bytes: view });
+      got.push({ item, bytes: view, bucketId: bucket.bucket_id });
       this.parts.set(item.key, got);
       if (got.length === item.part.count) {
         this.parts.delete(item.key);
         got.sort((a, b) => (a.item.part?.index ?? 0) - (b.item.part?.index ?? 0));
-        this.check(
-          item,
-          got.map((g) => g.bytes),
-          bucket.bucket_id,
+        checks.push(
+          this.check(
+            item,
+            got.map((g) => g.bytes),
+            bucket.bucket_id,
+          ).then(() => {
+            for (const g of got) settle(g.bucketId);
+          }),
         );
       }
     }
+    await Promise.all(checks);
+    return done;
   }
 
   /** Throws when a split tensor is still missing parts (a bucket never landed). */
@@ -50,11 +85,9 @@ export class ItemVerifier {
     }
   }
 
-  private check(item: PlanItem, chunks: readonly Uint8Array[], bucketId: number): void {
+  private async check(item: PlanItem, chunks: readonly Uint8Array[], bucketId: number): Promise<void> {
     const { algo, hex } = parseItemHash(item.hash, item.key);
-    const h = createItemHasher(algo);
-    for (const c of chunks) h.update(c);
-    const got = h.digestHex();
+    const got = this.pool ? await this.pool.hash(algo, chunks) : hashHere(algo, chunks);
     if (got !== hex) {
       this.onFailure?.();
       throw new VerificationError(

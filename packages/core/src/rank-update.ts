@@ -1,12 +1,14 @@
 /**
  * One rank's whole update: replicate (stage + verify) -> adapter.prepare -> commit vote ->
- * adapter.commit, or abort. Used by `hotweights replicate` in every rank process (started by the
+ * adapter.commit, or abort. An adapter with `beginPrepare` prepares while buckets land: each
+ * bucket is handed over once verified and its staging reused, so the version is written as it
+ * arrives instead of in a second pass. Used by `hotweights replicate` in every rank process (started by the
  * local launcher, mpirun or torchrun). The live version changes only after every rank voted
  * ready; any failure before that leaves it untouched and releases this rank's staging.
  */
 
 import type { Registry } from 'prom-client';
-import type { Adapter } from './adapter.js';
+import type { Adapter, AdapterPreparation } from './adapter.js';
 import { voteOnCommit } from './commit-vote.js';
 import type { HotweightsConfig } from './config.js';
 import { CommitError } from './errors.js';
@@ -46,7 +48,10 @@ export interface RankUpdateResult {
 export async function runRankUpdate(o: RankUpdateOptions): Promise<RankUpdateResult> {
   const { plan, adapter, staging } = o;
   let prepared = false;
+  let preparation: AdapterPreparation | undefined;
   try {
+    preparation = await adapter.beginPrepare?.({ plan, ...(o.manifest ? { manifest: o.manifest } : {}) });
+    const streaming = preparation;
     const report = await replicateRank({
       plan,
       rank: o.rank,
@@ -58,8 +63,10 @@ export async function runRankUpdate(o: RankUpdateOptions): Promise<RankUpdateRes
       ...(o.metrics ? { metrics: o.metrics } : {}),
       ...(o.onProgress ? { onProgress: o.onProgress } : {}),
       ...(o.verify === undefined ? {} : { verify: o.verify }),
+      ...(streaming ? { onBucketReady: (bucket, bytes) => streaming.bucket(bucket, bytes) } : {}),
     });
-    await adapter.prepare({ plan, staging, ...(o.manifest ? { manifest: o.manifest } : {}) });
+    if (streaming) await streaming.finish();
+    else await adapter.prepare({ plan, staging, ...(o.manifest ? { manifest: o.manifest } : {}) });
     prepared = true;
     if (!o.commit) {
       await adapter.abort(plan.version);
@@ -85,6 +92,7 @@ export async function runRankUpdate(o: RankUpdateOptions): Promise<RankUpdateRes
     const commitSeconds = switched ?? (performance.now() - t0) / 1000;
     return { report, committed: true, live: await adapter.currentVersion(), commitSeconds };
   } catch (err) {
+    if (preparation && !prepared) await preparation.discard().catch(() => {});
     if (prepared) await adapter.abort(plan.version).catch(() => {});
     throw err;
   } finally {

@@ -13,6 +13,11 @@
  * - Each bucket has a deadline (config.transferTimeoutS) and the whole call an optional signal, so
  *   a dead peer fails the update instead of hanging it.
  *
+ * - With `onBucketReady` (an adapter's streaming prepare), each consumed bucket is handed over as
+ *   soon as all its items are verified and then dropped from staging, whose segments the next
+ *   buckets reuse: staging holds about the window instead of the whole version, and writing the
+ *   version overlaps receiving it.
+ *
  * Nothing here touches live weights: on success the version is staged and verified and the caller
  * commits through an adapter; on failure everything staged for the version is released and the
  * error names the rank, the bucket and, for bad bytes, the item.
@@ -27,6 +32,7 @@ import { ReplicationWindow } from './replication-window.js';
 import { createReplicatorMetrics, type ReplicatorMetrics } from './replicator-metrics.js';
 import type { StagingAgent } from './staging.js';
 import type { Transport } from './transport.js';
+import { VerifyPool } from './verify-pool.js';
 
 export interface ReplicationProgress {
   readonly rank: number;
@@ -57,6 +63,11 @@ export interface ReplicateRankOptions {
   readonly verify?: boolean;
   /** Checkpoint directory on the source rank (default plan.source.root). */
   readonly sourceRoot?: string;
+  /**
+   * Takes each consumed bucket once every item in it is verified (split tensors: once all parts
+   * are). The bucket is dropped from staging when this resolves (if the staging agent can drop).
+   */
+  readonly onBucketReady?: (bucket: PlanBucket, bytes: Uint8Array) => Promise<void>;
 }
 
 export interface RankReport {
@@ -104,6 +115,25 @@ function checkWorld(plan: Plan, rank: number, worldSize: number): void {
   }
 }
 
+/**
+ * Shared memory this rank needs at once: all consumed bytes, or, when buckets are handed on and
+ * dropped as they verify, about the window (the largest buckets that can be in flight together).
+ */
+function stagingNeed(consumed: readonly PlanBucket[], config: HotweightsConfig, streaming: boolean): number {
+  const all = consumed.reduce((n, b) => n + b.size, 0);
+  if (!streaming) return all;
+  const largest = consumed
+    .map((b) => b.size)
+    .sort((a, b) => b - a)
+    .slice(0, config.inflightBuckets);
+  let window = largest.reduce((n, x) => n + x, 0);
+  if (config.inflightBytes > 0) window = Math.min(window, Math.max(config.inflightBytes, largest[0] ?? 0));
+  return Math.min(all, window);
+}
+
+/** Below this many bytes to verify, hashing stays on the main thread (no workers started). */
+const POOL_MIN_BYTES = 16 << 20;
+
 /** Reused buffers for buckets the source sends but does not consume. */
 class BufferPool {
   private readonly free: Buffer[] = [];
@@ -148,6 +178,9 @@ export async function replicateRank(options: ReplicateRankOptions): Promise<Rank
   let bytesLanded = 0;
   let bucketsSent = 0;
   let bucketsLanded = 0;
+  const landed = new Set<number>();
+  const byId = new Map(consumed.map((b) => [b.bucket_id, b]));
+  const handOn = options.onBucketReady;
 
   const ctrl = new AbortController();
   let firstError: unknown;
@@ -171,7 +204,10 @@ export async function replicateRank(options: ReplicateRankOptions): Promise<Rank
   options.signal?.addEventListener('abort', onOuterAbort, { once: true });
 
   const reader = isSource ? new CheckpointReader(options.sourceRoot ?? plan.source.root) : undefined;
-  const verifier = new ItemVerifier(rank, () => m?.verifyFailures.inc());
+  // Hashing on worker threads pays off once there is more to hash than a worker costs to start.
+  const hashBytes = consumed.reduce((n, b) => n + b.size, 0);
+  const hashPool = verify && hashBytes >= POOL_MIN_BYTES ? VerifyPool.create(config.hashThreads) : undefined;
+  const verifier = new ItemVerifier(rank, () => m?.verifyFailures.inc(), hashPool);
   const pool = new BufferPool();
   const window = new ReplicationWindow(config.inflightBuckets, config.inflightBytes, (buckets, bytes) => {
     m?.inflightBuckets.set(buckets);
@@ -183,7 +219,7 @@ export async function replicateRank(options: ReplicateRankOptions): Promise<Rank
     const host = staging as StagingAgent & {
       ensureCapacity?: (bytes: number, what: string) => Promise<void>;
     };
-    const consumeBytes = consumed.reduce((n, b) => n + b.size, 0);
+    const consumeBytes = stagingNeed(consumed, config, handOn !== undefined && staging.drop !== undefined);
     if (host.ensureCapacity && consumeBytes > 0)
       await host.ensureCapacity(consumeBytes, `version ${plan.version} on rank ${rank}`);
 
@@ -212,7 +248,7 @@ export async function replicateRank(options: ReplicateRankOptions): Promise<Rank
     await Promise.all(tasks);
     if (firstError === undefined && verify) verifier.finish();
     if (firstError === undefined) {
-      const missing = consumed.filter((b) => !staging.get(plan.version, b.bucket_id));
+      const missing = consumed.filter((b) => !landed.has(b.bucket_id));
       if (missing.length > 0)
         throw new VerificationError(
           `rank ${rank}: bucket(s) ${missing.map((b) => b.bucket_id).join(', ')} never landed`,
@@ -227,6 +263,7 @@ export async function replicateRank(options: ReplicateRankOptions): Promise<Rank
   } finally {
     options.signal?.removeEventListener('abort', onOuterAbort);
     await reader?.close();
+    await hashPool?.close();
   }
 
   const seconds = (performance.now() - started) / 1000;
@@ -241,6 +278,16 @@ export async function replicateRank(options: ReplicateRankOptions): Promise<Rank
     itemsVerified: verifier.verified,
     seconds,
   };
+
+  /** Gives a verified bucket to `onBucketReady`, then frees its staging for the next buckets. */
+  async function handOnBucket(id: number): Promise<void> {
+    const bucket = byId.get(id);
+    const staged = staging.get(plan.version, id);
+    if (!bucket || !staged || !handOn) return;
+    if (ctrl.signal.aborted) throw ctrl.signal.reason;
+    await handOn(bucket, staged.bytes);
+    await staging.drop?.(plan.version, id);
+  }
 
   async function runBucket(
     bucket: PlanBucket,
@@ -292,9 +339,11 @@ export async function replicateRank(options: ReplicateRankOptions): Promise<Rank
         });
       }
       if (consume) {
-        if (verify) verifier.bucketLanded(bucket, data);
+        const ready = verify ? await verifier.bucketLanded(bucket, data) : [bucket.bucket_id];
         const host = staging as StagingAgent & { seal?: (v: string, id: number) => Promise<void> };
         await host.seal?.(plan.version, bucket.bucket_id);
+        landed.add(bucket.bucket_id);
+        if (handOn) for (const id of ready) await handOnBucket(id);
       }
       const roleLabel = consume ? 'land' : 'send';
       if (isSource) {

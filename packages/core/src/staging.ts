@@ -21,6 +21,8 @@ export interface StagingAgent {
   get(version: string, bucketId: number): StagedBucket | undefined;
   /** Every bucket staged for a version, in bucket order. */
   list(version: string): readonly StagedBucket[];
+  /** Drops one bucket whose bytes were handed on; its memory may serve a later bucket. */
+  drop?(version: string, bucketId: number): Promise<void>;
   /** Drops everything staged for `version`. */
   release(version: string): Promise<void>;
   /** Removes segments left by crashed runs; returns how many were removed. */

@@ -1,0 +1,173 @@
+/**
+ * Item hashing for verification on worker threads, so the main thread keeps driving reads and
+ * writes while buckets are hashed (and several buckets hash at once). Staged bytes live in
+ * shared-memory segment files: a worker is told the segment's path and the byte range and maps it
+ * read-only itself (no copy, nothing transferred). Bytes that are not in a mapped segment (the
+ * addon is missing, or a staging agent without segments) are hashed on the calling thread.
+ *
+ * The worker body is JavaScript evaluated from a string, so the same code runs from TypeScript
+ * sources (tests, tsx) and from the compiled package; native modules are passed as resolved paths.
+ */
+import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
+import { dirname } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { createItemHasher, type HashAlgorithm } from './item-hash.js';
+import { sharedLocationOf } from './shm-segment.js';
+
+interface Chunk {
+  readonly path: string;
+  readonly offset: number;
+  readonly length: number;
+}
+
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const fs = require('node:fs');
+const crypto = require('node:crypto');
+const shm = require(workerData.nodeGypBuild)(workerData.shmRoot);
+const { Blake3Hasher } = require(workerData.blake);
+const { xxh3 } = require(workerData.xxhash);
+function hasher(algo) {
+  if (algo === 'blake3') {
+    const h = new Blake3Hasher();
+    return { update: (b) => h.update(b), hex: () => h.digest('hex') };
+  }
+  if (algo === 'xxh3-64') {
+    const h = xxh3.Xxh3.withSeed();
+    return { update: (b) => h.update(b), hex: () => h.digest().toString(16).padStart(16, '0') };
+  }
+  if (algo === 'xxh3-128') {
+    const parts = [];
+    return {
+      update: (b) => parts.push(Buffer.from(b)),
+      hex: () => xxh3.xxh128(parts.length === 1 ? parts[0] : Buffer.concat(parts)).toString(16).padStart(32, '0'),
+    };
+  }
+  const h = crypto.createHash('sha256');
+  return { update: (b) => h.update(b), hex: () => h.digest('hex') };
+}
+parentPort.on('message', ({ id, algo, chunks }) => {
+  try {
+    const h = hasher(algo);
+    for (const c of chunks) {
+      if (c.length === 0) continue;
+      const fd = fs.openSync(c.path, 'r');
+      try {
+        const start = c.offset - (c.offset % shm.pageSize);
+        const ab = shm.map(fd, c.length + (c.offset - start), start, false);
+        h.update(Buffer.from(ab, c.offset - start, c.length));
+      } finally {
+        fs.closeSync(fd);
+      }
+    }
+    parentPort.postMessage({ id, hex: h.hex() });
+  } catch (err) {
+    parentPort.postMessage({ id, error: String((err && err.message) || err) });
+  }
+});
+`;
+
+interface Pending {
+  resolve(hex: string): void;
+  reject(err: Error): void;
+}
+
+/** Where the worker finds its native modules, or undefined when the shm addon is not installed. */
+function workerModules(): Record<string, string> | undefined {
+  try {
+    const require = createRequire(import.meta.url);
+    const shmRoot = dirname(require.resolve('@hotweights/shm/package.json'));
+    return {
+      shmRoot,
+      nodeGypBuild: createRequire(`${shmRoot}/package.json`).resolve('node-gyp-build'),
+      blake: require.resolve('@napi-rs/blake-hash'),
+      xxhash: require.resolve('@node-rs/xxhash'),
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+export class VerifyPool {
+  private readonly workers: Worker[] = [];
+  private readonly idle: Worker[] = [];
+  private readonly queue: { algo: HashAlgorithm; chunks: Chunk[]; pending: Pending }[] = [];
+  private readonly inflight = new Map<Worker, Pending>();
+  private nextId = 0;
+  private closed = false;
+
+  private constructor(threads: number, modules: Record<string, string>) {
+    for (let i = 0; i < threads; i++) {
+      const w = new Worker(WORKER_SOURCE, { eval: true, workerData: modules });
+      w.on('message', (msg: { hex?: string; error?: string }) => {
+        const p = this.inflight.get(w);
+        this.inflight.delete(w);
+        if (p) {
+          if (msg.error !== undefined) p.reject(new Error(`hash worker: ${msg.error}`));
+          else p.resolve(msg.hex as string);
+        }
+        // An idle worker must not keep the process alive; a busy one must (see pump).
+        w.unref();
+        this.idle.push(w);
+        this.pump();
+      });
+      w.on('error', (err) => {
+        this.inflight.get(w)?.reject(err);
+        this.inflight.delete(w);
+        w.unref();
+      });
+      w.unref();
+      this.workers.push(w);
+      this.idle.push(w);
+    }
+  }
+
+  /**
+   * A pool of `threads` workers (default: one per core), or undefined when workers could not map
+   * segments here (then callers hash on their own thread).
+   */
+  static create(threads = availableParallelism()): VerifyPool | undefined {
+    const modules = workerModules();
+    return modules ? new VerifyPool(Math.max(1, threads), modules) : undefined;
+  }
+
+  /** Hex digest of `chunks` in order: on a worker when every chunk is in a mapped segment. */
+  hash(algo: HashAlgorithm, chunks: readonly Uint8Array[]): Promise<string> {
+    const located: Chunk[] = [];
+    for (const c of chunks) {
+      const at = c.byteLength > 0 ? sharedLocationOf(c) : undefined;
+      if (c.byteLength > 0 && !at) return Promise.resolve(hashHere(algo, chunks));
+      if (at) located.push({ path: at.path, offset: at.offset, length: c.byteLength });
+    }
+    if (this.closed) return Promise.resolve(hashHere(algo, chunks));
+    return new Promise<string>((resolve, reject) => {
+      this.queue.push({ algo, chunks: located, pending: { resolve, reject } });
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    while (this.idle.length > 0 && this.queue.length > 0) {
+      const w = this.idle.pop() as Worker;
+      const job = this.queue.shift() as (typeof this.queue)[number];
+      this.inflight.set(w, job.pending);
+      w.ref();
+      w.postMessage({ id: this.nextId++, algo: job.algo, chunks: job.chunks });
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const job of this.queue.splice(0)) job.pending.reject(new Error('hash pool closed'));
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+}
+
+/** Hashes on the calling thread. */
+export function hashHere(algo: HashAlgorithm, chunks: readonly Uint8Array[]): string {
+  const h = createItemHasher(algo);
+  for (const c of chunks) h.update(c);
+  return h.digestHex();
+}
