@@ -23,6 +23,7 @@ import {
   ConfigError,
   type Manifest,
   type Plan,
+  serializeManifest,
   TimeoutError,
   VerificationError,
 } from '@hotweights/core';
@@ -198,11 +199,11 @@ async function runUpdate(
   client: CoordinatorClient,
   workers: readonly WorkerProc[],
   plan: Plan,
-  manifestPath: string,
   next: Manifest,
   deadlineMs: number,
 ): Promise<FleetUpdateSummary> {
-  await client.submitPlan(plan, JSON.parse(readFileSync(manifestPath, 'utf8')));
+  // The coordinator takes manifests in their JSON form, whatever format publish wrote to disk.
+  await client.submitPlan(plan, JSON.parse(serializeManifest(next)));
   let u: UpdateView = await client.begin(plan.version, { autoCommit: true });
   const deadline = Date.now() + deadlineMs;
   while (u.state !== 'committed' && u.state !== 'aborted') {
@@ -270,7 +271,7 @@ async function runFleet(
     readonly dir: string;
     readonly target: string;
     readonly worldSize: number;
-    readonly updates: readonly { plan: Plan; manifestPath: string; next: Manifest }[];
+    readonly updates: readonly { plan: Plan; next: Manifest }[];
   },
 ): Promise<{ summaries: FleetUpdateSummary[]; endpoint: string; logs: string }> {
   const logs = join(args.dir, 'logs');
@@ -296,7 +297,7 @@ async function runFleet(
     await waitForWorkers(client, workers, 60_000);
     const summaries: FleetUpdateSummary[] = [];
     for (const u of args.updates) {
-      summaries.push(await runUpdate(client, workers, u.plan, u.manifestPath, u.next, 120_000));
+      summaries.push(await runUpdate(client, workers, u.plan, u.next, 120_000));
     }
     // --exit-after 2: each worker leaves by itself after the second update.
     await Promise.all(workers.map((w) => stopWorker(w, 15_000)));
@@ -411,8 +412,8 @@ export const demoCommand: CommandModule = {
             target,
             worldSize,
             updates: [
-              { plan: full, manifestPath: join(manifests, 'v0.json'), next: m0 },
-              { plan: delta, manifestPath: join(manifests, 'v1.json'), next: m1 },
+              { plan: full, next: m0 },
+              { plan: delta, next: m1 },
             ],
           });
           const [first, second] = fleet.summaries as [FleetUpdateSummary, FleetUpdateSummary];
