@@ -2,8 +2,11 @@
  * Replication on one host: a ~2 GiB checkpoint, all tensors changed and 10% changed, to 1, 2 and
  * 4 local ranks with verification and commit into a target directory, beside `cp` of the whole
  * checkpoint to the same number of destinations (parallel cp processes) and a memcpy of the
- * checkpoint's size, all in the same run. Inputs are pre-read right before every timed run, and
- * ours and cp alternate. Prints a table and writes bench/results/replicate.json.
+ * checkpoint's size, all in the same run. Inputs are pre-read and dirty pages flushed (`sync`)
+ * right before every timed run, so neither side pays for the other's writeback, and ours and cp
+ * alternate. CPU seconds (user + system, from /usr/bin/time) are recorded beside wall time: they
+ * vary far less than wall time on a shared machine. Prints a table and writes
+ * bench/results/replicate.json.
  *
  * Usage: npm run build && npx tsx --conditions=@hotweights/source bench/replicate/run.ts
  *          [--gib 2] [--ranks 1,2,4] [--rounds 2] [--dir /tmp/...]
@@ -43,10 +46,15 @@ function preRead(dir: string): void {
   for (const f of readdirSync(dir)) readFileSync(join(dir, f));
 }
 
-function run(cmd: string, args: string[]): Promise<{ seconds: number; stdout: string }> {
+/** Runs a command under /usr/bin/time: wall seconds, CPU seconds (user + sys of it and its children). */
+function run(cmd: string, args: string[]): Promise<{ seconds: number; cpu: number; stdout: string }> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
-    const child = spawn(cmd, args, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('/usr/bin/time', ['-f', 'cpu %U %S', cmd, ...args], {
+      cwd: root,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => {
@@ -56,16 +64,24 @@ function run(cmd: string, args: string[]): Promise<{ seconds: number; stdout: st
       stderr += d.toString();
     });
     child.on('close', (code) => {
+      const seconds = (performance.now() - t0) / 1000;
       if (code !== 0) reject(new Error(`${cmd} ${args.join(' ')} failed (${code}): ${stderr}`));
-      else resolve({ seconds: (performance.now() - t0) / 1000, stdout });
+      const m = /cpu ([\d.]+) ([\d.]+)\s*$/.exec(stderr);
+      resolve({ seconds, cpu: m ? Number(m[1]) + Number(m[2]) : Number.NaN, stdout });
     });
   });
 }
 
-async function cpTo(src: string, dests: string[]): Promise<number> {
+async function cpTo(src: string, dests: string[]): Promise<{ seconds: number; cpu: number }> {
   const t0 = performance.now();
-  await Promise.all(dests.map((d) => run('cp', ['-r', src, d])));
-  return (performance.now() - t0) / 1000;
+  const runs = await Promise.all(dests.map((d) => run('cp', ['-r', src, d])));
+  return { seconds: (performance.now() - t0) / 1000, cpu: runs.reduce((n, r) => n + r.cpu, 0) };
+}
+
+/** Page cache warm and no dirty pages pending: the same starting point for ours and cp. */
+function settle(dir: string): void {
+  preRead(dir);
+  execFileSync('sync');
 }
 
 function memcpySeconds(bytes: number): number {
@@ -89,8 +105,11 @@ interface Row {
   ranks: number;
   planned_bytes: number;
   ours_s: number[];
+  ours_cpu_s: number[];
   ours_internal_s: number[];
   cp_s: number[];
+  cp_cpu_s: number[];
+  loadavg_1m: number[];
 }
 const rows: Row[] = [];
 const memcpy = memcpySeconds(totalBytes);
@@ -148,21 +167,28 @@ for (const ranks of rankCounts) {
     ranks,
     planned_bytes: full.total_bytes,
     ours_s: [],
+    ours_cpu_s: [],
     ours_internal_s: [],
     cp_s: [],
+    cp_cpu_s: [],
+    loadavg_1m: [],
   };
   for (let r = 0; r < rounds; r++) {
     const target = join(work, `target-all-${ranks}`);
     rmSync(target, { recursive: true, force: true });
-    preRead(inputs.all);
+    settle(inputs.all);
+    all.loadavg_1m.push(loadavg()[0] as number);
     const res = await replicate(fullPath, target);
     all.ours_s.push(res.seconds);
+    all.ours_cpu_s.push(res.cpu);
     all.ours_internal_s.push(JSON.parse(res.stdout).seconds);
     rmSync(target, { recursive: true, force: true });
     const dests = cpDests('all');
     for (const d of dests) rmSync(d, { recursive: true, force: true });
-    preRead(inputs.all);
-    all.cp_s.push(await cpTo(inputs.all, dests));
+    settle(inputs.all);
+    const cp = await cpTo(inputs.all, dests);
+    all.cp_s.push(cp.seconds);
+    all.cp_cpu_s.push(cp.cpu);
     for (const d of dests) rmSync(d, { recursive: true, force: true });
   }
   rows.push(all);
@@ -174,21 +200,28 @@ for (const ranks of rankCounts) {
     ranks,
     planned_bytes: delta.total_bytes,
     ours_s: [],
+    ours_cpu_s: [],
     ours_internal_s: [],
     cp_s: [],
+    cp_cpu_s: [],
+    loadavg_1m: [],
   };
   const target = join(work, `target-ten-${ranks}`);
   rmSync(target, { recursive: true, force: true });
   await replicate(basePath, target);
   for (let r = 0; r < rounds; r++) {
-    preRead(inputs.ten);
+    settle(inputs.ten);
+    ten.loadavg_1m.push(loadavg()[0] as number);
     const res = await replicate(deltaPath, target);
     ten.ours_s.push(res.seconds);
+    ten.ours_cpu_s.push(res.cpu);
     ten.ours_internal_s.push(JSON.parse(res.stdout).seconds);
     await run(process.execPath, [CLI, 'rollback', '--target', target]);
     const dests = cpDests('ten');
-    preRead(inputs.ten);
-    ten.cp_s.push(await cpTo(inputs.ten, dests));
+    settle(inputs.ten);
+    const cp = await cpTo(inputs.ten, dests);
+    ten.cp_s.push(cp.seconds);
+    ten.cp_cpu_s.push(cp.cpu);
     for (const d of dests) rmSync(d, { recursive: true, force: true });
   }
   rmSync(target, { recursive: true, force: true });
@@ -208,6 +241,11 @@ const table = rows.map((r) => {
     ours_replicate_s: +median(r.ours_internal_s).toFixed(2),
     cp_whole_checkpoint_s: +cp.toFixed(2),
     ours_over_cp: +(ours / cp).toFixed(2),
+    // Same-round ratios (each round's ours over the cp run right after it), then their median.
+    ours_over_cp_paired: +median(r.ours_s.map((o, i) => o / (r.cp_s[i] as number))).toFixed(2),
+    ours_cpu_s: +median(r.ours_cpu_s).toFixed(2),
+    cp_cpu_s: +median(r.cp_cpu_s).toFixed(2),
+    load_1m: +median(r.loadavg_1m).toFixed(1),
     ours_gbps_per_rank: +(r.planned_bytes / ours / GB).toFixed(2),
   };
 });
@@ -235,4 +273,3 @@ writeFileSync(join(root, 'bench/results/replicate.json'), `${JSON.stringify(resu
 console.error(`wrote bench/results/replicate.json; inputs in ${work}`);
 rmSync(staging, { recursive: true, force: true });
 if (!process.argv.includes('--dir')) rmSync(work, { recursive: true, force: true });
-void execFileSync;
