@@ -1,7 +1,7 @@
 /**
  * One timed plan run in a fresh process (so peak RSS is this run's): load the manifests, create
  * the plan, write it. Prints one JSON line: phase times (ms), items, buckets, peak RSS (bytes).
- * Usage: plan-run.ts <prev.json|-> <next.json> <out.json> <bucketBytes>
+ * Usage: plan-run.ts <prev|-> <next> <out.json> <bucketBytes> (manifests binary or JSON)
  */
 import { performance } from 'node:perf_hooks';
 import { loadManifest } from '@hotweights/core';
@@ -17,9 +17,11 @@ const cpu = () => {
   return (u.user + u.system) / 1000;
 };
 const t0 = performance.now();
-// One after the other, as `hotweights plan` does: only one file's text is in memory at a time.
+// As `hotweights plan` does: both reads start at once, next is validated while prev still reads.
+const prevLoad = prevPath && prevPath !== '-' ? loadManifest(prevPath, { lazyIndex: true }) : null;
+prevLoad?.catch(() => {});
 const next = await loadManifest(nextPath);
-const prev = prevPath && prevPath !== '-' ? await loadManifest(prevPath, { lazyIndex: true }) : null;
+const prev = prevLoad ? await prevLoad : null;
 const t1 = performance.now();
 const c1 = cpu();
 const plan = createPlan({

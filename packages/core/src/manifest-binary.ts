@@ -83,6 +83,7 @@ function le(a: Uint8Array | Uint32Array | Int32Array | Float64Array): Uint8Array
 
 /** UTF-8 names and their byte offsets (ASCII names, the usual case, need no re-encoding). */
 function encodeNames(names: NameColumn): { text: Uint8Array; offsets: Uint32Array } {
+  if (names.bytes) return { text: names.bytes, offsets: names.starts };
   const text = Buffer.from(names.text, 'utf8');
   if (text.length === names.text.length) return { text, offsets: names.starts };
   const offsets = new Uint32Array(names.length + 1);
@@ -213,7 +214,7 @@ function decodeNames(c: SchemaChecker, text: Uint8Array, offsets: Uint32Array): 
     );
   const buf = Buffer.from(text.buffer, text.byteOffset, text.length);
   // ASCII (the usual case): bytes and UTF-16 units coincide, so the offsets are the starts.
-  if (isAscii(buf)) return new NameColumn(buf.toString('latin1'), offsets);
+  if (isAscii(buf)) return new NameColumn(null, offsets, buf);
   const decoder = new TextDecoder('utf-8', { fatal: true });
   const names: string[] = new Array(n);
   for (let i = 0; i < n; i++) {

@@ -488,7 +488,8 @@ export function computeManifestDigest(meta: ManifestMeta, columns: ManifestColum
     const col = columns[name];
     if (typeof col === 'string') h.update(col);
     else if (col instanceof NameColumn) {
-      h.update(col.text);
+      // ASCII bytes hash the same as the text they spell.
+      h.update(col.bytes ?? col.text);
       h.update(leBytes(col.lengths()));
     } else if (col instanceof Uint8Array) h.update(col);
     else h.update(leBytes(col as NumericArray));

@@ -2,16 +2,38 @@
  * A column of names kept as one string plus start offsets, as the manifest stores them. Names are
  * sliced out only when asked for: comparing, hashing and indexing a million names works on the one
  * flat string, so loading a manifest allocates no string per entry (and gives the GC nothing to do).
+ *
+ * Names of a binary manifest that are all ASCII keep their bytes instead (`bytes`, where byte and
+ * character offsets coincide): comparisons run on the bytes, several times faster than on a long
+ * string, and the string is only decoded if a name is asked for.
  */
+import { Buffer } from 'node:buffer';
+
 export class NameColumn {
   readonly length: number;
+  #text: string | undefined;
 
-  /** `starts` has length + 1 offsets into `text`; name i is text[starts[i], starts[i + 1]). */
+  /**
+   * `starts` has length + 1 offsets into `text`; name i is text[starts[i], starts[i + 1]). With
+   * `bytes` (ASCII only), `text` may be null: it is decoded from the bytes on first use.
+   */
   constructor(
-    readonly text: string,
+    text: string | null,
     readonly starts: Uint32Array,
+    readonly bytes?: Uint8Array,
   ) {
+    if (text === null && !bytes) throw new TypeError('NameColumn needs its text or its ASCII bytes');
+    this.#text = text ?? undefined;
     this.length = starts.length - 1;
+  }
+
+  /** All names, concatenated. */
+  get text(): string {
+    if (this.#text === undefined) {
+      const b = this.bytes as Uint8Array;
+      this.#text = Buffer.from(b.buffer, b.byteOffset, b.length).toString('latin1');
+    }
+    return this.#text;
   }
 
   static from(names: readonly string[]): NameColumn {
@@ -45,6 +67,12 @@ export class NameColumn {
     const b = other.starts[j] as number;
     const n = (this.starts[i + 1] as number) - a;
     if ((other.starts[j + 1] as number) - b !== n) return false;
+    if (this.bytes && other.bytes) {
+      const x = this.bytes;
+      const y = other.bytes;
+      for (let k = 0; k < n; k++) if (x[a + k] !== y[b + k]) return false;
+      return true;
+    }
     const x = this.text;
     const y = other.text;
     for (let k = 0; k < n; k++) if (x.charCodeAt(a + k) !== y.charCodeAt(b + k)) return false;
@@ -61,6 +89,16 @@ export class NameColumn {
     const la = (this.starts[i + 1] as number) - a;
     const lb = (other.starts[j + 1] as number) - b;
     const n = la < lb ? la : lb;
+    if (this.bytes && other.bytes) {
+      // ASCII bytes: byte order is code unit order.
+      const x = this.bytes;
+      const y = other.bytes;
+      for (let k = 0; k < n; k++) {
+        const d = (x[a + k] as number) - (y[b + k] as number);
+        if (d !== 0) return d;
+      }
+      return la - lb;
+    }
     const x = this.text;
     const y = other.text;
     for (let k = 0; k < n; k++) {
@@ -93,7 +131,11 @@ export class NameColumn {
   /** True when both columns hold the same names in the same order. */
   sameAs(other: NameColumn): boolean {
     if (other === this) return true;
-    if (other.length !== this.length || other.text !== this.text) return false;
+    if (other.length !== this.length) return false;
+    if (this.bytes && other.bytes) {
+      if (!Buffer.from(this.bytes.buffer, this.bytes.byteOffset, this.bytes.length).equals(other.bytes))
+        return false;
+    } else if (other.text !== this.text) return false;
     const s = this.starts;
     const t = other.starts;
     for (let i = 0; i <= this.length; i++) if (s[i] !== t[i]) return false;

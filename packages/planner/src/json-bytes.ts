@@ -67,6 +67,21 @@ export class JsonBytes {
     return true;
   }
 
+  /** As plain(), over ASCII bytes. */
+  plainBytes(src: Uint8Array, start: number, end: number): boolean {
+    const n = end - start;
+    if (this.length + n > this.buf.length) this.grow(n);
+    const b = this.buf;
+    let at = this.length;
+    for (let k = start; k < end; k++) {
+      const ch = src[k] as number;
+      if (ch < 0x20 || ch === 0x22 || ch === 0x5c || ch > 0x7e) return false;
+      b[at++] = ch;
+    }
+    this.length = at;
+    return true;
+  }
+
   /** Lowercase hex of bytes [start, end). */
   hex(src: Uint8Array, start: number, end: number): void {
     const n = 2 * (end - start);
@@ -78,6 +93,17 @@ export class JsonBytes {
       b[at++] = HEX[v >> 4] as number;
       b[at++] = HEX[v & 15] as number;
     }
+    this.length = at;
+  }
+
+  /** Bytes [start, end) of another writer, copied in JS. */
+  from(other: JsonBytes, start: number, end: number): void {
+    const n = end - start;
+    if (this.length + n > this.buf.length) this.grow(n);
+    const b = this.buf;
+    const src = other.buf;
+    let at = this.length;
+    for (let k = start; k < end; k++) b[at++] = src[k] as number;
     this.length = at;
   }
 

@@ -79,11 +79,22 @@ export function packFirstFitDecreasingInto(
   alignment: number,
 ): PackedItems {
   const n = sizes.length;
-  // Sort by size descending, ties by index: sort (size, index) keys encoded in one f64 array
-  // would lose precision for large sizes, so sort indexes with a comparator (typed, no boxing).
   const order = new Uint32Array(n);
-  for (let i = 0; i < n; i++) order[i] = i;
-  order.sort((a, b) => (sizes[b] as number) - (sizes[a] as number) || a - b);
+  // Size descending, ties by index. When (capacity - size) * n + index stays exact in a double,
+  // that one key sorts natively (no comparator call per comparison); otherwise a comparator.
+  if (
+    (capacity + 1) * (n + 1) <= Number.MAX_SAFE_INTEGER &&
+    Number.isInteger(capacity) &&
+    sizes.every((s) => Number.isInteger(s) && s >= 0 && s <= capacity)
+  ) {
+    const keys = new Float64Array(n);
+    for (let i = 0; i < n; i++) keys[i] = (capacity - (sizes[i] as number)) * n + i;
+    keys.sort();
+    for (let k = 0; k < n; k++) order[k] = (keys[k] as number) % n;
+  } else {
+    for (let i = 0; i < n; i++) order[i] = i;
+    order.sort((a, b) => (sizes[b] as number) - (sizes[a] as number) || a - b);
+  }
   const ends: number[] = [];
   const tree = new FreeTree();
   const bucket = new Uint32Array(n);

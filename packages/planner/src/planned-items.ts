@@ -130,7 +130,8 @@ export class ItemWriter {
     w.copy(this.hashPrefix);
     w.hex(c.hash, i * this.hashBytes, (i + 1) * this.hashBytes);
     w.raw('","key":"');
-    if (w.plain(names.text, a, b)) {
+    const bytes = names.bytes;
+    if (bytes ? w.plainBytes(bytes, a, b) : w.plain(names.text, a, b)) {
       w.raw(':');
       w.num(rank);
       w.raw('"');
@@ -171,7 +172,7 @@ export class ItemWriter {
     w.raw(',"shard_rank":');
     w.num(rank);
     w.raw(',"tensor":"');
-    if (w.plain(names.text, a, b)) w.raw('"');
+    if (bytes ? w.plainBytes(bytes, a, b) : w.plain(names.text, a, b)) w.raw('"');
     else {
       w.length -= 1;
       w.str(names.get(i));

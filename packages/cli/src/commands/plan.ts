@@ -81,10 +81,14 @@ async function previousManifest(
   opts: PlanFlags,
   next: ColumnarManifest,
   c: CliContext,
+  prevLoad?: Promise<Manifest>,
 ): Promise<{ prev: Manifest | null; source: string }> {
   // The previous manifest is only looked up by key where the layout changed: index it lazily.
   if (opts.prev)
-    return { prev: await loadManifest(opts.prev, { lazyIndex: true }), source: resolve(opts.prev) };
+    return {
+      prev: await (prevLoad ?? loadManifest(opts.prev, { lazyIndex: true })),
+      source: resolve(opts.prev),
+    };
   // Seed behaviour: with a coordinator configured (HOTWEIGHTS_COORD), prev is its current version.
   const endpoint = opts.coordEndpoint ?? (coordinatorSource ? c.config.coordEndpoint : undefined);
   if (endpoint) {
@@ -182,8 +186,12 @@ export const planCommand: CommandModule = {
               : undefined,
           tpAuto: opts.tpAuto,
         };
+        // Both files are read at once (the reads overlap each other and next's validation);
+        // next's errors still come first.
+        const prevLoad = opts.prev ? loadManifest(opts.prev, { lazyIndex: true }) : undefined;
+        prevLoad?.catch(() => {});
         const next = await loadManifest(opts.next);
-        const { prev, source } = await previousManifest(opts, next, c);
+        const { prev, source } = await previousManifest(opts, next, c, prevLoad);
         const checkpointRoot = opts.checkpoint ?? next.checkpoint_root;
         if (!checkpointRoot)
           throw new ConfigError(
