@@ -1,12 +1,23 @@
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildManifest, ConfigError, loadPlan, type ManifestEntry, type Plan } from '@hotweights/core';
+import {
+  buildManifest,
+  ConfigError,
+  canonicalJson,
+  computePlanDigest,
+  loadManifest,
+  loadPlan,
+  type ManifestEntry,
+  type Plan,
+  type PlanItem,
+} from '@hotweights/core';
 import {
   alignUp,
   createPlan,
   packFirstFitDecreasing,
   parseGroupMap,
   parseTpGroups,
+  planDigest,
   publish,
   writeManifest,
   writePlan,
@@ -376,5 +387,79 @@ describe('plan files', () => {
     expect(loaded.source).toEqual({ root: b, rank: 0 });
     expect(loaded.model_id).toBe('org/m');
     expect(readdirSync(tmp.path).filter((n) => n.endsWith('.tmp'))).toEqual([]);
+  });
+});
+
+describe('manifest formats and plan text', () => {
+  /** Binary and JSON forms of a manifest, loaded back as `hotweights plan` loads them. */
+  async function bothForms(m: ReturnType<typeof manifest>, name: string) {
+    const bin = join(tmp.path, `${name}.manifest`);
+    const json = join(tmp.path, `${name}.json`);
+    await writeManifest(m, bin);
+    await writeManifest(m, json, { format: 'json' });
+    expect(readFileSync(bin).subarray(0, 4).toString('latin1')).toBe('\x89HWM');
+    expect(JSON.parse(readFileSync(json, 'utf8')).manifest_version).toBe(2);
+    return { bin: await loadManifest(bin), json: await loadManifest(json) };
+  }
+
+  it('gives the same plan from binary and JSON manifests, for aligned and shifted layouts', async () => {
+    const sizes: Record<string, [number, string]> = {};
+    for (let t = 0; t < 40; t++) sizes[`layer.${String(t).padStart(2, '0')}`] = [100 + t * 37, 'a'];
+    const prev = manifest('v1', sizes);
+    // Same layout, every 4th tensor changed.
+    const same = manifest(
+      'v2',
+      Object.fromEntries(Object.entries(sizes).map(([k, [s]], i) => [k, [s, i % 4 ? 'a' : 'b']])),
+    );
+    // Shifted layout: new tensors sort in between (entry i of prev is no longer entry i of next),
+    // one removed, one changed: binary manifests are merge-joined on their key order.
+    const shifted = manifest('v2', {
+      ...Object.fromEntries(Object.entries(sizes).filter(([k]) => k !== 'layer.07')),
+      'layer.05a': [64, 'c'],
+      'layer.00a': [64, 'c'],
+      'layer.20': [sizes['layer.20']?.[0] as number, 'd'],
+    });
+    const p = await bothForms(prev, 'fmt-prev');
+    for (const [name, next] of [
+      ['same', same],
+      ['shifted', shifted],
+    ] as const) {
+      const n = await bothForms(next, `fmt-${name}`);
+      const opts = { ...base, bucketBytes: 1024, alignment: 64 };
+      const fromBin = createPlan({ ...opts, prev: p.bin, next: n.bin });
+      const fromJson = createPlan({ ...opts, prev: p.json, next: n.json });
+      const fromMemory = createPlan({ ...opts, prev, next });
+      expect(fromBin.digest).toBe(fromJson.digest);
+      expect(fromBin.digest).toBe(fromMemory.digest);
+      expect(fromBin).toEqual(fromJson);
+      if (name === 'shifted') {
+        expect(keysOf(fromBin)).toEqual(['layer.00a:0', 'layer.05a:0', 'layer.20:0']);
+        expect(fromBin.removed).toEqual(['layer.07:0']);
+      } else expect(new Set(keysOf(fromBin)).size).toBe(10);
+    }
+  });
+
+  it('writes the plan file and digest from the manifest columns: same text as JSON of the items', async () => {
+    const prev = manifest('v1', { a: [10, 'a'], 'b "quoted" name': [20, 'b'], é: [30, 'c'] });
+    const next = manifest('v2', { a: [10, 'f'], 'b "quoted" name': [5000, 'e'], é: [30, 'd'] });
+    const plan = createPlan({ ...base, prev, next, bucketBytes: 1024 });
+    const out = join(tmp.path, 'text-plan.json');
+    await writePlan(plan, out);
+    const text = readFileSync(out, 'utf8');
+    const doc = JSON.parse(text);
+    // Items are built on demand and equal what the file says; spreads, JSON and clones see them.
+    expect(doc.buckets).toEqual(JSON.parse(JSON.stringify(plan.buckets)));
+    expect(structuredClone(plan)).toEqual(doc);
+    expect(computePlanDigest(plan)).toBe(plan.digest);
+    expect(planDigest(plan)).toBe(plan.digest);
+    // One item per line, in canonical key order.
+    const first = plan.buckets[0]?.items[0] as PlanItem;
+    expect(text).toContain(`\n      ${canonicalJson(first)}`);
+    expect((await loadPlan(out)).digest).toBe(plan.digest);
+    // A changed copy is written from its own objects, not from the original's columns.
+    const changed = { ...plan, buckets: plan.buckets.map((b) => ({ ...b, items: [...b.items] })) };
+    const out2 = join(tmp.path, 'text-plan-2.json');
+    await writePlan({ ...changed, digest: planDigest(changed) }, out2);
+    expect(readFileSync(out2, 'utf8')).toBe(text);
   });
 });
