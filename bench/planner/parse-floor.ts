@@ -1,20 +1,18 @@
 /**
- * The floor for loading two JSON manifests: read both files and JSON.parse them, nothing else.
- * Prints one JSON line like plan-run.ts. Usage: parse-floor.ts <prev.json> <next.json>
+ * The floor for loading two manifests: read both files into memory (at once, as the planner does),
+ * nothing else; JSON files are also JSON.parse'd (the floor of the JSON form). Prints one JSON line
+ * like plan-run.ts. Usage: parse-floor.ts <prev> <next>
  */
 import { readFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 
 const paths = process.argv.slice(2);
 const t0 = performance.now();
-// One after the other, like the planner loads its two manifests.
-const docs: { entries: { count: number } }[] = [];
-for (const p of paths) docs.push(JSON.parse(await readFile(p, 'utf8')));
+const files = await Promise.all(paths.map((p) => readFile(p)));
+let bytes = 0;
+for (const [i, f] of files.entries()) {
+  bytes += f.length;
+  if (paths[i]?.endsWith('.json')) JSON.parse(f.toString('utf8'));
+}
 const t1 = performance.now();
-console.log(
-  JSON.stringify({
-    total_ms: t1 - t0,
-    entries: docs.reduce((s, d) => s + d.entries.count, 0),
-    peak_rss: process.resourceUsage().maxRSS * 1024,
-  }),
-);
+console.log(JSON.stringify({ total_ms: t1 - t0, bytes, peak_rss: process.resourceUsage().maxRSS * 1024 }));
