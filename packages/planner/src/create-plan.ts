@@ -218,8 +218,13 @@ export function createPlan(options: CreatePlanOptions): Plan {
     for (let m = 0; m < members.length; m++) sizes[m] = pending.size[members[m] as number] as number;
     const packed = packFirstFitDecreasingInto(sizes, bucketBytes, alignment);
     const first = itemsByBucket.length;
+    const perBucket = new Uint32Array(packed.buckets);
+    for (let m = 0; m < members.length; m++) {
+      const b = packed.bucket[m] as number;
+      perBucket[b] = (perBucket[b] as number) + 1;
+    }
     for (let b = 0; b < packed.buckets; b++) {
-      itemsByBucket.push(new PlannedItems(16));
+      itemsByBucket.push(new PlannedItems(perBucket[b] as number));
       ranksByBucket.push(ranks);
     }
     // Placement order: inside each bucket offsets ascend, so no per-bucket sort is needed.
