@@ -17,29 +17,14 @@ import {
   type Plan,
   type PlanBucket,
   serializeManifest,
+  writeAllAt,
 } from '@hotweights/core';
 import type { TargetLayout } from './layout.js';
 
-/**
- * Writes into the page cache go in pieces of this size: the kernel sizes the new file's folios by
- * the write, and large folios come from memory this VM kind has handed back to its host, where
- * first touch is slow. Measured here for 2 GiB of new files: 256 KiB writes ~1.1 s (cp: 0.9 s),
- * 1 MiB ~4-6 s, 4 MiB ~4-5 s.
- */
-const WRITE_CHUNK = 256 << 10;
 /** Buffer for copying unchanged entries out of the live version. */
 const COPY_CHUNK = 4 << 20;
 /** Concurrent kernel copies of live files (each is CPU-bound in the kernel: one per core). */
 const COPY_CONCURRENCY = 2;
-
-export async function writeAll(fh: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
-  let done = 0;
-  while (done < bytes.byteLength) {
-    const n = Math.min(bytes.byteLength - done, WRITE_CHUNK);
-    const { bytesWritten } = await fh.write(bytes, done, n, position + done);
-    done += bytesWritten;
-  }
-}
 
 type Mode = 'link' | 'patch' | 'build';
 
@@ -223,7 +208,7 @@ export class DirectoryPreparation implements AdapterPreparation {
     const handle = job.handle;
     const view = bytes.subarray(item.offset, item.offset + item.nbytes);
     const write = job.tail.then(async () =>
-      writeAll(await handle, view, e.file_offset + (item.part?.tensor_offset ?? 0)),
+      writeAllAt(await handle, view, e.file_offset + (item.part?.tensor_offset ?? 0)),
     );
     job.tail = write.catch(() => {});
     await write;
@@ -290,7 +275,7 @@ export class DirectoryPreparation implements AdapterPreparation {
           const { bytesRead } = await src.read(buf, 0, n, old.file_offset + done);
           if (bytesRead === 0)
             throw new AdapterError(`${who}: live file ${old.file} is shorter than its manifest says`);
-          await writeAll(fh, buf.subarray(0, bytesRead), e.file_offset + done);
+          await writeAllAt(fh, buf.subarray(0, bytesRead), e.file_offset + done);
           done += bytesRead;
         }
       }

@@ -27,6 +27,7 @@ export {
   TransportError,
   VerificationError,
 } from './errors.js';
+export { WRITE_PIECE, writeAllAt } from './file-write.js';
 export { HostStaging, type HostStagingOptions } from './host-staging.js';
 export {
   createItemHasher,

@@ -206,7 +206,8 @@ export async function replicateRank(options: ReplicateRankOptions): Promise<Rank
   const reader = isSource ? new CheckpointReader(options.sourceRoot ?? plan.source.root) : undefined;
   // Hashing on worker threads pays off once there is more to hash than a worker costs to start.
   const hashBytes = consumed.reduce((n, b) => n + b.size, 0);
-  const hashPool = verify && hashBytes >= POOL_MIN_BYTES ? VerifyPool.create(config.hashThreads) : undefined;
+  const hashPool =
+    verify && hashBytes >= POOL_MIN_BYTES ? await VerifyPool.create(config.hashThreads) : undefined;
   const verifier = new ItemVerifier(rank, () => m?.verifyFailures.inc(), hashPool);
   const pool = new BufferPool();
   const window = new ReplicationWindow(config.inflightBuckets, config.inflightBytes, (buckets, bytes) => {

@@ -15,6 +15,10 @@ export const SEGMENT_PREFIX = 'hotweights.';
 
 interface ShmModule {
   mapFd(fd: number, options: { length: number; writable?: boolean }): Uint8Array;
+  /** The native addon's file, for worker threads that load it with require(). */
+  addonPath(): string;
+  /** Absent from addons built before it was added. */
+  writeAll?(fd: number, view: Uint8Array, position: number, piece: number): Promise<void>;
   reserveFd(fd: number, length: number): void;
   shmUnavailableReason(): string | undefined;
 }
@@ -177,14 +181,33 @@ export async function flushSegment(segment: Segment, length = segment.bytes.byte
 // Mapped segments by their memory, so a transport handed a staged bucket's bytes can tell other
 // processes on the host where those bytes already are instead of copying them again.
 const sharedPaths = new WeakMap<ArrayBufferLike, string>();
+// A number per mapping that stays the same while its file is renamed (a segment recycled for
+// another bucket is the same memory): worker threads keep their own mapping of it by this id.
+const sharedIds = new WeakMap<ArrayBufferLike, number>();
+let nextSharedId = 1;
 
 /** Records that `bytes` (a whole mapping) is the content of the segment file `path`. */
 export function registerSharedBytes(bytes: Uint8Array, path: string): void {
-  if (bytes.byteLength > 0) sharedPaths.set(bytes.buffer, path);
+  if (bytes.byteLength === 0) return;
+  sharedPaths.set(bytes.buffer, path);
+  if (!sharedIds.has(bytes.buffer)) sharedIds.set(bytes.buffer, nextSharedId++);
 }
 
 export function unregisterSharedBytes(bytes: Uint8Array): void {
   sharedPaths.delete(bytes.buffer);
+}
+
+/**
+ * Like `sharedLocationOf`, plus the mapping's id (stable across renames, never reused in this
+ * process) and its whole length, for a worker that maps the segment once and keeps it.
+ */
+export function sharedSegmentOf(
+  view: Uint8Array,
+): { path: string; offset: number; id: number; size: number } | undefined {
+  const path = sharedPaths.get(view.buffer);
+  const id = sharedIds.get(view.buffer);
+  if (path === undefined || id === undefined) return undefined;
+  return { path, offset: view.byteOffset, id, size: view.buffer.byteLength };
 }
 
 /** Where `view`'s bytes live in a shared segment file, when they do. */

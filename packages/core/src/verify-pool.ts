@@ -1,31 +1,63 @@
 /**
  * Item hashing for verification on worker threads, so the main thread keeps driving reads and
  * writes while buckets are hashed (and several buckets hash at once). Staged bytes live in
- * shared-memory segment files: a worker is told the segment's path and the byte range and maps it
- * read-only itself (no copy, nothing transferred). Bytes that are not in a mapped segment (the
- * addon is missing, or a staging agent without segments) are hashed on the calling thread.
+ * shared-memory segment files: a worker is told the segment (its path and a stable id) and the
+ * byte range, maps the whole segment read-only itself (no copy, nothing transferred) and keeps
+ * that mapping while staging recycles the segment for later buckets, so its pages are faulted in
+ * once per run, not once per item. A few mappings are kept per worker (least recently used ones
+ * are unmapped at once). Bytes that are not in a mapped segment (the addon is missing, or a
+ * staging agent without segments) are hashed on the calling thread.
  *
  * The worker body is JavaScript evaluated from a string, so the same code runs from TypeScript
  * sources (tests, tsx) and from the compiled package; native modules are passed as resolved paths.
  */
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
-import { dirname } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { createItemHasher, type HashAlgorithm } from './item-hash.js';
-import { sharedLocationOf } from './shm-segment.js';
+import { loadShm, sharedSegmentOf } from './shm-segment.js';
 
 interface Chunk {
+  /** The segment: its file, its id (stable while recycled) and its whole length. */
   readonly path: string;
+  readonly id: number;
+  readonly size: number;
   readonly offset: number;
   readonly length: number;
 }
+
+/** Segment mappings each worker keeps (a window's worth; older ones are unmapped). */
+const KEPT_MAPPINGS = 8;
 
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const fs = require('node:fs');
 const crypto = require('node:crypto');
-const shm = require(workerData.nodeGypBuild)(workerData.shmRoot);
+const shm = require(workerData.shmAddon);
+const kept = new Map(); // segment id -> ArrayBuffer of the whole segment, least recent first
+function segment(c) {
+  let ab = kept.get(c.id);
+  if (ab && ab.byteLength >= c.offset + c.length) {
+    kept.delete(c.id);
+    kept.set(c.id, ab);
+    return ab;
+  }
+  if (ab) shm.unmapRange(ab);
+  const fd = fs.openSync(c.path, 'r');
+  try {
+    ab = shm.mapRange(fd, c.size, 0, 0);
+  } finally {
+    fs.closeSync(fd);
+  }
+  kept.delete(c.id);
+  kept.set(c.id, ab);
+  while (kept.size > workerData.keep) {
+    const [id, old] = kept.entries().next().value;
+    kept.delete(id);
+    shm.unmapRange(old);
+  }
+  return ab;
+}
 const { Blake3Hasher } = require(workerData.blake);
 const { xxh3 } = require(workerData.xxhash);
 function hasher(algo) {
@@ -50,17 +82,7 @@ function hasher(algo) {
 parentPort.on('message', ({ id, algo, chunks }) => {
   try {
     const h = hasher(algo);
-    for (const c of chunks) {
-      if (c.length === 0) continue;
-      const fd = fs.openSync(c.path, 'r');
-      try {
-        const start = c.offset - (c.offset % shm.pageSize);
-        const ab = shm.map(fd, c.length + (c.offset - start), start, false);
-        h.update(Buffer.from(ab, c.offset - start, c.length));
-      } finally {
-        fs.closeSync(fd);
-      }
-    }
+    for (const c of chunks) if (c.length > 0) h.update(Buffer.from(segment(c), c.offset, c.length));
     parentPort.postMessage({ id, hex: h.hex() });
   } catch (err) {
     parentPort.postMessage({ id, error: String((err && err.message) || err) });
@@ -73,16 +95,17 @@ interface Pending {
   reject(err: Error): void;
 }
 
-/** Where the worker finds its native modules, or undefined when the shm addon is not installed. */
-function workerModules(): Record<string, string> | undefined {
+/** What the worker loads, or undefined when the shm addon is not available here. */
+async function workerData(): Promise<Record<string, string | number> | undefined> {
   try {
+    const shm = await loadShm();
+    if (!shm) return undefined;
     const require = createRequire(import.meta.url);
-    const shmRoot = dirname(require.resolve('@hotweights/shm/package.json'));
     return {
-      shmRoot,
-      nodeGypBuild: createRequire(`${shmRoot}/package.json`).resolve('node-gyp-build'),
+      shmAddon: shm.addonPath(),
       blake: require.resolve('@napi-rs/blake-hash'),
       xxhash: require.resolve('@node-rs/xxhash'),
+      keep: KEPT_MAPPINGS,
     };
   } catch {
     return undefined;
@@ -97,7 +120,7 @@ export class VerifyPool {
   private nextId = 0;
   private closed = false;
 
-  private constructor(threads: number, modules: Record<string, string>) {
+  private constructor(threads: number, modules: Record<string, string | number>) {
     for (let i = 0; i < threads; i++) {
       const w = new Worker(WORKER_SOURCE, { eval: true, workerData: modules });
       w.on('message', (msg: { hex?: string; error?: string }) => {
@@ -127,18 +150,18 @@ export class VerifyPool {
    * A pool of `threads` workers (default: one per core), or undefined when workers could not map
    * segments here (then callers hash on their own thread).
    */
-  static create(threads = availableParallelism()): VerifyPool | undefined {
-    const modules = workerModules();
-    return modules ? new VerifyPool(Math.max(1, threads), modules) : undefined;
+  static async create(threads = availableParallelism()): Promise<VerifyPool | undefined> {
+    const data = await workerData();
+    return data ? new VerifyPool(Math.max(1, threads), data) : undefined;
   }
 
   /** Hex digest of `chunks` in order: on a worker when every chunk is in a mapped segment. */
   hash(algo: HashAlgorithm, chunks: readonly Uint8Array[]): Promise<string> {
     const located: Chunk[] = [];
     for (const c of chunks) {
-      const at = c.byteLength > 0 ? sharedLocationOf(c) : undefined;
+      const at = c.byteLength > 0 ? sharedSegmentOf(c) : undefined;
       if (c.byteLength > 0 && !at) return Promise.resolve(hashHere(algo, chunks));
-      if (at) located.push({ path: at.path, offset: at.offset, length: c.byteLength });
+      if (at) located.push({ ...at, length: c.byteLength });
     }
     if (this.closed) return Promise.resolve(hashHere(algo, chunks));
     return new Promise<string>((resolve, reject) => {

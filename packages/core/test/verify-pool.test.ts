@@ -33,7 +33,7 @@ const bucket = (id: number, size: number) => ({ bucket_id: id, size, consumer_ra
 describe('VerifyPool', { timeout: 60_000 }, () => {
   it('hashes staged segments on workers exactly as the main thread does', async () => {
     const staging = await HostStaging.open({ dir: mkdtempSync(join(shm, 'pool-')) });
-    const pool = VerifyPool.create(2);
+    const pool = await VerifyPool.create(2);
     expect(pool).toBeDefined();
     const a = await staging.allocate('v1', bucket(0, 3 << 20));
     const b = await staging.allocate('v1', bucket(1, 5001));
@@ -46,6 +46,14 @@ describe('VerifyPool', { timeout: 60_000 }, () => {
       expect(`${algo}:${await pool?.hash(algo, [a.bytes, b.bytes])}`).toBe(
         hashItem(algo, [a.bytes, b.bytes]),
       );
+    }
+    // A segment recycled for another bucket (renamed, new bytes) is hashed from its new bytes,
+    // through the mapping the worker kept.
+    await staging.drop('v1', 0);
+    const again = await staging.allocate('v1', bucket(2, 2 << 20));
+    again.bytes.set(randomBytes(again.bytes.byteLength));
+    for (let i = 0; i < 4; i++) {
+      expect(`blake3:${await pool?.hash('blake3', [again.bytes])}`).toBe(hashItem('blake3', [again.bytes]));
     }
     // Bytes outside any segment are hashed on the calling thread, with the same result.
     const plain = randomBytes(70_000);

@@ -3,6 +3,8 @@
 // the ArrayBuffer's finalizer unmaps it.
 #include <napi.h>
 
+#include "io.h"
+
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -196,6 +198,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("mapRange", Napi::Function::New(env, MapRange));
   exports.Set("unmapRange", Napi::Function::New(env, UnmapRangeNow));
   exports.Set("pageSize", Napi::Number::New(env, static_cast<double>(sysconf(_SC_PAGESIZE))));
+  InitIo(env, exports);
   return exports;
 }
 

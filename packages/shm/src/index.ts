@@ -13,6 +13,7 @@ interface Binding {
   reserve(fd: number, length: number): void;
   mapRange(fd: number, length: number, offset: number, advice: number): ArrayBuffer;
   unmapRange(buffer: ArrayBuffer): boolean;
+  writeAll(fd: number, view: Uint8Array, position: number, piece: number): Promise<void>;
   readonly pageSize: number;
 }
 
@@ -143,4 +144,17 @@ export function mapRangeFd(
   const start = offset - (offset % b.pageSize);
   const ab = b.mapRange(fd, length + (offset - start), start, ADVICE[options.advice ?? 'none']);
   return { view: new Uint8Array(ab, offset - start, length), unmap: () => void b.unmapRange(ab) };
+}
+
+/**
+ * Writes all of `view` to `fd` at `position` with pwrite calls of at most `piece` bytes, in one
+ * libuv thread-pool task (one round trip between threads for the whole buffer, however many
+ * pieces). The view must stay valid until the promise settles (a mapping: not unmapped). Rejects
+ * with `code` ENOSPC, EIO or EWRITE and the `errno`.
+ */
+export function writeAll(fd: number, view: Uint8Array, position: number, piece = 256 << 10): Promise<void> {
+  if (!Number.isSafeInteger(position) || position < 0)
+    throw new RangeError(`position ${position} must be a non-negative integer`);
+  if (view.byteLength === 0) return Promise.resolve();
+  return load().writeAll(fd, view, position, piece);
 }

@@ -1,0 +1,24 @@
+/**
+ * Writing a buffer (usually a verified bucket's staged segment) into a file at a position. The
+ * kernel sizes a new file's page-cache folios by the write, and on this machine kind large folios
+ * come from memory handed back to the host, whose first touch is slow: writing 2 GiB of new files
+ * took ~1.1 s in 256 KiB writes against ~4-6 s in 1-4 MiB ones (cp: 0.9 s). So writes go in
+ * 256 KiB pieces; with @hotweights/shm all pieces of one buffer are written in one thread-pool
+ * task (one round trip between threads instead of one per piece).
+ */
+import type { FileHandle } from 'node:fs/promises';
+import { loadShm } from './shm-segment.js';
+
+export const WRITE_PIECE = 256 << 10;
+
+export async function writeAllAt(fh: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
+  if (bytes.byteLength === 0) return;
+  const shm = await loadShm();
+  if (shm?.writeAll) return shm.writeAll(fh.fd, bytes, position, WRITE_PIECE);
+  let done = 0;
+  while (done < bytes.byteLength) {
+    const n = Math.min(bytes.byteLength - done, WRITE_PIECE);
+    const { bytesWritten } = await fh.write(bytes, done, n, position + done);
+    done += bytesWritten;
+  }
+}
