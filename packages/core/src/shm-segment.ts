@@ -17,8 +17,9 @@ interface ShmModule {
   mapFd(fd: number, options: { length: number; writable?: boolean }): Uint8Array;
   /** The native addon's file, for worker threads that load it with require(). */
   addonPath(): string;
-  /** Absent from addons built before it was added. */
+  /** Absent from addons built before they were added. */
   writeAll?(fd: number, view: Uint8Array, position: number, piece: number): Promise<void>;
+  reserveFdAsync?(fd: number, length: number): Promise<void>;
   reserveFd(fd: number, length: number): void;
   shmUnavailableReason(): string | undefined;
 }
@@ -138,7 +139,9 @@ export async function createSegment(path: string, size: number): Promise<Segment
     if (size === 0) return { path, bytes: new Uint8Array(0), mapped: mod !== null };
     if (mod) {
       try {
-        mod.reserveFd(fh.fd, size);
+        // Off the event loop when the addon can: zero-filling fresh pages takes a while.
+        if (mod.reserveFdAsync) await mod.reserveFdAsync(fh.fd, size);
+        else mod.reserveFd(fh.fd, size);
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
         throw new StagingError(

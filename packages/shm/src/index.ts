@@ -14,6 +14,7 @@ interface Binding {
   mapRange(fd: number, length: number, offset: number, advice: number): ArrayBuffer;
   unmapRange(buffer: ArrayBuffer): boolean;
   writeAll(fd: number, view: Uint8Array, position: number, piece: number): Promise<void>;
+  reserveAsync(fd: number, length: number): Promise<void>;
   readonly pageSize: number;
 }
 
@@ -157,4 +158,13 @@ export function writeAll(fd: number, view: Uint8Array, position: number, piece =
     throw new RangeError(`position ${position} must be a non-negative integer`);
   if (view.byteLength === 0) return Promise.resolve();
   return load().writeAll(fd, view, position, piece);
+}
+
+/**
+ * `reserveFd` on the libuv thread pool: claiming a large new segment zero-fills its pages, which
+ * takes tens of milliseconds per 64 MiB and should not block the event loop. The descriptor must
+ * stay open until the promise settles. Rejects with `code: 'ENOSPC'` when shared memory is full.
+ */
+export function reserveFdAsync(fd: number, length: number): Promise<void> {
+  return load().reserveAsync(fd, length);
 }

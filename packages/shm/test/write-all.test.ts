@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { mapFile, writeAll } from '@hotweights/shm';
+import { mapFile, reserveFdAsync, writeAll } from '@hotweights/shm';
 import { afterAll, describe, expect, it } from 'vitest';
 
 const dir = mkdtempSync(join(tmpdir(), 'hw-shm-write-'));
@@ -46,5 +46,26 @@ describe('writeAll', { timeout: 30_000 }, () => {
       closeSync(fd);
     }
     expect(() => writeAll(1, new Uint8Array(1), -1)).toThrow(RangeError);
+  });
+
+  it('reserveFdAsync claims the space of a segment off the event loop', async () => {
+    const path = join(shm, 'reserved');
+    const fd = openSync(path, 'w+');
+    try {
+      await reserveFdAsync(fd, 5 << 20);
+    } finally {
+      closeSync(fd);
+    }
+    const st = statSync(path);
+    expect(st.size).toBe(5 << 20);
+    // Blocks are allocated now, not on first write (a full tmpfs fails here, not with SIGBUS).
+    expect(st.blocks * 512).toBeGreaterThanOrEqual(5 << 20);
+    const ro = openSync(path, 'r');
+    try {
+      const err = await reserveFdAsync(ro, 1 << 20).catch((e: unknown) => e);
+      expect((err as { code: string }).code).toBe('EFALLOCATE');
+    } finally {
+      closeSync(ro);
+    }
   });
 });
