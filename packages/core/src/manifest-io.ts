@@ -295,12 +295,20 @@ export class ColumnarManifest implements Manifest {
       // Binary search over the key order: no table to build for a handful of lookups.
       const names = this.columns.tensor;
       const ranks = this.columns.shard_rank;
+      // ASCII names are compared as bytes; a name that is not ASCII cannot be one of them.
+      let query: Uint8Array | undefined;
+      if (names.bytes) {
+        if (!isAscii(Buffer.from(tensor, 'utf8'))) return -1;
+        query = Buffer.from(tensor, 'latin1');
+      }
       let lo = 0;
       let hi = order.length;
       while (lo < hi) {
         const mid = (lo + hi) >>> 1;
         const e = order[mid] as number;
-        const c = names.compareTo(e, tensor) || (ranks[e] as number) - shardRank;
+        const c =
+          (query ? names.compareBytes(e, query) : names.compareTo(e, tensor)) ||
+          (ranks[e] as number) - shardRank;
         if (c === 0) return e;
         if (c < 0) lo = mid + 1;
         else hi = mid;

@@ -121,6 +121,19 @@ export class NameColumn {
     return la - name.length;
   }
 
+  /** Order of name i against the ASCII bytes of a name (a column with `bytes` only). */
+  compareBytes(i: number, name: Uint8Array): number {
+    const x = this.bytes as Uint8Array;
+    const a = this.starts[i] as number;
+    const la = (this.starts[i + 1] as number) - a;
+    const n = la < name.length ? la : name.length;
+    for (let k = 0; k < n; k++) {
+      const d = (x[a + k] as number) - (name[k] as number);
+      if (d !== 0) return d;
+    }
+    return la - name.length;
+  }
+
   /** True when name i equals `name`. */
   is(i: number, name: string): boolean {
     const a = this.starts[i] as number;
