@@ -138,6 +138,19 @@ class Pending {
   }
 }
 
+/** Planned keys that exist in prev (changed) and that do not (added), per plan createPlan made. */
+const deltaCounts = new WeakMap<Plan, { readonly changed: number; readonly added: number }>();
+
+/**
+ * How many planned keys changed and how many were added, for a plan createPlan made (undefined
+ * for any other plan object): what a summary would otherwise look up key by key.
+ */
+export function planDeltaCounts(
+  plan: Plan,
+): { readonly changed: number; readonly added: number } | undefined {
+  return deltaCounts.get(plan);
+}
+
 export function createPlan(options: CreatePlanOptions): Plan {
   const alignment = options.alignment ?? DEFAULT_ALIGNMENT;
   if (!Number.isSafeInteger(alignment) || alignment < 1 || (alignment & (alignment - 1)) !== 0)
@@ -167,6 +180,8 @@ export function createPlan(options: CreatePlanOptions): Plan {
   const match = prev ? matchEntries(prev, next) : null;
   const prevMatched = prev ? new Uint8Array(prev.size) : null;
   const sameHash = prev ? hashComparer(prev, next) : null;
+  let changed = 0;
+  let added = 0;
   for (let i = 0; i < next.size; i++) {
     const sr = nc.shard_rank[i] as number;
     if (sr > maxShard) maxShard = sr;
@@ -178,6 +193,8 @@ export function createPlan(options: CreatePlanOptions): Plan {
         if (prev.columns.nbytes[j] === nbytes && sameHash?.(j, i)) continue;
       }
     }
+    if (match && (match[i] as number) >= 0) changed++;
+    else added++;
     if (nbytes <= bucketBytes) {
       pending.push(i, nbytes, -1);
       continue;
@@ -273,5 +290,6 @@ export function createPlan(options: CreatePlanOptions): Plan {
   const encoded = encodePlan(body, { trusted: true });
   const plan: Plan = { ...body, digest: encoded.digest };
   rememberEncoding(plan, encoded);
+  deltaCounts.set(plan, { changed, added });
   return plan;
 }

@@ -8,7 +8,12 @@ export {
   parseTpGroups,
   type TpGroups,
 } from './consumers.js';
-export { type CreatePlanOptions, createPlan, DEFAULT_ALIGNMENT } from './create-plan.js';
+export {
+  type CreatePlanOptions,
+  createPlan,
+  DEFAULT_ALIGNMENT,
+  planDeltaCounts,
+} from './create-plan.js';
 export { formatBytes } from './format-bytes.js';
 export { checkHashAlgo, HASH_ALGOS, type HashAlgo, type HashTask, hashRanges } from './hash-pool.js';
 export {

@@ -16,6 +16,7 @@ import {
   formatBytes,
   parseGroupMap,
   parseTpGroups,
+  planDeltaCounts,
   verifyPlan,
   writePlan,
 } from '@hotweights/planner';
@@ -220,10 +221,12 @@ export const planCommand: CommandModule = {
 
         // Summary: what changed, what moves.
         const prevCol = prev ? toColumnar(prev) : null;
-        let changed = 0;
-        let added = 0;
+        // createPlan counted them while planning; the lookups below are for other plans.
+        const counts = planDeltaCounts(plan);
+        let changed = counts?.changed ?? 0;
+        let added = counts?.added ?? 0;
         const seen = new Set<string>();
-        for (const b of plan.buckets)
+        for (const b of counts ? [] : plan.buckets)
           for (const it of b.items) {
             if (seen.has(it.key)) continue;
             seen.add(it.key);
