@@ -6,7 +6,7 @@
  * right before every timed run, so neither side pays for the other's writeback, and ours and cp
  * alternate. CPU seconds (user + system, from /usr/bin/time) are recorded beside wall time: they
  * vary far less than wall time on a shared machine. Prints a table and writes
- * bench/results/replicate.json.
+ * bench/results/replicate-ranks-<list>.json (e.g. replicate-ranks-1-2-4.json).
  *
  * Usage: npm run build && npx tsx --conditions=@hotweights/source bench/replicate/run.ts
  *          [--gib 2] [--ranks 1,2,4] [--rounds 2] [--dir /tmp/...]
@@ -269,7 +269,9 @@ const result = {
   raw: rows,
 };
 mkdirSync(join(root, 'bench/results'), { recursive: true });
-writeFileSync(join(root, 'bench/results/replicate.json'), `${JSON.stringify(result, null, 2)}\n`);
-console.error(`wrote bench/results/replicate.json; inputs in ${work}`);
+// One file per set of rank counts, so a 1-rank run does not overwrite the 2- and 4-rank figures.
+const out = `bench/results/replicate-ranks-${rankCounts.join('-')}.json`;
+writeFileSync(join(root, out), `${JSON.stringify(result, null, 2)}\n`);
+console.error(`wrote ${out}; inputs in ${work}`);
 rmSync(staging, { recursive: true, force: true });
 if (!process.argv.includes('--dir')) rmSync(work, { recursive: true, force: true });
