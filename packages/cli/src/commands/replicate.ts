@@ -12,6 +12,7 @@
  * vote over the transport -> adapter.commit. Adapters: `--target DIR` (the directory adapter;
  * DIR/rank-<r> for each rank when the world has more than one) or, without it, memory.
  */
+import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { DirectoryAdapter } from '@hotweights/adapter-directory';
 import {
@@ -316,6 +317,14 @@ export async function replicateLocally(
       worldSize,
       command: process.execPath,
       args,
+      // The ranks share this host's cores: split them for hashing unless the user chose a count.
+      ...(c.config.hashThreads === undefined
+        ? {
+            env: {
+              HOTWEIGHTS_HASH_THREADS: String(Math.max(1, Math.floor(availableParallelism() / worldSize))),
+            },
+          }
+        : {}),
       onEvent: (rank, ev) => {
         if (ev.type !== 'progress') return;
         done.set(rank, Number(ev.bytesDone));
