@@ -210,6 +210,7 @@ export async function replicateRank(options: ReplicateRankOptions): Promise<Rank
     verify && hashBytes >= POOL_MIN_BYTES ? await VerifyPool.create(config.hashThreads) : undefined;
   const verifier = new ItemVerifier(rank, () => m?.verifyFailures.inc(), hashPool);
   const pool = new BufferPool();
+  let fillTurn: Promise<void> = Promise.resolve();
   const window = new ReplicationWindow(config.inflightBuckets, config.inflightBytes, (buckets, bytes) => {
     m?.inflightBuckets.set(buckets);
     m?.inflightBytes.set(bytes);
@@ -298,15 +299,28 @@ export async function replicateRank(options: ReplicateRankOptions): Promise<Rank
     const t0 = performance.now();
     const consume = bucket.consumer_ranks.includes(rank);
     let pooled: Buffer | undefined;
+    // Buckets get their memory and their checkpoint bytes one at a time, in plan order: the first
+    // bucket is then ready (and its writing can start) after one bucket's work, not after the
+    // whole window's, while later buckets' reads still overlap earlier buckets' hashing and writing.
+    const myTurn = fillTurn;
+    let endTurn!: () => void;
+    fillTurn = new Promise<void>((r) => {
+      endTurn = r;
+    });
     try {
       let data: Uint8Array;
-      if (consume) {
-        data = (await staging.allocate(plan.version, bucket)).bytes;
-      } else {
-        pooled = pool.take(bucket.size);
-        data = pooled.subarray(0, bucket.size);
+      try {
+        await myTurn;
+        if (consume) {
+          data = (await staging.allocate(plan.version, bucket)).bytes;
+        } else {
+          pooled = pool.take(bucket.size);
+          data = pooled.subarray(0, bucket.size);
+        }
+        if (reader) await Promise.all(bucket.items.map((item) => reader.readItem(item, data)));
+      } finally {
+        endTurn();
       }
-      if (reader) await Promise.all(bucket.items.map((item) => reader.readItem(item, data)));
       await previous;
       if (ctrl.signal.aborted) throw ctrl.signal.reason;
       const timeout = AbortSignal.timeout(config.transferTimeoutS * 1000);
