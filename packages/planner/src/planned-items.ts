@@ -7,6 +7,7 @@
 import {
   type ColumnarManifest,
   HASH_HEX_LENGTH,
+  isConfinedRelativePath,
   type ManifestFile,
   type PlanBucket,
   type PlanItem,
@@ -59,15 +60,45 @@ export class ItemWriter {
   private readonly hashPrefix: Uint8Array;
   private readonly hashBytes: number;
 
+  /** Per file of the manifest: 1 when its path stays inside the root, 0 when not (-1: not checked). */
+  private confined: Int8Array | undefined;
+
   constructor(
     private readonly m: ColumnarManifest,
-    private readonly bucketBytes: number,
+    readonly bucketBytes: number,
   ) {
     const enc = (v: unknown) => Buffer.from(JSON.stringify(v), 'utf8');
     this.uri = m.files.map((f) => enc(f.path));
     this.dtype = m.dtypes.map((d) => enc(d));
     this.hashPrefix = Buffer.from(`"${m.hash_algo}:`, 'latin1');
     this.hashBytes = (HASH_HEX_LENGTH[m.hash_algo] ?? 0) / 2;
+  }
+
+  /** The manifest the items point into. */
+  get manifest(): ColumnarManifest {
+    return this.m;
+  }
+
+  /** The item's key, `<tensor>:<shard_rank>` (for messages: builds a string). */
+  key(items: PlannedItems, k: number): string {
+    return this.m.key(items.entry[k] as number);
+  }
+
+  /** Whether the item's uri stays inside the checkpoint root: checked once per file, not per item. */
+  uriConfined(items: PlannedItems, k: number): boolean {
+    const f = this.m.columns.file[items.entry[k] as number] as number;
+    this.confined ??= new Int8Array(this.m.files.length).fill(-1);
+    let v = this.confined[f] as number;
+    if (v < 0) {
+      v = isConfinedRelativePath((this.m.files[f] as ManifestFile).path) ? 1 : 0;
+      this.confined[f] = v;
+    }
+    return v === 1;
+  }
+
+  /** The item's uri (for messages). */
+  uriOf(items: PlannedItems, k: number): string {
+    return (this.m.files[this.m.columns.file[items.entry[k] as number] as number] as ManifestFile).path;
   }
 
   /** The item's PlanItem object (canonical key order). */

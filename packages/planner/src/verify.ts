@@ -9,21 +9,13 @@
  * every group.
  */
 import { isConfinedRelativePath, type Plan, type PlanItem } from '@hotweights/core';
+import { checkConsumers, type ItemShards } from './consumer-checks.js';
 import type { TpGroups } from './consumers.js';
+import { type Finding, Findings, type VerifyReport } from './findings.js';
 import { planDigest } from './plan-text.js';
+import { checkItemColumns, columnSources } from './verify-columns.js';
 
-export interface Finding {
-  /** Stable check name, e.g. `consumers-missing`, `tp-superset`, `overlap`. */
-  readonly check: string;
-  readonly message: string;
-  readonly bucket_id?: number;
-}
-
-export interface VerifyReport {
-  readonly ok: boolean;
-  readonly problems: Finding[];
-  readonly warnings: Finding[];
-}
+export type { Finding, VerifyReport };
 
 export interface VerifyPlanOptions {
   /** Overrides plan.world_size for range checks. */
@@ -35,27 +27,6 @@ export interface VerifyPlanOptions {
   readonly enforceTpSuperset?: boolean;
   /** Skip the digest and key-uniqueness checks (a plan just built from a validated manifest). */
   readonly trusted?: boolean;
-}
-
-/** Caps repeated findings of one check so a broken million-item plan gives a readable report. */
-class Findings {
-  readonly problems: Finding[] = [];
-  readonly warnings: Finding[] = [];
-  private readonly counts = new Map<string, number>();
-  private static readonly MAX_PER_CHECK = 20;
-
-  add(problem: boolean, f: Finding): void {
-    const n = (this.counts.get(f.check) ?? 0) + 1;
-    this.counts.set(f.check, n);
-    const list = problem ? this.problems : this.warnings;
-    if (n <= Findings.MAX_PER_CHECK) list.push(f);
-    else if (n === Findings.MAX_PER_CHECK + 1)
-      list.push({ check: f.check, message: `more ${f.check} findings not shown` });
-  }
-
-  report(): VerifyReport {
-    return { ok: this.problems.length === 0, problems: this.problems, warnings: this.warnings };
-  }
 }
 
 function checkParts(f: Findings, parts: Map<string, PlanItem[]>): void {
@@ -89,27 +60,18 @@ function checkParts(f: Findings, parts: Map<string, PlanItem[]>): void {
   }
 }
 
-export function verifyPlan(plan: Plan, options: VerifyPlanOptions = {}): VerifyReport {
-  const f = new Findings();
-  if (!options.trusted) {
-    const digest = planDigest(plan);
-    if (digest !== plan.digest)
-      f.add(true, {
-        check: 'digest',
-        message: `digest ${plan.digest} does not match the content (${digest}): the plan was modified`,
-      });
-  }
-  const worldSize = options.worldSize ?? plan.world_size;
-  if (worldSize !== null && plan.source.rank >= worldSize)
-    f.add(true, {
-      check: 'rank-out-of-range',
-      message: `source rank ${plan.source.rank} is outside 0..${worldSize - 1}`,
-    });
+/** The item checks of verifyPlan on PlanItem objects; returns the sum of item sizes. */
+function checkItemObjects(
+  f: Findings,
+  plan: Plan,
+  worldSize: number | null,
+  options: VerifyPlanOptions,
+  allGroupRanks: Set<number> | null,
+): number {
   const keys = new Set<string>();
   const parts = new Map<string, PlanItem[]>();
   const removed = new Set(plan.removed);
   let total = 0;
-  const allGroupRanks = options.tpGroups ? new Set([...options.tpGroups.values()].flat()) : null;
   for (const b of plan.buckets) {
     const id = b.bucket_id;
     if (b.size > plan.bucket_bytes)
@@ -174,83 +136,53 @@ export function verifyPlan(plan: Plan, options: VerifyPlanOptions = {}): VerifyR
         bucket_id: id,
         message: `bucket ${id}: size ${b.size} is not the end of its last item (${maxEnd})`,
       });
-    checkConsumers(f, b, worldSize, options, allGroupRanks);
+    checkConsumers(f, b, itemShards(b.items), worldSize, options, allGroupRanks);
   }
   checkParts(f, parts);
   for (const key of parts.keys()) {
     if (keys.has(key))
       f.add(true, { check: 'duplicate-key', message: `item ${key} is planned both whole and split` });
   }
+  return total;
+}
+
+function itemShards(items: readonly PlanItem[]): ItemShards {
+  return {
+    length: items.length,
+    isFile: (k) => (items[k] as PlanItem).kind === 'file',
+    shardRank: (k) => (items[k] as PlanItem).shard_rank,
+    key: (k) => (items[k] as PlanItem).key,
+  };
+}
+
+export function verifyPlan(plan: Plan, options: VerifyPlanOptions = {}): VerifyReport {
+  const f = new Findings();
+  if (!options.trusted) {
+    const digest = planDigest(plan);
+    if (digest !== plan.digest)
+      f.add(true, {
+        check: 'digest',
+        message: `digest ${plan.digest} does not match the content (${digest}): the plan was modified`,
+      });
+  }
+  const worldSize = options.worldSize ?? plan.world_size;
+  if (worldSize !== null && plan.source.rank >= worldSize)
+    f.add(true, {
+      check: 'rank-out-of-range',
+      message: `source rank ${plan.source.rank} is outside 0..${worldSize - 1}`,
+    });
+  const allGroupRanks = options.tpGroups ? new Set([...options.tpGroups.values()].flat()) : null;
+  // A plan createPlan made is checked on its columns: its items are never built for this.
+  const sources = columnSources(plan);
+  const total = sources
+    ? checkItemColumns(f, plan, sources, worldSize, options, allGroupRanks)
+    : checkItemObjects(f, plan, worldSize, options, allGroupRanks);
   if (total !== plan.total_bytes)
     f.add(true, {
       check: 'total-bytes',
       message: `total_bytes ${plan.total_bytes} is not the sum of item sizes (${total})`,
     });
   return f.report();
-}
-
-function checkConsumers(
-  f: Findings,
-  b: Plan['buckets'][number],
-  worldSize: number | null,
-  options: VerifyPlanOptions,
-  allGroupRanks: Set<number> | null,
-): void {
-  const id = b.bucket_id;
-  const ranks = b.consumer_ranks;
-  if (ranks.length === 0)
-    f.add(options.requireConsumers === true, {
-      check: 'consumers-missing',
-      bucket_id: id,
-      message: `bucket ${id} has no consumer ranks`,
-    });
-  const seen = new Set<number>();
-  for (const r of ranks) {
-    if (seen.has(r))
-      f.add(true, {
-        check: 'consumers-duplicate',
-        bucket_id: id,
-        message: `bucket ${id} lists rank ${r} twice`,
-      });
-    seen.add(r);
-    if (worldSize !== null && r >= worldSize)
-      f.add(true, {
-        check: 'rank-out-of-range',
-        bucket_id: id,
-        message: `bucket ${id}: consumer rank ${r} is outside 0..${worldSize - 1}`,
-      });
-  }
-  const groups = options.tpGroups;
-  if (!groups || !allGroupRanks) return;
-  const enforce = options.enforceTpSuperset === true;
-  const needed = new Set<number>();
-  for (const it of b.items) {
-    if (it.kind === 'file') continue;
-    const g = groups.get(it.shard_rank);
-    if (!g) {
-      f.add(enforce, {
-        check: 'tp-no-group',
-        bucket_id: id,
-        message: `bucket ${id}: item ${it.key} has shard rank ${it.shard_rank}, which no TP group covers`,
-      });
-      continue;
-    }
-    for (const r of g) needed.add(r);
-  }
-  const missing = [...needed].filter((r) => !seen.has(r)).sort((x, y) => x - y);
-  if (missing.length)
-    f.add(enforce, {
-      check: 'tp-superset',
-      bucket_id: id,
-      message: `bucket ${id}: consumers [${ranks.join(', ')}] miss TP group ranks [${missing.join(', ')}]`,
-    });
-  const outside = ranks.filter((r) => !allGroupRanks.has(r));
-  if (outside.length)
-    f.add(enforce, {
-      check: 'tp-outside-groups',
-      bucket_id: id,
-      message: `bucket ${id}: consumer ranks [${outside.join(', ')}] are in no TP group`,
-    });
 }
 
 /** Checks TP groups against a world size. */

@@ -1,4 +1,10 @@
-import { buildManifest, computePlanDigest, type ManifestEntry, type Plan } from '@hotweights/core';
+import {
+  buildManifest,
+  computePlanDigest,
+  type ManifestEntry,
+  type ManifestFile,
+  type Plan,
+} from '@hotweights/core';
 import { createPlan, planDigest, verifyPlan } from '@hotweights/planner';
 import { describe, expect, it } from 'vitest';
 
@@ -147,5 +153,171 @@ describe('verifyPlan', () => {
     const range = report.problems.filter((p) => p.check === 'rank-out-of-range');
     expect(range).toHaveLength(21);
     expect(range[20]?.message).toBe('more rank-out-of-range findings not shown');
+  });
+});
+
+/**
+ * A createPlan plan is verified on its columns; a copy whose buckets are plain objects goes
+ * through the PlanItem checks. Both must give the same report for every kind of finding.
+ */
+describe('verifyPlan on createPlan columns', () => {
+  const hash = (i: number) => `blake3:${i.toString(16).padStart(64, '0')}`;
+  function columnPlan(tpGroups?: ReadonlyMap<number, readonly number[]>): Plan {
+    const entries: ManifestEntry[] = [];
+    const files: ManifestFile[] = [];
+    for (const rank of [0, 1, 2]) {
+      const file = `rank${rank}.safetensors`;
+      entries.push({
+        key: `${file}:${rank}`,
+        tensor: file,
+        shard_rank: rank,
+        kind: 'header',
+        file,
+        file_offset: 0,
+        nbytes: 8,
+        dtype: null,
+        shape: null,
+        hash: hash(entries.length + 1),
+      });
+      let offset = 8;
+      for (let layer = 0; layer < 6; layer++) {
+        // One tensor larger than a bucket (1024): split into parts.
+        const nbytes = layer === 5 && rank === 0 ? 2600 : 40 + 30 * layer + rank;
+        entries.push({
+          key: `layers.${layer}.w:${rank}`,
+          tensor: `layers.${layer}.w`,
+          shard_rank: rank,
+          kind: 'tensor',
+          file,
+          file_offset: offset,
+          nbytes,
+          dtype: 'U8',
+          shape: [nbytes],
+          hash: hash(entries.length + 1),
+        });
+        offset += nbytes;
+      }
+      files.push({ path: file, size: offset, kind: 'safetensors' });
+    }
+    files.push({ path: 'config.json', size: 17, kind: 'file' });
+    entries.push({
+      key: 'config.json:0',
+      tensor: 'config.json',
+      shard_rank: 0,
+      kind: 'file',
+      file: 'config.json',
+      file_offset: 0,
+      nbytes: 17,
+      dtype: null,
+      shape: null,
+      hash: hash(99),
+    });
+    const meta = { version: 'v2', model_id: 'm', created_at: 'now', hash_algo: 'blake3', files };
+    const next = buildManifest(meta, entries);
+    const prev = buildManifest(
+      { ...meta, version: 'v1', files: [...files, { path: 'gone.bin', size: 1, kind: 'file' }] },
+      [
+        ...entries.map((e, i) => (i % 3 === 1 ? e : { ...e, hash: hash(500 + i) })),
+        {
+          ...(entries[entries.length - 1] as ManifestEntry),
+          key: 'gone.bin:0',
+          tensor: 'gone.bin',
+          file: 'gone.bin',
+          nbytes: 1,
+          hash: hash(700),
+        },
+      ],
+    );
+    return createPlan({
+      prev,
+      next,
+      checkpointRoot: '/ck',
+      nextManifestPath: null,
+      bucketBytes: 1024,
+      alignment: 64,
+      worldSize: 3,
+      createdAt: '2026-01-01T00:00:00.000Z',
+      consumers: tpGroups ? { tpGroups } : {},
+    });
+  }
+  /** The same plan with its items as plain objects (built from the columns' getters). */
+  const asObjects = (plan: Plan): Plan => ({
+    ...plan,
+    buckets: plan.buckets.map((b) => ({
+      bucket_id: b.bucket_id,
+      size: b.size,
+      consumer_ranks: b.consumer_ranks,
+      items: [...b.items],
+    })),
+  });
+  const itemsBuilt = (plan: Plan) =>
+    plan.buckets.some((b) => Object.getOwnPropertyDescriptor(b, 'items')?.get === undefined);
+
+  it('builds no item objects and finds nothing wrong in a good plan', () => {
+    const plan = columnPlan();
+    expect(plan.buckets.length).toBeGreaterThan(1);
+    expect(plan.removed).toEqual(['gone.bin:0']);
+    for (const trusted of [true, false])
+      expect(verifyPlan(plan, { trusted, requireConsumers: true })).toEqual({
+        ok: true,
+        problems: [],
+        warnings: [],
+      });
+    expect(itemsBuilt(plan)).toBe(false);
+  });
+
+  it('reports what the item checks report, finding for finding', () => {
+    const tp = new Map([
+      [0, [0]],
+      [1, [1, 2]],
+    ]);
+    const plan = columnPlan(tp);
+    const planned = plan.buckets.flatMap((b) => b.items.map((i) => i.key));
+    const fresh = () => columnPlan(tp);
+    // Each variant keeps the createPlan buckets (a spread copies references), so it is checked
+    // on columns; asObjects(variant) is checked on PlanItem objects.
+    const variants: [string, (p: Plan) => Plan][] = [
+      ['as made', (p) => p],
+      ['alignment', (p) => ({ ...p, alignment: 4096 })],
+      ['bucket bytes', (p) => ({ ...p, bucket_bytes: 100 })],
+      ['total bytes', (p) => ({ ...p, total_bytes: 1 })],
+      ['removed', (p) => ({ ...p, removed: [...p.removed, planned[0] as string, planned[3] as string] })],
+      ['bucket twice', (p) => ({ ...p, buckets: [...p.buckets, p.buckets[0] as Plan['buckets'][number]] })],
+      ['bucket dropped', (p) => ({ ...p, buckets: p.buckets.filter((b) => !b.items.some((i) => i.part?.index === 1)) })],
+    ];
+    const optionSets = [
+      { trusted: true },
+      { trusted: false },
+      { trusted: true, worldSize: 2, requireConsumers: true },
+      { trusted: true, tpGroups: new Map([[0, [0, 1]]]) },
+      { trusted: true, tpGroups: new Map([[0, [0, 1]]]), enforceTpSuperset: true },
+    ];
+    let kinds = new Set<string>();
+    for (const [name, change] of variants)
+      for (const options of optionSets) {
+        const variant = change(fresh());
+        const onColumns = verifyPlan(variant, options);
+        const onObjects = verifyPlan(asObjects(change(fresh())), options);
+        expect(onColumns, `${name} ${JSON.stringify(options)}`).toEqual(onObjects);
+        kinds = new Set([
+          ...kinds,
+          ...onColumns.problems.map((p) => p.check),
+          ...onColumns.warnings.map((p) => p.check),
+        ]);
+      }
+    for (const check of [
+      'alignment',
+      'bucket-size',
+      'total-bytes',
+      'removed',
+      'duplicate-key',
+      'parts',
+      'rank-out-of-range',
+      'tp-superset',
+      'tp-no-group',
+      'tp-outside-groups',
+      'digest',
+    ])
+      expect(kinds).toContain(check);
   });
 });
