@@ -79,7 +79,7 @@ export const VARIABLES = [
     kind: { type: 'int', min: 1, max: 256 },
     defaultText: '(cores)',
     section: 'Publishing and planning',
-    doc: 'Worker threads used for hashing during `publish` and verification.',
+    doc: 'Worker threads used for hashing during `publish` and verification. Ranks started by `replicate --world-size N` on one host get cores ÷ N each unless this is set.',
   },
   {
     name: 'HOTWEIGHTS_BUCKET_MB',

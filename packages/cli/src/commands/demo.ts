@@ -370,8 +370,8 @@ export const demoCommand: CommandModule = {
         const m1 = await publish({ checkpoint: tuned, version: 'v1', modelId: 'hotweights/demo' });
         const manifests = join(dir, 'manifests');
         await mkdir(manifests, { recursive: true });
-        await writeManifest(m0, join(manifests, 'v0.json'));
-        await writeManifest(m1, join(manifests, 'v1.json'));
+        await writeManifest(m0, join(manifests, 'v0.manifest'));
+        await writeManifest(m1, join(manifests, 'v1.manifest'));
         say(`published v0 (${base}) and v1 (${tuned}): ${m1.size} entries, ${fmt(m1.total_bytes)} each`);
 
         const plans = join(dir, 'plans');
@@ -381,7 +381,7 @@ export const demoCommand: CommandModule = {
           prev: null,
           next: m0,
           checkpointRoot: base,
-          nextManifestPath: join(manifests, 'v0.json'),
+          nextManifestPath: join(manifests, 'v0.manifest'),
           bucketBytes,
           worldSize,
         });
@@ -389,7 +389,7 @@ export const demoCommand: CommandModule = {
           prev: m0,
           next: m1,
           checkpointRoot: tuned,
-          nextManifestPath: join(manifests, 'v1.json'),
+          nextManifestPath: join(manifests, 'v1.manifest'),
           bucketBytes,
           worldSize,
         });
