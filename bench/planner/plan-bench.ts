@@ -9,11 +9,17 @@
  * peak RSS are reported, with the CPU time of each phase (less sensitive than wall time to other
  * processes on a shared machine) and the load average before and after.
  *
+ * Beside them, (c) the command users run: `hotweights plan --prev --next --output` in a fresh
+ * process, end to end (start-up, both loads, plan, default verification, write, summary), timed
+ * from outside with /usr/bin/time. It runs the built CLI (packages/cli/bin/hotweights.js, built
+ * first with `tsc -b packages/cli`); if that build fails, the CLI from sources under tsx (slower
+ * start-up, said in the output).
+ *
  * Usage: node --conditions=@hotweights/source --import tsx bench/planner/plan-bench.ts
- *          [--repeat N] [--with-json] [sizes...]
+ *          [--repeat N] [--with-json] [--no-cli] [sizes...]
  */
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,6 +33,7 @@ const flag = (name: string) => args.includes(name);
 const repeatAt = args.indexOf('--repeat');
 const REPEAT = repeatAt >= 0 ? Number(args[repeatAt + 1]) : 3;
 const WITH_JSON = flag('--with-json');
+const WITH_CLI = !flag('--no-cli');
 const sizes = args
   .filter((a, i) => !a.startsWith('--') && i !== repeatAt + 1)
   .map(Number)
@@ -50,10 +57,35 @@ function run(script: string, args: string[]): RunResult {
   return JSON.parse(out.trim().split('\n').pop() as string) as RunResult;
 }
 
+/** How `hotweights` is started: the built CLI when it builds, else its sources under tsx. */
+function cliCommand(): { argv: string[]; kind: string } {
+  const built = join(repo, 'packages', 'cli', 'bin', 'hotweights.js');
+  const tsc = spawnSync('npx', ['tsc', '-b', join(repo, 'packages', 'cli')], { cwd: repo, encoding: 'utf8' });
+  if (tsc.status === 0 && existsSync(join(repo, 'packages', 'cli', 'dist', 'bin.js')))
+    return { argv: [built], kind: 'built (packages/cli/bin/hotweights.js)' };
+  console.error(`tsc -b packages/cli failed; timing the CLI from sources:\n${tsc.stdout}${tsc.stderr}`);
+  return { argv: [...nodeArgs, join(repo, 'packages', 'cli', 'src', 'bin.ts')], kind: 'sources under tsx' };
+}
+
+/** One `hotweights plan` in a fresh process: wall and CPU seconds and peak RSS from /usr/bin/time. */
+function runCli(cli: string[], args: string[]): RunResult {
+  const r = spawnSync('/usr/bin/time', ['-f', 'HWTIME %e %U %S %M', process.execPath, ...cli, ...args], {
+    cwd: repo,
+    encoding: 'utf8',
+    maxBuffer: 1 << 20,
+  });
+  const line = r.stderr.split('\n').find((l) => l.startsWith('HWTIME '));
+  if (r.status !== 0 || !line)
+    throw new Error(`hotweights plan failed (${r.status}):\n${r.stdout}${r.stderr}`);
+  const [wall, user, sys, rssKb] = line.slice(7).split(' ').map(Number) as [number, number, number, number];
+  return { total_ms: wall * 1000, cpu_ms: (user + sys) * 1000, peak_rss: rssKb * 1024 };
+}
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 const dir = mkdtempSync(join(tmpdir(), 'hw-plan-bench-'));
 const rows: Record<string, unknown>[] = [];
 const load = [loadavg()[0] as number];
+const cli = WITH_CLI ? cliCommand() : null;
 try {
   for (const n of SIZES) {
     const prevPath = join(dir, `prev-${n}.manifest`);
@@ -71,7 +103,24 @@ try {
     const floor: RunResult[] = [];
     const ours: RunResult[] = [];
     const json: RunResult[] = [];
+    const command: RunResult[] = [];
     for (let r = 0; r < REPEAT; r++) {
+      if (cli)
+        command.push(
+          runCli(cli.argv, [
+            'plan',
+            '--prev',
+            prevPath,
+            '--next',
+            nextPath,
+            '--output',
+            join(dir, `plan-${n}-cli.json`),
+            '--bucket-mb',
+            String(BUCKET / (1024 * 1024)),
+            '--checkpoint',
+            '/ckpt',
+          ]),
+        );
       floor.push(run('parse-floor.ts', [prevPath, nextPath]));
       ours.push(run('plan-run.ts', [prevPath, nextPath, join(dir, `plan-${n}.json`), String(BUCKET)]));
       if (WITH_JSON)
@@ -93,6 +142,13 @@ try {
       buckets: ours[0]?.buckets,
       peak_rss_mb: Math.round(Math.max(...ours.map((x) => x.peak_rss)) / 1e6),
       floor_peak_rss_mb: Math.round(Math.max(...floor.map((x) => x.peak_rss)) / 1e6),
+      ...(cli
+        ? {
+            cli_total_ms: Math.round(pick(command, 'total_ms')),
+            cli_cpu_ms: Math.round(pick(command, 'cpu_ms')),
+            cli_peak_rss_mb: Math.round(Math.max(...command.map((x) => x.peak_rss)) / 1e6),
+          }
+        : {}),
       ...(WITH_JSON
         ? {
             json_manifest_mb: Math.round((statSync(nextJson).size / 1e6) * 10) / 10,
@@ -110,6 +166,7 @@ try {
 }
 
 load.push(loadavg()[0] as number);
+if (cli) console.log(`cli_*: \`hotweights plan\` end to end in a fresh process, ${cli.kind}`);
 console.log(
   `load average ${load.map((l) => l.toFixed(1)).join(' -> ')} (2-core machine shared with other sessions)`,
 );
@@ -120,5 +177,5 @@ const results = join(repo, 'bench', 'results');
 mkdirSync(results, { recursive: true });
 writeFileSync(
   join(results, 'planner-plan.json'),
-  `${JSON.stringify({ when: new Date().toISOString(), manifest_format: 'binary (manifest_version 3)', bucket_bytes: BUCKET, repeat: REPEAT, changed_fraction: 0.1, load_average: load, rows }, null, 2)}\n`,
+  `${JSON.stringify({ when: new Date().toISOString(), manifest_format: 'binary (manifest_version 3)', cli: cli?.kind ?? null, bucket_bytes: BUCKET, repeat: REPEAT, changed_fraction: 0.1, load_average: load, rows }, null, 2)}\n`,
 );

@@ -64,6 +64,7 @@ export {
 export {
   buildManifest,
   ColumnarManifest,
+  checkManifestFileUnchanged,
   computeKeyOrder,
   computeManifestDigest,
   HASH_HEX_LENGTH,

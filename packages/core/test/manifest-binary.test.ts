@@ -1,9 +1,10 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   BINARY_MANIFEST_MAGIC,
   buildManifest,
+  checkManifestFileUnchanged,
   isBinaryManifest,
   loadManifest,
   type ManifestEntry,
@@ -383,5 +384,65 @@ describe('binary manifest (manifest_version 3)', () => {
     expect(() => parseManifestBinary(bin, 't.manifest', { verifyDigest: true })).toThrowError(
       /t\.manifest: digest: expected sha256:[0-9a-f]{64} \(the manifest was modified after it was made\)/,
     );
+  });
+});
+
+describe('loadManifest with map: true', () => {
+  const entriesOf = (m: Awaited<ReturnType<typeof loadManifest>>) =>
+    Array.from({ length: m.size }, (_, i) => m.entry(i));
+
+  it('maps a binary manifest: the same manifest as a read, checked unchanged until the file changes', async () => {
+    const m = sample();
+    const path = join(dir, 'mapped.manifest');
+    writeFileSync(path, serializeManifestBinary(m));
+    const read = await loadManifest(path);
+    const mapped = await loadManifest(path, { map: true, lazyIndex: true });
+    expect(mapped.digest).toBe(read.digest);
+    expect(entriesOf(mapped)).toEqual(entriesOf(read));
+    expect(mapped.indexOf('b:0')).toBe(read.indexOf('b:0'));
+    expect(() => checkManifestFileUnchanged(mapped)).not.toThrow();
+    // A read (not mapped) manifest has nothing to check.
+    expect(() => checkManifestFileUnchanged(read)).not.toThrow();
+
+    // Touched in place (same bytes, new times): reported, naming the file.
+    utimesSync(path, new Date(2001, 1, 1), new Date(2001, 1, 1));
+    expect(() => checkManifestFileUnchanged(mapped)).toThrow(
+      /mapped\.manifest was modified while it was in use/,
+    );
+
+    // Replaced by rename (what publish does): reported; the mapping itself stays readable.
+    const again = await loadManifest(path, { map: true });
+    const other = join(dir, 'mapped.manifest.tmp');
+    writeFileSync(other, serializeManifestBinary(m));
+    renameSync(other, path);
+    expect(() => checkManifestFileUnchanged(again)).toThrow(/was replaced while it was in use/);
+    expect(entriesOf(again)).toEqual(entriesOf(read));
+
+    // Removed: reported too.
+    rmSync(path);
+    expect(() => checkManifestFileUnchanged(again)).toThrow(/can no longer be read \(ENOENT\)/);
+  });
+
+  it('reads JSON manifests as before, and reports a missing file as a read would', async () => {
+    const m = sample();
+    const path = join(dir, 'mapped.json');
+    writeFileSync(path, serializeManifest(m));
+    const mapped = await loadManifest(path, { map: true });
+    expect(entriesOf(mapped)).toEqual(entriesOf(m));
+    expect(() => checkManifestFileUnchanged(mapped)).not.toThrow();
+    await expect(loadManifest(join(dir, 'absent.manifest'), { map: true })).rejects.toThrow(
+      /cannot read manifest .*absent\.manifest: ENOENT/,
+    );
+  });
+
+  it('validates a mapped file as a read one: a corrupt column is refused', async () => {
+    const bin = serializeManifestBinary(sample());
+    const bad = withColumn(bin, 'nbytes', (col) => col.writeDoubleLE(-1, 8));
+    const path = join(dir, 'bad-mapped.manifest');
+    writeFileSync(path, bad);
+    const readErr = await loadManifest(path).catch((e: unknown) => e);
+    const mapErr = await loadManifest(path, { map: true }).catch((e: unknown) => e);
+    expect(readErr).toBeInstanceOf(SchemaError);
+    expect((mapErr as Error).message).toBe((readErr as Error).message);
   });
 });

@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import {
   type ColumnarManifest,
   ConfigError,
+  checkManifestFileUnchanged,
   loadManifest,
   type Manifest,
   PlanVerificationError,
@@ -87,7 +88,7 @@ async function previousManifest(
   // The previous manifest is only looked up by key where the layout changed: index it lazily.
   if (opts.prev)
     return {
-      prev: await (prevLoad ?? loadManifest(opts.prev, { lazyIndex: true })),
+      prev: await (prevLoad ?? loadManifest(opts.prev, { lazyIndex: true, map: true })),
       source: resolve(opts.prev),
     };
   // Seed behaviour: with a coordinator configured (HOTWEIGHTS_COORD), prev is its current version.
@@ -189,9 +190,10 @@ export const planCommand: CommandModule = {
         };
         // Both files are read at once (the reads overlap each other and next's validation);
         // next's errors still come first.
-        const prevLoad = opts.prev ? loadManifest(opts.prev, { lazyIndex: true }) : undefined;
+        // Binary manifests are mapped, not read into new memory (checked unchanged before writing).
+        const prevLoad = opts.prev ? loadManifest(opts.prev, { lazyIndex: true, map: true }) : undefined;
         prevLoad?.catch(() => {});
-        const next = await loadManifest(opts.next);
+        const next = await loadManifest(opts.next, { map: true });
         const { prev, source } = await previousManifest(opts, next, c, prevLoad);
         const checkpointRoot = opts.checkpoint ?? next.checkpoint_root;
         if (!checkpointRoot)
@@ -217,6 +219,8 @@ export const planCommand: CommandModule = {
           requireConsumers: true,
         });
         if (opts.strict && !report.ok) throw new PlanVerificationError(report.problems.map((p) => p.message));
+        checkManifestFileUnchanged(next);
+        if (prev) checkManifestFileUnchanged(toColumnar(prev));
         await writePlan(plan, opts.output);
 
         // Summary: what changed, what moves.
