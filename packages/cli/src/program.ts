@@ -5,14 +5,16 @@
 import { readFileSync } from 'node:fs';
 import { isHotweightsError } from '@hotweights/core';
 import { Command, CommanderError } from 'commander';
-import { COMMANDS } from './commands/index.js';
+import type { CommandModule } from './command.js';
+import { commandNameOf, loadCommands } from './commands/index.js';
 import { type CliContext, createContext } from './context.js';
 
 export const CLI_VERSION: string = (
   JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
 ).version;
 
-export function buildProgram(getContext: () => CliContext): Command {
+/** The program with the given commands registered (`loadCommands()` gives all of them). */
+export function buildProgram(getContext: () => CliContext, commands: readonly CommandModule[]): Command {
   const program = new Command('hotweights')
     .description('Fast, versioned hot-swap of LLM weights across inference fleets and training jobs')
     .version(CLI_VERSION, '-V, --version')
@@ -23,7 +25,7 @@ export function buildProgram(getContext: () => CliContext): Command {
     .enablePositionalOptions()
     .exitOverride()
     .configureOutput({ outputError: () => {} });
-  for (const cmd of COMMANDS) cmd.register(program, getContext);
+  for (const cmd of commands) cmd.register(program, getContext);
   for (const { command } of listCommands(program)) {
     // Subcommands made with .command() inherit these; ones attached with .addCommand() (at any
     // depth) do not, and would print commander's own error text and call process.exit.
@@ -86,11 +88,14 @@ const HELP_CODES = new Set(['commander.helpDisplayed', 'commander.version', 'com
 export async function main(argv: readonly string[] = process.argv): Promise<number> {
   const debug = argv.includes('--debug');
   let ctx: CliContext | undefined;
-  const program = buildProgram(() => {
-    ctx ??= createContext();
-    return ctx;
-  });
   try {
+    // Only the command being run is loaded; help, version and unknown names load every command.
+    const name = commandNameOf(argv.slice(2));
+    const commands = await loadCommands(name === undefined ? undefined : [name]);
+    const program = buildProgram(() => {
+      ctx ??= createContext();
+      return ctx;
+    }, commands);
     await program.parseAsync(argv as string[]);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {

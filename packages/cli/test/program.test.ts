@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { COMMANDS } from '../src/commands/index.js';
+import { COMMAND_LOADERS, commandNameOf, loadCommands } from '../src/commands/index.js';
 import { buildProgram, listCommands, main } from '../src/program.js';
 import { runCli } from './run-cli.js';
 
@@ -48,17 +48,37 @@ describe('hotweights program', { timeout: 60_000 }, () => {
     const r = await runCli(['--help']);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^Usage: hotweights /);
-    const program = buildProgram(() => {
-      throw new Error('help needs no context');
-    });
-    expect(program.commands.length).toBeGreaterThanOrEqual(COMMANDS.length);
+    const program = buildProgram(
+      () => {
+        throw new Error('help needs no context');
+      },
+      await loadCommands(),
+    );
+    expect(program.commands.length).toBeGreaterThanOrEqual(Object.keys(COMMAND_LOADERS).length);
     for (const c of program.commands) expect(r.stdout).toContain(c.name());
   });
 
+  it('loads only the command being run, each loader giving the command it is named for', async () => {
+    for (const [name, load] of Object.entries(COMMAND_LOADERS)) expect((await load()).name).toBe(name);
+    expect(commandNameOf(['--debug', 'replicate', '--plan', 'p.json'])).toBe('replicate');
+    expect(commandNameOf(['verify-plan', '--help'])).toBe('verify-plan');
+    // Help, version and unknown words load every command (for help text and suggestions).
+    expect(commandNameOf(['--help'])).toBeUndefined();
+    expect(commandNameOf(['-V'])).toBeUndefined();
+    expect(commandNameOf(['help', 'plan'])).toBeUndefined();
+    expect(commandNameOf(['replicat'])).toBeUndefined();
+    const r = await runCli(['replicat']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('(Did you mean replicate?)');
+  });
+
   it('--help works for every command, at every depth, and exits 0', async () => {
-    const program = buildProgram(() => {
-      throw new Error('help needs no context');
-    });
+    const program = buildProgram(
+      () => {
+        throw new Error('help needs no context');
+      },
+      await loadCommands(),
+    );
     const paths = listCommands(program).map((c) => c.path);
     expect(paths.map((p) => p.join(' '))).toContain('transports');
     // Through main() in this process (a node process per command would take minutes as the
@@ -106,9 +126,12 @@ describe('hotweights program', { timeout: 60_000 }, () => {
   it("leaves a command's own --version flag to the command", async () => {
     // A command declaring --version (as `commit --version v2` does in the seed documents) gets
     // the value; the program's -V/--version applies only before the command name.
-    const program = buildProgram(() => {
-      throw new Error('not needed');
-    });
+    const program = buildProgram(
+      () => {
+        throw new Error('not needed');
+      },
+      await loadCommands(),
+    );
     let seen: string | undefined;
     program
       .command('probe-version')
