@@ -1,6 +1,6 @@
 /**
  * Bench inputs: a base checkpoint, an all-changed one and a 10%-changed one (every 10th tensor
- * replaced), as safetensors shards of 32 MiB tensors, published with blake3.
+ * replaced), as safetensors shards of 32 MiB tensors, published with the given hash (default blake3).
  */
 import { randomFillSync } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -58,7 +58,7 @@ export interface BenchInputs {
   readonly paths: { readonly base: string; readonly all: string; readonly ten: string };
 }
 
-export async function makeCheckpoints(dir: string, gib: number): Promise<BenchInputs> {
+export async function makeCheckpoints(dir: string, gib: number, hash = 'blake3'): Promise<BenchInputs> {
   const shards = Math.max(1, Math.round((gib * 1024) / (32 * TENSORS_PER_SHARD)));
   const base = join(dir, 'base');
   const all = join(dir, 'all-changed');
@@ -76,14 +76,14 @@ export async function makeCheckpoints(dir: string, gib: number): Promise<BenchIn
     writeFileSync(join(d, '.complete'), '');
   }
   const m = {
-    base: await publish({ checkpoint: base, version: 'v0', modelId: 'bench' }),
-    all: await publish({ checkpoint: all, version: 'v1-all', modelId: 'bench' }),
-    ten: await publish({ checkpoint: ten, version: 'v1-ten', modelId: 'bench' }),
+    base: await publish({ checkpoint: base, version: 'v0', modelId: 'bench', hash }),
+    all: await publish({ checkpoint: all, version: 'v1-all', modelId: 'bench', hash }),
+    ten: await publish({ checkpoint: ten, version: 'v1-ten', modelId: 'bench', hash }),
   };
   const paths = {
-    base: join(dir, 'm-base.json'),
-    all: join(dir, 'm-all.json'),
-    ten: join(dir, 'm-ten.json'),
+    base: join(dir, `m-base-${hash}.manifest`),
+    all: join(dir, `m-all-${hash}.manifest`),
+    ten: join(dir, `m-ten-${hash}.manifest`),
   };
   await writeManifest(m.base, paths.base);
   await writeManifest(m.all, paths.all);

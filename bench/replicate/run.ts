@@ -9,7 +9,7 @@
  * bench/results/replicate-ranks-<list>.json (e.g. replicate-ranks-1-2-4.json).
  *
  * Usage: npm run build && npx tsx --conditions=@hotweights/source bench/replicate/run.ts
- *          [--gib 2] [--ranks 1,2,4] [--rounds 2] [--dir /tmp/...]
+ *          [--gib 2] [--ranks 1,2,4] [--rounds 2] [--hash blake3|xxh3-64] [--dir /tmp/...]
  * "ours" is the wall time of `hotweights replicate --commit --target` (process start to exit:
  * staging, verification, the delta/full materialisation and the switch), as a user sees it.
  */
@@ -31,6 +31,8 @@ function arg(name: string, fallback: string): string {
 const gib = Number(arg('gib', '2'));
 const rankCounts = arg('ranks', '1,2,4').split(',').map(Number);
 const rounds = Number(arg('rounds', '2'));
+// The manifests' hash, which is what every rank verifies with: blake3 (publish's default) or xxh3-64.
+const hash = arg('hash', 'blake3');
 const work = arg('dir', '') || mkdtempSync(join(tmpdir(), 'hw-bench-replicate-'));
 const staging = mkdtempSync(join('/dev/shm', 'hw-bench-replicate-'));
 const env = { ...process.env, HOTWEIGHTS_STAGING_DIR: staging, HOTWEIGHTS_STATE_DIR: join(work, 'state') };
@@ -97,7 +99,7 @@ function memcpySeconds(bytes: number): number {
 }
 
 console.error(`making a ${gib} GiB checkpoint (base, all-changed, 10%-changed) in ${work} …`);
-const inputs = await makeCheckpoints(join(work, 'ckpt'), gib);
+const inputs = await makeCheckpoints(join(work, 'ckpt'), gib, hash);
 const totalBytes = inputs.manifests.all.total_bytes;
 
 interface Row {
@@ -252,6 +254,7 @@ const table = rows.map((r) => {
 console.log(
   `checkpoint ${(totalBytes / 2 ** 30).toFixed(2)} GiB; memcpy of that size ${memcpy.toFixed(2)} s (${(totalBytes / memcpy / GB).toFixed(1)} GB/s)`,
 );
+console.log(`manifest hash (what every rank verifies): ${hash}`);
 console.table(table);
 const result = {
   date: new Date().toISOString(),
@@ -263,6 +266,7 @@ const result = {
   },
   node: process.version,
   checkpoint_bytes: totalBytes,
+  hash,
   rounds,
   memcpy_s: memcpy,
   rows: table,
@@ -270,7 +274,7 @@ const result = {
 };
 mkdirSync(join(root, 'bench/results'), { recursive: true });
 // One file per set of rank counts, so a 1-rank run does not overwrite the 2- and 4-rank figures.
-const out = `bench/results/replicate-ranks-${rankCounts.join('-')}.json`;
+const out = `bench/results/replicate-ranks-${rankCounts.join('-')}${hash === 'blake3' ? '' : `-${hash}`}.json`;
 writeFileSync(join(root, out), `${JSON.stringify(result, null, 2)}\n`);
 console.error(`wrote ${out}; inputs in ${work}`);
 rmSync(staging, { recursive: true, force: true });
