@@ -18,9 +18,9 @@ const cpu = () => {
 };
 const t0 = performance.now();
 // As `hotweights plan` does: both reads start at once, next is validated while prev still reads.
-const prevLoad = prevPath && prevPath !== '-' ? loadManifest(prevPath, { lazyIndex: true }) : null;
+const prevLoad = prevPath && prevPath !== '-' ? loadManifest(prevPath, { lazyIndex: true, map: true }) : null;
 prevLoad?.catch(() => {});
-const next = await loadManifest(nextPath);
+const next = await loadManifest(nextPath, { map: true });
 const prev = prevLoad ? await prevLoad : null;
 const t1 = performance.now();
 const c1 = cpu();
