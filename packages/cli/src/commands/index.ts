@@ -9,7 +9,12 @@ import type { CommandModule } from '../command.js';
 export const COMMAND_LOADERS: Readonly<Record<string, () => Promise<CommandModule>>> = {
   transports: async () => (await import('./transports.js')).transportsCommand,
   publish: async () => (await import('./publish.js')).publishCommand,
-  plan: async () => (await import('./plan.js')).planCommand,
+  plan: async () => {
+    // `plan --coord-endpoint` asks the coordinator for the current manifest through the client.
+    const [plan, client] = await Promise.all([import('./plan.js'), import('./coord-client.js')]);
+    plan.setCoordinatorManifestSource(client.coordinatorManifestSource);
+    return plan.planCommand;
+  },
   'verify-plan': async () => (await import('./verify-plan.js')).verifyPlanCommand,
   'verify-tp': async () => (await import('./verify-tp.js')).verifyTpCommand,
   replicate: async () => (await import('./replicate.js')).replicateCommand,
