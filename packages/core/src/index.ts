@@ -78,7 +78,13 @@ export {
   toColumnar,
   validateManifest,
 } from './manifest-io.js';
-export { committedManifestPath, readCommittedManifest, recordCommittedManifest } from './manifest-record.js';
+export {
+  COMMITTED_RECORD_FILES,
+  committedManifestPath,
+  readCommittedManifest,
+  readCommittedRecord,
+  recordCommittedManifest,
+} from './manifest-record.js';
 export { createMetricsRegistry, type MetricsServer, startMetricsServer } from './metrics-server.js';
 export { hashName, NameColumn } from './name-column.js';
 export {

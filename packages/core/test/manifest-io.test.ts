@@ -1,13 +1,16 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  BINARY_MANIFEST_MAGIC,
   buildManifest,
   committedManifestPath,
+  isBinaryManifest,
   loadManifest,
   type ManifestEntry,
   parseManifest,
   readCommittedManifest,
+  readCommittedRecord,
   recordCommittedManifest,
   SchemaError,
   serializeManifest,
@@ -127,10 +130,10 @@ function entries(): ManifestEntry[] {
   ];
 }
 
-function sample(modelId: string | null = 'org/model') {
+function sample(modelId: string | null = 'org/model', version = 'v1') {
   return buildManifest(
     {
-      version: 'v1',
+      version,
       model_id: modelId,
       created_at: '2026-01-01T00:00:00.000Z',
       hash_algo: 'blake3',
@@ -409,6 +412,37 @@ describe('committed manifest record', () => {
     // ids cannot escape the state directory
     expect(committedManifestPath(state, '../../x')).toContain(join(state, 'manifests'));
     expect(committedManifestPath(state, '..')).not.toMatch(/manifests\/\.\.\//);
+  });
+
+  it('writes the record in the binary form, reads an older JSON record, and replaces it at the next commit', async () => {
+    const state = join(dir, 'state-bin');
+    const m = sample();
+    const path = await recordCommittedManifest(state, m);
+    expect(path.endsWith(join('org%2Fmodel', 'committed.manifest'))).toBe(true);
+    expect(isBinaryManifest(readFileSync(path))).toBe(true);
+    expect((await readCommittedManifest(state, 'org/model'))?.digest).toBe(m.digest);
+
+    // A record an older hotweights wrote: committed.json in the JSON form.
+    const legacyState = join(dir, 'state-legacy');
+    const modelDir = join(legacyState, 'manifests', 'org%2Fmodel');
+    mkdirSync(modelDir, { recursive: true });
+    writeFileSync(join(modelDir, 'committed.json'), serializeManifest(m));
+    const legacy = await readCommittedRecord(modelDir);
+    expect(legacy?.path).toBe(join(modelDir, 'committed.json'));
+    expect((await readCommittedManifest(legacyState, 'org/model'))?.digest).toBe(m.digest);
+    // The next commit writes the binary record and removes the stale JSON one.
+    const next = sample(undefined, 'v2');
+    await recordCommittedManifest(legacyState, next);
+    expect(existsSync(join(modelDir, 'committed.json'))).toBe(false);
+    const rec = await readCommittedRecord(modelDir);
+    expect(rec?.path).toBe(join(modelDir, 'committed.manifest'));
+    expect(rec?.manifest.version).toBe('v2');
+    // A corrupt binary record is an error naming it, not a silent fall back to nothing.
+    writeFileSync(
+      join(modelDir, 'committed.manifest'),
+      Buffer.concat([BINARY_MANIFEST_MAGIC, Buffer.alloc(8)]),
+    );
+    await expect(readCommittedManifest(legacyState, 'org/model')).rejects.toThrow(/committed\.manifest/);
   });
 
   it('refuses to record an invalid manifest and keeps the previous record', async () => {

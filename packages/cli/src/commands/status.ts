@@ -8,7 +8,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DirectoryAdapter } from '@hotweights/adapter-directory';
-import { loadManifest, reclaimStaleSegments, SEGMENT_PREFIX } from '@hotweights/core';
+import { readCommittedRecord, reclaimStaleSegments, SEGMENT_PREFIX } from '@hotweights/core';
 import type { CommandModule } from '../command.js';
 import { endpointOption, withClient } from './coord-client.js';
 import { formatCoordinatorStatus } from './coord-status.js';
@@ -48,13 +48,14 @@ async function committed(stateDir: string): Promise<{ model: string; version: st
   const root = join(stateDir, 'manifests');
   const out: { model: string; version: string; path: string }[] = [];
   for (const model of await readdir(root).catch(() => [] as string[])) {
-    const path = join(root, model, 'committed.json');
     try {
-      const m = await loadManifest(path);
+      // committed.manifest (binary), or committed.json written by an older hotweights.
+      const record = await readCommittedRecord(join(root, model));
+      if (!record) continue;
       out.push({
         model: model === '_default' ? '(no model id)' : decodeURIComponent(model),
-        version: m.version,
-        path,
+        version: record.manifest.version,
+        path: record.path,
       });
     } catch {
       // A model dir without a readable record is not committed.
