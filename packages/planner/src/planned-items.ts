@@ -53,11 +53,29 @@ export class PlannedItems {
   }
 }
 
+/** The constant runs of an item's text, pre-encoded (ItemWriter.write). */
+interface ItemText {
+  /** Per dtype index + 1 (0: no dtype): `{"dtype":…,"file_offset":`. */
+  readonly head: readonly Uint8Array[];
+  readonly hash: Uint8Array;
+  readonly key: Uint8Array;
+  readonly colon: Uint8Array;
+  readonly tensor: Uint8Array;
+  readonly header: Uint8Array;
+  readonly file: Uint8Array;
+  readonly offset: Uint8Array;
+  readonly shapeNull: Uint8Array;
+  readonly shapeOpen: Uint8Array;
+  readonly shapeClose: Uint8Array;
+  readonly tensorName: Uint8Array;
+}
+
 /** Per-manifest constants for writing items: pre-encoded file paths, dtypes and kinds. */
 export class ItemWriter {
-  private readonly uri: Uint8Array[];
-  private readonly dtype: Uint8Array[];
-  private readonly hashPrefix: Uint8Array;
+  /** Per file: `","uri":"<path>"}`, the end of an item. */
+  private readonly tail: Uint8Array[];
+  /** The constant pieces of an item's text, pre-encoded (see write). */
+  private readonly text: ItemText;
   private readonly hashBytes: number;
 
   /** Per file of the manifest: 1 when its path stays inside the root, 0 when not (-1: not checked). */
@@ -68,10 +86,23 @@ export class ItemWriter {
     readonly bucketBytes: number,
   ) {
     const enc = (v: unknown) => Buffer.from(JSON.stringify(v), 'utf8');
-    this.uri = m.files.map((f) => enc(f.path));
-    this.dtype = m.dtypes.map((d) => enc(d));
-    this.hashPrefix = Buffer.from(`"${m.hash_algo}:`, 'latin1');
+    const text = (s: string) => Buffer.from(s, 'utf8');
+    this.tail = m.files.map((f) => text(`","uri":${JSON.stringify(f.path)}}`));
     this.hashBytes = (HASH_HEX_LENGTH[m.hash_algo] ?? 0) / 2;
+    this.text = {
+      head: [null, ...m.dtypes].map((d) => text(`{"dtype":${enc(d).toString('utf8')},"file_offset":`)),
+      hash: text(`,"hash":${JSON.stringify(`${m.hash_algo}:`).slice(0, -1)}`),
+      key: text('","key":"'),
+      colon: text(':'),
+      tensor: text('","kind":"tensor","nbytes":'),
+      header: text('","kind":"header","nbytes":'),
+      file: text('","kind":"file","nbytes":'),
+      offset: text(',"offset":'),
+      shapeNull: text(',"shape":null,"shard_rank":'),
+      shapeOpen: text(',"shape":['),
+      shapeClose: text('],"shard_rank":'),
+      tensorName: text(',"tensor":"'),
+    };
   }
 
   /** The manifest the items point into. */
@@ -144,37 +175,36 @@ export class ItemWriter {
   write(w: JsonBytes, items: PlannedItems, k: number): void {
     const m = this.m;
     const c = m.columns;
+    const t = this.text;
     const i = items.entry[k] as number;
     const p = items.part[k] as number;
     const tensorOffset = p < 0 ? 0 : p * this.bucketBytes;
-    const dtype = c.dtype[i] as number;
     const names = c.tensor;
     const a = names.starts[i] as number;
     const b = names.starts[i + 1] as number;
     const rank = c.shard_rank[i] as number;
-    w.raw('{"dtype":');
-    if (dtype < 0) w.raw('null');
-    else w.copy(this.dtype[dtype] as Uint8Array);
-    w.raw(',"file_offset":');
+    // Runs of constant text between two values are copied as one pre-encoded piece.
+    w.copy(t.head[(c.dtype[i] as number) + 1] as Uint8Array);
     w.num((c.file_offset[i] as number) + tensorOffset);
-    w.raw(',"hash":');
-    w.copy(this.hashPrefix);
+    w.copy(t.hash);
     w.hex(c.hash, i * this.hashBytes, (i + 1) * this.hashBytes);
-    w.raw('","key":"');
+    w.copy(t.key);
     const bytes = names.bytes;
-    if (bytes ? w.plainBytes(bytes, a, b) : w.plain(names.text, a, b)) {
-      w.raw(':');
+    const plain = bytes ? w.plainBytes(bytes, a, b) : w.plain(names.text, a, b);
+    if (plain) {
+      w.copy(t.colon);
       w.num(rank);
-      w.raw('"');
     } else {
       w.length -= 1;
       w.str(`${names.get(i)}:${rank}`);
     }
     const kind = c.kind.charCodeAt(i);
-    w.raw(kind === 0x74 ? ',"kind":"tensor"' : kind === 0x68 ? ',"kind":"header"' : ',"kind":"file"');
-    w.raw(',"nbytes":');
+    // The kind piece starts with the key's closing quote, which str() has already written.
+    const kindText = kind === 0x74 ? t.tensor : kind === 0x68 ? t.header : t.file;
+    if (plain) w.copy(kindText);
+    else w.bytes(kindText, 1);
     w.num(items.nbytes[k] as number);
-    w.raw(',"offset":');
+    w.copy(t.offset);
     w.num(items.offset[k] as number);
     if (p >= 0) {
       const tensorNbytes = c.nbytes[i] as number;
@@ -188,29 +218,27 @@ export class ItemWriter {
       w.num(tensorOffset);
       w.raw('}');
     }
-    w.raw(',"shape":');
     const ndim = c.ndim[i] as number;
-    if (ndim < 0) w.raw('null');
+    if (ndim < 0) w.copy(t.shapeNull);
     else {
       const s = m.dimsStart(i);
-      w.raw('[');
+      w.copy(t.shapeOpen);
       for (let d = 0; d < ndim; d++) {
         if (d) w.raw(',');
         w.num(c.dims[s + d] as number);
       }
-      w.raw(']');
+      w.copy(t.shapeClose);
     }
-    w.raw(',"shard_rank":');
     w.num(rank);
-    w.raw(',"tensor":"');
-    if (bytes ? w.plainBytes(bytes, a, b) : w.plain(names.text, a, b)) w.raw('"');
+    w.copy(t.tensorName);
+    // The uri piece starts with the name's closing quote, which str() writes itself.
+    const tail = this.tail[c.file[i] as number] as Uint8Array;
+    if (plain && (bytes ? w.plainBytes(bytes, a, b) : w.plain(names.text, a, b))) w.copy(tail);
     else {
       w.length -= 1;
       w.str(names.get(i));
+      w.bytes(tail, 1);
     }
-    w.raw(',"uri":');
-    w.copy(this.uri[c.file[i] as number] as Uint8Array);
-    w.raw('}');
   }
 }
 
