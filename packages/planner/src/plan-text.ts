@@ -201,10 +201,14 @@ export function planDigest(plan: Omit<Plan, 'digest'> | Plan, options: PlanTextO
   return encodePlan(plan, options).digest;
 }
 
+/** The plan file's bytes in two pieces (see encodePlan): written as they are, never joined. */
+export function planFileChunks(plan: Plan, encoded: EncodedPlan = encodePlan(plan)): [Buffer, Buffer] {
+  return [encoded.head, Buffer.from(`  "digest": ${JSON.stringify(plan.digest)}\n}\n`, 'utf8')];
+}
+
 /** Bytes of the plan file (see encodePlan), ending with the plan's digest. */
 export function planFileBytes(plan: Plan, encoded: EncodedPlan = encodePlan(plan)): Buffer {
-  const tail = Buffer.from(`  "digest": ${JSON.stringify(plan.digest)}\n}\n`, 'utf8');
-  return Buffer.concat([encoded.head, tail]);
+  return Buffer.concat(planFileChunks(plan, encoded));
 }
 
 /**
