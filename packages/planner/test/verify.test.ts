@@ -283,7 +283,10 @@ describe('verifyPlan on createPlan columns', () => {
       ['total bytes', (p) => ({ ...p, total_bytes: 1 })],
       ['removed', (p) => ({ ...p, removed: [...p.removed, planned[0] as string, planned[3] as string] })],
       ['bucket twice', (p) => ({ ...p, buckets: [...p.buckets, p.buckets[0] as Plan['buckets'][number]] })],
-      ['bucket dropped', (p) => ({ ...p, buckets: p.buckets.filter((b) => !b.items.some((i) => i.part?.index === 1)) })],
+      [
+        'bucket dropped',
+        (p) => ({ ...p, buckets: p.buckets.filter((b) => !b.items.some((i) => i.part?.index === 1)) }),
+      ],
     ];
     const optionSets = [
       { trusted: true },
