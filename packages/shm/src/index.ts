@@ -15,6 +15,7 @@ interface Binding {
   unmapRange(buffer: ArrayBuffer): boolean;
   writeAll(fd: number, view: Uint8Array, position: number, piece: number): Promise<void>;
   reserveAsync(fd: number, length: number): Promise<void>;
+  copyRange(inFd: number, inOffset: number, outFd: number, outOffset: number, length: number): Promise<void>;
   readonly pageSize: number;
 }
 
@@ -167,4 +168,31 @@ export function writeAll(fd: number, view: Uint8Array, position: number, piece =
  */
 export function reserveFdAsync(fd: number, length: number): Promise<void> {
   return load().reserveAsync(fd, length);
+}
+
+/**
+ * Copies `length` bytes from `inFd` at `inOffset` to `outFd` at `outOffset` inside the kernel
+ * (copy_file_range: the bytes never pass through this process's memory; a filesystem with
+ * reflinks may share them instead), in one libuv thread-pool task. Where the kernel cannot copy
+ * between the two files (different filesystem types, an old kernel) the task falls back to
+ * pread/pwrite in 256 KiB pieces. Both descriptors must stay open until the promise settles.
+ * Rejects with `code` ESHORT (the source ends inside the range), ENOSPC, EIO or ECOPY and the
+ * `errno`.
+ */
+export function copyRange(
+  inFd: number,
+  inOffset: number,
+  outFd: number,
+  outOffset: number,
+  length: number,
+): Promise<void> {
+  for (const [name, v] of [
+    ['inOffset', inOffset],
+    ['outOffset', outOffset],
+    ['length', length],
+  ] as const)
+    if (!Number.isSafeInteger(v) || v < 0)
+      throw new RangeError(`${name} ${v} must be a non-negative integer`);
+  if (length === 0) return Promise.resolve();
+  return load().copyRange(inFd, inOffset, outFd, outOffset, length);
 }
