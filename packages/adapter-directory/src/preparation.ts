@@ -12,10 +12,14 @@ import { dirname, join } from 'node:path';
 import {
   AdapterError,
   type AdapterPreparation,
+  copyFileRange,
+  type ItemSource,
+  type LandedRange,
   type Manifest,
   type ManifestEntry,
   type Plan,
   type PlanBucket,
+  type PlanItem,
   serializeManifest,
   writeAllAt,
 } from '@hotweights/core';
@@ -185,7 +189,25 @@ export class DirectoryPreparation implements AdapterPreparation {
     await writing;
   }
 
-  private async writeItem(item: PlanBucket['items'][number], bytes: Uint8Array): Promise<void> {
+  async copyItem(item: PlanItem, source: ItemSource): Promise<LandedRange> {
+    if (this.state !== 'open') throw new AdapterError(`${this.input.who}: the preparation is ${this.state}`);
+    const place = this.placeOf(item);
+    const copying = this.queueOnFile(place, item, (fh) =>
+      copyFileRange(source.file, source.offset, fh, place.at, item.nbytes),
+    );
+    this.track(copying);
+    await copying;
+    return { path: join(this.partial, place.entry.file), offset: place.at };
+  }
+
+  private async writeItem(item: PlanItem, bytes: Uint8Array): Promise<void> {
+    const place = this.placeOf(item);
+    const view = bytes.subarray(item.offset, item.offset + item.nbytes);
+    await this.queueOnFile(place, item, (fh) => writeAllAt(fh, view, place.at));
+  }
+
+  /** The manifest entry of a plan item, the file being prepared for it, and where its bytes go. */
+  private placeOf(item: PlanItem): { entry: ManifestEntry; job: FileJob; at: number } {
     const { manifest, who, plan } = this.input;
     const e = manifest.get(item.key);
     if (!e) {
@@ -205,14 +227,21 @@ export class DirectoryPreparation implements AdapterPreparation {
     }
     const job = this.jobs.get(e.file);
     if (!job?.handle) throw new AdapterError(`${who}: no file ${e.file} is being prepared for ${e.key}`);
-    const handle = job.handle;
-    const view = bytes.subarray(item.offset, item.offset + item.nbytes);
-    const write = job.tail.then(async () =>
-      writeAllAt(await handle, view, e.file_offset + (item.part?.tensor_offset ?? 0)),
-    );
-    job.tail = write.catch(() => {});
-    await write;
-    this.received.set(e.key, (this.received.get(e.key) ?? 0) + item.nbytes);
+    return { entry: e, job, at: e.file_offset + (item.part?.tensor_offset ?? 0) };
+  }
+
+  /** Runs `write` on the item's file after the writes queued before it, then counts the bytes. */
+  private async queueOnFile(
+    place: { entry: ManifestEntry; job: FileJob },
+    item: PlanItem,
+    write: (fh: FileHandle) => Promise<void>,
+  ): Promise<void> {
+    const { job, entry } = place;
+    const handle = job.handle as Promise<FileHandle>;
+    const done = job.tail.then(async () => write(await handle));
+    job.tail = done.catch(() => {});
+    await done;
+    this.received.set(entry.key, (this.received.get(entry.key) ?? 0) + item.nbytes);
   }
 
   async finish(): Promise<void> {

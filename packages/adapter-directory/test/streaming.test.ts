@@ -2,12 +2,26 @@
  * The directory adapter's streaming prepare through core's runRankUpdate: buckets are written into
  * the new version as they verify (staging reused), the result is byte-identical to the checkpoint,
  * and a bad byte mid-update leaves the live version, the previous one and the target untouched.
+ * With one rank the source is every bucket's only consumer, so items are copied from the
+ * checkpoint straight into the version (`copyItem`) and verified there; the staged path is
+ * exercised by hiding `copyItem` from the Replicator.
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DirectoryAdapter } from '@hotweights/adapter-directory';
 import {
+  type Adapter,
   HostStaging,
   loadConfig,
   localTransportProvider,
@@ -29,22 +43,47 @@ afterAll(() => {
 });
 const config = loadConfig({ HOTWEIGHTS_INFLIGHT_BUCKETS: '2' });
 
+/** The same adapter without `copyItem`: every bucket then goes through staging and `bucket`. */
+function viaStaging(a: DirectoryAdapter): Adapter {
+  return {
+    name: a.name,
+    currentVersion: () => a.currentVersion(),
+    prepare: (u) => a.prepare(u),
+    async beginPrepare(u) {
+      const p = await a.beginPrepare(u);
+      return {
+        bucket: (b, bytes) => p.bucket(b, bytes),
+        finish: () => p.finish(),
+        discard: () => p.discard(),
+      };
+    },
+    commit: (v) => a.commit(v),
+    abort: (v) => a.abort(v),
+    rollback: () => a.rollback(),
+  };
+}
+
 async function update(
-  adapter: DirectoryAdapter,
+  target: DirectoryAdapter,
   plan: Plan,
   manifest: Manifest,
-  corruptBucket?: number,
-): Promise<{ segmentsSeen: number }> {
+  options: { corruptBucket?: number; staged?: boolean } = {},
+): Promise<{ segmentsSeen: number; broadcasts: number }> {
+  const { corruptBucket, staged = true } = options;
+  const adapter = staged ? viaStaging(target) : target;
   const dir = mkdtempSync(join(shm, 'stg-'));
   const staging = await HostStaging.open({ dir });
   const inner = await localTransportProvider.create({ rank: 0, worldSize: 1, config });
   let segmentsSeen = 0;
+  let broadcasts = 0;
   const transport: Transport = {
     name: inner.name,
     rank: 0,
     worldSize: 1,
     close: () => inner.close(),
     async broadcast(req) {
+      // Bucket broadcasts only (the commit vote goes over the transport too).
+      if (plan.buckets.some((b) => b.bucket_id === req.bucketId)) broadcasts++;
       await inner.broadcast(req);
       segmentsSeen = Math.max(segmentsSeen, readdirSync(dir).filter((n) => n.endsWith('.seg')).length);
       if (req.bucketId === corruptBucket) (req.data as Uint8Array)[1] ^= 0x01;
@@ -67,7 +106,7 @@ async function update(
     await staging.close();
   }
   expect(readdirSync(dir)).toEqual([]);
-  return { segmentsSeen };
+  return { segmentsSeen, broadcasts };
 }
 
 function expectSameTree(dir: string, checkpoint: string, files: readonly string[]) {
@@ -142,7 +181,9 @@ describe('DirectoryAdapter streaming prepare', { timeout: 120_000 }, () => {
     await update(adapter, createPlan({ ...opts, prev: m0, next: m1, checkpointRoot: ft }), m1);
     const delta = createPlan({ ...opts, prev: m1, next: m2, checkpointRoot: ft2 });
     expect(delta.buckets.length).toBeGreaterThan(2);
-    const err = await update(adapter, delta, m2, delta.buckets[2]?.bucket_id).catch((e: unknown) => e);
+    const err = await update(adapter, delta, m2, { corruptBucket: delta.buckets[2]?.bucket_id }).catch(
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(VerificationError);
     expect(await adapter.currentVersion()).toBe('v1');
     expect(await adapter.previousVersion()).toBe('v0');
@@ -150,5 +191,65 @@ describe('DirectoryAdapter streaming prepare', { timeout: 120_000 }, () => {
     expectSameTree(join(target, 'previous'), base, names);
     expect(readdirSync(join(target, 'versions')).sort()).toEqual(['v0', 'v1']);
     expect(existsSync(join(target, '.hotweights', 'v2.json'))).toBe(false);
+  });
+
+  it('with one rank, copies every item from the checkpoint into the version and verifies it there: no staging, no broadcast', async () => {
+    const target = join(work, 'target-direct');
+    const adapter = new DirectoryAdapter({ target });
+    const opts = { checkpointRoot: '', nextManifestPath: null, bucketBytes: 16 * 1024 };
+    const full = createPlan({ ...opts, prev: null, next: m0, checkpointRoot: base });
+    const first = await update(adapter, full, m0, { staged: false });
+    expect(first).toEqual({ segmentsSeen: 0, broadcasts: 0 });
+    expect(await adapter.currentVersion()).toBe('v0');
+    expectSameTree(join(target, 'current'), base, names);
+
+    // A delta with a split tensor (b.1) and a tensor patched into a copy of the live file (a.2).
+    const delta = createPlan({ ...opts, prev: m0, next: m1, checkpointRoot: ft });
+    expect(delta.buckets.some((b) => b.items.some((i) => i.part))).toBe(true);
+    expect((await update(adapter, delta, m1, { staged: false })).broadcasts).toBe(0);
+    expect(await adapter.currentVersion()).toBe('v1');
+    expectSameTree(join(target, 'current'), ft, names);
+    expectSameTree(join(target, 'previous'), base, names);
+  });
+
+  it('with one rank, a checkpoint byte changed after publish is caught where it landed: nothing is committed', async () => {
+    const target = join(work, 'target-direct-bad');
+    const adapter = new DirectoryAdapter({ target });
+    const opts = { checkpointRoot: '', nextManifestPath: null, bucketBytes: 16 * 1024 };
+    await update(adapter, createPlan({ ...opts, prev: null, next: m0, checkpointRoot: base }), m0, {
+      staged: false,
+    });
+    await update(adapter, createPlan({ ...opts, prev: m0, next: m1, checkpointRoot: ft }), m1, {
+      staged: false,
+    });
+    const delta = createPlan({ ...opts, prev: m1, next: m2, checkpointRoot: ft2 });
+    // b.0 changed in v2 and is larger than a bucket: flip one byte of its second part.
+    const part = delta.buckets.flatMap((b) => b.items).find((i) => i.tensor === 'b.0' && i.part?.index === 1);
+    expect(part).toBeDefined();
+    const file = join(ft2, 'b.safetensors');
+    const at = (part?.file_offset ?? 0) + 5;
+    const fd = openSync(file, 'r+');
+    const one = Buffer.alloc(1);
+    try {
+      readSync(fd, one, 0, 1, at);
+      writeSync(fd, Buffer.from([(one[0] as number) ^ 0xff]), 0, 1, at);
+      const err = await update(adapter, delta, m2, { staged: false }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(VerificationError);
+      expect((err as Error).message).toMatch(
+        /item b\.0:0 \(b\.safetensors, bucket \d+\) does not match its hash/,
+      );
+    } finally {
+      writeSync(fd, one, 0, 1, at);
+      closeSync(fd);
+    }
+    expect(await adapter.currentVersion()).toBe('v1');
+    expect(await adapter.previousVersion()).toBe('v0');
+    expectSameTree(join(target, 'current'), ft, names);
+    expectSameTree(join(target, 'previous'), base, names);
+    expect(readdirSync(join(target, 'versions')).sort()).toEqual(['v0', 'v1']);
+    // The same plan goes through once the checkpoint is whole again.
+    await update(adapter, delta, m2, { staged: false });
+    expect(await adapter.currentVersion()).toBe('v2');
+    expectSameTree(join(target, 'current'), ft2, names);
   });
 });

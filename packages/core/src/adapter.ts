@@ -3,8 +3,9 @@
  * directory on disk, memory for tests). The Replicator never touches live weights; adapters do,
  * and only in `commit`.
  */
+import type { FileHandle } from 'node:fs/promises';
 import type { Manifest } from './manifest.js';
-import type { Plan, PlanBucket } from './plan.js';
+import type { Plan, PlanBucket, PlanItem } from './plan.js';
 import type { StagingAgent } from './staging.js';
 
 export interface AdapterUpdate {
@@ -12,6 +13,21 @@ export interface AdapterUpdate {
   /** The next version's manifest, when the adapter needs the full layout (directory adapter). */
   readonly manifest?: Manifest;
   readonly staging: StagingAgent;
+}
+
+/** An item's bytes in an open checkpoint file on this host (see `AdapterPreparation.copyItem`). */
+export interface ItemSource {
+  readonly file: FileHandle;
+  /** Where the item's bytes start in the file (its `file_offset`). */
+  readonly offset: number;
+}
+
+/** Where an item's bytes landed in a file of the version being prepared. */
+export interface LandedRange {
+  /** Absolute path of the file. */
+  readonly path: string;
+  /** Where the item's bytes start in it. */
+  readonly offset: number;
 }
 
 /**
@@ -24,6 +40,15 @@ export interface AdapterPreparation {
    * bucket once this resolves. Buckets arrive in any order; a split tensor's parts in several.
    */
   bucket(bucket: PlanBucket, bytes: Uint8Array): Promise<void>;
+  /**
+   * Optional, for adapters whose version lives in files: lands one item straight from the
+   * checkpoint file into its place in the version being prepared (a kernel copy; no staging, no
+   * second copy through memory) and says where it landed. The caller verifies the item there
+   * before anything commits; a mismatch discards the preparation. The Replicator uses this for
+   * buckets whose only participant is the source rank itself (one host, one rank); every other
+   * bucket arrives through `bucket`.
+   */
+  copyItem?(item: PlanItem, source: ItemSource): Promise<LandedRange>;
   /** Every bucket of this rank was handed over: completes the version exactly as `prepare` would. */
   finish(): Promise<void>;
   /** Drops whatever was prepared so far (the live version was never touched). */

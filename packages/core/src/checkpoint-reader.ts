@@ -18,6 +18,11 @@ export class CheckpointReader {
 
   constructor(readonly root: string) {}
 
+  /** The open checkpoint file `uri`, confined to the root (opened once, shared by every caller). */
+  async file(uri: string): Promise<FileHandle> {
+    return this.handle(uri);
+  }
+
   private async handle(uri: string): Promise<FileHandle> {
     let h = this.handles.get(uri);
     if (!h) {

@@ -22,3 +22,29 @@ export async function writeAllAt(fh: FileHandle, bytes: Uint8Array, position: nu
     done += bytesWritten;
   }
 }
+
+/**
+ * Copies `length` bytes of one open file into another inside the kernel (copy_file_range through
+ * @hotweights/shm: the bytes never pass through this process, as `cp` copies), or through a
+ * buffer when the addon is missing. Rejects with `code: 'ESHORT'` when the source ends inside the
+ * range.
+ */
+export async function copyFileRange(
+  from: FileHandle,
+  fromOffset: number,
+  to: FileHandle,
+  toOffset: number,
+  length: number,
+): Promise<void> {
+  if (length === 0) return;
+  const shm = await loadShm();
+  if (shm?.copyRange) return shm.copyRange(from.fd, fromOffset, to.fd, toOffset, length);
+  const buf = Buffer.allocUnsafe(Math.min(length, WRITE_PIECE));
+  for (let done = 0; done < length; ) {
+    const { bytesRead } = await from.read(buf, 0, Math.min(buf.length, length - done), fromOffset + done);
+    if (bytesRead === 0)
+      throw Object.assign(new Error('the source file ends before the range'), { code: 'ESHORT' });
+    await writeAllAt(to, buf.subarray(0, bytesRead), toOffset + done);
+    done += bytesRead;
+  }
+}

@@ -1,4 +1,4 @@
-export type { Adapter, AdapterPreparation, AdapterUpdate } from './adapter.js';
+export type { Adapter, AdapterPreparation, AdapterUpdate, ItemSource, LandedRange } from './adapter.js';
 export { MemoryAdapter } from './adapter-memory.js';
 export { type VoteResult, voteBucketId, voteOnCommit } from './commit-vote.js';
 export {
@@ -27,7 +27,7 @@ export {
   TransportError,
   VerificationError,
 } from './errors.js';
-export { WRITE_PIECE, writeAllAt } from './file-write.js';
+export { copyFileRange, WRITE_PIECE, writeAllAt } from './file-write.js';
 export { HostStaging, type HostStagingOptions } from './host-staging.js';
 export {
   createItemHasher,

@@ -8,11 +8,11 @@
 import { VerificationError } from './errors.js';
 import { parseItemHash } from './item-hash.js';
 import type { PlanBucket, PlanItem } from './plan.js';
-import { hashHere, type VerifyPool } from './verify-pool.js';
+import { type FileRange, type HashInput, hashHere, type VerifyPool } from './verify-pool.js';
 
 interface Part {
   readonly item: PlanItem;
-  readonly bytes: Uint8Array;
+  readonly bytes: HashInput;
   readonly bucketId: number;
 }
 
@@ -34,7 +34,24 @@ export class ItemVerifier {
    * Returns the ids of the buckets that are now entirely verified (this one and any earlier one
    * whose last pending part was completed by it).
    */
-  async bucketLanded(bucket: PlanBucket, bytes: Uint8Array): Promise<number[]> {
+  bucketLanded(bucket: PlanBucket, bytes: Uint8Array): Promise<number[]> {
+    return this.landed(bucket, (item) => bytes.subarray(item.offset, item.offset + item.nbytes));
+  }
+
+  /**
+   * As `bucketLanded`, for a bucket whose items landed in files instead of a buffer: `ranges[i]`
+   * is where item i of the bucket is (`item.nbytes` bytes from there).
+   */
+  bucketLandedInFiles(bucket: PlanBucket, ranges: readonly Omit<FileRange, 'length'>[]): Promise<number[]> {
+    let i = 0;
+    return this.landed(bucket, (item) => {
+      const r = ranges[i++] as Omit<FileRange, 'length'>;
+      return { path: r.path, offset: r.offset, length: item.nbytes };
+    });
+  }
+
+  /** `where(item)` is called once per item, in bucket order. */
+  private async landed(bucket: PlanBucket, where: (item: PlanItem) => HashInput): Promise<number[]> {
     const done: number[] = [];
     const settle = (id: number) => {
       const left = (this.unverified.get(id) ?? 1) - 1;
@@ -48,7 +65,7 @@ export class ItemVerifier {
     this.unverified.set(bucket.bucket_id, bucket.items.length);
     const checks: Promise<void>[] = [];
     for (const item of bucket.items) {
-      const view = bytes.subarray(item.offset, item.offset + item.nbytes);
+      const view = where(item);
       if (!item.part || item.part.count === 1) {
         checks.push(this.check(item, [view], bucket.bucket_id).then(() => settle(bucket.bucket_id)));
         continue;
@@ -85,7 +102,7 @@ export class ItemVerifier {
     }
   }
 
-  private async check(item: PlanItem, chunks: readonly Uint8Array[], bucketId: number): Promise<void> {
+  private async check(item: PlanItem, chunks: readonly HashInput[], bucketId: number): Promise<void> {
     const { algo, hex } = parseItemHash(item.hash, item.key);
     const got = this.pool ? await this.pool.hash(algo, chunks) : hashHere(algo, chunks);
     if (got !== hex) {

@@ -64,6 +64,12 @@ export async function runRankUpdate(o: RankUpdateOptions): Promise<RankUpdateRes
       ...(o.onProgress ? { onProgress: o.onProgress } : {}),
       ...(o.verify === undefined ? {} : { verify: o.verify }),
       ...(streaming ? { onBucketReady: (bucket, bytes) => streaming.bucket(bucket, bytes) } : {}),
+      ...(streaming?.copyItem
+        ? {
+            copyItem: (item, source) =>
+              (streaming.copyItem as NonNullable<typeof streaming.copyItem>)(item, source),
+          }
+        : {}),
     });
     if (streaming) await streaming.finish();
     else await adapter.prepare({ plan, staging, ...(o.manifest ? { manifest: o.manifest } : {}) });

@@ -23,11 +23,19 @@
  * error names the rank, the bucket and, for bad bytes, the item.
  */
 import type { Registry } from 'prom-client';
+import type { ItemSource, LandedRange } from './adapter.js';
 import { CheckpointReader } from './checkpoint-reader.js';
 import type { HotweightsConfig } from './config.js';
-import { ConfigError, HotweightsError, TimeoutError, TransportError, VerificationError } from './errors.js';
+import {
+  CheckpointError,
+  ConfigError,
+  HotweightsError,
+  TimeoutError,
+  TransportError,
+  VerificationError,
+} from './errors.js';
 import { ItemVerifier } from './item-verifier.js';
-import type { Plan, PlanBucket } from './plan.js';
+import type { Plan, PlanBucket, PlanItem } from './plan.js';
 import { ReplicationWindow } from './replication-window.js';
 import { createReplicatorMetrics, type ReplicatorMetrics } from './replicator-metrics.js';
 import type { StagingAgent } from './staging.js';
@@ -68,6 +76,13 @@ export interface ReplicateRankOptions {
    * are). The bucket is dropped from staging when this resolves (if the staging agent can drop).
    */
   readonly onBucketReady?: (bucket: PlanBucket, bytes: Uint8Array) => Promise<void>;
+  /**
+   * Lands an item straight from the checkpoint file into the adapter's version (an adapter
+   * preparation's `copyItem`). Used, on the source rank, for buckets it is the only participant
+   * of: their bytes go from the checkpoint to the target in the kernel, with no staging and no
+   * broadcast, and every item is verified where it landed. Other buckets are unaffected.
+   */
+  readonly copyItem?: (item: PlanItem, source: ItemSource) => Promise<LandedRange>;
 }
 
 export interface RankReport {
@@ -181,6 +196,13 @@ export async function replicateRank(options: ReplicateRankOptions): Promise<Rank
   const landed = new Set<number>();
   const byId = new Map(consumed.map((b) => [b.bucket_id, b]));
   const handOn = options.onBucketReady;
+  const copyItem = options.copyItem;
+  // Buckets this rank both reads and alone consumes land straight in the adapter's files.
+  const direct = new Set(
+    copyItem && isSource
+      ? consumed.filter((b) => bucketParticipants(plan, b).length === 1).map((b) => b.bucket_id)
+      : [],
+  );
 
   const ctrl = new AbortController();
   let firstError: unknown;
@@ -221,7 +243,11 @@ export async function replicateRank(options: ReplicateRankOptions): Promise<Rank
     const host = staging as StagingAgent & {
       ensureCapacity?: (bytes: number, what: string) => Promise<void>;
     };
-    const consumeBytes = stagingNeed(consumed, config, handOn !== undefined && staging.drop !== undefined);
+    const consumeBytes = stagingNeed(
+      consumed.filter((b) => !direct.has(b.bucket_id)),
+      config,
+      handOn !== undefined && staging.drop !== undefined,
+    );
     if (host.ensureCapacity && consumeBytes > 0)
       await host.ensureCapacity(consumeBytes, `version ${plan.version} on rank ${rank}`);
 
@@ -296,6 +322,7 @@ export async function replicateRank(options: ReplicateRankOptions): Promise<Rank
     previous: Promise<void>,
     markIssued: () => void,
   ): Promise<void> {
+    if (direct.has(bucket.bucket_id)) return landDirect(bucket, previous, markIssued);
     const t0 = performance.now();
     const consume = bucket.consumer_ranks.includes(rank);
     let pooled: Buffer | undefined;
@@ -360,7 +387,62 @@ export async function replicateRank(options: ReplicateRankOptions): Promise<Rank
         landed.add(bucket.bucket_id);
         if (handOn) for (const id of ready) await handOnBucket(id);
       }
-      const roleLabel = consume ? 'land' : 'send';
+      done(bucket, t0, consume ? 'land' : 'send');
+    } finally {
+      markIssued();
+      if (pooled) pool.give(pooled);
+    }
+  }
+
+  /**
+   * A bucket only this (source) rank takes part in: no broadcast, so it only keeps the others'
+   * broadcast order (its turn passes once the bucket before it was issued); its items are copied
+   * into the adapter's files in their fill turn and verified where they landed.
+   */
+  async function landDirect(
+    bucket: PlanBucket,
+    previous: Promise<void>,
+    markIssued: () => void,
+  ): Promise<void> {
+    void previous.then(markIssued, markIssued);
+    const t0 = performance.now();
+    const myTurn = fillTurn;
+    let endTurn!: () => void;
+    fillTurn = new Promise<void>((r) => {
+      endTurn = r;
+    });
+    let ranges: LandedRange[];
+    try {
+      await myTurn;
+      if (ctrl.signal.aborted) throw ctrl.signal.reason;
+      ranges = await Promise.all(bucket.items.map((item) => landItem(item)));
+    } finally {
+      endTurn();
+    }
+    if (verify) await verifier.bucketLandedInFiles(bucket, ranges);
+    landed.add(bucket.bucket_id);
+    done(bucket, t0, 'land');
+  }
+
+  /** Copies one item from the checkpoint into the adapter's version (see `copyItem`). */
+  async function landItem(item: PlanItem): Promise<LandedRange> {
+    const file = await (reader as CheckpointReader).file(item.uri);
+    const land = copyItem as NonNullable<typeof copyItem>;
+    try {
+      return await land(item, { file, offset: item.file_offset });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException)?.code !== 'ESHORT') throw err;
+      throw new CheckpointError(
+        `${item.uri} in ${(reader as CheckpointReader).root} ends before item ${item.key} (needs bytes ${item.file_offset}..${item.file_offset + item.nbytes}): the checkpoint changed after publish?`,
+        { cause: err, details: { file: item.uri, key: item.key } },
+      );
+    }
+  }
+
+  /** Counts a finished bucket in the report, the metrics and the progress callback. */
+  function done(bucket: PlanBucket, t0: number, roleLabel: 'land' | 'send'): void {
+    const consume = roleLabel === 'land';
+    {
       if (isSource) {
         bucketsSent++;
         bytesSent += bucket.size;
@@ -386,9 +468,6 @@ export async function replicateRank(options: ReplicateRankOptions): Promise<Rank
         bytesTotal,
         elapsedS,
       });
-    } finally {
-      markIssued();
-      if (pooled) pool.give(pooled);
     }
   }
 }

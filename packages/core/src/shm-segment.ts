@@ -20,6 +20,7 @@ interface ShmModule {
   /** Absent from addons built before they were added. */
   writeAll?(fd: number, view: Uint8Array, position: number, piece: number): Promise<void>;
   reserveFdAsync?(fd: number, length: number): Promise<void>;
+  copyRange?(inFd: number, inOffset: number, outFd: number, outOffset: number, length: number): Promise<void>;
   reserveFd(fd: number, length: number): void;
   shmUnavailableReason(): string | undefined;
 }

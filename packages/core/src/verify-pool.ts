@@ -11,20 +11,42 @@
  * The worker body is JavaScript evaluated from a string, so the same code runs from TypeScript
  * sources (tests, tsx) and from the compiled package; native modules are passed as resolved paths.
  */
+import { closeSync, openSync, readSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { createItemHasher, type HashAlgorithm } from './item-hash.js';
 import { loadShm, sharedSegmentOf } from './shm-segment.js';
 
+/**
+ * Bytes of a file to hash in place (an item that landed straight in a target file): hashed
+ * through short-lived read-only mappings, never copied.
+ */
+export interface FileRange {
+  readonly path: string;
+  readonly offset: number;
+  readonly length: number;
+}
+
+/** What gets hashed: bytes in memory, or a range of a file. */
+export type HashInput = Uint8Array | FileRange;
+
+function isFileRange(c: HashInput): c is FileRange {
+  return !(c instanceof Uint8Array);
+}
+
 interface Chunk {
-  /** The segment: its file, its id (stable while recycled) and its whole length. */
+  /** The segment: its file, its id (stable while recycled) and its whole length; or file: a FileRange. */
   readonly path: string;
   readonly id: number;
   readonly size: number;
   readonly offset: number;
   readonly length: number;
+  readonly file?: true;
 }
+
+/** Largest piece of a file mapped at once while hashing it (bounds address space per worker). */
+const FILE_PIECE = 32 << 20;
 
 /** Segment mappings each worker keeps (a window's worth; older ones are unmapped). */
 const KEPT_MAPPINGS = 8;
@@ -79,10 +101,35 @@ function hasher(algo) {
   const h = crypto.createHash('sha256');
   return { update: (b) => h.update(b), hex: () => h.digest('hex') };
 }
+const page = shm.pageSize;
+function hashFileRange(h, c) {
+  const fd = fs.openSync(c.path, 'r');
+  try {
+    for (let done = 0; done < c.length; ) {
+      const at = c.offset + done;
+      const start = at - (at % page);
+      const n = Math.min(workerData.filePiece, c.length - done);
+      // MAP_POPULATE: the landed pages are in the page cache, so they map in one call.
+      const ab = shm.mapRange(fd, n + (at - start), start, 1);
+      try {
+        h.update(Buffer.from(ab, at - start, n));
+      } finally {
+        shm.unmapRange(ab);
+      }
+      done += n;
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+}
 parentPort.on('message', ({ id, algo, chunks }) => {
   try {
     const h = hasher(algo);
-    for (const c of chunks) if (c.length > 0) h.update(Buffer.from(segment(c), c.offset, c.length));
+    for (const c of chunks) {
+      if (c.length === 0) continue;
+      if (c.file) hashFileRange(h, c);
+      else h.update(Buffer.from(segment(c), c.offset, c.length));
+    }
     parentPort.postMessage({ id, hex: h.hex() });
   } catch (err) {
     parentPort.postMessage({ id, error: String((err && err.message) || err) });
@@ -106,6 +153,7 @@ async function workerData(): Promise<Record<string, string | number> | undefined
       blake: require.resolve('@napi-rs/blake-hash'),
       xxhash: require.resolve('@node-rs/xxhash'),
       keep: KEPT_MAPPINGS,
+      filePiece: FILE_PIECE,
     };
   } catch {
     return undefined;
@@ -155,10 +203,17 @@ export class VerifyPool {
     return data ? new VerifyPool(Math.max(1, threads), data) : undefined;
   }
 
-  /** Hex digest of `chunks` in order: on a worker when every chunk is in a mapped segment. */
-  hash(algo: HashAlgorithm, chunks: readonly Uint8Array[]): Promise<string> {
+  /**
+   * Hex digest of `chunks` in order: on a worker when every chunk is a file range or in a mapped
+   * segment, else on this thread.
+   */
+  hash(algo: HashAlgorithm, chunks: readonly HashInput[]): Promise<string> {
     const located: Chunk[] = [];
     for (const c of chunks) {
+      if (isFileRange(c)) {
+        if (c.length > 0) located.push({ ...c, id: 0, size: 0, file: true });
+        continue;
+      }
       const at = c.byteLength > 0 ? sharedSegmentOf(c) : undefined;
       if (c.byteLength > 0 && !at) return Promise.resolve(hashHere(algo, chunks));
       if (at) located.push({ ...at, length: c.byteLength });
@@ -188,9 +243,28 @@ export class VerifyPool {
   }
 }
 
-/** Hashes on the calling thread. */
-export function hashHere(algo: HashAlgorithm, chunks: readonly Uint8Array[]): string {
+/** Hashes on the calling thread (file ranges are read in pieces). */
+export function hashHere(algo: HashAlgorithm, chunks: readonly HashInput[]): string {
   const h = createItemHasher(algo);
-  for (const c of chunks) h.update(c);
+  for (const c of chunks) {
+    if (!isFileRange(c)) {
+      h.update(c);
+      continue;
+    }
+    if (c.length === 0) continue;
+    const fd = openSync(c.path, 'r');
+    try {
+      for (let done = 0; done < c.length; ) {
+        // A new buffer per piece: a hasher may keep the pieces it was given (xxh3-128 does).
+        const buf = Buffer.allocUnsafe(Math.min(c.length - done, 8 << 20));
+        const n = readSync(fd, buf, 0, buf.length, c.offset + done);
+        if (n === 0) throw new Error(`${c.path} ends at ${c.offset + done}, inside the range to hash`);
+        h.update(buf.subarray(0, n));
+        done += n;
+      }
+    } finally {
+      closeSync(fd);
+    }
+  }
   return h.digestHex();
 }

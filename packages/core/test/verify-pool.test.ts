@@ -4,7 +4,7 @@
  * several segments; a corrupted staged byte is caught through the pool like anywhere else.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -18,7 +18,7 @@ import {
 } from '@hotweights/core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { replicateRank } from '../src/replicator.js';
-import { VerifyPool } from '../src/verify-pool.js';
+import { hashHere, VerifyPool } from '../src/verify-pool.js';
 import { makePlan, writeCheckpoint } from './plan-fixture.js';
 
 const work = mkdtempSync(join(tmpdir(), 'hw-verify-pool-'));
@@ -31,6 +31,29 @@ afterAll(() => {
 const bucket = (id: number, size: number) => ({ bucket_id: id, size, consumer_ranks: [0], items: [] });
 
 describe('VerifyPool', { timeout: 60_000 }, () => {
+  it('hashes ranges of files in place, on workers and on the calling thread alike', async () => {
+    const pool = await VerifyPool.create(2);
+    expect(pool).toBeDefined();
+    const bytes = randomBytes(70_000_001);
+    const file = join(work, 'landed.bin');
+    writeFileSync(file, bytes);
+    // Unaligned ranges, one longer than a worker maps at once (32 MiB), and a split item's parts.
+    const whole = { path: file, offset: 4099, length: 69_000_000 };
+    const parts = [
+      { path: file, offset: 10, length: 1_000_000 },
+      { path: file, offset: 1_000_010, length: 3 },
+    ];
+    for (const algo of HASH_ALGORITHMS) {
+      const want = hashItem(algo, [bytes.subarray(4099, 4099 + 69_000_000)]);
+      expect(`${algo}:${await pool?.hash(algo, [whole])}`).toBe(want);
+      expect(`${algo}:${hashHere(algo, [whole])}`).toBe(want);
+      expect(`${algo}:${await pool?.hash(algo, parts)}`).toBe(
+        hashItem(algo, [bytes.subarray(10, 1_000_013)]),
+      );
+    }
+    await pool?.close();
+  });
+
   it('hashes staged segments on workers exactly as the main thread does', async () => {
     const staging = await HostStaging.open({ dir: mkdtempSync(join(shm, 'pool-')) });
     const pool = await VerifyPool.create(2);
