@@ -4,8 +4,9 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import { HotweightsError } from './errors.js';
+import { promClient } from './prom-client.js';
 
 export interface MetricsServer {
   readonly port: number;
@@ -15,7 +16,7 @@ export interface MetricsServer {
 
 /** A fresh registry with the default labels every hotweights metric carries. */
 export function createMetricsRegistry(labels: Record<string, string> = {}): Registry {
-  const registry = new Registry();
+  const registry = new (promClient().Registry)();
   registry.setDefaultLabels(labels);
   return registry;
 }

@@ -1,5 +1,6 @@
 /** Prometheus metrics of the Replicator, registered in a registry from createMetricsRegistry. */
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { promClient } from './prom-client.js';
 
 export interface ReplicatorMetrics {
   readonly bytes: Counter<'role'>;
@@ -19,6 +20,7 @@ const cache = new WeakMap<Registry, ReplicatorMetrics>();
 export function createReplicatorMetrics(registry: Registry): ReplicatorMetrics {
   const existing = cache.get(registry);
   if (existing) return existing;
+  const { Counter, Gauge, Histogram } = promClient();
   const registers = [registry];
   const m: ReplicatorMetrics = {
     bytes: new Counter({

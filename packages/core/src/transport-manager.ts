@@ -3,10 +3,11 @@
  * selection. Selection is by priority (cuda-ipc > nccl > mpi > ucx > local) among available
  * transports, unless a name is forced (`--transport` / HOTWEIGHTS_TRANSPORT).
  */
+
 import { readdir, readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import semver from 'semver';
 import { NoTransportError, TransportError } from './errors.js';
 import type { ProbeContext, ProbeResult, TransportPackageManifest, TransportProvider } from './transport.js';
 
@@ -124,6 +125,8 @@ async function loadTransportPackage(
   if (!meta || typeof meta.transport !== 'string' || typeof meta.coreApi !== 'string') {
     return failed('package.json lacks "hotweights": {"transport": "<entry>", "coreApi": "<range>"}');
   }
+  // Loaded here, not at import: only discovery of installed plugins needs it.
+  const semver = createRequire(import.meta.url)('semver') as typeof import('semver');
   if (!semver.validRange(meta.coreApi))
     return failed(`coreApi ${JSON.stringify(meta.coreApi)} is not a semver range`);
   if (!semver.satisfies(CORE_API_VERSION, meta.coreApi)) {

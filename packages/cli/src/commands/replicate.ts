@@ -172,8 +172,12 @@ async function runRank(
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);
   let metrics: MetricsServer | undefined;
-  const registry = createMetricsRegistry({ component: 'replicate', rank: String(rank) });
-  if (opts.metricsPort !== false) {
+  // --no-metrics: nothing could read them, so none are kept (and prom-client is never loaded).
+  const registry =
+    opts.metricsPort === false
+      ? undefined
+      : createMetricsRegistry({ component: 'replicate', rank: String(rank) });
+  if (registry && opts.metricsPort !== false) {
     try {
       metrics = await startMetricsServer(registry, opts.metricsPort === 0 ? 0 : opts.metricsPort + rank);
     } catch (err) {
@@ -199,7 +203,7 @@ async function runRank(
       commit: opts.commit,
       verify: opts.verify,
       signal: ctrl.signal,
-      metrics: registry,
+      ...(registry ? { metrics: registry } : {}),
       onProgress: (p) => emit({ type: 'progress', ...p }),
     });
     return { result, transport: transport.name };
