@@ -140,6 +140,42 @@ describe('hotweights replicate / rollback / status', { timeout: 180_000 }, () =>
     expect(after.committed).toEqual([expect.objectContaining({ model: 'test/main', version: 'v0' })]);
   });
 
+  it('with one rank (the source is every bucket's only consumer, so items are copied straight into the target): full then delta, byte-exact, rollback kept', async () => {
+    const target = join(v.dir, 'target-one');
+    const m = (n: string) => join(v.dir, n);
+    for (const args of [
+      ['--next', m('m0.json'), '--checkpoint', v.base, '--output', m('one-full.json')],
+      ['--prev', m('m0.json'), '--next', m('m1.json'), '--checkpoint', v.ft, '--output', m('one-delta.json')],
+    ]) {
+      const planned = await runCli(['plan', ...args, '--world-size', '1', '--bucket-mb', '1'], { env });
+      expect(planned.code, planned.stderr).toBe(0);
+    }
+    for (const [plan, want, version] of [
+      ['one-full.json', v.base, 'v0'],
+      ['one-delta.json', v.ft, 'v1'],
+    ] as const) {
+      const r = await runCli(
+        [
+          'replicate',
+          '--plan',
+          join(v.dir, plan),
+          '--world-size',
+          '1',
+          '--commit',
+          '--target',
+          target,
+          '--no-metrics',
+          '--json',
+        ],
+        { env },
+      );
+      expect(r.code, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout)).toMatchObject({ version, world_size: 1, committed: true, live: version });
+      expectTree(join(target, 'current'), want);
+    }
+    expectTree(join(target, 'previous'), v.base);
+  });
+
   it('catches bytes that do not match the plan: names item and rank, commits nothing anywhere', async () => {
     const c = await makeVersions('corrupt', 64, 64 * 1024);
     expect(
