@@ -22,6 +22,7 @@ export {
   type WriteManifestOptions,
   writeManifest,
 } from './manifest-writer.js';
+export { nativeItemTextAvailable, nativeItemTextUnavailableReason } from './native-text.js';
 export {
   alignUp,
   type PackedItems,

@@ -29,6 +29,19 @@ export class JsonBytes {
     this.buf = next;
   }
 
+  /** Makes room for `need` more bytes after `length` (the buffer may be replaced). */
+  reserve(need: number): void {
+    if (this.length + need > this.buf.length) this.grow(need);
+  }
+
+  /**
+   * The whole underlying buffer, for a writer that fills it from `length` on and then sets
+   * `length` (valid until the next write or reserve).
+   */
+  get buffer(): Buffer {
+    return this.buf;
+  }
+
   /** A string known to need no escaping (keys, punctuation). */
   raw(s: string): void {
     const n = s.length;

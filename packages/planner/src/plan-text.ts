@@ -174,16 +174,17 @@ export function encodePlan(plan: Omit<Plan, 'digest'> | Plan, options: PlanTextO
     // The canonical items text is gathered by copying each item's bytes (a JS copy of a few
     // hundred bytes costs less than a native hash call per item) and hashed once per bucket.
     canon.length = 0;
-    for (let i = 0; i < count; i++) {
-      w.raw(i === 0 ? '\n      ' : ',\n      ');
-      const start = w.length;
-      if (source) source.writer.write(w, source.items, i);
-      else writeItem(w, bucket.items[i] as PlanItem, trusted);
-      if (plain) {
-        if (i) canon.raw(',');
-        canon.from(w, start, w.length);
+    if (source) source.writer.writeItems(w, canon, source.items);
+    else
+      for (let i = 0; i < count; i++) {
+        w.raw(i === 0 ? '\n      ' : ',\n      ');
+        const start = w.length;
+        writeItem(w, bucket.items[i] as PlanItem, trusted);
+        if (plain) {
+          if (i) canon.raw(',');
+          canon.from(w, start, w.length);
+        }
       }
-    }
     if (plain) h.update(canon.view());
     if (plain) h.update(`],"size":${canonicalJson(bucket.size)}}`);
     w.raw(count ? '\n    ]}' : ']}');

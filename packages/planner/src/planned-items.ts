@@ -4,6 +4,8 @@
  * own bytes (names, raw digests, dims); the PlanItem objects of `bucket.items` are built only when
  * someone reads them. A million-entry plan is then written without a string or object per item.
  */
+
+import { endianness } from 'node:os';
 import {
   type ColumnarManifest,
   HASH_HEX_LENGTH,
@@ -13,6 +15,7 @@ import {
   type PlanItem,
 } from '@hotweights/core';
 import type { JsonBytes } from './json-bytes.js';
+import { type NativeItemEncoder, nativeItemEncoder } from './native-text.js';
 
 export class PlannedItems {
   length = 0;
@@ -81,9 +84,15 @@ export class ItemWriter {
   /** Per file of the manifest: 1 when its path stays inside the root, 0 when not (-1: not checked). */
   private confined: Int8Array | undefined;
 
+  /** The native writer over this manifest's columns (null: not available), made on first use. */
+  private encoder: NativeItemEncoder | null | undefined;
+  private readonly state = new Float64Array(3);
+
   constructor(
     private readonly m: ColumnarManifest,
     readonly bucketBytes: number,
+    /** Write items with the native writer when it loads (false: always in JS, same bytes). */
+    private readonly useNative = true,
   ) {
     const enc = (v: unknown) => Buffer.from(JSON.stringify(v), 'utf8');
     const text = (s: string) => Buffer.from(s, 'utf8');
@@ -103,6 +112,111 @@ export class ItemWriter {
       shapeClose: text('],"shard_rank":'),
       tensorName: text(',"tensor":"'),
     };
+  }
+
+  /**
+   * The native writer for this manifest, or null when the addon did not load (or `useNative` was
+   * false): then every item is written by write() below, the same bytes.
+   */
+  nativeWriter(): NativeItemEncoder | null {
+    if (this.encoder !== undefined) return this.encoder;
+    this.encoder = null;
+    if (!this.useNative || endianness() !== 'LE') return null;
+    const m = this.m;
+    const c = m.columns;
+    const names = c.tensor;
+    let units: Uint8Array | Uint16Array;
+    if (names.bytes) units = names.bytes;
+    else {
+      // UTF-16 code units, as the offsets count them.
+      const b = Buffer.from(names.text, 'utf16le');
+      units =
+        b.byteOffset % 2 === 0
+          ? new Uint16Array(b.buffer, b.byteOffset, b.length / 2)
+          : new Uint16Array(Uint8Array.from(b).buffer);
+    }
+    const dimsStart = new Uint32Array(m.size);
+    for (let i = 0, at = 0; i < m.size; i++) {
+      dimsStart[i] = at;
+      const n = c.ndim[i] as number;
+      if (n > 0) at += n;
+    }
+    const concat = (pieces: readonly Uint8Array[]) => {
+      const starts = new Uint32Array(pieces.length + 1);
+      for (let k = 0; k < pieces.length; k++)
+        starts[k + 1] = (starts[k] as number) + (pieces[k] as Uint8Array).length;
+      return { bytes: new Uint8Array(Buffer.concat(pieces)), starts };
+    };
+    const heads = concat(this.text.head);
+    const tails = concat(this.tail);
+    this.encoder =
+      nativeItemEncoder({
+        names: units,
+        nameUnits: names.bytes ? 1 : 2,
+        starts: names.starts,
+        shardRank: c.shard_rank,
+        kind: new Uint8Array(Buffer.from(c.kind, 'latin1')),
+        file: c.file,
+        fileOffset: c.file_offset,
+        nbytes: c.nbytes,
+        dtype: c.dtype,
+        ndim: c.ndim,
+        dims: c.dims,
+        dimsStart,
+        hash: c.hash,
+        hashBytes: this.hashBytes,
+        heads: heads.bytes,
+        headStarts: heads.starts,
+        tails: tails.bytes,
+        tailStarts: tails.starts,
+        hashPrefix: new Uint8Array(this.text.hash),
+        bucketBytes: this.bucketBytes,
+      }) ?? null;
+    return this.encoder;
+  }
+
+  /**
+   * All items of a bucket into `w` (each after its separator: a new line, indented, and a comma
+   * after the first) and, joined by commas, into `canon`: natively when the addon loaded, item by
+   * item in JS otherwise and for any item the native writer leaves to JS.
+   */
+  writeItems(w: JsonBytes, canon: JsonBytes, items: PlannedItems): void {
+    const n = items.length;
+    const enc = this.nativeWriter();
+    const state = this.state;
+    let k = 0;
+    while (k < n) {
+      if (enc) {
+        k = enc.write(
+          items.entry,
+          items.part,
+          items.offset,
+          items.nbytes,
+          k,
+          n,
+          w.buffer,
+          w.length,
+          canon.buffer,
+          canon.length,
+          state,
+        );
+        w.length = state[0] as number;
+        canon.length = state[1] as number;
+        if (state[2] === 0) return;
+        if (state[2] === 2) {
+          // More room than now in both (each at least doubles), so a retry makes progress.
+          w.reserve(w.buffer.length - w.length + 1);
+          canon.reserve(canon.buffer.length - canon.length + 1);
+          continue;
+        }
+      }
+      w.raw(k === 0 ? '\n      ' : ',\n      ');
+      const start = w.length;
+      this.write(w, items, k);
+      if (k) canon.raw(',');
+      canon.from(w, start, w.length);
+      k++;
+    }
   }
 
   /** The manifest the items point into. */
