@@ -1,0 +1,45 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { computePlanDigest, loadPlan, type Plan } from '@hotweights/core';
+import { nativeItemTextAvailable, nativeItemTextUnavailableReason, writePlan } from '@hotweights/planner';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { bucketSource } from '../src/planned-items.js';
+import { tempDir } from './fixtures.js';
+import { jsColumnBytes, objectBytes, textCases } from './plan-text-fixtures.js';
+
+// The addon is looked for where none was built (as on a machine without a prebuild or compiler):
+// node-gyp-build itself fails, and the planner must write every plan in JS, the same bytes.
+vi.mock('../src/load-addon.js', async (importOriginal) => {
+  const actual = await importOriginal<typeof import('../src/load-addon.js')>();
+  return { requireAddon: () => actual.requireAddon(join(import.meta.dirname, 'no-addon-here')) };
+});
+
+const tmp = tempDir('plan-text-fallback');
+afterAll(tmp.cleanup);
+
+describe('plan text without the native writer', () => {
+  it('says why the addon is not used', () => {
+    expect(nativeItemTextAvailable()).toBe(false);
+    expect(nativeItemTextUnavailableReason()).toMatch(
+      /native plan-text writer not loadable: .*no-addon-here/s,
+    );
+  });
+
+  it('writes the same bytes and digest in JS', async () => {
+    const cases = await textCases(tmp.path);
+    expect(cases.length).toBe(12);
+    for (const { name, plan } of cases) {
+      expect(
+        bucketSource(plan.buckets[0] as Plan['buckets'][number])?.writer.nativeWriter(),
+        name,
+      ).toBeNull();
+      const out = join(tmp.path, `${name.replaceAll('/', '-')}.plan.json`);
+      await writePlan(plan, out);
+      const written = readFileSync(out);
+      expect(Buffer.compare(written, jsColumnBytes(plan).bytes), name).toBe(0);
+      expect(Buffer.compare(written, objectBytes(plan)), name).toBe(0);
+      expect(computePlanDigest(plan), name).toBe(plan.digest);
+      expect((await loadPlan(out)).digest, name).toBe(plan.digest);
+    }
+  });
+});
