@@ -146,6 +146,29 @@ function stagingNeed(consumed: readonly PlanBucket[], config: HotweightsConfig, 
   return Math.min(all, window);
 }
 
+/**
+ * Buckets that need no broadcast may go in any order: taking them round-robin over the files
+ * they start in lets the window hold copies into different files, which run side by side
+ * (copies into one file are serialised on its inode lock). Stable within each file.
+ */
+export function interleaveFiles(buckets: readonly PlanBucket[]): PlanBucket[] {
+  const byFile = new Map<string, PlanBucket[]>();
+  for (const b of buckets) {
+    const file = b.items[0]?.uri ?? '';
+    let list = byFile.get(file);
+    if (!list) {
+      list = [];
+      byFile.set(file, list);
+    }
+    list.push(b);
+  }
+  const lists = [...byFile.values()];
+  const out: PlanBucket[] = [];
+  for (let k = 0; out.length < buckets.length; k++)
+    for (const list of lists) if (k < list.length) out.push(list[k] as PlanBucket);
+  return out;
+}
+
 /** Below this many bytes to verify, hashing stays on the main thread (no workers started). */
 const POOL_MIN_BYTES = 16 << 20;
 
@@ -255,7 +278,7 @@ export async function replicateRank(options: ReplicateRankOptions): Promise<Rank
     // Broadcasts are issued in plan order on every rank: each bucket waits for the previous
     // bucket's broadcast to have been *issued* (not finished), so the window still overlaps.
     let issued: Promise<void> = Promise.resolve();
-    for (const bucket of mine) {
+    for (const bucket of direct.size === mine.length ? interleaveFiles(mine) : mine) {
       if (firstError !== undefined) break;
       try {
         await window.acquire(bucket.size, ctrl.signal);
@@ -411,14 +434,17 @@ export async function replicateRank(options: ReplicateRankOptions): Promise<Rank
     fillTurn = new Promise<void>((r) => {
       endTurn = r;
     });
-    let ranges: LandedRange[];
+    let landing: Promise<LandedRange[]>;
     try {
       await myTurn;
       if (ctrl.signal.aborted) throw ctrl.signal.reason;
-      ranges = await Promise.all(bucket.items.map((item) => landItem(item)));
+      // The turn passes once the copies are queued: copies into one file still run one at a
+      // time (the adapter queues them), copies into different files run side by side.
+      landing = Promise.all(bucket.items.map((item) => landItem(item)));
     } finally {
       endTurn();
     }
+    const ranges = await landing;
     if (verify) await verifier.bucketLandedInFiles(bucket, ranges);
     landed.add(bucket.bucket_id);
     done(bucket, t0, 'land');

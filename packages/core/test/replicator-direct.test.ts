@@ -20,7 +20,7 @@ import {
   VerificationError,
 } from '@hotweights/core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { replicateRank } from '../src/replicator.js';
+import { interleaveFiles, replicateRank } from '../src/replicator.js';
 import { makePlan, writeCheckpoint } from './plan-fixture.js';
 
 const work = mkdtempSync(join(tmpdir(), 'hw-direct-test-'));
@@ -165,5 +165,26 @@ describe('replicateRank with copyItem', { timeout: 60_000 }, () => {
     const err = await aloneFailing(plan, fileLander(mkdtempSync(join(work, 'short-'))).copyItem);
     expect((err as { code?: string }).code).toBe('HW_CHECKPOINT');
     expect((err as Error).message).toMatch(/w\.bin in .* ends before item w\.bin:0/);
+  });
+
+  it('takes buckets that need no broadcast round-robin over the files they start in, each file in plan order', () => {
+    const b = (id: number, uri: string) =>
+      ({
+        bucket_id: id,
+        size: 1,
+        consumer_ranks: [0],
+        items: [{ uri }],
+      }) as unknown as Plan['buckets'][number];
+    const order = interleaveFiles([
+      b(0, 'a'),
+      b(1, 'a'),
+      b(2, 'a'),
+      b(3, 'b'),
+      b(4, 'b'),
+      b(5, 'c'),
+      b(6, 'a'),
+    ]);
+    expect(order.map((x) => x.bucket_id)).toEqual([0, 3, 5, 1, 4, 2, 6]);
+    expect(interleaveFiles([])).toEqual([]);
   });
 });
