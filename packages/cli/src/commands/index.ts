@@ -10,9 +10,12 @@ export const COMMAND_LOADERS: Readonly<Record<string, () => Promise<CommandModul
   transports: async () => (await import('./transports.js')).transportsCommand,
   publish: async () => (await import('./publish.js')).publishCommand,
   plan: async () => {
-    // `plan --coord-endpoint` asks the coordinator for the current manifest through the client.
-    const [plan, client] = await Promise.all([import('./plan.js'), import('./coord-client.js')]);
-    plan.setCoordinatorManifestSource(client.coordinatorManifestSource);
+    // `plan --coord-endpoint` asks the coordinator for the current manifest through the client,
+    // which (with ZeroMQ and prom-client) is loaded only when a plan does ask.
+    const plan = await import('./plan.js');
+    plan.setCoordinatorManifestSource(async (endpoint, modelId, c) =>
+      (await import('./coord-client.js')).coordinatorManifestSource(endpoint, modelId, c),
+    );
     return plan.planCommand;
   },
   'verify-plan': async () => (await import('./verify-plan.js')).verifyPlanCommand,
