@@ -419,8 +419,8 @@ export async function replicateRank(options: ReplicateRankOptions): Promise<Rank
 
   /**
    * A bucket only this (source) rank takes part in: no broadcast, so it only keeps the others'
-   * broadcast order (its turn passes once the bucket before it was issued); its items are copied
-   * into the adapter's files in their fill turn and verified where they landed.
+   * broadcast order (its turn passes once the bucket before it was issued); its items' copies into
+   * the adapter's files are queued in its fill turn, and each item is verified where it landed.
    */
   async function landDirect(
     bucket: PlanBucket,
@@ -468,32 +468,30 @@ export async function replicateRank(options: ReplicateRankOptions): Promise<Rank
   /** Counts a finished bucket in the report, the metrics and the progress callback. */
   function done(bucket: PlanBucket, t0: number, roleLabel: 'land' | 'send'): void {
     const consume = roleLabel === 'land';
-    {
-      if (isSource) {
-        bucketsSent++;
-        bytesSent += bucket.size;
-      }
-      if (consume) {
-        bucketsLanded++;
-        bytesLanded += bucket.size;
-      }
-      bucketsDone++;
-      bytesDone += bucket.size;
-      const elapsedS = (performance.now() - started) / 1000;
-      m?.buckets.inc({ role: roleLabel });
-      m?.bytes.inc({ role: roleLabel }, bucket.size);
-      m?.bucketSeconds.observe({ role: roleLabel }, (performance.now() - t0) / 1000);
-      m?.lastBucketSize.set(bucket.size);
-      if (elapsedS > 0) m?.throughput.set({ role: roleLabel }, bytesDone / elapsedS / 1e9);
-      options.onProgress?.({
-        rank,
-        version: plan.version,
-        bucketsDone,
-        bucketsTotal: mine.length,
-        bytesDone,
-        bytesTotal,
-        elapsedS,
-      });
+    if (isSource) {
+      bucketsSent++;
+      bytesSent += bucket.size;
     }
+    if (consume) {
+      bucketsLanded++;
+      bytesLanded += bucket.size;
+    }
+    bucketsDone++;
+    bytesDone += bucket.size;
+    const elapsedS = (performance.now() - started) / 1000;
+    m?.buckets.inc({ role: roleLabel });
+    m?.bytes.inc({ role: roleLabel }, bucket.size);
+    m?.bucketSeconds.observe({ role: roleLabel }, (performance.now() - t0) / 1000);
+    m?.lastBucketSize.set(bucket.size);
+    if (elapsedS > 0) m?.throughput.set({ role: roleLabel }, bytesDone / elapsedS / 1e9);
+    options.onProgress?.({
+      rank,
+      version: plan.version,
+      bucketsDone,
+      bucketsTotal: mine.length,
+      bytesDone,
+      bytesTotal,
+      elapsedS,
+    });
   }
 }
