@@ -140,7 +140,7 @@ describe('hotweights replicate / rollback / status', { timeout: 180_000 }, () =>
     expect(after.committed).toEqual([expect.objectContaining({ model: 'test/main', version: 'v0' })]);
   });
 
-  it('with one rank (the source is every bucket's only consumer, so items are copied straight into the target): full then delta, byte-exact, rollback kept', async () => {
+  it('with one rank (the source alone consumes every bucket, so items are copied straight into the target): full then delta, byte-exact, rollback kept', async () => {
     const target = join(v.dir, 'target-one');
     const m = (n: string) => join(v.dir, n);
     for (const args of [
