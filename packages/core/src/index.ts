@@ -61,6 +61,7 @@ export {
   parseManifestBinary,
   serializeManifestBinary,
 } from './manifest-binary.js';
+export { type BackgroundCheckedManifest, loadManifestCheckedInBackground } from './manifest-check.js';
 export {
   buildManifest,
   ColumnarManifest,
