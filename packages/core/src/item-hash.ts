@@ -3,9 +3,27 @@
  * algorithm so split tensors can be hashed part by part without joining them.
  */
 import { createHash } from 'node:crypto';
-import { Blake3Hasher } from '@napi-rs/blake-hash';
-import { xxh3 } from '@node-rs/xxhash';
+import { createRequire } from 'node:module';
 import { VerificationError } from './errors.js';
+
+type BlakeHash = typeof import('@napi-rs/blake-hash');
+type XxHash = typeof import('@node-rs/xxhash');
+
+/**
+ * The native hashers, loaded on first use: opening their addons is ~30 ms of every start, and
+ * commands that hash nothing (`plan`, `status`) should not pay for it.
+ */
+const requireHere = createRequire(import.meta.url);
+let blakeHash: BlakeHash | undefined;
+let xxHash: XxHash | undefined;
+const blake3Hasher = () => {
+  blakeHash ??= requireHere('@napi-rs/blake-hash') as BlakeHash;
+  return new blakeHash.Blake3Hasher();
+};
+const xxh3 = (): XxHash['xxh3'] => {
+  xxHash ??= requireHere('@node-rs/xxhash') as XxHash;
+  return xxHash.xxh3;
+};
 
 export const HASH_ALGORITHMS = ['blake3', 'xxh3-64', 'xxh3-128', 'sha256'] as const;
 export type HashAlgorithm = (typeof HASH_ALGORITHMS)[number];
@@ -27,14 +45,14 @@ export function isHashAlgorithm(name: string): name is HashAlgorithm {
 export function createItemHasher(algo: HashAlgorithm): ItemHasher {
   switch (algo) {
     case 'blake3': {
-      const h = new Blake3Hasher();
+      const h = blake3Hasher();
       return {
         update: (b) => void h.update(asBuffer(b)),
         digestHex: () => h.digest('hex'),
       };
     }
     case 'xxh3-64': {
-      const h = xxh3.Xxh3.withSeed();
+      const h = xxh3().Xxh3.withSeed();
       return {
         update: (b) => void h.update(b),
         digestHex: () => h.digest().toString(16).padStart(16, '0'),
@@ -47,7 +65,7 @@ export function createItemHasher(algo: HashAlgorithm): ItemHasher {
         update: (b) => void parts.push(b),
         digestHex: () => {
           const whole = parts.length === 1 ? (parts[0] as Uint8Array) : Buffer.concat(parts);
-          return xxh3.xxh128(whole).toString(16).padStart(32, '0');
+          return xxh3().xxh128(whole).toString(16).padStart(32, '0');
         },
       };
     }
