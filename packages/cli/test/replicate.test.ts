@@ -143,11 +143,15 @@ describe('hotweights replicate / rollback / status', { timeout: 180_000 }, () =>
   it('with one rank (the source alone consumes every bucket, so items are copied straight into the target): full then delta, byte-exact, rollback kept', async () => {
     const target = join(v.dir, 'target-one');
     const m = (n: string) => join(v.dir, n);
+    // A state dir of its own: the full plan must not diff against what other tests committed.
+    const oneEnv = { ...env, HOTWEIGHTS_STATE_DIR: join(v.dir, 'state-one') };
     for (const args of [
       ['--next', m('m0.json'), '--checkpoint', v.base, '--output', m('one-full.json')],
       ['--prev', m('m0.json'), '--next', m('m1.json'), '--checkpoint', v.ft, '--output', m('one-delta.json')],
     ]) {
-      const planned = await runCli(['plan', ...args, '--world-size', '1', '--bucket-mb', '1'], { env });
+      const planned = await runCli(['plan', ...args, '--world-size', '1', '--bucket-mb', '1'], {
+        env: oneEnv,
+      });
       expect(planned.code, planned.stderr).toBe(0);
     }
     for (const [plan, want, version] of [
@@ -167,7 +171,7 @@ describe('hotweights replicate / rollback / status', { timeout: 180_000 }, () =>
           '--no-metrics',
           '--json',
         ],
-        { env },
+        { env: oneEnv },
       );
       expect(r.code, r.stderr).toBe(0);
       expect(JSON.parse(r.stdout)).toMatchObject({ version, world_size: 1, committed: true, live: version });
@@ -213,6 +217,8 @@ describe('hotweights replicate / rollback / status', { timeout: 180_000 }, () =>
         )
       ).code,
     ).toBe(0);
+    // Only segments this update makes count (an earlier test's leftovers would name other pids).
+    const before = new Set(readdirSync(staging));
     const child = spawn(
       process.execPath,
       [
@@ -240,7 +246,7 @@ describe('hotweights replicate / rollback / status', { timeout: 180_000 }, () =>
     // Rank 1's staging segments carry its pid: kill it as soon as it has landed a bucket.
     let victim: number | undefined;
     for (let i = 0; i < 3000 && victim === undefined; i++) {
-      const seg = readdirSync(staging).find((n) => /\.v1\.r1\.b\d+\.seg$/.test(n));
+      const seg = readdirSync(staging).find((n) => !before.has(n) && /\.v1\.r1\.b\d+\.seg$/.test(n));
       if (seg) victim = Number(/^hotweights\.p(\d+)\./.exec(seg)?.[1]);
       else await new Promise((r) => setTimeout(r, 5));
     }
