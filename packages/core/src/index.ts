@@ -61,7 +61,6 @@ export {
   parseManifestBinary,
   serializeManifestBinary,
 } from './manifest-binary.js';
-export { type BackgroundCheckedManifest, loadManifestCheckedInBackground } from './manifest-check.js';
 export {
   buildManifest,
   ColumnarManifest,

@@ -34,7 +34,6 @@ import {
   readManifestMeta,
   readStoredDigest,
   toColumnar,
-  uncheckedManifest,
   validateColumns,
 } from './manifest-io.js';
 import { NameColumn } from './name-column.js';
@@ -234,22 +233,6 @@ export function parseManifestBinary(
   file?: string,
   options: ManifestLoadOptions = {},
 ): ColumnarManifest {
-  return parseBinary(bytes, file, options, true);
-}
-
-/**
- * parseManifestBinary, optionally without the per-entry checks (`entryChecks` false): the header
- * and the column layout are still checked (so every column view lies inside the file), but not
- * the values (ranks, names' offsets, sizes, coverage, dims), which a caller checks elsewhere (on a
- * worker thread, see manifest-check.ts) before it acts on the result. Not exported from the
- * package.
- */
-export function parseBinary(
-  bytes: Uint8Array,
-  file: string | undefined,
-  options: ManifestLoadOptions,
-  entryChecks: boolean,
-): ColumnarManifest {
   const c: SchemaChecker = new SchemaChecker(file);
   if (!isBinaryManifest(bytes))
     c.fail('(magic)', 'a binary hotweights manifest (first bytes 89 48 57 4d 0d 0a 1a 0a)');
@@ -348,24 +331,16 @@ export function parseBinary(
   const r = (name: string) => raw[name] as Uint8Array;
   const nbytes = view(r('nbytes'), Float64Array);
   const ndim = view(r('ndim'), Int32Array);
-  if (entryChecks) {
-    let sumNdim = 0;
-    for (let i = 0; i < count; i++) {
-      const nd = ndim[i] as number;
-      if (nd < -1) c.fail(`entries.ndim[${i}]`, 'an integer >= -1', nd);
-      if (nd > 0) sumNdim += nd;
-    }
-    if (sumNdim !== dimCount) c.fail('dims', `${sumNdim} (the sum of entries.ndim)`, dimCount);
+  let sumNdim = 0;
+  for (let i = 0; i < count; i++) {
+    const nd = ndim[i] as number;
+    if (nd < -1) c.fail(`entries.ndim[${i}]`, 'an integer >= -1', nd);
+    if (nd > 0) sumNdim += nd;
   }
+  if (sumNdim !== dimCount) c.fail('dims', `${sumNdim} (the sum of entries.ndim)`, dimCount);
   const { file: fileCol, file_offset: offsetCol } = impliedPlaces(perFile, nbytes);
-  const offsets = view(r('tensor_offsets'), Uint32Array);
-  const text = r('tensor');
-  const asciiText = entryChecks ? null : Buffer.from(text.buffer, text.byteOffset, text.length);
   const columns: ManifestColumns = {
-    tensor:
-      asciiText && isAscii(asciiText)
-        ? new NameColumn(null, offsets, asciiText)
-        : decodeNames(c, text, offsets),
+    tensor: decodeNames(c, r('tensor'), view(r('tensor_offsets'), Uint32Array)),
     shard_rank: view(r('shard_rank'), Uint32Array),
     kind: Buffer.from(r('kind').buffer, r('kind').byteOffset, count).toString('latin1'),
     file: fileCol,
@@ -378,7 +353,6 @@ export function parseBinary(
     key_order: view(r('key_order'), Uint32Array),
   };
   const digest = readStoredDigest(c, o.digest);
-  if (!entryChecks) return uncheckedManifest(meta, columns, file, digest);
   const manifest = validateColumns(meta, columns, file, digest, options.lazyIndex === true);
   if (options.verifyDigest && digest !== undefined) manifest.verifyDigest(file);
   return manifest;

@@ -30,12 +30,7 @@ import {
   type ManifestEntryKind,
   type ManifestFile,
 } from './manifest.js';
-import {
-  BINARY_MANIFEST_VERSION,
-  isBinaryManifest,
-  parseBinary,
-  parseManifestBinary,
-} from './manifest-binary.js';
+import { BINARY_MANIFEST_VERSION, isBinaryManifest, parseManifestBinary } from './manifest-binary.js';
 import { hashName, NameColumn } from './name-column.js';
 import { canonicalJson, type JsonObject, SchemaChecker } from './schema-check.js';
 
@@ -707,20 +702,6 @@ export function validateColumns(
   return manifest;
 }
 
-/**
- * The manifest of columns whose values validateColumns has not checked (parseBinary without entry
- * checks): for a caller that has them checked elsewhere before acting on the result. The key
- * order is still checked on first use, as for any manifest.
- */
-export function uncheckedManifest(
-  meta: ManifestMeta,
-  columns: ManifestColumns,
-  file: string | undefined,
-  digest: string | undefined,
-): ColumnarManifest {
-  return new ColumnarManifest(meta, columns, undefined, digest, file);
-}
-
 /** Throws the SchemaError describing why entry i failed validateColumns' fast check. */
 function describeEntryFault(
   c: SchemaChecker,
@@ -1060,7 +1041,7 @@ function shmOrNull(): Promise<ShmModule | null> {
 }
 
 /** Identity of a mapped manifest file when it was mapped (see checkManifestFileUnchanged). */
-export interface MappedFile {
+interface MappedFile {
   readonly path: string;
   readonly dev: bigint;
   readonly ino: bigint;
@@ -1121,36 +1102,18 @@ export function checkManifestFileUnchanged(manifest: ColumnarManifest): void {
     );
 }
 
-/** The identity of the file a manifest loaded with `map: true` was mapped from, if it was. */
-export function mappedFileOf(manifest: ColumnarManifest): MappedFile | undefined {
-  return mappedFiles.get(manifest);
-}
-
-/**
- * A binary manifest file mapped and parsed with or without its per-entry checks (see parseBinary),
- * or null when it is not a binary manifest or cannot be mapped (then loadManifest reads it).
- * Not exported from the package.
- */
-export async function loadMappedManifest(
-  path: string,
-  options: ManifestLoadOptions,
-  entryChecks: boolean,
-): Promise<ColumnarManifest | null> {
-  const mapped = await mapManifest(path);
-  if (!mapped) return null;
-  const manifest = parseBinary(mapped.bytes, path, options, entryChecks);
-  mappedFiles.set(manifest, mapped.file);
-  return manifest;
-}
-
 /** Reads, parses and validates a manifest file: binary (manifest_version 3) or JSON (2). */
 export async function loadManifest(
   path: string,
   options: ManifestLoadOptions = {},
 ): Promise<ColumnarManifest> {
   if (options.map) {
-    const manifest = await loadMappedManifest(path, options, true);
-    if (manifest) return manifest;
+    const mapped = await mapManifest(path);
+    if (mapped) {
+      const manifest = parseManifestBinary(mapped.bytes, path, options);
+      mappedFiles.set(manifest, mapped.file);
+      return manifest;
+    }
   }
   let bytes: Buffer | null;
   try {

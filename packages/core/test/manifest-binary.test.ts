@@ -7,7 +7,6 @@ import {
   checkManifestFileUnchanged,
   isBinaryManifest,
   loadManifest,
-  loadManifestCheckedInBackground,
   type ManifestEntry,
   parseManifest,
   parseManifestBinary,
@@ -372,15 +371,7 @@ describe('binary manifest (manifest_version 3)', () => {
       if (isBinaryManifest(bytes)) {
         const path = join(dir, `${name.replace(/\W+/g, '-')}.manifest`);
         writeFileSync(path, bytes);
-        const loadErr = await loadManifest(path, { map: true }).catch((e: unknown) => e);
-        expect((loadErr as Error).message).toMatch(message);
-        // So does a load with the per-entry checks on a worker thread: at load (a bad layout) or
-        // from checked() (bad values), never a manifest that passes.
-        const late = await loadManifestCheckedInBackground(path)
-          .then((background) => background.checked())
-          .catch((e: unknown) => e);
-        expect(late).toBeInstanceOf(SchemaError);
-        expect((late as Error).message).toBe((loadErr as Error).message);
+        await expect(loadManifest(path)).rejects.toThrowError(message);
       }
     });
   }
@@ -442,74 +433,6 @@ describe('loadManifest with map: true', () => {
     await expect(loadManifest(join(dir, 'absent.manifest'), { map: true })).rejects.toThrow(
       /cannot read manifest .*absent\.manifest: ENOENT/,
     );
-  });
-
-  it('checks a mapped file on a worker thread: the same manifest, or the same error', async () => {
-    const m = sample();
-    const path = join(dir, 'background.manifest');
-    writeFileSync(path, serializeManifestBinary(m));
-    const read = await loadManifest(path);
-    const background = await loadManifestCheckedInBackground(path, { lazyIndex: true });
-    await expect(background.checked()).resolves.toBeUndefined();
-    expect(background.manifest.digest).toBe(read.digest);
-    expect(entriesOf(background.manifest)).toEqual(entriesOf(read));
-    expect(background.manifest.indexOf('b:0')).toBe(read.indexOf('b:0'));
-    expect(() => checkManifestFileUnchanged(background.manifest)).not.toThrow();
-
-    // Bad values with a good layout: readable at once, refused by checked() (on the worker).
-    const badPath = join(dir, 'background-bad.manifest');
-    writeFileSync(
-      badPath,
-      withColumn(serializeManifestBinary(m), 'nbytes', (col) => col.writeDoubleLE(23.5, 8)),
-    );
-    const badErr = await loadManifest(badPath, { map: true }).catch((e: unknown) => e);
-    expect(badErr).toBeInstanceOf(SchemaError);
-    const bad = await loadManifestCheckedInBackground(badPath);
-    expect(bad.manifest.size).toBe(m.size);
-    const badLate = await bad.checked().catch((e: unknown) => e);
-    expect(badLate).toBeInstanceOf(SchemaError);
-    expect((badLate as Error).message).toBe((badErr as Error).message);
-
-    // A duplicate key is found where loadManifest finds it: at load, or at first use with lazyIndex.
-    const dup = withColumn(serializeManifestBinary(sample(['w', 'b', 'c'])), 'tensor', (col) => {
-      col[col.lastIndexOf('c')] = 'b'.charCodeAt(0);
-    });
-    const dupPath = join(dir, 'background-dup.manifest');
-    writeFileSync(dupPath, dup);
-    const dupErr = await loadManifest(dupPath, { map: true }).catch((e: unknown) => e);
-    expect(dupErr).toBeInstanceOf(SchemaError);
-    const strict = await loadManifestCheckedInBackground(dupPath);
-    expect(((await strict.checked().catch((e: unknown) => e)) as Error).message).toBe(
-      (dupErr as Error).message,
-    );
-    const lazy = await loadManifestCheckedInBackground(dupPath, { lazyIndex: true });
-    await expect(lazy.checked()).resolves.toBeUndefined();
-    expect(() => lazy.manifest.checkUniqueKeys()).toThrowError((dupErr as Error).message);
-
-    // JSON manifests and missing files are loaded (and refused) here, as loadManifest does.
-    const jsonPath = join(dir, 'background.json');
-    writeFileSync(jsonPath, serializeManifest(m));
-    const json = await loadManifestCheckedInBackground(jsonPath);
-    await expect(json.checked()).resolves.toBeUndefined();
-    expect(entriesOf(json.manifest)).toEqual(entriesOf(read));
-    await expect(loadManifestCheckedInBackground(join(dir, 'absent.manifest'))).rejects.toThrow(
-      /cannot read manifest .*absent\.manifest: ENOENT/,
-    );
-  });
-
-  it('reports a file replaced between the two mappings instead of trusting either', async () => {
-    const path = join(dir, 'background-replaced.manifest');
-    writeFileSync(path, serializeManifestBinary(sample()));
-    const background = await loadManifestCheckedInBackground(path);
-    // Replaced right after this thread mapped it: the worker may map either file; when it maps
-    // the new one, checked() says so (when it was quicker, it checked the same file).
-    const other = join(dir, 'background-replaced.tmp');
-    writeFileSync(other, serializeManifestBinary(sample(['p', 'q', 'r'])));
-    renameSync(other, path);
-    const result = await background.checked().catch((e: unknown) => e);
-    if (result !== undefined)
-      expect((result as Error).message).toMatch(/background-replaced\.manifest was replaced while in use/);
-    expect(() => checkManifestFileUnchanged(background.manifest)).toThrow(/was replaced while it was in use/);
   });
 
   it('validates a mapped file as a read one: a corrupt column is refused', async () => {

@@ -6,9 +6,7 @@ import {
   ConfigError,
   checkManifestFileUnchanged,
   loadManifest,
-  loadManifestCheckedInBackground,
   type Manifest,
-  type Plan,
   PlanVerificationError,
   readCommittedManifest,
   toColumnar,
@@ -20,7 +18,6 @@ import {
   parseGroupMap,
   parseTpGroups,
   planDeltaCounts,
-  type VerifyReport,
   verifyPlan,
   writePlan,
 } from '@hotweights/planner';
@@ -191,57 +188,36 @@ export const planCommand: CommandModule = {
               : undefined,
           tpAuto: opts.tpAuto,
         };
+        // Both files are read at once (the reads overlap each other and next's validation);
+        // next's errors still come first.
         // Binary manifests are mapped, not read into new memory (checked unchanged before writing).
-        // The previous manifest's per-entry checks run on a worker thread, on the other core, while
-        // this thread validates the next manifest and plans. Its verdict is awaited before anything
-        // is acted on, and its error wins over any error found meanwhile (which a bad previous
-        // manifest may have caused), so errors come as they would in turn: next's first, then prev's.
-        const prevLoad = opts.prev
-          ? loadManifestCheckedInBackground(opts.prev, { lazyIndex: true })
-          : undefined;
+        const prevLoad = opts.prev ? loadManifest(opts.prev, { lazyIndex: true, map: true }) : undefined;
         prevLoad?.catch(() => {});
-        const prevChecked = async () => {
-          if (prevLoad) await (await prevLoad).checked();
-        };
         const next = await loadManifest(opts.next, { map: true });
-        let planned: { prev: Manifest | null; source: string; plan: Plan; report: VerifyReport };
-        try {
-          const { prev, source } = await previousManifest(
-            opts,
-            next,
-            c,
-            prevLoad?.then((p) => p.manifest),
+        const { prev, source } = await previousManifest(opts, next, c, prevLoad);
+        const checkpointRoot = opts.checkpoint ?? next.checkpoint_root;
+        if (!checkpointRoot)
+          throw new ConfigError(
+            `${opts.next} does not record its checkpoint directory: pass --checkpoint DIR`,
           );
-          const checkpointRoot = opts.checkpoint ?? next.checkpoint_root;
-          if (!checkpointRoot)
-            throw new ConfigError(
-              `${opts.next} does not record its checkpoint directory: pass --checkpoint DIR`,
-            );
-          const plan = createPlan({
-            prev,
-            next,
-            checkpointRoot,
-            nextManifestPath: resolve(opts.next),
-            bucketBytes,
-            alignment,
-            sourceRank,
-            worldSize,
-            consumers,
-          });
-          // The planner chose every consumer set: an empty one means the group map or TP groups
-          // miss some entries, so it is a problem here (fatal with --strict).
-          const report = verifyPlan(plan, {
-            tpGroups: consumers.tpGroups,
-            trusted: true,
-            requireConsumers: true,
-          });
-          await prevChecked();
-          planned = { prev, source, plan, report };
-        } catch (err) {
-          await prevChecked();
-          throw err;
-        }
-        const { prev, source, plan, report } = planned;
+        const plan = createPlan({
+          prev,
+          next,
+          checkpointRoot,
+          nextManifestPath: resolve(opts.next),
+          bucketBytes,
+          alignment,
+          sourceRank,
+          worldSize,
+          consumers,
+        });
+        // The planner chose every consumer set: an empty one means the group map or TP groups miss
+        // some entries, so it is a problem here (fatal with --strict).
+        const report = verifyPlan(plan, {
+          tpGroups: consumers.tpGroups,
+          trusted: true,
+          requireConsumers: true,
+        });
         if (opts.strict && !report.ok) throw new PlanVerificationError(report.problems.map((p) => p.message));
         checkManifestFileUnchanged(next);
         if (prev) checkManifestFileUnchanged(toColumnar(prev));
