@@ -13,6 +13,16 @@
 
 namespace {
 
+// Rejects `deferred` with an Error carrying `errno` and a `code`: ENOSPC and EIO by name (what
+// callers act on), anything else as `other`.
+void RejectErrno(Napi::Env env, Napi::Promise::Deferred& deferred, const std::string& message, int err,
+                 const char* other) {
+  Napi::Error e = Napi::Error::New(env, message);
+  e.Set("errno", Napi::Number::New(env, err));
+  e.Set("code", Napi::String::New(env, err == ENOSPC ? "ENOSPC" : err == EIO ? "EIO" : other));
+  deferred.Reject(e.Value());
+}
+
 class WriteAllWorker : public Napi::AsyncWorker {
  public:
   WriteAllWorker(Napi::Env env, Napi::Object keep, int fd, const uint8_t* data, size_t length,
@@ -56,10 +66,7 @@ class WriteAllWorker : public Napi::AsyncWorker {
 
   void OnError(const Napi::Error& e) override {
     keep_.Reset();
-    Napi::Error err = Napi::Error::New(Env(), e.Message());
-    err.Set("errno", Napi::Number::New(Env(), err_));
-    err.Set("code", Napi::String::New(Env(), err_ == ENOSPC ? "ENOSPC" : err_ == EIO ? "EIO" : "EWRITE"));
-    deferred_.Reject(err.Value());
+    RejectErrno(Env(), deferred_, e.Message(), err_, "EWRITE");
   }
 
  private:
@@ -116,10 +123,7 @@ class ReserveWorker : public Napi::AsyncWorker {
   void OnOK() override { deferred_.Resolve(Env().Undefined()); }
 
   void OnError(const Napi::Error& e) override {
-    Napi::Error err = Napi::Error::New(Env(), e.Message());
-    err.Set("errno", Napi::Number::New(Env(), err_));
-    err.Set("code", Napi::String::New(Env(), err_ == ENOSPC ? "ENOSPC" : "EFALLOCATE"));
-    deferred_.Reject(err.Value());
+    RejectErrno(Env(), deferred_, e.Message(), err_, "EFALLOCATE");
   }
 
  private:
@@ -215,11 +219,8 @@ class CopyRangeWorker : public Napi::AsyncWorker {
   void OnOK() override { deferred_.Resolve(Env().Undefined()); }
 
   void OnError(const Napi::Error& e) override {
-    Napi::Error err = Napi::Error::New(Env(), e.Message());
-    err.Set("errno", Napi::Number::New(Env(), err_));
     // err_ 0: the source ended before the range did.
-    err.Set("code", Napi::String::New(Env(), err_ == 0 ? "ESHORT" : err_ == ENOSPC ? "ENOSPC" : err_ == EIO ? "EIO" : "ECOPY"));
-    deferred_.Reject(err.Value());
+    RejectErrno(Env(), deferred_, e.Message(), err_, err_ == 0 ? "ESHORT" : "ECOPY");
   }
 
  private:
