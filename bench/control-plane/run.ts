@@ -20,7 +20,8 @@ import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type CoordEvent, CoordinatorClient, EventSubscriber } from '@hotweights/coordinator';
-import { computePlanDigest, type Plan, type PlanBucket } from '@hotweights/core';
+import type { Plan, PlanBucket } from '@hotweights/core';
+import { computePlanDigest } from '@hotweights/manifest';
 import { Dealer } from 'zeromq';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));

@@ -23,7 +23,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } f
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { serializeManifest, serializeManifestBinary } from '@hotweights/core';
+import { serializeManifest, serializeManifestBinary } from '@hotweights/manifest';
 import { syntheticManifest } from './synthetic-manifest.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));

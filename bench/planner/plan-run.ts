@@ -4,7 +4,7 @@
  * Usage: plan-run.ts <prev|-> <next> <out.json> <bucketBytes> (manifests binary or JSON)
  */
 import { performance } from 'node:perf_hooks';
-import { loadManifest } from '@hotweights/core';
+import { loadManifest } from '@hotweights/manifest';
 import { createPlan, writePlan } from '@hotweights/planner';
 
 const [prevPath, nextPath, outPath, bucketArg] = process.argv.slice(2);

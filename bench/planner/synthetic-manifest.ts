@@ -3,13 +3,9 @@
  * (a header entry, then tensors with 2-D shapes and realistic names). `changedEvery` makes the
  * "next" version differ in every k-th tensor hash.
  */
-import {
-  ColumnarManifest,
-  type ManifestColumns,
-  type ManifestFile,
-  type ManifestMeta,
-  NameColumn,
-} from '@hotweights/core';
+
+import type { ManifestFile } from '@hotweights/core';
+import { ColumnarManifest, type ManifestColumns, type ManifestMeta, NameColumn } from '@hotweights/manifest';
 
 export function syntheticManifest(
   entries: number,

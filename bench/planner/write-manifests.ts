@@ -7,7 +7,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { serializeManifest, serializeManifestBinary } from '@hotweights/core';
+import { serializeManifest, serializeManifestBinary } from '@hotweights/manifest';
 import { syntheticManifest } from './synthetic-manifest.js';
 
 const [countArg, dir, format] = process.argv.slice(2);

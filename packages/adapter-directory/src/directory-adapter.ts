@@ -11,13 +11,8 @@
 import { randomBytes } from 'node:crypto';
 import { readdir, readFile, readlink, rename, rm, symlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import {
-  type Adapter,
-  AdapterError,
-  type AdapterUpdate,
-  loadManifest,
-  recordCommittedManifest,
-} from '@hotweights/core';
+import { type Adapter, AdapterError, type AdapterUpdate } from '@hotweights/core';
+import { loadManifest, recordCommittedManifest } from '@hotweights/manifest';
 import { safeVersion, TargetLayout } from './layout.js';
 import { DirectoryPreparation } from './preparation.js';
 

@@ -12,7 +12,6 @@ import { dirname, join } from 'node:path';
 import {
   AdapterError,
   type AdapterPreparation,
-  copyFileRange,
   type ItemSource,
   type LandedRange,
   type Manifest,
@@ -20,9 +19,9 @@ import {
   type Plan,
   type PlanBucket,
   type PlanItem,
-  serializeManifest,
-  writeAllAt,
 } from '@hotweights/core';
+import { serializeManifest } from '@hotweights/manifest';
+import { copyFileRange, writeAllAt } from '@hotweights/runtime';
 import type { TargetLayout } from './layout.js';
 
 /** Buffer for copying unchanged entries out of the live version. */

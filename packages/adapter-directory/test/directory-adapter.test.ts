@@ -3,17 +3,11 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DirectoryAdapter } from '@hotweights/adapter-directory';
-import {
-  AdapterError,
-  HostStaging,
-  loadConfig,
-  localTransportProvider,
-  type Manifest,
-  type Plan,
-  readCommittedManifest,
-  replicateRank,
-} from '@hotweights/core';
+import { AdapterError, loadConfig, type Manifest, type Plan } from '@hotweights/core';
+import { readCommittedManifest } from '@hotweights/manifest';
 import { createPlan, publish } from '@hotweights/planner';
+import { HostStaging, replicateRank } from '@hotweights/runtime';
+import { localTransportProvider } from '@hotweights/transport-local';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomTensors, type Tensors, writeCheckpoint } from './checkpoints.js';
 

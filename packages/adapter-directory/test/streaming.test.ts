@@ -22,16 +22,15 @@ import { join } from 'node:path';
 import { DirectoryAdapter } from '@hotweights/adapter-directory';
 import {
   type Adapter,
-  HostStaging,
   loadConfig,
-  localTransportProvider,
   type Manifest,
   type Plan,
-  runRankUpdate,
   type Transport,
   VerificationError,
 } from '@hotweights/core';
 import { createPlan, publish } from '@hotweights/planner';
+import { HostStaging, runRankUpdate } from '@hotweights/runtime';
+import { localTransportProvider } from '@hotweights/transport-local';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomTensors, type Tensors, writeCheckpoint } from './checkpoints.js';
 

@@ -10,12 +10,12 @@ import {
   type HotweightsConfig,
   type LaunchContext,
   loadConfig,
-  localTransportProvider,
   TransportManager as Manager,
   readLaunchContext,
   type TransportManager,
   type TransportProvider,
 } from '@hotweights/core';
+import { localTransportProvider } from '@hotweights/transport-local';
 
 export interface CliContext {
   readonly config: HotweightsConfig;

@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadPlan, recordCommittedManifest } from '@hotweights/core';
+import { loadPlan, recordCommittedManifest } from '@hotweights/manifest';
 import { writeSafetensors } from '@hotweights/planner';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { autoBucketBytes } from '../src/commands/plan.js';

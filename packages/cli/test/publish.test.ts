@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadManifest } from '@hotweights/core';
+import { loadManifest } from '@hotweights/manifest';
 import { writeSafetensors } from '@hotweights/planner';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CLI_SOURCE, REPO_ROOT, runCli, SOURCE_NODE_ARGS } from './run-cli.js';

@@ -1,7 +1,8 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildManifest, type ManifestEntry, type Plan } from '@hotweights/core';
+import type { ManifestEntry, Plan } from '@hotweights/core';
+import { buildManifest } from '@hotweights/manifest';
 import { createPlan, parseTpGroups, writePlan } from '@hotweights/planner';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from './run-cli.js';

@@ -4,7 +4,8 @@
  * the plan assigns to that rank. Equal digests mean the rank holds exactly its share of the update.
  */
 import { createHash } from 'node:crypto';
-import { canonicalJson, type Plan, type PlanBucket } from '@hotweights/core';
+import type { Plan, PlanBucket } from '@hotweights/core';
+import { canonicalJson } from '@hotweights/manifest';
 
 export function stagedDigest(version: string, buckets: readonly PlanBucket[]): string {
   const parts = [...buckets]

@@ -3,7 +3,8 @@
  * token?}`; replies are `{id, result}` or `{id, error: {code, message}}`. Events go out on the PUB
  * socket as two frames: the event name (the subscription topic) and a JSON body.
  */
-import { CoordinatorError, type JsonObject, SchemaChecker, SchemaError } from '@hotweights/core';
+import { CoordinatorError, SchemaError } from '@hotweights/core';
+import { type JsonObject, SchemaChecker } from '@hotweights/manifest';
 
 export const ERROR_CODES = {
   badRequest: 'HW_COORD_BAD_REQUEST',

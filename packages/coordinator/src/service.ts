@@ -6,14 +6,8 @@
  * clients were told.
  */
 import { randomUUID } from 'node:crypto';
-import {
-  CoordinatorError,
-  computePlanDigest,
-  type JsonObject,
-  type Plan,
-  SchemaError,
-  validatePlan,
-} from '@hotweights/core';
+import { CoordinatorError, type Plan, SchemaError } from '@hotweights/core';
+import { computePlanDigest, type JsonObject, validatePlan } from '@hotweights/manifest';
 import { TokenGuard } from './auth.js';
 import type { StateBackend } from './backends/backend.js';
 import { expectedDigest, requiredRanks } from './digest.js';

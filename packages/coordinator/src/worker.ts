@@ -21,11 +21,11 @@ import {
   type HotweightsConfig,
   type Manifest,
   type Plan,
-  replicateRank,
   type StagingAgent,
   type Transport,
-  validateManifest,
 } from '@hotweights/core';
+import { validateManifest } from '@hotweights/manifest';
+import { replicateRank } from '@hotweights/runtime';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { CoordinatorClient, EventSubscriber, eventEndpointFor } from './client.js';
 import { stagedDigest } from './digest.js';

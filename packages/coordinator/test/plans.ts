@@ -1,5 +1,7 @@
 /** Small valid plans for tests, digested the way core computes it. */
-import { computePlanDigest, type Plan, type PlanBucket } from '@hotweights/core';
+
+import type { Plan, PlanBucket } from '@hotweights/core';
+import { computePlanDigest } from '@hotweights/manifest';
 
 export function makePlan(args: {
   version: string;

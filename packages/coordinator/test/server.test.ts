@@ -1,4 +1,5 @@
-import { CoordinatorError, createMetricsRegistry } from '@hotweights/core';
+import { CoordinatorError } from '@hotweights/core';
+import { createMetricsRegistry } from '@hotweights/runtime';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Dealer } from 'zeromq';
 import {

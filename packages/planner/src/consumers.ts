@@ -8,7 +8,8 @@
  * Whole non-tensor files (config, tokenizer) go to every rank unless a group map pattern names them.
  */
 import { readFileSync } from 'node:fs';
-import { ConfigError, type ManifestEntryKind, SchemaChecker } from '@hotweights/core';
+import { ConfigError, type ManifestEntryKind } from '@hotweights/core';
+import { SchemaChecker } from '@hotweights/manifest';
 
 /** TP group id -> ranks. */
 export type TpGroups = ReadonlyMap<number, readonly number[]>;

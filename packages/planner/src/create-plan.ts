@@ -8,16 +8,14 @@
  */
 import { resolve } from 'node:path';
 import {
-  type ColumnarManifest,
   ConfigError,
-  HASH_HEX_LENGTH,
   type Manifest,
   PLAN_SCHEMA,
   PLAN_VERSION,
   type Plan,
   type PlanBucket,
-  toColumnar,
 } from '@hotweights/core';
+import { type ColumnarManifest, HASH_HEX_LENGTH, toColumnar } from '@hotweights/manifest';
 import { type ConsumerOptions, consumerResolver } from './consumers.js';
 import { packFirstFitDecreasingInto } from './packing.js';
 import { encodePlan, rememberEncoding } from './plan-text.js';

@@ -17,7 +17,8 @@
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { ConfigError, HASH_HEX_LENGTH, HotweightsError } from '@hotweights/core';
+import { ConfigError, HotweightsError } from '@hotweights/core';
+import { HASH_HEX_LENGTH } from '@hotweights/manifest';
 
 export type HashAlgo = 'blake3' | 'xxh3-64' | 'sha256';
 export const HASH_ALGOS: readonly HashAlgo[] = ['blake3', 'xxh3-64', 'sha256'];

@@ -2,7 +2,9 @@
  * writeManifest: the manifest's on-disk form, written atomically. Binary (manifest_version 3) by
  * default, the fast form to load; `json` writes the readable manifest_version 2. Loaders accept both.
  */
-import { encodeManifestBinary, type Manifest, serializeManifest } from '@hotweights/core';
+
+import type { Manifest } from '@hotweights/core';
+import { encodeManifestBinary, serializeManifest } from '@hotweights/manifest';
 import { refuseInsideCheckpoint, writeAtomically } from './atomic-write.js';
 
 export const MANIFEST_FORMATS = ['binary', 'json'] as const;

@@ -5,7 +5,8 @@
  * both, so a reader of the file sees the same item text the digest covers.
  */
 import { createHash } from 'node:crypto';
-import { canonicalJson, type Plan, type PlanBucket, type PlanItem } from '@hotweights/core';
+import type { Plan, PlanBucket, PlanItem } from '@hotweights/core';
+import { canonicalJson } from '@hotweights/manifest';
 import { JsonBytes } from './json-bytes.js';
 import { bucketSource } from './planned-items.js';
 

@@ -6,14 +6,8 @@
  */
 
 import { endianness } from 'node:os';
-import {
-  type ColumnarManifest,
-  HASH_HEX_LENGTH,
-  isConfinedRelativePath,
-  type ManifestFile,
-  type PlanBucket,
-  type PlanItem,
-} from '@hotweights/core';
+import type { ManifestFile, PlanBucket, PlanItem } from '@hotweights/core';
+import { type ColumnarManifest, HASH_HEX_LENGTH, isConfinedRelativePath } from '@hotweights/manifest';
 import type { JsonBytes } from './json-bytes.js';
 import { type NativeItemEncoder, nativeItemEncoder } from './native-text.js';
 

@@ -6,13 +6,8 @@
 import { open, readdir, readFile, realpath, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join, relative, resolve, sep } from 'node:path';
-import {
-  buildManifest,
-  CheckpointError,
-  type ColumnarManifest,
-  type ManifestEntry,
-  type ManifestFile,
-} from '@hotweights/core';
+import { CheckpointError, type ManifestEntry, type ManifestFile } from '@hotweights/core';
+import { buildManifest, type ColumnarManifest } from '@hotweights/manifest';
 import { checkHashAlgo, type HashAlgo, type HashIo, type HashTask, hashRanges } from './hash-pool.js';
 import { readSafetensorsHeader } from './safetensors.js';
 

@@ -8,7 +8,9 @@
  * with TP groups, each bucket's consumers a superset of its items' groups and no consumer outside
  * every group.
  */
-import { isConfinedRelativePath, type Plan, type PlanItem } from '@hotweights/core';
+
+import type { Plan, PlanItem } from '@hotweights/core';
+import { isConfinedRelativePath } from '@hotweights/manifest';
 import { checkConsumers, type ItemShards } from './consumer-checks.js';
 import type { TpGroups } from './consumers.js';
 import { type Finding, Findings, type VerifyReport } from './findings.js';

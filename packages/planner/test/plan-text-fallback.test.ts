@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { computePlanDigest, loadPlan, type Plan } from '@hotweights/core';
+import type { Plan } from '@hotweights/core';
+import { computePlanDigest, loadPlan } from '@hotweights/manifest';
 import { nativeItemTextAvailable, nativeItemTextUnavailableReason, writePlan } from '@hotweights/planner';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { bucketSource } from '../src/planned-items.js';

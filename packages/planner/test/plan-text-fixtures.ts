@@ -4,13 +4,8 @@
  * names JSON must escape or that are not ASCII. Shared by the native and the JS-fallback tests.
  */
 import { join } from 'node:path';
-import {
-  buildManifest,
-  type ColumnarManifest,
-  loadManifest,
-  type ManifestEntry,
-  type Plan,
-} from '@hotweights/core';
+import type { ManifestEntry, Plan } from '@hotweights/core';
+import { buildManifest, type ColumnarManifest, loadManifest } from '@hotweights/manifest';
 import { createPlan, encodePlan, planFileBytes, writeManifest } from '@hotweights/planner';
 import { bucketSource, ItemWriter, plannedBucket } from '../src/planned-items.js';
 

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { canonicalJson, computePlanDigest, loadPlan, type Plan } from '@hotweights/core';
+import type { Plan } from '@hotweights/core';
+import { canonicalJson, computePlanDigest, loadPlan } from '@hotweights/manifest';
 import { nativeItemTextAvailable, nativeItemTextUnavailableReason, writePlan } from '@hotweights/planner';
 import { afterAll, describe, expect, it } from 'vitest';
 import { JsonBytes } from '../src/json-bytes.js';

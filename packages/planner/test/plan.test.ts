@@ -1,16 +1,13 @@
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { ConfigError, type ManifestEntry, type Plan, type PlanItem } from '@hotweights/core';
 import {
   buildManifest,
-  ConfigError,
   canonicalJson,
   computePlanDigest,
   loadManifest,
   loadPlan,
-  type ManifestEntry,
-  type Plan,
-  type PlanItem,
-} from '@hotweights/core';
+} from '@hotweights/manifest';
 import {
   alignUp,
   createPlan,

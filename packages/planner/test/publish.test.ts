@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CheckpointError, loadManifest } from '@hotweights/core';
+import { CheckpointError } from '@hotweights/core';
+import { loadManifest } from '@hotweights/manifest';
 import {
   publish,
   readSafetensorsHeader,

@@ -1,10 +1,5 @@
-import {
-  buildManifest,
-  computePlanDigest,
-  type ManifestEntry,
-  type ManifestFile,
-  type Plan,
-} from '@hotweights/core';
+import type { ManifestEntry, ManifestFile, Plan } from '@hotweights/core';
+import { buildManifest, computePlanDigest } from '@hotweights/manifest';
 import { createPlan, planDigest, verifyPlan } from '@hotweights/planner';
 import { describe, expect, it } from 'vitest';
 

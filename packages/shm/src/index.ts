@@ -196,3 +196,11 @@ export function copyRange(
   if (length === 0) return Promise.resolve();
   return load().copyRange(inFd, inOffset, outFd, outOffset, length);
 }
+
+export {
+  processAlive,
+  registerSharedBytes,
+  sharedLocationOf,
+  sharedSegmentOf,
+  unregisterSharedBytes,
+} from './shared-bytes.js';

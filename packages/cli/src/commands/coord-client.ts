@@ -3,7 +3,8 @@
  * a client that forwards HOTWEIGHTS_COORD_TOKEN, and closing it whatever happens.
  */
 import { CoordinatorClient } from '@hotweights/coordinator';
-import { ConfigError, validateManifest } from '@hotweights/core';
+import { ConfigError } from '@hotweights/core';
+import { validateManifest } from '@hotweights/manifest';
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
 import type { CoordinatorManifestSource } from './plan.js';

@@ -1,5 +1,6 @@
 import { CoordinatorServer, openBackend } from '@hotweights/coordinator';
-import { ConfigError, createMetricsRegistry, startMetricsServer } from '@hotweights/core';
+import { ConfigError } from '@hotweights/core';
+import { createMetricsRegistry, startMetricsServer } from '@hotweights/runtime';
 import type { CommandModule } from '../command.js';
 
 export const coordServeCommand: CommandModule = {

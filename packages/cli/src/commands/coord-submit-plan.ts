@@ -1,12 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import {
-  CheckpointError,
-  isBinaryManifest,
-  loadPlan,
-  parseManifestBinary,
-  SchemaError,
-  serializeManifest,
-} from '@hotweights/core';
+import { CheckpointError, SchemaError } from '@hotweights/core';
+import { isBinaryManifest, loadPlan, parseManifestBinary, serializeManifest } from '@hotweights/manifest';
 import type { CommandModule } from '../command.js';
 import { coordinatorManifestSource, endpointOption, withClient } from './coord-client.js';
 import { setCoordinatorManifestSource } from './plan.js';

@@ -23,10 +23,10 @@ import {
   ConfigError,
   type Manifest,
   type Plan,
-  serializeManifest,
   TimeoutError,
   VerificationError,
 } from '@hotweights/core';
+import { serializeManifest } from '@hotweights/manifest';
 import {
   createPlan,
   publish,

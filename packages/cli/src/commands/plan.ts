@@ -1,16 +1,14 @@
 /** `hotweights plan`: delta plan between two manifests, packed into buckets (docs/PLANNING.md). */
 import { freemem } from 'node:os';
 import { resolve } from 'node:path';
+import { ConfigError, type Manifest, PlanVerificationError } from '@hotweights/core';
 import {
   type ColumnarManifest,
-  ConfigError,
   checkManifestFileUnchanged,
   loadManifest,
-  type Manifest,
-  PlanVerificationError,
   readCommittedManifest,
   toColumnar,
-} from '@hotweights/core';
+} from '@hotweights/manifest';
 import {
   type ConsumerOptions,
   createPlan,

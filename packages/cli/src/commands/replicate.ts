@@ -15,30 +15,31 @@
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { DirectoryAdapter } from '@hotweights/adapter-directory';
+import { MemoryAdapter } from '@hotweights/adapter-memory';
 import {
   type Adapter,
   CommitError,
   ConfigError,
+  type HotweightsError,
+  isHotweightsError,
+  type Manifest,
+  type Plan,
+  type TransportProvider,
+} from '@hotweights/core';
+import { loadManifest, loadPlan } from '@hotweights/manifest';
+import {
   createMetricsRegistry,
   createRendezvousDir,
   HostStaging,
-  type HotweightsError,
-  isHotweightsError,
   launchLocalRanks,
-  loadManifest,
-  loadPlan,
-  localTransportProvider,
-  type Manifest,
-  MemoryAdapter,
   type MetricsServer,
-  type Plan,
   type RankEvent,
   type RankUpdateResult,
   removeRendezvousDir,
   runRankUpdate,
   startMetricsServer,
-  type TransportProvider,
-} from '@hotweights/core';
+} from '@hotweights/runtime';
+import { localTransportProvider } from '@hotweights/transport-local';
 import { type Command, Option } from 'commander';
 import type { CommandModule } from '../command.js';
 import type { CliContext } from '../context.js';

@@ -8,7 +8,8 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DirectoryAdapter } from '@hotweights/adapter-directory';
-import { readCommittedRecord, reclaimStaleSegments, SEGMENT_PREFIX } from '@hotweights/core';
+import { readCommittedRecord } from '@hotweights/manifest';
+import { reclaimStaleSegments, SEGMENT_PREFIX } from '@hotweights/runtime';
 import type { CommandModule } from '../command.js';
 import { endpointOption, withClient } from './coord-client.js';
 import { formatCoordinatorStatus } from './coord-status.js';

@@ -1,6 +1,7 @@
 /** `hotweights verify-plan`: integrity, consumer and TP checks of a plan file; exit 1 on problems. */
 import { readFile } from 'node:fs/promises';
-import { ConfigError, HotweightsError, parsePlan } from '@hotweights/core';
+import { ConfigError, HotweightsError } from '@hotweights/core';
+import { parsePlan } from '@hotweights/manifest';
 import { formatBytes, parseTpGroups, type VerifyReport, verifyPlan } from '@hotweights/planner';
 import type { CommandModule } from '../command.js';
 import type { CliContext } from '../context.js';

@@ -5,16 +5,11 @@
  */
 import { access } from 'node:fs/promises';
 import { DirectoryAdapter } from '@hotweights/adapter-directory';
+import { MemoryAdapter } from '@hotweights/adapter-memory';
 import { WorkerAgent } from '@hotweights/coordinator';
-import {
-  type Adapter,
-  ConfigError,
-  createMetricsRegistry,
-  HostStaging,
-  loadManifest,
-  MemoryAdapter,
-  startMetricsServer,
-} from '@hotweights/core';
+import { type Adapter, ConfigError } from '@hotweights/core';
+import { loadManifest } from '@hotweights/manifest';
+import { createMetricsRegistry, HostStaging, startMetricsServer } from '@hotweights/runtime';
 import type { CommandModule } from '../command.js';
 import { addTransferOptions, type TransferFlags, withTransferOptions } from '../transfer-options.js';
 import { resolveEndpoint } from './coord-client.js';

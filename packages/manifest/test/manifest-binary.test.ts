@@ -1,0 +1,447 @@
+import { mkdtempSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type ManifestEntry, SchemaError } from '@hotweights/core';
+import {
+  BINARY_MANIFEST_MAGIC,
+  buildManifest,
+  checkManifestFileUnchanged,
+  isBinaryManifest,
+  loadManifest,
+  parseManifest,
+  parseManifestBinary,
+  serializeManifest,
+  serializeManifestBinary,
+} from '@hotweights/manifest';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const dir = mkdtempSync(join(tmpdir(), 'hw-manifest-bin-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const h = (c: string) => `blake3:${c.repeat(64)}`;
+
+function tensor(name: string, offset: number, nbytes: number, hash: string, shape: number[]): ManifestEntry {
+  return {
+    key: `${name}:0`,
+    tensor: name,
+    shard_rank: 0,
+    kind: 'tensor',
+    file: 'model.safetensors',
+    file_offset: offset,
+    nbytes,
+    dtype: 'F32',
+    shape,
+    hash: h(hash),
+  };
+}
+
+/** A small manifest: a safetensors file (header + 3 tensors, one named in UTF-8), two whole files. */
+function sample(names: [string, string, string] = ['w', 'b', 'é🙂 x']) {
+  return buildManifest(
+    {
+      version: 'v1',
+      model_id: 'org/model',
+      created_at: '2026-01-01T00:00:00.000Z',
+      checkpoint_root: '/ckpt',
+      hash_algo: 'blake3',
+      files: [
+        { path: 'model.safetensors', size: 100, kind: 'safetensors' },
+        { path: 'config.json', size: 10, kind: 'file' },
+        { path: 'empty file', size: 0, kind: 'file' },
+      ],
+    },
+    [
+      {
+        key: 'model.safetensors:0',
+        tensor: 'model.safetensors',
+        shard_rank: 0,
+        kind: 'header',
+        file: 'model.safetensors',
+        file_offset: 0,
+        nbytes: 64,
+        dtype: null,
+        shape: null,
+        hash: h('a'),
+      },
+      tensor(names[0], 64, 24, 'b', [2, 3]),
+      tensor(names[1], 88, 8, 'c', [2]),
+      tensor(names[2], 96, 4, 'd', []),
+      {
+        key: 'config.json:0',
+        tensor: 'config.json',
+        shard_rank: 0,
+        kind: 'file',
+        file: 'config.json',
+        file_offset: 0,
+        nbytes: 10,
+        dtype: null,
+        shape: null,
+        hash: h('e'),
+      },
+      {
+        key: 'empty file:0',
+        tensor: 'empty file',
+        shard_rank: 0,
+        kind: 'file',
+        file: 'empty file',
+        file_offset: 0,
+        nbytes: 0,
+        dtype: null,
+        shape: null,
+        hash: h('f'),
+      },
+    ],
+  );
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: tests rewrite the raw header JSON
+type Header = any;
+
+/** The header of a binary manifest, and a way to write a changed one back in the same space. */
+function header(bytes: Buffer): Header {
+  const len = bytes.readUInt32LE(8);
+  return JSON.parse(bytes.subarray(16, 16 + len).toString('utf8'));
+}
+function withHeader(bytes: Buffer, change: (h: Header) => void): Buffer {
+  const out = Buffer.from(bytes);
+  const len = out.readUInt32LE(8);
+  const hd = header(out);
+  change(hd);
+  const text = Buffer.from(JSON.stringify(hd), 'utf8');
+  if (text.length > len) throw new Error('test header grew past its space');
+  out.fill(0x20, 16, 16 + len);
+  text.copy(out, 16);
+  return out;
+}
+/** A copy with the bytes of a column changed in place. */
+function withColumn(bytes: Buffer, name: string, change: (col: Buffer) => void): Buffer {
+  const out = Buffer.from(bytes);
+  const [offset, len] = header(out).columns[name] as [number, number];
+  change(out.subarray(offset, offset + len));
+  return out;
+}
+
+describe('binary manifest (manifest_version 3)', () => {
+  it('round-trips every entry and keeps the JSON form digest; loadManifest reads both forms', async () => {
+    const m = sample();
+    const bin = serializeManifestBinary(m);
+    expect(isBinaryManifest(bin)).toBe(true);
+    expect(bin.subarray(0, 8).equals(BINARY_MANIFEST_MAGIC)).toBe(true);
+    expect(header(bin)).toMatchObject({ schema: 'hotweights.manifest', manifest_version: 3, count: 6 });
+    const back = parseManifestBinary(bin, 'm.bin', { verifyDigest: true });
+    expect(back.digest).toBe(m.digest);
+    expect(back.size).toBe(m.size);
+    for (let i = 0; i < m.size; i++) expect(back.entry(i)).toEqual(m.entry(i));
+    expect(back.get('é🙂 x:0')?.file_offset).toBe(96);
+    expect(back.get('absent:0')).toBeUndefined();
+
+    const binPath = join(dir, 'm.manifest');
+    const jsonPath = join(dir, 'm.json');
+    writeFileSync(binPath, bin);
+    writeFileSync(jsonPath, serializeManifest(m));
+    const a = await loadManifest(binPath, { verifyDigest: true });
+    const b = await loadManifest(jsonPath, { verifyDigest: true });
+    expect(a.digest).toBe(b.digest);
+    expect([...Array(a.size).keys()].map((i) => a.entry(i))).toEqual(
+      [...Array(b.size).keys()].map((i) => b.entry(i)),
+    );
+    // A binary manifest re-encodes to the same bytes; its JSON form parses to the same content.
+    expect(serializeManifestBinary(a).equals(bin)).toBe(true);
+    expect(parseManifest(serializeManifest(a), 'again.json').digest).toBe(m.digest);
+  });
+
+  it('finds entries by key and merge-ready key order, for ASCII and non-ASCII names alike', () => {
+    for (const names of [
+      ['w', 'b', 'c'],
+      ['w', 'b', 'é🙂 x'],
+    ] as [string, string, string][]) {
+      const m = parseManifestBinary(serializeManifestBinary(sample(names)), 'm.bin');
+      const order = m.keyOrder() as Uint32Array;
+      const keys = [...order].map((i) => m.key(i));
+      expect(keys).toEqual([...keys].sort());
+      for (let i = 0; i < m.size; i++) expect(m.indexOf(m.key(i))).toBe(i);
+    }
+  });
+
+  it('detects a duplicate key through the stored order (at load, or at first lookup with lazyIndex)', () => {
+    // 'b' and 'c' are neighbours in key order: make 'c' a second 'b' (the order stays sorted).
+    const bin = withColumn(serializeManifestBinary(sample(['w', 'b', 'c'])), 'tensor', (col) => {
+      col[col.lastIndexOf('c')] = 'b'.charCodeAt(0);
+    });
+    expect(() => parseManifestBinary(bin, 'dup.bin')).toThrowError(
+      /dup\.bin: entries\.tensor\[5\]: expected a unique key \(tensor:shard_rank\); "b:0" is also entry 4/,
+    );
+    const lazy = parseManifestBinary(bin, 'dup.bin', { lazyIndex: true });
+    expect(() => lazy.indexOf('w:0')).toThrowError(/expected a unique key/);
+  });
+
+  const good = () => serializeManifestBinary(sample());
+  const cases: [string, () => Buffer, RegExp][] = [
+    [
+      'bad magic',
+      () => Buffer.concat([Buffer.from('NOTMAGIC'), good().subarray(8)]),
+      /\(magic\): expected a binary hotweights manifest/,
+    ],
+    [
+      'a truncated preamble',
+      () => good().subarray(0, 12),
+      /\(header\): expected at least 16 bytes .*truncated/,
+    ],
+    [
+      'a truncated file (last column cut short)',
+      () => good().subarray(0, good().length - 5),
+      /columns\.key_order: expected bytes \d+\.\.\d+ inside the file's \d+ bytes \(got "a column past the end \(truncated file\)"\)/,
+    ],
+    [
+      'trailing bytes after the last column',
+      () => Buffer.concat([good(), Buffer.alloc(8)]),
+      /\(file length\): expected \d+ bytes \(the end of the last column\)/,
+    ],
+    [
+      'a header length past the end',
+      () => {
+        const b = good();
+        b.writeUInt32LE(b.length, 8);
+        return b;
+      },
+      /\(header length\): expected a multiple of 8 that fits .*truncated file/,
+    ],
+    [
+      'a header that is not JSON',
+      () => {
+        const b = good();
+        b[16] = 0x78;
+        return b;
+      },
+      /\(header\): expected valid JSON/,
+    ],
+    [
+      'a newer manifest_version',
+      () =>
+        withHeader(good(), (hd) => {
+          hd.manifest_version = 4;
+        }),
+      /manifest_version: expected 3/,
+    ],
+    [
+      'a column of the wrong byte length',
+      () =>
+        withHeader(good(), (hd) => {
+          hd.columns.nbytes[1] = 40;
+        }),
+      /columns\.nbytes\[1\]: expected 48 bytes \(nbytes: 6 values of 8 bytes\) \(got 40\)/,
+    ],
+    [
+      'a misaligned column',
+      () =>
+        withHeader(good(), (hd) => {
+          hd.columns.dims[0] += 4;
+        }),
+      /columns\.dims\[0\]: expected an offset that is a multiple of 8/,
+    ],
+    [
+      'overlapping columns',
+      () =>
+        withHeader(good(), (hd) => {
+          hd.columns.kind[0] = hd.columns.shard_rank[0];
+        }),
+      /columns\.kind\[0\]: expected a column not overlapping columns\.shard_rank/,
+    ],
+    [
+      'a missing column',
+      () =>
+        withHeader(good(), (hd) => {
+          delete hd.columns.hash;
+        }),
+      /columns\.hash: expected an array/,
+    ],
+    [
+      'name offsets past the names',
+      () =>
+        withColumn(good(), 'tensor_offsets', (col) => {
+          col.writeUInt32LE(9999, col.length - 4);
+        }),
+      /entries\.tensor_offsets\[6\]: expected an offset >= the previous one|entries\.tensor_offsets\[6\]: expected the length of entries\.tensor/,
+    ],
+    [
+      'name offsets going backwards',
+      () =>
+        withColumn(good(), 'tensor_offsets', (col) => {
+          col.writeUInt32LE(0, 8);
+        }),
+      /entries\.tensor_offsets\[2\]: expected an offset >= the previous one \(11\) \(got 0\)/,
+    ],
+    [
+      'a name that is not UTF-8',
+      () =>
+        withColumn(good(), 'tensor', (col) => {
+          col[col.length - 1] = 0xff;
+        }),
+      /entries\.tensor\[\d\]: expected a valid UTF-8 name/,
+    ],
+    [
+      'a fractional byte count',
+      () =>
+        withColumn(good(), 'nbytes', (col) => {
+          col.writeDoubleLE(23.5, 8);
+        }),
+      /entries\.nbytes\[1\]: expected an integer >= 0 \(got 23\.5\)/,
+    ],
+    [
+      'a dtype index out of range',
+      () =>
+        withColumn(good(), 'dtype', (col) => {
+          col.writeInt32LE(7, 4);
+        }),
+      /entries\.dtype\[1\]: expected -1 or an index into dtypes/,
+    ],
+    [
+      'an ndim below -1',
+      () =>
+        withColumn(good(), 'ndim', (col) => {
+          col.writeInt32LE(-2, 4);
+        }),
+      /entries\.ndim\[1\]: expected an integer >= -1/,
+    ],
+    [
+      'a kind that is not t, h, f',
+      () =>
+        withColumn(good(), 'kind', (col) => {
+          col[1] = 0x78;
+        }),
+      /entries\.kind: expected only the characters t, h, f/,
+    ],
+    [
+      'a path escaping the root',
+      () =>
+        withHeader(good(), (hd) => {
+          hd.files[1].path = '../etc';
+        }),
+      /files\[1\]\.path: expected a relative path inside the checkpoint root/,
+    ],
+    [
+      'entry counts not adding up',
+      () =>
+        withHeader(good(), (hd) => {
+          hd.files[0].entries = 3;
+        }),
+      /files\[\]\.entries: expected entry counts adding up to count/,
+    ],
+    [
+      'tensors not covering the file',
+      () =>
+        withHeader(good(), (hd) => {
+          hd.files[0].size = 101;
+        }),
+      /entries \(file "config\.json"\): expected entries covering the file's 101 bytes/,
+    ],
+    [
+      'a key order that is not sorted',
+      () =>
+        withColumn(good(), 'key_order', (col) => {
+          const a = col.readUInt32LE(0);
+          col.writeUInt32LE(col.readUInt32LE(4), 0);
+          col.writeUInt32LE(a, 4);
+        }),
+      /entries\.key_order\[1\]: expected entries in ascending key order/,
+    ],
+    [
+      'a key order that is not a permutation',
+      () =>
+        withColumn(good(), 'key_order', (col) => {
+          col.writeUInt32LE(col.readUInt32LE(0), 4);
+        }),
+      /entries\.key_order\[1\]: expected each entry index 0\.\.5 once/,
+    ],
+  ];
+  for (const [name, make, message] of cases) {
+    it(`rejects ${name} with file, field and expectation`, async () => {
+      const bytes = make();
+      let err: unknown;
+      try {
+        parseManifestBinary(bytes, 'bad.manifest');
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(SchemaError);
+      expect((err as Error).message).toMatch(/^bad\.manifest: /);
+      expect((err as Error).message).toMatch(message);
+      // loadManifest gives the same error for the same bytes on disk (when they start with the magic).
+      if (isBinaryManifest(bytes)) {
+        const path = join(dir, `${name.replace(/\W+/g, '-')}.manifest`);
+        writeFileSync(path, bytes);
+        await expect(loadManifest(path)).rejects.toThrowError(message);
+      }
+    });
+  }
+
+  it('names a changed column in the digest check', () => {
+    const bin = withColumn(good(), 'hash', (col) => {
+      col[0] = (col[0] as number) ^ 1;
+    });
+    expect(parseManifestBinary(bin, 't.manifest').digest).toBe(sample().digest);
+    expect(() => parseManifestBinary(bin, 't.manifest', { verifyDigest: true })).toThrowError(
+      /t\.manifest: digest: expected sha256:[0-9a-f]{64} \(the manifest was modified after it was made\)/,
+    );
+  });
+});
+
+describe('loadManifest with map: true', () => {
+  const entriesOf = (m: Awaited<ReturnType<typeof loadManifest>>) =>
+    Array.from({ length: m.size }, (_, i) => m.entry(i));
+
+  it('maps a binary manifest: the same manifest as a read, checked unchanged until the file changes', async () => {
+    const m = sample();
+    const path = join(dir, 'mapped.manifest');
+    writeFileSync(path, serializeManifestBinary(m));
+    const read = await loadManifest(path);
+    const mapped = await loadManifest(path, { map: true, lazyIndex: true });
+    expect(mapped.digest).toBe(read.digest);
+    expect(entriesOf(mapped)).toEqual(entriesOf(read));
+    expect(mapped.indexOf('b:0')).toBe(read.indexOf('b:0'));
+    expect(() => checkManifestFileUnchanged(mapped)).not.toThrow();
+    // A read (not mapped) manifest has nothing to check.
+    expect(() => checkManifestFileUnchanged(read)).not.toThrow();
+
+    // Touched in place (same bytes, new times): reported, naming the file.
+    utimesSync(path, new Date(2001, 1, 1), new Date(2001, 1, 1));
+    expect(() => checkManifestFileUnchanged(mapped)).toThrow(
+      /mapped\.manifest was modified while it was in use/,
+    );
+
+    // Replaced by rename (what publish does): reported; the mapping itself stays readable.
+    const again = await loadManifest(path, { map: true });
+    const other = join(dir, 'mapped.manifest.tmp');
+    writeFileSync(other, serializeManifestBinary(m));
+    renameSync(other, path);
+    expect(() => checkManifestFileUnchanged(again)).toThrow(/was replaced while it was in use/);
+    expect(entriesOf(again)).toEqual(entriesOf(read));
+
+    // Removed: reported too.
+    rmSync(path);
+    expect(() => checkManifestFileUnchanged(again)).toThrow(/can no longer be read \(ENOENT\)/);
+  });
+
+  it('reads JSON manifests as before, and reports a missing file as a read would', async () => {
+    const m = sample();
+    const path = join(dir, 'mapped.json');
+    writeFileSync(path, serializeManifest(m));
+    const mapped = await loadManifest(path, { map: true });
+    expect(entriesOf(mapped)).toEqual(entriesOf(m));
+    expect(() => checkManifestFileUnchanged(mapped)).not.toThrow();
+    await expect(loadManifest(join(dir, 'absent.manifest'), { map: true })).rejects.toThrow(
+      /cannot read manifest .*absent\.manifest: ENOENT/,
+    );
+  });
+
+  it('validates a mapped file as a read one: a corrupt column is refused', async () => {
+    const bin = serializeManifestBinary(sample());
+    const bad = withColumn(bin, 'nbytes', (col) => col.writeDoubleLE(-1, 8));
+    const path = join(dir, 'bad-mapped.manifest');
+    writeFileSync(path, bad);
+    const readErr = await loadManifest(path).catch((e: unknown) => e);
+    const mapErr = await loadManifest(path, { map: true }).catch((e: unknown) => e);
+    expect(readErr).toBeInstanceOf(SchemaError);
+    expect((mapErr as Error).message).toBe((readErr as Error).message);
+  });
+});

@@ -1,0 +1,23 @@
+export { type VoteResult, voteBucketId, voteOnCommit } from './commit-vote.js';
+export { copyFileRange, WRITE_PIECE, writeAllAt } from './file-write.js';
+export { HostStaging, type HostStagingOptions } from './host-staging.js';
+export {
+  createRendezvousDir,
+  type LocalLaunchOptions,
+  type LocalRankExit,
+  launchLocalRanks,
+  type RankEvent,
+  removeRendezvousDir,
+} from './local-launcher.js';
+export { createMetricsRegistry, type MetricsServer, startMetricsServer } from './metrics-server.js';
+export { type RankUpdateOptions, type RankUpdateResult, runRankUpdate } from './rank-update.js';
+export {
+  bucketParticipants,
+  planGroups,
+  type RankReport,
+  type ReplicateRankOptions,
+  type ReplicationProgress,
+  replicateRank,
+} from './replicator.js';
+export { createReplicatorMetrics, type ReplicatorMetrics } from './replicator-metrics.js';
+export { reclaimStaleSegments, SEGMENT_PREFIX } from './shm-segment.js';

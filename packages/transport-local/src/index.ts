@@ -1,0 +1,1 @@
+export { LocalTransport, localTransportProvider } from './local-transport.js';
