@@ -11,7 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import { readdir, readFile, readlink, rename, rm, symlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { type Adapter, AdapterError, type AdapterUpdate } from '@hotweights/core';
+import { type Adapter, AdapterError, type AdapterUpdate, isErrorKind } from '@hotweights/core';
 import { loadManifest, recordCommittedManifest } from '@hotweights/manifest';
 import { safeVersion, TargetLayout } from './layout.js';
 import { DirectoryPreparation } from './preparation.js';
@@ -143,7 +143,7 @@ export class DirectoryAdapter implements Adapter {
         partial,
       );
     } catch (err) {
-      if (err instanceof AdapterError) throw err;
+      if (isErrorKind(err, 'AdapterError')) throw err;
       throw new AdapterError(`${this.who}: cannot prepare ${plan.version}: ${(err as Error).message}`, {
         cause: err,
       });

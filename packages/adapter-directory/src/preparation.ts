@@ -13,6 +13,7 @@ import {
   AdapterError,
   type AdapterPreparation,
   type ItemSource,
+  isErrorKind,
   type LandedRange,
   type Manifest,
   type ManifestEntry,
@@ -262,7 +263,7 @@ export class DirectoryPreparation implements AdapterPreparation {
       this.state = 'finished';
     } catch (err) {
       await this.discard();
-      if (err instanceof AdapterError) throw err;
+      if (isErrorKind(err, 'AdapterError')) throw err;
       throw new AdapterError(`${this.input.who}: cannot prepare ${plan.version}: ${(err as Error).message}`, {
         cause: err,
       });
