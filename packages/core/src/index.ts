@@ -1,4 +1,22 @@
-export type { Adapter, AdapterPreparation, AdapterUpdate, ItemSource, LandedRange } from './adapter.js';
+export type {
+  Adapter,
+  AdapterOptions,
+  AdapterPackageManifest,
+  AdapterPreparation,
+  AdapterProvider,
+  AdapterUpdate,
+  ItemSource,
+  LandedRange,
+} from './adapter.js';
+export {
+  ADAPTER_KEYWORD,
+  type AdapterCandidate,
+  AdapterManager,
+  type AdapterManagerOptions,
+  chooseAdapter,
+  discoverAdapterPackages,
+  type ProbedAdapter,
+} from './adapter-manager.js';
 export {
   type HotweightsConfig,
   type LaunchContext,
@@ -59,6 +77,12 @@ export {
   type PlanItem,
   type PlanItemPart,
 } from './plan.js';
+export {
+  CORE_API_VERSION,
+  discoverPlugins,
+  type PluginCandidate,
+  type PluginKind,
+} from './plugin-discovery.js';
 export { type StagedItem, stagedItems } from './staged-items.js';
 export type { StagedBucket, StagingAgent } from './staging.js';
 export type {
@@ -73,7 +97,6 @@ export type {
 } from './transport.js';
 export {
   BUILTIN_PRIORITIES,
-  CORE_API_VERSION,
   chooseTransport,
   discoverTransportPackages,
   type ProbedCandidate,
