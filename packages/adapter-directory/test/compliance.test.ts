@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, readdir, readFile, realpath, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { DirectoryAdapter } from '@hotweights/adapter-directory';
@@ -33,11 +33,17 @@ async function readLive(target: string): Promise<VersionFiles | null> {
 }
 
 describe('the directory adapter', () => {
-  it('passes the adapter compliance suite', async () => {
+  it('passes the adapter compliance suite, leaving a foreign folder in versions/ alone', async () => {
     const target = join(work, 'suite');
     const report = await runAdapterCompliance({
       open: async () => new DirectoryAdapter({ target }),
       readLive: () => readLive(target),
+      plantForeign: async () => {
+        await mkdir(join(target, 'versions', 'kept-by-another-tool'), { recursive: true });
+        await writeFile(join(target, 'versions', 'kept-by-another-tool', 'notes.txt'), 'mine');
+        return async () =>
+          (await readFile(join(target, 'versions', 'kept-by-another-tool', 'notes.txt'), 'utf8')) === 'mine';
+      },
     });
     expect(report.failures).toEqual([]);
     expect(report.passed).toHaveLength(8);
@@ -57,6 +63,7 @@ describe('the directory adapter', () => {
         `const fs = require('node:fs');
          const link = ${JSON.stringify(join(target, 'current'))};
          let reads = 0, missing = 0; const seen = new Set();
+         process.stdout.write('ready\\n');
          for (;;) {
            for (let i = 0; i < 500; i++) {
              reads++;
@@ -69,14 +76,24 @@ describe('the directory adapter', () => {
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
     let out = '';
+    let ready: () => void = () => {};
+    const started = new Promise<void>((res) => {
+      ready = res;
+    });
     watcher.stdout.on('data', (d: Buffer) => {
       out += d.toString();
+      if (out.startsWith('ready\n')) ready();
     });
     const exited = new Promise<number | null>((res) => watcher.on('exit', res));
-    for (let i = 0; i < 40; i++) await adapter.rollback();
+    await started;
+    for (let i = 0; i < 300; i++) await adapter.rollback();
     await writeFile(stop, '');
     expect(await exited).toBe(0);
-    const result = JSON.parse(out) as { reads: number; missing: number; seen: string[] };
+    const result = JSON.parse(out.slice('ready\n'.length)) as {
+      reads: number;
+      missing: number;
+      seen: string[];
+    };
     expect(result.missing).toBe(0);
     expect(result.reads).toBeGreaterThan(0);
     expect(result.seen.every((s) => s.startsWith('versions/'))).toBe(true);
