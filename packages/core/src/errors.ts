@@ -18,8 +18,13 @@ export type SchemaErrorCode = 'HW_SCHEMA';
 export type CheckpointErrorCode = 'HW_CHECKPOINT';
 export type PathEscapeErrorCode = 'HW_PATH_ESCAPE';
 export type PlanVerificationErrorCode = 'HW_PLAN_INVALID';
-/** `HW_TIMEOUT`: peers did not show up in time (the local transport's rendezvous). */
-export type TransportErrorCode = 'HW_TRANSPORT' | 'HW_TRANSPORT_INVALID' | 'HW_NO_TRANSPORT' | 'HW_TIMEOUT';
+/** `HW_TIMEOUT`: peers did not show up in time; `HW_ABORTED`: the caller's signal stopped a transfer. */
+export type TransportErrorCode =
+  | 'HW_TRANSPORT'
+  | 'HW_TRANSPORT_INVALID'
+  | 'HW_NO_TRANSPORT'
+  | 'HW_TIMEOUT'
+  | 'HW_ABORTED';
 export type VerificationErrorCode = 'HW_VERIFY';
 export type StagingErrorCode = 'HW_STAGING' | 'HW_STAGING_NO_SPACE';
 export type CommitErrorCode = 'HW_COMMIT';
