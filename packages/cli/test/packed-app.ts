@@ -7,7 +7,7 @@ import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { REPO_ROOT } from './run-cli.js';
+import { type CliResult, collect, REPO_ROOT } from './run-cli.js';
 
 export const run = promisify(execFile);
 
@@ -81,26 +81,8 @@ export function installedCli(
   app: string,
   args: readonly string[],
   env: NodeJS.ProcessEnv = {},
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(join(app, 'node_modules', '.bin', 'hotweights'), args, {
-      cwd: app,
-      env: userEnv(env),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      stdout += d;
-    });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d;
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+): Promise<CliResult> {
+  const child = spawn(join(app, 'node_modules', '.bin', 'hotweights'), args, { cwd: app, env: userEnv(env) });
+  child.stdin.end();
+  return collect(child);
 }
