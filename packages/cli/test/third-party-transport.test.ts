@@ -4,26 +4,14 @@
  * into a fresh application from their tarballs (their other dependencies come from the npm
  * registry), and the installed `hotweights` binary discovers, probes and selects the transport.
  */
-import { execFile, spawn } from 'node:child_process';
-import {
-  cpSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { installedCli, installPackedApp, run, userEnv } from './packed-app.js';
 import { REPO_ROOT } from './run-cli.js';
 
-const run = promisify(execFile);
 const TEMPLATE = join(REPO_ROOT, 'templates', 'transport-template');
 
 interface Report {
@@ -40,62 +28,11 @@ interface Report {
   }[];
 }
 
-/** The environment of a user's shell: none of the test runner's npm or rendezvous variables. */
-function userEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (/^(npm_|NODE_OPTIONS$|VITEST|MASTER_|HOTWEIGHTS_|RANK$|WORLD_SIZE$|OMPI_|PMIX_)/.test(k)) continue;
-    env[k] = v;
-  }
-  return { ...env, ...extra };
-}
-
-/** Workspace packages `@hotweights/cli` needs, by walking dependencies inside the workspace. */
-function workspaceClosure(start: string): string[] {
-  const dirs = new Map<string, string>();
-  for (const d of readdirSync(join(REPO_ROOT, 'packages'))) {
-    const file = join(REPO_ROOT, 'packages', d, 'package.json');
-    if (existsSync(file)) dirs.set((JSON.parse(readFileSync(file, 'utf8')) as { name: string }).name, d);
-  }
-  const seen = new Set<string>();
-  const visit = (name: string) => {
-    const dir = dirs.get(name);
-    if (!dir || seen.has(dir)) return;
-    seen.add(dir);
-    const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'packages', dir, 'package.json'), 'utf8')) as {
-      dependencies?: Record<string, string>;
-    };
-    for (const dep of Object.keys(pkg.dependencies ?? {})) visit(dep);
-  };
-  visit(start);
-  return [...seen].map((d) => join(REPO_ROOT, 'packages', d));
-}
-
 let work: string;
 let app: string;
 
 function hotweights(args: string[], env: NodeJS.ProcessEnv = {}) {
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn(join(app, 'node_modules', '.bin', 'hotweights'), args, {
-      cwd: app,
-      env: userEnv(env),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      stdout += d;
-    });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d;
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+  return installedCli(app, args, env);
 }
 
 async function report(env: NodeJS.ProcessEnv = {}, args: string[] = []): Promise<Report> {
@@ -107,8 +44,6 @@ async function report(env: NodeJS.ProcessEnv = {}, args: string[] = []): Promise
 
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'hw-third-party-'));
-  const tarballs = join(work, 'tarballs');
-  mkdirSync(tarballs);
   // Build what is packed: the CLI and every package it references, then the template against
   // core's built output (as a third party builds against the published core).
   await run('npx', ['tsc', '-b', 'packages/cli'], { cwd: REPO_ROOT });
@@ -128,30 +63,7 @@ beforeAll(async () => {
     }),
   );
 
-  const sources = [...workspaceClosure('@hotweights/cli'), TEMPLATE, future];
-  // Native packages ship prebuilt binaries in their tarball (prebuilds/ is not committed): make
-  // them when a fresh clone has none, as a release would.
-  for (const dir of sources) {
-    if (existsSync(join(dir, 'binding.gyp')) && !existsSync(join(dir, 'prebuilds'))) {
-      await run('npm', ['run', 'prebuildify', '--workspace', dir], { cwd: REPO_ROOT, maxBuffer: 16 << 20 });
-    }
-  }
-  await run('npm', ['pack', '--silent', '--pack-destination', tarballs, ...sources], {
-    cwd: work,
-    env: userEnv(),
-  });
-  const packed = readdirSync(tarballs).map((f) => join(tarballs, f));
-  expect(packed).toHaveLength(sources.length);
-
-  app = join(work, 'app');
-  mkdirSync(app);
-  await run('npm', ['init', '-y'], { cwd: app, env: userEnv() });
-  // Prebuilt binaries ship inside the tarballs, so no install script needs to run.
-  await run('npm', ['install', '--no-audit', '--no-fund', '--ignore-scripts', ...packed], {
-    cwd: app,
-    env: userEnv(),
-    maxBuffer: 16 << 20,
-  });
+  app = await installPackedApp(work, [TEMPLATE, future]);
 }, 240_000);
 
 afterAll(() => {
