@@ -49,6 +49,7 @@ import {
   transferArgs,
   withTransferOptions,
 } from '../transfer-options.js';
+import { MAX_LOCAL_RANKS, preflightReplicate } from './replicate-preflight.js';
 
 export interface ReplicateOptions {
   readonly plan: string;
@@ -287,6 +288,7 @@ export async function replicateLocally(
 ): Promise<ReplicateSummary> {
   const plan = await loadPlan(opts.plan);
   const worldSize = opts.worldSize ?? defaultWorldSize(plan);
+  preflightReplicate(plan, opts.plan, worldSize, true);
   const targets = opts.target
     ? Array.from({ length: worldSize }, (_, r) => rankTarget(opts.target as string, r, worldSize))
     : [];
@@ -364,8 +366,8 @@ export async function replicateLocally(
 
 function parseWorldSize(v: string): number {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 1 || n > 1024)
-    throw new ConfigError(`--world-size ${v}: expected an integer in 1..1024`);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_LOCAL_RANKS)
+    throw new ConfigError(`--world-size ${v}: expected an integer in 1..${MAX_LOCAL_RANKS}`);
   return n;
 }
 
@@ -474,6 +476,8 @@ async function runUnderLauncher(c: CliContext, opts: ReplicateOptions): Promise<
     if (opts.rankEvents) process.stdout.write(`${JSON.stringify(ev)}\n`);
   };
   try {
+    // Ranks our own launcher started were checked by it.
+    if (!opts.rankEvents) preflightReplicate(await loadPlan(opts.plan), opts.plan, worldSize, false);
     const { result, transport } = await runRank(c, opts, rank, worldSize, emit);
     if (opts.rankEvents) {
       emit({ type: 'done', rank, transport, result });
