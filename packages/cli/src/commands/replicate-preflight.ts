@@ -20,7 +20,9 @@ export function preflightReplicate(
       `${planFile} is for ${worldSize} ranks; replicate starts at most ${MAX_LOCAL_RANKS} on one host: pass --world-size N, or start the ranks with mpirun/torchrun`,
     );
   }
-  const report = verifyPlan(plan, { worldSize });
+  // As verify-plan does by default: against the plan's own world (a smaller --world-size is
+  // reported by the Replicator, naming the bucket and rank outside it).
+  const report = verifyPlan(plan);
   if (!report.ok) {
     throw new PlanVerificationError(
       report.problems.map(
