@@ -15,6 +15,7 @@ import {
   type TransportManager,
   type TransportProvider,
 } from '@hotweights/core';
+import { recordedSourceRoots } from '@hotweights/runtime';
 import { localTransportProvider } from '@hotweights/transport-local';
 
 export interface CliContext {
@@ -46,7 +47,12 @@ export const BUILTIN_PROVIDERS: TransportProvider[] = [localTransportProvider];
 
 export function createContext(env: NodeJS.ProcessEnv = process.env): CliContext {
   let manager: Promise<TransportManager> | undefined;
-  const config = loadConfig(env);
+  const loaded = loadConfig(env);
+  // Plans name the directory their source reads: by default only checkpoints published here.
+  const config = Object.freeze({
+    ...loaded,
+    sourceRoots: loaded.sourceRoots ?? recordedSourceRoots(loaded.stateDir),
+  });
   return {
     config,
     launch: readLaunchContext(env),

@@ -148,3 +148,56 @@ function edited(plan: Plan, change: Partial<Record<keyof Plan, unknown>>): strin
   writeFileSync(file, JSON.stringify({ ...body, digest: planDigest(body) }));
   return file;
 }
+
+describe('source roots', () => {
+  it('reads only checkpoints published here or allowed, and prints nothing of other directories', async () => {
+    const ckpt = join(work, 'roots-ckpt');
+    mkdirSync(ckpt, { recursive: true });
+    writeFileSync(join(ckpt, 'weights.bin'), randomBytes(4096));
+    const stateDir = join(work, 'roots-state');
+    const rootsEnv = { ...env, HOTWEIGHTS_STATE_DIR: stateDir };
+    const m = await publish({ checkpoint: ckpt, version: 'v0' });
+    await writeManifest(m, join(work, 'roots-m0.json'));
+    const planFile = join(work, 'roots-plan.json');
+    await writePlan(
+      createPlan({
+        prev: null,
+        next: m,
+        checkpointRoot: ckpt,
+        nextManifestPath: join(work, 'roots-m0.json'),
+        bucketBytes: 4096,
+        worldSize: 1,
+      }),
+      planFile,
+    );
+    // A plan pointing at an unrelated directory that holds a file of the same name.
+    const other = join(work, 'unrelated');
+    mkdirSync(other, { recursive: true });
+    writeFileSync(join(other, 'weights.bin'), randomBytes(4096));
+    const foreign = edited(parsePlan(readFileSync(planFile, 'utf8')), {
+      source: { root: other, rank: 0 },
+    });
+
+    const refused = await runCli(['replicate', '--plan', foreign, '--no-metrics'], { env: rootsEnv });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(`plan source.root ${other} is not an allowed checkpoint root`);
+    // No hash of anything (main printed the unrelated file's hash in a verification error).
+    expect(refused.stderr).not.toMatch(/[0-9a-f]{32}/);
+
+    // Nothing published on this host yet: the real checkpoint is refused too, until allowed...
+    expect((await runCli(['replicate', '--plan', planFile, '--no-metrics'], { env: rootsEnv })).code).toBe(1);
+    const allowed = await runCli(['replicate', '--plan', planFile, '--no-metrics'], {
+      env: { ...rootsEnv, HOTWEIGHTS_SOURCE_ROOTS: ckpt },
+    });
+    expect(allowed.code, allowed.stderr).toBe(0);
+    // ...or published here with the CLI, which records its root.
+    const pub = await runCli(
+      ['publish', '--checkpoint', ckpt, '--version', 'v0', '--output', join(work, 'roots-m0b.json')],
+      { env: rootsEnv },
+    );
+    expect(pub.code, pub.stderr).toBe(0);
+    const after = await runCli(['replicate', '--plan', planFile, '--no-metrics'], { env: rootsEnv });
+    expect(after.code, after.stderr).toBe(0);
+    expect((await runCli(['replicate', '--plan', foreign, '--no-metrics'], { env: rootsEnv })).code).toBe(1);
+  });
+});

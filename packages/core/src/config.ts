@@ -115,7 +115,7 @@ export const VARIABLES = [
     kind: { type: 'string' },
     defaultText: '(published roots)',
     section: 'Staging',
-    doc: "Checkpoint directories a plan's `source.root` may name, separated by `:`. Default: the roots of the manifests `publish` wrote on this host (recorded under the state dir). A plan naming any other directory is refused before a file is read.",
+    doc: "Checkpoint directories a plan's `source.root` may name, separated by `:`. Default: the checkpoints `hotweights publish` published on this host (recorded in `source-roots.txt` under the state dir). A plan naming any other directory is refused before a file is read. Programs that embed the Replicator pass `sourceRoots` in their config (unset there: not checked).",
   },
   {
     name: 'HOTWEIGHTS_COORD',

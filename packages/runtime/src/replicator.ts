@@ -46,6 +46,7 @@ import { CheckpointReader } from './checkpoint-reader.js';
 import { ItemVerifier } from './item-verifier.js';
 import { ReplicationWindow } from './replication-window.js';
 import { createReplicatorMetrics, type ReplicatorMetrics } from './replicator-metrics.js';
+import { checkSourceRoot } from './source-roots.js';
 import { VerifyPool } from './verify-pool.js';
 
 export interface ReplicationProgress {
@@ -254,6 +255,9 @@ export async function replicateRank(options: ReplicateRankOptions): Promise<Rank
   if (options.signal?.aborted) onOuterAbort();
   options.signal?.addEventListener('abort', onOuterAbort, { once: true });
 
+  // A root the plan names is read only when the operator allows it (an explicit sourceRoot is theirs).
+  if (isSource && options.sourceRoot === undefined && config.sourceRoots)
+    await checkSourceRoot(plan.source.root, config.sourceRoots);
   const reader = isSource ? new CheckpointReader(options.sourceRoot ?? plan.source.root) : undefined;
   // Hashing on worker threads pays off once there is more to hash than a worker costs to start.
   const hashBytes = consumed.reduce((n, b) => n + b.size, 0);

@@ -9,6 +9,7 @@ import {
   publish,
   writeManifest,
 } from '@hotweights/planner';
+import { recordSourceRoot } from '@hotweights/runtime';
 import type { CommandModule } from '../command.js';
 
 interface PublishFlags {
@@ -107,6 +108,8 @@ export const publishCommand: CommandModule = {
           allowInsideCheckpoint: opts.allowInsideCheckpoint,
           format,
         });
+        // The roots published here are the ones a source rank on this host may read.
+        await recordSourceRoot(c.config.stateDir, opts.checkpoint);
         const seconds = (performance.now() - started) / 1000;
         let tensors = 0;
         for (let i = 0; i < m.size; i++) if (m.kindOf(i) === 'tensor') tensors++;
