@@ -19,6 +19,7 @@ import {
   type TransportManager,
   type TransportProvider,
 } from '@hotweights/core';
+import { recordedSourceRoots } from '@hotweights/runtime';
 import { localTransportProvider } from '@hotweights/transport-local';
 
 export interface CliContext {
@@ -74,7 +75,12 @@ async function withInstalled<
 export function createContext(env: NodeJS.ProcessEnv = process.env): CliContext {
   let manager: Promise<TransportManager> | undefined;
   let adapterManager: Promise<AdapterManager> | undefined;
-  const config = loadConfig(env);
+  const loaded = loadConfig(env);
+  // Plans name the directory their source reads: by default only checkpoints published here.
+  const config = Object.freeze({
+    ...loaded,
+    sourceRoots: loaded.sourceRoots ?? recordedSourceRoots(loaded.stateDir),
+  });
   return {
     config,
     launch: readLaunchContext(env),

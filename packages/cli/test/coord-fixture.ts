@@ -7,7 +7,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { createPlan, publish, writeManifest, writePlan } from '@hotweights/planner';
 import { CLI_SOURCE, REPO_ROOT, SOURCE_NODE_ARGS } from './run-cli.js';
 
@@ -120,6 +120,8 @@ export function startWorker(args: {
         WORLD_SIZE: String(args.worldSize),
         HOTWEIGHTS_STAGING_DIR: args.fleet.stagingDir,
         HOTWEIGHTS_TRANSFER_TIMEOUT_S: '60',
+        // The fleet's checkpoints were published in-process (nothing recorded for this host).
+        HOTWEIGHTS_SOURCE_ROOTS: dirname(args.fleet.planV0),
         ...args.env,
       },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -20,6 +20,8 @@ const staging = mkdtempSync(join('/dev/shm', 'hw-cli-replicate-'));
 const env = {
   HOTWEIGHTS_STAGING_DIR: staging,
   HOTWEIGHTS_STATE_DIR: join(work, 'state'),
+  // Checkpoints are published in-process here (nothing recorded under the state dir).
+  HOTWEIGHTS_SOURCE_ROOTS: work,
   HOTWEIGHTS_TRANSFER_TIMEOUT_S: '30',
 };
 afterAll(() => {

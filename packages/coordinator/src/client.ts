@@ -8,6 +8,7 @@ import { Dealer, Subscriber } from 'zeromq';
 import { checkEndpoint, connectable, defaultPubEndpoint } from './endpoint.js';
 import type { CoordEvent, EventName, MethodName, RpcReply } from './protocol.js';
 import type { CoordinatorStatus, UpdateView, WorkerRecord } from './types.js';
+import { requestFrames } from './upload.js';
 
 export interface CoordinatorClientOptions {
   /** Sent with every request (HOTWEIGHTS_COORD_TOKEN). */
@@ -80,8 +81,15 @@ export class CoordinatorClient {
     if (this.#closed) return Promise.reject(new CoordinatorError('HW_COORD_CLOSED', 'the client is closed'));
     const id = `${this.#prefix}.${++this.#next}`;
     const ms = timeoutMs ?? this.#timeoutMs;
-    const frame = JSON.stringify(
-      this.#token === undefined ? { id, method, params } : { id, method, params, token: this.#token },
+    // Requests over one frame go in parts, each carrying the token (see upload.ts).
+    const messages = requestFrames(
+      id,
+      this.#token,
+      Buffer.from(
+        JSON.stringify(
+          this.#token === undefined ? { id, method, params } : { id, method, params, token: this.#token },
+        ),
+      ),
     );
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -96,7 +104,7 @@ export class CoordinatorClient {
       this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
       // One send at a time on a DEALER (zeromq refuses concurrent blocking sends).
       this.#sending = this.#sending.then(() =>
-        this.#dealer.send(frame).catch((err: unknown) => {
+        this.#sendAll(messages).catch((err: unknown) => {
           const p = this.#pending.get(id);
           if (!p) return;
           this.#pending.delete(id);
@@ -110,6 +118,10 @@ export class CoordinatorClient {
         }),
       );
     });
+  }
+
+  async #sendAll(messages: ReadonlyArray<Buffer | string | Array<Buffer | string>>): Promise<void> {
+    for (const m of messages) await this.#dealer.send(m);
   }
 
   ping(): Promise<{ pong: true; now: number }> {

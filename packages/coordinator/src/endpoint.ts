@@ -35,3 +35,29 @@ export function connectable(bound: string, viaEndpoint: string): string {
   const host = b[1] === '0.0.0.0' || b[1] === '*' || b[1] === '[::]' ? v[1] : b[1];
   return `tcp://${host}:${b[2]}`;
 }
+
+/** True for an endpoint only this host can reach (loopback TCP, ipc, inproc). */
+export function isLoopbackEndpoint(endpoint: string): boolean {
+  const m = TCP.exec(endpoint);
+  if (!m) return true;
+  return isLoopbackHost(m[1] ?? '');
+}
+
+function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h);
+}
+
+/**
+ * Where a process's metrics server listens unless HOTWEIGHTS_METRICS_HOST says otherwise: the
+ * coordinator's own bind host (`serving`), or for a worker loopback when its coordinator is on
+ * loopback and every interface otherwise (Prometheus scrapes it from elsewhere).
+ */
+export function metricsHostFor(endpoint: string, role: 'serving' | 'connecting'): string {
+  const m = TCP.exec(endpoint);
+  if (!m) return '127.0.0.1';
+  const host = (m[1] ?? '').replace(/^\[|\]$/g, '');
+  if (isLoopbackHost(host)) return host === 'localhost' ? '127.0.0.1' : host;
+  if (role === 'connecting') return '0.0.0.0';
+  return host === '*' ? '0.0.0.0' : host;
+}

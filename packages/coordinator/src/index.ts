@@ -14,7 +14,14 @@ export {
   type EmbeddedCoordinatorOptions,
   startEmbeddedCoordinator,
 } from './embedded.js';
-export { bindable, checkEndpoint, connectable, defaultPubEndpoint } from './endpoint.js';
+export {
+  bindable,
+  checkEndpoint,
+  connectable,
+  defaultPubEndpoint,
+  isLoopbackEndpoint,
+  metricsHostFor,
+} from './endpoint.js';
 export { CoordinatorMetrics } from './metrics.js';
 export {
   type CoordEvent,

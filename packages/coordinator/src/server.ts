@@ -6,6 +6,7 @@
 import { CoordinatorError, type HotweightsConfig } from '@hotweights/core';
 import type { Registry } from 'prom-client';
 import { Publisher, Router } from 'zeromq';
+import { TokenGuard } from './auth.js';
 import type { StateBackend } from './backends/backend.js';
 import { MemoryBackend } from './backends/memory.js';
 import { RedisBackend } from './backends/redis.js';
@@ -19,7 +20,9 @@ import {
   type RpcReply,
   replyFrame,
 } from './protocol.js';
+import { RefusalLog } from './refusal-log.js';
 import { CoordinatorService } from './service.js';
+import { parseUploadHeader, UPLOAD_HEADER_BYTES, UPLOAD_PART_BYTES, UploadAssembler } from './upload.js';
 
 export interface CoordinatorServerOptions {
   /** Where requests arrive, e.g. `tcp://0.0.0.0:5555` (`tcp://127.0.0.1:0`: any free port). */
@@ -32,7 +35,10 @@ export interface CoordinatorServerOptions {
   readonly leaseS?: number;
   readonly heartbeatS?: number;
   readonly handleTtlS?: number;
-  /** Largest request accepted (bytes); bigger frames get HW_COORD_TOO_LARGE. Default 256 MiB. */
+  /**
+   * Largest request accepted (bytes), default 256 MiB. Requests over one frame (256 KiB) arrive in
+   * parts, each checked for the token before it is kept; bigger requests get HW_COORD_TOO_LARGE.
+   */
   readonly maxRequestBytes?: number;
   /** Register coordinator metrics here (serve it with core's startMetricsServer). */
   readonly metricsRegistry?: Registry | undefined;
@@ -41,6 +47,13 @@ export interface CoordinatorServerOptions {
 }
 
 const DEFAULT_MAX_REQUEST = 256 * 1024 * 1024;
+/**
+ * ZeroMQ drops a connection announcing a bigger frame before buffering it: one part and its header.
+ * The receive queue of each connection holds at most RECEIVE_QUEUE messages (then TCP pushes back),
+ * so a peer without the token makes the coordinator hold a few MiB at most.
+ */
+const MAX_FRAME = UPLOAD_PART_BYTES + UPLOAD_HEADER_BYTES;
+const RECEIVE_QUEUE = 4;
 
 export class CoordinatorServer {
   readonly endpoint: string;
@@ -52,6 +65,8 @@ export class CoordinatorServer {
   readonly #metrics: CoordinatorMetrics | undefined;
   readonly #maxRequest: number;
   readonly #log: (line: string) => void;
+  readonly #refusals: RefusalLog;
+  readonly #uploads: UploadAssembler;
   #closed = false;
   readonly #loop: Promise<void>;
 
@@ -62,6 +77,7 @@ export class CoordinatorServer {
     metrics: CoordinatorMetrics | undefined;
     maxRequest: number;
     leaseS: number;
+    token: string | undefined;
     log: (line: string) => void;
   }) {
     this.#router = args.router;
@@ -70,6 +86,8 @@ export class CoordinatorServer {
     this.#metrics = args.metrics;
     this.#maxRequest = args.maxRequest;
     this.#log = args.log;
+    this.#refusals = new RefusalLog(args.log);
+    this.#uploads = new UploadAssembler(new TokenGuard(args.token), args.maxRequest);
     this.endpoint = args.router.lastEndpoint ?? '';
     this.pubEndpoint = args.pub.lastEndpoint ?? '';
     this.service.publish = (e) => this.#publish(e);
@@ -94,13 +112,13 @@ export class CoordinatorServer {
       handleTtlS: opts.handleTtlS ?? 30,
       metrics,
     });
-    // ZeroMQ drops a connection that sends a frame over maxMessageSize before buffering it; frames
-    // between our limit and that one are answered with an error.
+    // Frames between maxRequest and MAX_FRAME are answered with an error.
     // sendTimeout 0: a reply to a peer that does not read (its queue is full) is dropped rather
     // than blocking the loop, which would make the next send fail with EBUSY.
     const router = new Router({
       linger: 0,
-      maxMessageSize: maxRequest + 64 * 1024,
+      maxMessageSize: MAX_FRAME,
+      receiveHighWaterMark: RECEIVE_QUEUE,
       sendTimeout: 0,
       sendHighWaterMark: 10_000,
     });
@@ -125,6 +143,7 @@ export class CoordinatorServer {
       metrics,
       maxRequest,
       leaseS,
+      token: opts.token,
       log: opts.log ?? (() => {}),
     });
   }
@@ -162,10 +181,13 @@ export class CoordinatorServer {
   #handle(frames: Buffer[]): void {
     const [identity, ...rest] = frames;
     if (!identity) return;
-    // DEALER clients send [json]; REQ clients send ['', json]. Anything else is answered plainly.
+    // DEALER clients send [json]; REQ clients send ['', json]; a part of a large request is
+    // [header, bytes]. Anything else is answered plainly.
     const envelope: Buffer[] = rest.length === 2 && rest[0]?.length === 0 ? [Buffer.alloc(0)] : [];
+    const part = rest.length === 2 && envelope.length === 0 ? rest : undefined;
     const body =
       rest.length === 1 ? rest[0] : rest.length === 2 && rest[0]?.length === 0 ? rest[1] : undefined;
+    const peer = identity.toString('hex');
     const started = process.hrtime.bigint();
     const reply = (r: RpcReply, method: string) => {
       const text = 'result' in r ? replyFrame(r.id, r.result) : JSON.stringify(r);
@@ -177,8 +199,21 @@ export class CoordinatorServer {
       const { code, message } = toErrorBody(err);
       this.#metrics?.rpcErrors.inc({ code });
       if (code === ERROR_CODES.internal) this.#log(`internal error in ${method}: ${message}`);
+      // Not-found answers are part of normal polling, not refusals.
+      else if (code !== ERROR_CODES.notFound) this.#refusals.refused(method, peer, code, message);
       reply({ id, error: { code, message } }, method);
     };
+    if (part?.[0] && part[1]) {
+      let whole: Buffer | undefined;
+      try {
+        whole = this.#uploads.add(peer, parseUploadHeader(part[0]), part[1]);
+      } catch (err) {
+        fail(err instanceof RequestError ? err.requestId : null, err, 'upload');
+        return;
+      }
+      if (whole) this.#request(whole, reply, fail);
+      return;
+    }
     if (!body) {
       fail(
         null,
@@ -199,6 +234,14 @@ export class CoordinatorServer {
       );
       return;
     }
+    this.#request(body, reply, fail);
+  }
+
+  #request(
+    body: Buffer,
+    reply: (r: RpcReply, method: string) => void,
+    fail: (id: string | number | null, err: unknown, method: string) => void,
+  ): void {
     let request: ReturnType<typeof parseRequest>;
     try {
       request = parseRequest(body);
@@ -216,6 +259,7 @@ export class CoordinatorServer {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#reaper);
+    this.#uploads.clear();
     this.#router.close();
     this.#pub.close();
     await this.#loop;

@@ -280,12 +280,27 @@ describe('security', () => {
     ].join('\n');
     expect(everything).not.toContain(TOKEN);
     expect(everything).toContain('v1');
+    // Each refusal is logged with its method, peer and reason.
+    expect(logs.join('\n')).toMatch(/refused submit_plan from peer [0-9a-f]+: HW_COORD_UNAUTHORIZED/);
+  });
+
+  it('takes requests over one frame in parts, up to maxRequestBytes, from token holders only', async () => {
+    const { client } = await start({ token: TOKEN, maxRequestBytes: 2 * 1024 * 1024 });
+    const plan = (version: string, n: number) =>
+      makePlan({ version, buckets: Array.from({ length: n }, (_, id) => ({ id, consumers: [0] })) });
+    const anonymous = new CoordinatorClient(client.endpoint, { timeoutMs: 5000 });
+    cleanups.push(() => anonymous.close());
+    expect((await refusal(anonymous.submitPlan(plan('v1', 3000)))).code).toBe('HW_COORD_UNAUTHORIZED');
+    expect((await refusal(client.submitPlan(plan('v1', 9000)))).code).toBe('HW_COORD_TOO_LARGE');
+    // ~1 MB: four parts.
+    expect((await client.submitPlan(plan('v1', 3000))).buckets).toBe(3000);
+    expect((await client.getPlan('v1')).plan.buckets).toHaveLength(3000);
   });
 });
 
 describe('malformed requests', () => {
   it('answers garbage with errors, survives thousands of random frames, then serves an update', async () => {
-    const { server, client } = await start({ maxRequestBytes: 1024 * 1024 });
+    const { server, client } = await start({ maxRequestBytes: 64 * 1024 });
     const raw = new Dealer({ linger: 0 });
     raw.connect(server.endpoint);
     cleanups.push(() => raw.close());
@@ -312,7 +327,7 @@ describe('malformed requests', () => {
       error: { code: 'HW_COORD_BAD_REQUEST' },
     });
     expect((await ask(['a', 'b', 'c'])).error?.message).toContain('expected 1 frame');
-    expect((await ask([Buffer.alloc(1024 * 1024 + 10, 0x7b)])).error?.code).toBe('HW_COORD_TOO_LARGE');
+    expect((await ask([Buffer.alloc(64 * 1024 + 10, 0x7b)])).error?.code).toBe('HW_COORD_TOO_LARGE');
     // The REQ-style envelope ('' then the body) is answered in kind.
     await raw.send(['', '{"id":10,"method":"ping"}']);
     const [empty, body] = await raw.receive();

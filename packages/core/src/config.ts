@@ -6,6 +6,7 @@
 import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError } from './errors.js';
+import { MAX_WORLD_SIZE } from './plan.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -117,6 +118,13 @@ export const VARIABLES = [
     doc: 'Local record of the last committed manifest per model (used by `plan` without `--prev`).',
   },
   {
+    name: 'HOTWEIGHTS_SOURCE_ROOTS',
+    kind: { type: 'string' },
+    defaultText: '(published roots)',
+    section: 'Staging',
+    doc: "Checkpoint directories a plan's `source.root` may name, separated by `:`. Default: the checkpoints `hotweights publish` published on this host (recorded in `source-roots.txt` under the state dir). A plan naming any other directory is refused before a file is read. Programs that embed the Replicator pass `sourceRoots` in their config (unset there: not checked).",
+  },
+  {
     name: 'HOTWEIGHTS_COORD',
     kind: { type: 'string' },
     defaultText: '(unset)',
@@ -173,6 +181,13 @@ export const VARIABLES = [
     doc: 'Stable name of this node; scopes transfer handles and shared-memory staging to a host.',
   },
   {
+    name: 'HOTWEIGHTS_METRICS_HOST',
+    kind: { type: 'string' },
+    defaultText: '(endpoint host)',
+    section: 'Control plane',
+    doc: "Address the Prometheus metrics servers listen on. Default: the coordinator's (or, for a worker, its coordinator endpoint's) host when it is a loopback address, else all interfaces of that host; `127.0.0.1` for `replicate`. Set `0.0.0.0` to expose them everywhere.",
+  },
+  {
     name: 'HOTWEIGHTS_MPI_CHUNK_MB',
     kind: { type: 'number', min: 0 },
     defaultText: '16',
@@ -204,6 +219,8 @@ export interface HotweightsConfig {
   readonly tpGroups: string | undefined;
   readonly stagingDir: string;
   readonly stateDir: string;
+  /** Unset: the roots recorded by publish under stateDir. */
+  readonly sourceRoots: readonly string[] | undefined;
   readonly coordEndpoint: string | undefined;
   readonly coordBackend: 'memory' | 'redis';
   readonly redisUrl: string;
@@ -212,6 +229,7 @@ export interface HotweightsConfig {
   readonly leaseS: number;
   readonly heartbeatS: number;
   readonly nodeId: string;
+  readonly metricsHost: string | undefined;
   readonly mpiChunkMb: number;
   readonly mpiLibrary: string;
 }
@@ -294,6 +312,10 @@ export function loadConfig(env: Env = process.env): HotweightsConfig {
     tpGroups: readString(env, 'HOTWEIGHTS_TP_GROUPS'),
     stagingDir: readString(env, 'HOTWEIGHTS_STAGING_DIR') ?? '/dev/shm',
     stateDir: expandHome(readString(env, 'HOTWEIGHTS_STATE_DIR') ?? '~/.hotweights'),
+    sourceRoots: readString(env, 'HOTWEIGHTS_SOURCE_ROOTS')
+      ?.split(':')
+      .filter((p) => p !== '')
+      .map(expandHome),
     coordEndpoint: readString(env, 'HOTWEIGHTS_COORD'),
     coordBackend: readEnum(env, 'HOTWEIGHTS_COORD_BACKEND', 'memory'),
     redisUrl: readString(env, 'HOTWEIGHTS_REDIS_URL') ?? 'redis://127.0.0.1:6379/0',
@@ -302,6 +324,7 @@ export function loadConfig(env: Env = process.env): HotweightsConfig {
     leaseS: readNumber(env, 'HOTWEIGHTS_LEASE_S', 10),
     heartbeatS: readNumber(env, 'HOTWEIGHTS_HEARTBEAT_S', 2),
     nodeId: readString(env, 'HOTWEIGHTS_NODE_ID') ?? hostname(),
+    metricsHost: readString(env, 'HOTWEIGHTS_METRICS_HOST'),
     mpiChunkMb: readNumber(env, 'HOTWEIGHTS_MPI_CHUNK_MB', 16),
     mpiLibrary: readString(env, 'HOTWEIGHTS_MPI_LIBRARY') ?? 'libmpi.so.40',
   });
@@ -337,7 +360,7 @@ export function readLaunchContext(env: Env = process.env): LaunchContext {
     const sizeText = env[l.size];
     if (rankText === undefined || sizeText === undefined) continue;
     const rank = parseNumber(l.rank, rankText, { type: 'int', min: 0 }, true);
-    const worldSize = parseNumber(l.size, sizeText, { type: 'int', min: 1 }, true);
+    const worldSize = parseNumber(l.size, sizeText, { type: 'int', min: 1, max: MAX_WORLD_SIZE }, true);
     if (rank >= worldSize) {
       throw new ConfigError(`${l.rank}=${rank} is not below ${l.size}=${worldSize}`, {
         details: { variable: l.rank },

@@ -70,6 +70,7 @@ export {
   type ManifestFile,
 } from './manifest.js';
 export {
+  MAX_WORLD_SIZE,
   PLAN_SCHEMA,
   PLAN_VERSION,
   type Plan,

@@ -6,6 +6,11 @@
 /** Bumped only on incompatible changes; every load checks it. */
 export const PLAN_VERSION = 1 as const;
 export const PLAN_SCHEMA = 'hotweights.plan' as const;
+/**
+ * Largest world size any command accepts. Consumer sets are lists of ranks, so a plan for a
+ * world of 2^31 would need gigabytes per bucket; no fleet comes near this.
+ */
+export const MAX_WORLD_SIZE = 65_536;
 
 /** Part of a tensor that was split because it is larger than a bucket. */
 export interface PlanItemPart {

@@ -3,11 +3,12 @@
  * plus one entry per tensor (their byte ranges cover the file), every other file one whole-file
  * entry; every entry gets a content hash computed on every core (hash-pool.ts).
  */
-import { open, readdir, readFile, realpath, stat } from 'node:fs/promises';
+import { lstat, open, readdir, readFile, realpath, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join, relative, resolve, sep } from 'node:path';
 import { CheckpointError, type ManifestEntry, type ManifestFile } from '@hotweights/core';
 import { buildManifest, type ColumnarManifest } from '@hotweights/manifest';
+import { isInside } from './atomic-write.js';
 import { checkHashAlgo, type HashAlgo, type HashIo, type HashTask, hashRanges } from './hash-pool.js';
 import { readSafetensorsHeader } from './safetensors.js';
 
@@ -39,6 +40,12 @@ export interface PublishOptions {
   readonly io?: HashIo;
   /** created_at override (tests, reproducible builds). */
   readonly createdAt?: string;
+  /**
+   * Follow symlinks that lead out of the checkpoint (each is passed to `onFollowedLink`). Without
+   * it such a link is refused: publishing must not hash whatever a link happens to point to.
+   */
+  readonly followSymlinks?: boolean;
+  readonly onFollowedLink?: (link: string, target: string) => void;
 }
 
 /** Shard rank from a path such as `rank1/…`, `tp_2.safetensors` or `mp_rank_03/…`; else 0. */
@@ -55,10 +62,18 @@ interface FoundFile {
   readonly size: number;
 }
 
-/** Regular files under root (following symlinks, once per real directory), relative `/` paths. */
-async function walk(root: string, exclude: ReadonlySet<string>): Promise<FoundFile[]> {
+/**
+ * Regular files under root, relative `/` paths. Symlinks inside the checkpoint are followed (once
+ * per real directory); one leading out of it is refused unless `follow` says otherwise.
+ */
+async function walk(
+  root: string,
+  exclude: ReadonlySet<string>,
+  follow: Pick<PublishOptions, 'followSymlinks' | 'onFollowedLink'>,
+): Promise<FoundFile[]> {
   const out: FoundFile[] = [];
   const seenDirs = new Set<string>();
+  const rootReal = await realpath(root);
   const visit = async (dir: string): Promise<void> => {
     const real = await realpath(dir);
     if (seenDirs.has(real)) return;
@@ -76,6 +91,18 @@ async function walk(root: string, exclude: ReadonlySet<string>): Promise<FoundFi
             cause: err,
           },
         );
+      }
+      if ((await lstat(abs)).isSymbolicLink()) {
+        const target = await realpath(abs);
+        if (!(await isInside(target, rootReal))) {
+          if (!follow.followSymlinks) {
+            throw new CheckpointError(
+              `${abs} is a symlink to ${target}, outside the checkpoint ${root}: refusing to publish what it points to (copy it into the checkpoint, or pass --follow-symlinks to follow and record it)`,
+              { details: { link: abs, target } },
+            );
+          }
+          follow.onFollowedLink?.(relative(root, abs).split(sep).join('/'), target);
+        }
       }
       if (st.isDirectory()) await visit(abs);
       else if (st.isFile()) {
@@ -140,7 +167,7 @@ export async function publish(options: PublishOptions): Promise<ColumnarManifest
   if (!rootStat.isDirectory()) throw new CheckpointError(`checkpoint ${root} is not a directory`);
   if (options.version.length === 0) throw new CheckpointError('version must not be empty');
   const exclude = new Set((options.exclude ?? []).map((p) => resolve(p)));
-  let found = await walk(root, exclude);
+  let found = await walk(root, exclude, options);
   if (!options.includeHotweightsFiles) {
     const keep: FoundFile[] = [];
     for (const f of found) if (!(await isHotweightsDocument(f))) keep.push(f);

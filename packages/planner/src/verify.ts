@@ -2,7 +2,7 @@
  * Plan and TP-group verification: structured reports of problems (which make verify-plan exit 1
  * and `plan --strict` fail) and warnings (printed, not fatal).
  *
- * Plan checks: digest, item offsets aligned and inside their bucket, no overlapping items, bucket
+ * Plan checks: digest, a known hash algorithm, item offsets aligned and inside their bucket, no overlapping items, bucket
  * size = end of its last item and <= bucket_bytes, total_bytes = sum of items, paths inside the
  * root, unique keys, complete split parts; consumer sets present, in range and without duplicates;
  * with TP groups, each bucket's consumers a superset of its items' groups and no consumer outside
@@ -14,6 +14,7 @@ import { isConfinedRelativePath } from '@hotweights/manifest';
 import { checkConsumers, type ItemShards } from './consumer-checks.js';
 import type { TpGroups } from './consumers.js';
 import { type Finding, Findings, type VerifyReport } from './findings.js';
+import { HASH_ALGOS } from './hash-pool.js';
 import { planDigest } from './plan-text.js';
 import { checkItemColumns, columnSources } from './verify-columns.js';
 
@@ -167,6 +168,12 @@ export function verifyPlan(plan: Plan, options: VerifyPlanOptions = {}): VerifyR
         message: `digest ${plan.digest} does not match the content (${digest}): the plan was modified`,
       });
   }
+  // Landed items are checked with this algorithm: one we cannot compute verifies nothing.
+  if (!(HASH_ALGOS as readonly string[]).includes(plan.hash_algo))
+    f.add(true, {
+      check: 'hash-algo',
+      message: `hash_algo ${JSON.stringify(plan.hash_algo)} is not one of ${HASH_ALGOS.join(', ')}`,
+    });
   const worldSize = options.worldSize ?? plan.world_size;
   if (worldSize !== null && plan.source.rank >= worldSize)
     f.add(true, {

@@ -311,4 +311,24 @@ describe('publish rejects bad checkpoints with one clear error', () => {
     symlinkSync(join(root, 'gone.bin'), join(root, 'dangling.bin'));
     await expectError(root, /dangling\.bin: cannot stat \(ENOENT; a dangling symlink\?\)/);
   });
+
+  it('a symlink out of the checkpoint, unless followSymlinks (which reports it)', async () => {
+    const root = await makeCheckpoint('link-out');
+    const outside = join(tmp.path, 'outside-secret.bin');
+    writeFileSync(outside, 'not part of any checkpoint');
+    symlinkSync(outside, join(root, 'extra.bin'));
+    await expectError(
+      root,
+      /extra\.bin is a symlink to .*outside-secret\.bin, outside the checkpoint .*: refusing to publish what it points to \(.*--follow-symlinks/,
+    );
+    const followed: string[] = [];
+    const m = await publish({
+      checkpoint: root,
+      version: 'v1',
+      followSymlinks: true,
+      onFollowedLink: (link, target) => followed.push(`${link} -> ${target}`),
+    });
+    expect(followed).toEqual([`extra.bin -> ${outside}`]);
+    expect(m.files.map((f) => f.path)).toContain('extra.bin');
+  });
 });

@@ -4,8 +4,9 @@
  * `hotweights.p<pid>.<nonce>.<version>.r<rank>.b<bucket>.seg`, so other processes on the host
  * (the vLLM extension) map the same bytes. Segments go away on release (commit, abort, rollback
  * expiry); a new HostStaging reclaims those of crashed runs. Released segments, and single buckets
- * dropped once an adapter consumed them, are kept as spares (up to `spareBytes`) and reused: memory
- * touched before fills ~6x faster than fresh pages, and a mapping already faulted in costs nothing.
+ * dropped once an adapter consumed them, are kept as spares (up to `spareBytes`) while anything is
+ * staged and reused: memory touched before fills ~6x faster than fresh pages, and a mapping already
+ * faulted in costs nothing. Once nothing is staged, the spares go too.
  */
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -144,12 +145,28 @@ export class HostStaging implements StagingAgent {
     await this.retire(entry.segment, this.spareBytes());
   }
 
+  /**
+   * Drops every bucket of `version`. Spares serve the next buckets of an update in progress; once
+   * nothing is staged (the update ended, the process is idle) they are removed too, so an idle
+   * worker holds no shared memory.
+   */
   async release(version: string): Promise<void> {
     const buckets = this.versions.get(version);
     if (!buckets) return;
     this.versions.delete(version);
-    let kept = this.spareBytes();
+    const idle = this.versions.size === 0;
+    // Idle: nothing is kept (retire removes what does not fit).
+    let kept = idle ? Number.POSITIVE_INFINITY : this.spareBytes();
     for (const { segment } of buckets.values()) kept += await this.retire(segment, kept);
+    if (idle) await this.releaseSpares();
+  }
+
+  /** Removes every spare segment. */
+  async releaseSpares(): Promise<void> {
+    for (const s of this.spares.splice(0)) {
+      unregisterSharedBytes(s.bytes);
+      await rm(s.path, { force: true });
+    }
   }
 
   /** The smallest spare that holds `size` bytes, taken out of the pool. */
@@ -192,6 +209,6 @@ export class HostStaging implements StagingAgent {
       this.versions.delete(v);
       for (const { segment } of buckets?.values() ?? []) await rm(segment.path, { force: true });
     }
-    for (const s of this.spares.splice(0)) await rm(s.path, { force: true });
+    await this.releaseSpares();
   }
 }

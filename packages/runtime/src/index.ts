@@ -22,6 +22,7 @@ export {
 } from './replicator.js';
 export { createReplicatorMetrics, type ReplicatorMetrics } from './replicator-metrics.js';
 export { reclaimStaleSegments, SEGMENT_PREFIX } from './shm-segment.js';
+export { checkSourceRoot, recordedSourceRoots, recordSourceRoot } from './source-roots.js';
 export {
   type CommitResult,
   type StagedUpdate,

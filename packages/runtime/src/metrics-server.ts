@@ -24,7 +24,8 @@ export function createMetricsRegistry(labels: Record<string, string> = {}): Regi
 export async function startMetricsServer(
   registry: Registry,
   port: number,
-  host = '0.0.0.0',
+  // Private unless the caller names a host (HOTWEIGHTS_METRICS_HOST or the endpoint's host).
+  host = '127.0.0.1',
 ): Promise<MetricsServer> {
   // node:http is loaded only by a command that serves metrics (~10 ms of start-up otherwise).
   const { createServer } = await import('node:http');
@@ -55,7 +56,7 @@ export async function startMetricsServer(
   const actual = (server.address() as AddressInfo).port;
   return {
     port: actual,
-    url: `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${actual}/metrics`,
+    url: `http://${host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host}:${actual}/metrics`,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }

@@ -48,6 +48,7 @@ import { ItemVerifier } from './item-verifier.js';
 import { checkPlanWorld } from './plan-world.js';
 import { ReplicationWindow } from './replication-window.js';
 import { createReplicatorMetrics, type ReplicatorMetrics } from './replicator-metrics.js';
+import { checkSourceRoot } from './source-roots.js';
 import { VerifyPool } from './verify-pool.js';
 
 export interface ReplicationProgress {
@@ -241,6 +242,9 @@ export async function replicateRank(options: ReplicateRankOptions): Promise<Rank
   if (options.signal?.aborted) onOuterAbort();
   options.signal?.addEventListener('abort', onOuterAbort, { once: true });
 
+  // A root the plan names is read only when the operator allows it (an explicit sourceRoot is theirs).
+  if (isSource && options.sourceRoot === undefined && config.sourceRoots)
+    await checkSourceRoot(plan.source.root, config.sourceRoots);
   const reader = isSource ? new CheckpointReader(options.sourceRoot ?? plan.source.root) : undefined;
   // Hashing on worker threads pays off once there is more to hash than a worker costs to start.
   const hashBytes = consumed.reduce((n, b) => n + b.size, 0);

@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { open, readdir, rm, statfs } from 'node:fs/promises';
+import { lstat, open, readdir, readFile, rm, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StagingError } from '@hotweights/core';
 import { processAlive } from '@hotweights/shm';
@@ -70,7 +70,18 @@ export function ownerPid(name: string): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-/** Removes segments and directories in `dir` whose owner process is gone. Returns the count. */
+/** Prefix of the rendezvous directories worker agents share for one update. */
+export const RENDEZVOUS_PREFIX = 'hw-rdv-';
+/** A rendezvous directory with no rank record yet is left alone this long (its ranks may be joining). */
+const UNCLAIMED_RENDEZVOUS_MS = 10 * 60 * 1000;
+
+/**
+ * Removes what crashed runs left in `dir`: our segments and directories whose owner process is
+ * gone (the pid is in the name), and rendezvous directories whose every rank record
+ * (`rank.<r>.pid`, written by the local transport) names a dead process. Entries of other users
+ * and foreign files are never touched, and one that cannot be removed is skipped, not fatal.
+ * Returns the count removed.
+ */
 export async function reclaimStaleSegments(dir: string): Promise<number> {
   let names: string[];
   try {
@@ -80,12 +91,39 @@ export async function reclaimStaleSegments(dir: string): Promise<number> {
   }
   let removed = 0;
   for (const name of names) {
-    const pid = ownerPid(name);
-    if (pid === undefined || pid === process.pid || processAlive(pid)) continue;
-    await rm(join(dir, name), { recursive: true, force: true });
-    removed++;
+    const path = join(dir, name);
+    if (!(await isStale(path, name))) continue;
+    try {
+      const st = await lstat(path);
+      // Another user's entry is not ours (and a sticky /dev/shm would refuse to remove it anyway).
+      if (process.getuid && st.uid !== process.getuid()) continue;
+      await rm(path, { recursive: st.isDirectory(), force: true });
+      removed++;
+    } catch {
+      // Gone meanwhile, or not removable: not ours to fail over.
+    }
   }
   return removed;
+}
+
+async function isStale(path: string, name: string): Promise<boolean> {
+  const pid = ownerPid(name);
+  if (pid !== undefined) return pid !== process.pid && !processAlive(pid);
+  if (!name.startsWith(RENDEZVOUS_PREFIX)) return false;
+  try {
+    const st = await lstat(path);
+    if (!st.isDirectory()) return false;
+    const pids: number[] = [];
+    for (const entry of await readdir(path)) {
+      if (!/^rank\.\d+\.pid$/.test(entry)) continue;
+      const text = await readFile(join(path, entry), 'utf8').catch(() => '');
+      if (/^\d+$/.test(text.trim())) pids.push(Number(text.trim()));
+    }
+    if (pids.length === 0) return Date.now() - st.mtimeMs > UNCLAIMED_RENDEZVOUS_MS;
+    return pids.every((p) => p !== process.pid && !processAlive(p));
+  } catch {
+    return false;
+  }
 }
 
 function gib(n: number): string {

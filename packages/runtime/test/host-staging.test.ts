@@ -1,4 +1,14 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import {
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { StagingError } from '@hotweights/core';
@@ -28,15 +38,20 @@ describe('host staging', { timeout: 60_000 }, () => {
     expect(staging.get('v1/ft', 0)).toBe(a);
     expect(staging.list('v1/ft').map((s) => s.bucketId)).toEqual([0, 1]);
     expect(b.bytes.length).toBe(0);
+    // A bucket dropped while the update runs is reused (renamed, same memory) for its next bucket.
+    await staging.drop('v1/ft', 0);
+    expect(existsSync(a.segment?.path as string)).toBe(false);
+    const c = await staging.allocate('v1/ft', bucket(2, 4000));
+    expect(c.bytes.buffer).toBe(a.bytes.buffer);
+    expect(readdirSync(dir).filter((n) => n.endsWith('.b2.seg'))).toHaveLength(1);
+    // Once nothing is staged, no spare is kept: an idle process holds no shared memory.
+    await staging.allocate('v1/ft', bucket(3, 3000));
+    await staging.drop('v1/ft', 3);
+    expect(readdirSync(dir).some((n) => n.includes('.spare.'))).toBe(true);
     await staging.release('v1/ft');
     expect(staging.list('v1/ft')).toEqual([]);
-    expect(existsSync(a.segment?.path as string)).toBe(false);
-    // The released segment is reused (renamed, same memory) for the next version's bucket.
-    const c = await staging.allocate('v2', bucket(0, 4000));
-    expect(c.bytes.buffer).toBe(a.bytes.buffer);
-    expect(readdirSync(dir).filter((n) => n.includes('.v2.'))).toHaveLength(1);
-    await staging.close();
     expect(readdirSync(dir)).toEqual([]);
+    await staging.close();
   });
 
   it('refuses a bucket that does not fit before writing anything', async () => {
@@ -78,4 +93,44 @@ describe('host staging', { timeout: 60_000 }, () => {
     await live.close();
     await next.close();
   });
+
+  it("reclaims a dead worker's rendezvous dir and leaves foreign and other users' entries alone", async () => {
+    const dir = mkdtempSync(join(root, 'foreign-'));
+    const dead = await deadPid();
+    const make = (name: string, files: Record<string, string>) => {
+      mkdirSync(join(dir, name));
+      for (const [f, text] of Object.entries(files)) writeFileSync(join(dir, name, f), text);
+    };
+    make('hw-rdv-dead', { 'rank.0.pid': String(dead), 'rank.1.pid': String(dead) });
+    make('hw-rdv-live', { 'rank.0.pid': String(dead), 'rank.1.pid': String(process.pid) });
+    make('hw-rdv-joining', {}); // no rank yet: its ranks may still be starting
+    writeFileSync(join(dir, 'foreign'), 'not ours');
+    writeFileSync(join(dir, 'hw-rdv-file'), 'not a directory');
+    // Named like a crashed run's segment but owned by another user (as root: chown it to nobody).
+    const othersName = `hotweights.p${dead}.0000.v.r0.b0.seg`;
+    writeFileSync(join(dir, othersName), 'x');
+    if (process.getuid?.() === 0) chownSync(join(dir, othersName), 65534, 65534);
+    const ownName = `hotweights.p${dead}.0001.v.r0.b0.seg`;
+    writeFileSync(join(dir, ownName), 'x');
+
+    const staging = await HostStaging.open({ dir });
+    expect(readdirSync(dir).sort()).toEqual(
+      [
+        'foreign',
+        'hw-rdv-file',
+        'hw-rdv-joining',
+        'hw-rdv-live',
+        ...(process.getuid?.() === 0 ? [othersName] : []),
+      ].sort(),
+    );
+    expect(existsSync(join(dir, ownName))).toBe(false);
+    await staging.close();
+  });
 });
+
+/** The pid of a process that has exited. */
+async function deadPid(): Promise<number> {
+  const child = spawn(process.execPath, ['-e', '0']);
+  await new Promise((r) => child.once('exit', r));
+  return child.pid as number;
+}

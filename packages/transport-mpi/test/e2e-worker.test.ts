@@ -62,6 +62,7 @@ describe('mpirun -n 3 hotweights worker over the mpi transport', { timeout: 240_
     const env = {
       HOTWEIGHTS_STAGING_DIR: staging,
       HOTWEIGHTS_STATE_DIR: join(work, 'state'),
+      HOTWEIGHTS_SOURCE_ROOTS: work, // published in-process: nothing recorded
       HOTWEIGHTS_LEASE_S: '5',
       HOTWEIGHTS_HEARTBEAT_S: '0.5',
     };

@@ -19,6 +19,7 @@ const target = join(work, 'target');
 const env = {
   HOTWEIGHTS_STAGING_DIR: staging,
   HOTWEIGHTS_STATE_DIR: join(work, 'state'),
+  HOTWEIGHTS_SOURCE_ROOTS: work, // published in-process: nothing recorded
   HOTWEIGHTS_TRANSFER_TIMEOUT_S: '30',
   HOTWEIGHTS_MPI_CHUNK_MB: '1',
 };

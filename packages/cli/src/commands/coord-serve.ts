@@ -1,4 +1,10 @@
-import { CoordinatorServer, openBackend } from '@hotweights/coordinator';
+import {
+  CoordinatorServer,
+  defaultPubEndpoint,
+  isLoopbackEndpoint,
+  metricsHostFor,
+  openBackend,
+} from '@hotweights/coordinator';
 import { ConfigError } from '@hotweights/core';
 import { createMetricsRegistry, startMetricsServer } from '@hotweights/runtime';
 import type { CommandModule } from '../command.js';
@@ -17,6 +23,10 @@ export const coordServeCommand: CommandModule = {
       .option('--backend <name>', 'state backend: memory or redis (default: HOTWEIGHTS_COORD_BACKEND)')
       .option('--metrics-port <port>', 'Prometheus metrics port (0: any free port, "off": none)', '9100')
       .option('--quiet', 'do not print events')
+      .option(
+        '--insecure',
+        'listen on a non-loopback address without HOTWEIGHTS_COORD_TOKEN (anyone who reaches it can commit)',
+      )
       .action(
         async (opts: {
           endpoint?: string;
@@ -24,12 +34,24 @@ export const coordServeCommand: CommandModule = {
           backend?: string;
           metricsPort: string;
           quiet?: boolean;
+          insecure?: boolean;
         }) => {
           const c = ctx();
           if (opts.backend !== undefined && opts.backend !== 'memory' && opts.backend !== 'redis') {
             throw new ConfigError(`--backend ${JSON.stringify(opts.backend)}: expected memory or redis`);
           }
           const endpoint = opts.endpoint ?? c.config.coordEndpoint ?? 'tcp://127.0.0.1:5555';
+          const exposed = [endpoint, opts.pubEndpoint ?? defaultPubEndpoint(endpoint)].find(
+            (e) => !isLoopbackEndpoint(e),
+          );
+          if (exposed && !c.config.coordToken) {
+            if (!opts.insecure) {
+              throw new ConfigError(
+                `coord-serve on ${exposed} without a token: anyone who can reach it could submit and commit plans. Set HOTWEIGHTS_COORD_TOKEN (and give it to workers and the CLI), listen on 127.0.0.1, or pass --insecure on a network you trust`,
+              );
+            }
+            c.err(`hotweights: warning: --insecure: ${exposed} accepts plans and commits from anyone`);
+          }
           const registry = createMetricsRegistry({ component: 'coordinator' });
           const backend = await openBackend(c.config, opts.backend as 'memory' | 'redis' | undefined);
           const stamp = () => new Date().toISOString();
@@ -55,7 +77,11 @@ export const coordServeCommand: CommandModule = {
               );
             }
             try {
-              metrics = await startMetricsServer(registry, port);
+              metrics = await startMetricsServer(
+                registry,
+                port,
+                c.config.metricsHost ?? metricsHostFor(server.endpoint, 'serving'),
+              );
             } catch (err) {
               await server.close();
               throw err;

@@ -35,6 +35,7 @@ import {
   writePlan,
   writeSafetensors,
 } from '@hotweights/planner';
+import { recordSourceRoot } from '@hotweights/runtime';
 import type { CommandModule } from '../command.js';
 import type { CliContext } from '../context.js';
 import { type ReplicateSummary, rankTarget, replicateLocally } from './replicate.js';
@@ -368,6 +369,10 @@ export const demoCommand: CommandModule = {
 
         const m0 = await publish({ checkpoint: base, version: 'v0', modelId: 'hotweights/demo' });
         const m1 = await publish({ checkpoint: tuned, version: 'v1', modelId: 'hotweights/demo' });
+        // As `hotweights publish` does: the ranks may read only checkpoints published on this host.
+        for (const root of [base, tuned]) await recordSourceRoot(c.config.stateDir, root);
+        const allowed = [...(c.config.sourceRoots ?? []), base, tuned];
+        const cs: CliContext = { ...c, config: { ...c.config, sourceRoots: allowed } };
         const manifests = join(dir, 'manifests');
         await mkdir(manifests, { recursive: true });
         await writeManifest(m0, join(manifests, 'v0.manifest'));
@@ -407,7 +412,7 @@ export const demoCommand: CommandModule = {
         let via: string;
         if (opts.coordinator) {
           say(`starting an embedded coordinator and ${worldSize} \`hotweights worker\` process(es)`);
-          const fleet = await runFleet(c, {
+          const fleet = await runFleet(cs, {
             dir,
             target,
             worldSize,
@@ -423,9 +428,9 @@ export const demoCommand: CommandModule = {
           via = `coordinator ${fleet.endpoint} (closed) and ${worldSize} worker process(es); logs in ${fleet.logs}`;
         } else {
           const common = { verify: true, commit: true, target, worldSize, metricsPort: false as const };
-          const first = await replicateLocally(c, { ...common, plan: join(plans, 'v0-full.json') });
+          const first = await replicateLocally(cs, { ...common, plan: join(plans, 'v0-full.json') });
           say(line('deploy v0 (full) ', first));
-          const second = await replicateLocally(c, { ...common, plan: join(plans, 'v1-delta.json') });
+          const second = await replicateLocally(cs, { ...common, plan: join(plans, 'v1-delta.json') });
           say(line('update v1 (delta)', second));
           result = { full: first, delta: second };
           via = 'the one-host launcher (no coordinator)';

@@ -1,7 +1,7 @@
 /** `hotweights plan`: delta plan between two manifests, packed into buckets (docs/PLANNING.md). */
 import { freemem } from 'node:os';
 import { resolve } from 'node:path';
-import { ConfigError, type Manifest, PlanVerificationError } from '@hotweights/core';
+import { ConfigError, MAX_WORLD_SIZE, type Manifest, PlanVerificationError } from '@hotweights/core';
 import {
   type ColumnarManifest,
   checkManifestFileUnchanged,
@@ -69,11 +69,13 @@ interface PlanFlags {
   coordEndpoint?: string;
 }
 
-function intFlag(value: string | undefined, flag: string, min: number): number | undefined {
+function intFlag(value: string | undefined, flag: string, min: number, max?: number): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!Number.isSafeInteger(n) || n < min)
-    throw new ConfigError(`${flag} ${value}: expected an integer >= ${min}`);
+  if (!Number.isSafeInteger(n) || n < min || (max !== undefined && n > max))
+    throw new ConfigError(
+      `${flag} ${value}: expected an integer ${max === undefined ? `>= ${min}` : `in ${min}..${max}`}`,
+    );
   return n;
 }
 
@@ -155,7 +157,7 @@ export const planCommand: CommandModule = {
         if (opts.auto && opts.bucketMb !== undefined)
           throw new ConfigError('--auto and --bucket-mb exclude each other');
         if (opts.alpha !== undefined && !opts.auto) throw new ConfigError('--alpha needs --auto');
-        const worldSize = intFlag(opts.worldSize, '--world-size', 1) ?? 1;
+        const worldSize = intFlag(opts.worldSize, '--world-size', 1, MAX_WORLD_SIZE) ?? 1;
         const sourceRank = intFlag(opts.sourceRank, '--source-rank', 0) ?? 0;
         const alignment = intFlag(opts.alignment, '--alignment', 1);
         let bucketBytes: number;

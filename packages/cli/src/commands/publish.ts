@@ -9,6 +9,7 @@ import {
   publish,
   writeManifest,
 } from '@hotweights/planner';
+import { recordSourceRoot } from '@hotweights/runtime';
 import type { CommandModule } from '../command.js';
 
 interface PublishFlags {
@@ -19,6 +20,7 @@ interface PublishFlags {
   hash?: string;
   threads?: string;
   allowInsideCheckpoint?: boolean;
+  followSymlinks?: boolean;
   format?: string;
   json?: boolean;
 }
@@ -58,6 +60,10 @@ export const publishCommand: CommandModule = {
       )
       .option('--threads <n>', 'hashing threads (default: HOTWEIGHTS_HASH_THREADS or every core)')
       .option('--allow-inside-checkpoint', 'allow writing the manifest inside the checkpoint directory')
+      .option(
+        '--follow-symlinks',
+        'follow symlinks that lead out of the checkpoint (listed in the output); otherwise they are refused',
+      )
       .option('--json', 'print a JSON summary')
       .action(async (opts: PublishFlags) => {
         const c = ctx();
@@ -73,7 +79,10 @@ export const publishCommand: CommandModule = {
         }
         const started = performance.now();
         let lastDraw = 0;
+        const followed: Array<{ path: string; target: string }> = [];
         const m = await publish({
+          followSymlinks: opts.followSymlinks === true,
+          onFollowedLink: (path, target) => followed.push({ path, target }),
           checkpoint: opts.checkpoint,
           version: opts.version,
           modelId: opts.modelId ?? null,
@@ -99,6 +108,8 @@ export const publishCommand: CommandModule = {
           allowInsideCheckpoint: opts.allowInsideCheckpoint,
           format,
         });
+        // The roots published here are the ones a source rank on this host may read.
+        await recordSourceRoot(c.config.stateDir, opts.checkpoint);
         const seconds = (performance.now() - started) / 1000;
         let tensors = 0;
         for (let i = 0; i < m.size; i++) if (m.kindOf(i) === 'tensor') tensors++;
@@ -115,14 +126,17 @@ export const publishCommand: CommandModule = {
           other_files: m.files.length - shards,
           total_bytes: m.total_bytes,
           seconds: Math.round(seconds * 1000) / 1000,
+          ...(followed.length ? { followed_symlinks: followed } : {}),
         };
         if (opts.json) c.json(summary);
-        else
+        else {
+          for (const f of followed) c.out(`followed symlink ${f.path} -> ${f.target} (--follow-symlinks)`);
           c.out(
             `published ${m.version}: ${tensors} tensors in ${shards} safetensors file(s), ${summary.other_files} other file(s), ` +
               `${formatBytes(m.total_bytes)} hashed with ${m.hash_algo} in ${seconds.toFixed(2)} s ` +
               `(${formatBytes(m.total_bytes / Math.max(seconds, 0.001))}/s) -> ${output}`,
           );
+        }
       });
   },
 };

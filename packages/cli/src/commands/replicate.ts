@@ -50,6 +50,7 @@ import {
   transferArgs,
   withTransferOptions,
 } from '../transfer-options.js';
+import { MAX_LOCAL_RANKS, preflightReplicate } from './replicate-preflight.js';
 
 export interface ReplicateOptions {
   readonly plan: string;
@@ -190,7 +191,11 @@ async function runRank(
       : createMetricsRegistry({ component: 'replicate', rank: String(rank) });
   if (registry && opts.metricsPort !== false) {
     try {
-      metrics = await startMetricsServer(registry, opts.metricsPort === 0 ? 0 : opts.metricsPort + rank);
+      metrics = await startMetricsServer(
+        registry,
+        opts.metricsPort === 0 ? 0 : opts.metricsPort + rank,
+        c.config.metricsHost,
+      );
     } catch (err) {
       c.err(`hotweights: warning: rank ${rank}: no metrics server: ${(err as Error).message}`);
     }
@@ -300,6 +305,7 @@ export async function replicateLocally(
   const worldSize = opts.worldSize ?? defaultWorldSize(plan);
   // Before any rank starts: a plan for another world would fail late, on some entry.
   checkPlanWorld(plan, { worldSize, source: opts.plan });
+  preflightReplicate(plan, opts.plan, worldSize, true);
   const targets = opts.target
     ? Array.from({ length: worldSize }, (_, r) => rankTarget(opts.target as string, r, worldSize))
     : [];
@@ -378,8 +384,8 @@ export async function replicateLocally(
 
 function parseWorldSize(v: string): number {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 1 || n > 1024)
-    throw new ConfigError(`--world-size ${v}: expected an integer in 1..1024`);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_LOCAL_RANKS)
+    throw new ConfigError(`--world-size ${v}: expected an integer in 1..${MAX_LOCAL_RANKS}`);
   return n;
 }
 
@@ -489,6 +495,8 @@ async function runUnderLauncher(c: CliContext, opts: ReplicateOptions): Promise<
     if (opts.rankEvents) process.stdout.write(`${JSON.stringify(ev)}\n`);
   };
   try {
+    // Ranks our own launcher started were checked by it.
+    if (!opts.rankEvents) preflightReplicate(await loadPlan(opts.plan), opts.plan, worldSize, false);
     const { result, transport } = await runRank(c, opts, rank, worldSize, emit);
     if (opts.rankEvents) {
       emit({ type: 'done', rank, transport, result });

@@ -1,6 +1,6 @@
 /** `hotweights verify-plan`: integrity, consumer and TP checks of a plan file; exit 1 on problems. */
 import { readFile } from 'node:fs/promises';
-import { ConfigError, HotweightsError } from '@hotweights/core';
+import { ConfigError, HotweightsError, MAX_WORLD_SIZE } from '@hotweights/core';
 import { parsePlan } from '@hotweights/manifest';
 import { formatBytes, parseTpGroups, type VerifyReport, verifyPlan } from '@hotweights/planner';
 import type { CommandModule } from '../command.js';
@@ -60,8 +60,10 @@ export const verifyPlanCommand: CommandModule = {
           let worldSize: number | undefined;
           if (opts.worldSize !== undefined) {
             worldSize = Number(opts.worldSize);
-            if (!Number.isSafeInteger(worldSize) || worldSize < 1)
-              throw new ConfigError(`--world-size ${opts.worldSize}: expected an integer >= 1`);
+            if (!Number.isSafeInteger(worldSize) || worldSize < 1 || worldSize > MAX_WORLD_SIZE)
+              throw new ConfigError(
+                `--world-size ${opts.worldSize}: expected an integer in 1..${MAX_WORLD_SIZE}`,
+              );
           }
           const tpSource = opts.tpGroups ?? c.config.tpGroups;
           if (opts.enforceTpSuperset && !tpSource)

@@ -4,8 +4,8 @@
  * `--adapter NAME`, by default the directory adapter with --target, else the in-memory one.
  */
 import { access } from 'node:fs/promises';
-import { WorkerAgent } from '@hotweights/coordinator';
-import { ConfigError } from '@hotweights/core';
+import { metricsHostFor, WorkerAgent } from '@hotweights/coordinator';
+import { ConfigError, MAX_WORLD_SIZE } from '@hotweights/core';
 import { loadManifest } from '@hotweights/manifest';
 import { createMetricsRegistry, HostStaging, startMetricsServer } from '@hotweights/runtime';
 import { type AdapterFlags, addAdapterOptions, openAdapter } from '../adapter-options.js';
@@ -13,11 +13,13 @@ import type { CommandModule } from '../command.js';
 import { addTransferOptions, type TransferFlags, withTransferOptions } from '../transfer-options.js';
 import { resolveEndpoint } from './coord-client.js';
 
-function parseCount(text: string | undefined, flag: string, min: number): number | undefined {
+function parseCount(text: string | undefined, flag: string, min: number, max?: number): number | undefined {
   if (text === undefined) return undefined;
   const n = Number(text);
-  if (!Number.isInteger(n) || n < min)
-    throw new ConfigError(`${flag} ${JSON.stringify(text)}: expected an integer >= ${min}`);
+  if (!Number.isSafeInteger(n) || n < min || (max !== undefined && n > max))
+    throw new ConfigError(
+      `${flag} ${JSON.stringify(text)}: expected an integer ${max === undefined ? `>= ${min}` : `in ${min}..${max}`}`,
+    );
   return n;
 }
 
@@ -65,7 +67,7 @@ export const workerCommand: CommandModule = {
         const c = withTransferOptions(ctx(), opts);
         const endpoint = resolveEndpoint(c, opts.endpoint);
         const rank = parseCount(opts.rank, '--rank', 0) ?? c.launch.rank;
-        const worldSize = parseCount(opts.worldSize, '--world-size', 1) ?? c.launch.worldSize;
+        const worldSize = parseCount(opts.worldSize, '--world-size', 1, MAX_WORLD_SIZE) ?? c.launch.worldSize;
         if (rank >= worldSize) throw new ConfigError(`rank ${rank} is not below world size ${worldSize}`);
         const exitAfter = parseCount(opts.exitAfter, '--exit-after', 1);
         const adapter = await openAdapter(c, opts, {
@@ -79,7 +81,9 @@ export const workerCommand: CommandModule = {
           opts.metricsPort === 'off'
             ? undefined
             : (parseCount(opts.metricsPort, '--metrics-port', 0) ?? defaultMetricsPort(c.launch.localRank));
-        const metrics = port === undefined ? undefined : await startMetricsServer(registry, port);
+        const metricsHost = c.config.metricsHost ?? metricsHostFor(endpoint, 'connecting');
+        const metrics =
+          port === undefined ? undefined : await startMetricsServer(registry, port, metricsHost);
         const manager = await c.transports();
         const forced = opts.transport ?? c.config.transport;
         let finished = 0;
