@@ -19,6 +19,8 @@ export const ERROR_CODES = {
   tooLarge: 'HW_COORD_TOO_LARGE',
   internal: 'HW_COORD_INTERNAL',
   unreachable: 'HW_COORD_UNREACHABLE',
+  rankHeld: 'HW_COORD_RANK_HELD',
+  notHolder: 'HW_COORD_NOT_HOLDER',
 } as const;
 
 /** Every RPC. `mutating` ones need the token when the server has one. */
@@ -29,6 +31,7 @@ export const METHODS = {
   get_plan: { mutating: false },
   get_current_manifest: { mutating: false },
   who_has: { mutating: false },
+  get_update: { mutating: false },
   register: { mutating: true },
   heartbeat: { mutating: true },
   submit_plan: { mutating: true },
@@ -36,6 +39,7 @@ export const METHODS = {
   precommit: { mutating: true },
   commit: { mutating: true },
   abort: { mutating: true },
+  rollback: { mutating: true },
   set_current_manifest: { mutating: true },
   report_have: { mutating: true },
   // Handles grant access to staged memory, so even reading them needs the token.

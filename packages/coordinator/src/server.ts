@@ -36,6 +36,8 @@ export interface CoordinatorServerOptions {
   readonly maxRequestBytes?: number;
   /** Register coordinator metrics here (serve it with core's startMetricsServer). */
   readonly metricsRegistry?: Registry | undefined;
+  /** Test hook: ms each precommit reply is held (see HOTWEIGHTS_TEST_PRECOMMIT_DELAY_MS). */
+  readonly precommitReplyDelayMs?: number | undefined;
   /** One line per event and per failed request (never containing the token). */
   readonly log?: ((line: string) => void) | undefined;
 }
@@ -93,6 +95,7 @@ export class CoordinatorServer {
       heartbeatS: opts.heartbeatS ?? 2,
       handleTtlS: opts.handleTtlS ?? 30,
       metrics,
+      precommitReplyDelayMs: opts.precommitReplyDelayMs,
     });
     // ZeroMQ drops a connection that sends a frame over maxMessageSize before buffering it; frames
     // between our limit and that one are answered with an error.

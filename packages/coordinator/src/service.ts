@@ -92,7 +92,11 @@ export class CoordinatorService {
       );
     }
     const handler = HANDLERS[method];
-    return this.#exclusive(async () => handler(this.#ctx, params));
+    const done = this.#exclusive(async () => handler(this.#ctx, params));
+    const delay = method === 'precommit' ? (this.#state.opts.precommitReplyDelayMs ?? 0) : 0;
+    // The test hook holds the reply only, outside the queue: the vote is already stored.
+    if (delay <= 0) return done;
+    return done.then((r) => new Promise((resolve) => setTimeout(() => resolve(r), delay)));
   }
 
   status(): CoordinatorStatus {

@@ -6,7 +6,7 @@ import { reportHave, whoHas } from './holders.js';
 import { getCurrentManifest, setCurrentManifest } from './manifests.js';
 import { heartbeat, listWorkers, register } from './membership.js';
 import type { CoordinatorState } from './state.js';
-import { abort, begin, commit, getPlan, precommit, submitPlan } from './updates.js';
+import { abort, begin, commit, getPlan, getUpdate, precommit, rollback, submitPlan } from './updates.js';
 
 export interface HandlerContext {
   readonly state: CoordinatorState;
@@ -31,6 +31,8 @@ export const HANDLERS: Readonly<Record<MethodName, Handler>> = {
   precommit: (ctx, p) => precommit(ctx.state, p),
   commit: (ctx, p) => commit(ctx.state, p),
   abort: (ctx, p) => abort(ctx.state, p),
+  get_update: (ctx, p) => getUpdate(ctx.state, p),
+  rollback: (ctx, p) => rollback(ctx.state, p),
   // manifests
   get_current_manifest: (ctx) => getCurrentManifest(ctx.state),
   set_current_manifest: (ctx, p) => setCurrentManifest(ctx.state, p),

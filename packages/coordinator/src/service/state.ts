@@ -16,6 +16,7 @@ import {
   type UpdateView,
   type WorkerRecord,
 } from '../types.js';
+import { fleetView } from './fleet.js';
 
 export interface CoordinatorServiceOptions {
   readonly backend: StateBackend;
@@ -24,6 +25,8 @@ export interface CoordinatorServiceOptions {
   readonly heartbeatS: number;
   readonly handleTtlS: number;
   readonly metrics?: CoordinatorMetrics | undefined;
+  /** Test hook (HOTWEIGHTS_TEST_PRECOMMIT_DELAY_MS): ms each precommit reply is held after the vote is stored. */
+  readonly precommitReplyDelayMs?: number | undefined;
   /** Receives every event after its state change is stored. */
   readonly publish?: (event: CoordEvent) => void;
 }
@@ -47,6 +50,8 @@ export class CoordinatorState {
   /** When each required rank of the active update was first seen without a live worker. */
   readonly missingSince = new Map<string, number>();
   readonly openedAt = Date.now();
+  /** Since when each rank (by number) has not been live on the current version. */
+  readonly behindSince = new Map<string, number>();
   publish: (event: CoordEvent) => void;
 
   constructor(opts: CoordinatorServiceOptions) {
@@ -94,5 +99,6 @@ export class CoordinatorState {
     const have = active ? this.have.get(active.version) : undefined;
     m.haveBuckets.set(have ? Object.values(have).reduce((n, ranks) => n + ranks.length, 0) : 0);
     m.handlesActive.set(this.handles.size);
+    m.ranksBehind.set(fleetView(this).behind.length);
   }
 }

@@ -2,6 +2,7 @@
 
 import type { TokenGuard } from '../auth.js';
 import type { CoordinatorStatus } from '../types.js';
+import { fleetView } from './fleet.js';
 import type { CoordinatorState } from './state.js';
 
 const RECENT_UPDATES = 20;
@@ -24,5 +25,6 @@ export function statusOf(s: CoordinatorState, guard: TokenGuard): CoordinatorSta
     updates,
     workers: [...s.workers.values()].sort((a, b) => a.rank - b.rank),
     handles_active: s.handles.size,
+    fleet: fleetView(s),
   };
 }

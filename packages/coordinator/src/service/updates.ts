@@ -5,9 +5,11 @@
  */
 import { CoordinatorError, type Plan, SchemaError } from '@hotweights/core';
 import { computePlanDigest, type JsonObject, validatePlan } from '@hotweights/manifest';
-import { expectedDigest, requiredRanks } from '../digest.js';
+import { expectedDigest, requiredRanks, rollbackDigest } from '../digest.js';
 import { checkParams, ERROR_CODES, RawJson } from '../protocol.js';
 import { ACTIVE_STATES, type UpdateRecord, type UpdateView } from '../types.js';
+import { fleetWorldSize } from './fleet.js';
+import { holderOf } from './membership.js';
 import { checkBool, checkManifestDoc } from './params.js';
 import { type CoordinatorState, refused } from './state.js';
 
@@ -44,7 +46,8 @@ export async function submitPlan(s: CoordinatorState, p: JsonObject): Promise<un
       `submit_plan: version ${plan.version} is ${existing.state}; abort it before replacing its plan`,
     );
   }
-  if (existing?.state === 'committed') {
+  // A committed version may be deployed again once the fleet rolled back from it.
+  if (existing?.state === 'committed' && s.current.version === plan.version) {
     throw refused(`submit_plan: version ${plan.version} is already committed; publish a new version`);
   }
   await s.backend.set(`plan:${plan.version}`, plan);
@@ -134,6 +137,8 @@ export async function begin(s: CoordinatorState, p: JsonObject): Promise<unknown
   await s.backend.set(`have:${args.version}`, {});
   const begun: UpdateRecord = {
     ...u,
+    kind: 'update',
+    from_version: s.current.version,
     state: 'begun',
     auto_commit: args.auto_commit,
     required_ranks: requiredRanks(plan, registered),
@@ -167,11 +172,28 @@ export async function precommit(s: CoordinatorState, p: JsonObject): Promise<unk
       `precommit ${args.version}: rank ${args.rank} is not part of this update (ranks ${u.required_ranks.join(', ')})`,
     );
   }
+  // A vote counts only from the worker that holds the rank: anyone can compute the digest from
+  // the open get_plan, nobody else holds the rank's lease.
+  const holder = holderOf(s, args.rank);
+  if (!holder || holder.worker_id !== args.worker_id) {
+    throw new CoordinatorError(
+      ERROR_CODES.notHolder,
+      `precommit ${args.version}: rank ${args.rank} is ${holder ? `held by worker ${holder.worker_id}` : 'held by no live worker'}, not by ${args.worker_id ?? '(no worker id)'}: a precommit counts only from the worker that holds the rank`,
+    );
+  }
   const plan = s.activePlan;
   if (!plan || plan.version !== args.version) {
     throw new CoordinatorError(ERROR_CODES.internal, `precommit ${args.version}: the plan is not loaded`);
   }
-  const expected = expectedDigest(plan, args.rank);
+  if (plan.world_size !== null && plan.world_size !== holder.world_size) {
+    throw refused(
+      `precommit ${args.version}: worker ${holder.worker_id} registered for world size ${holder.world_size}, the plan was made for ${plan.world_size}`,
+    );
+  }
+  const expected =
+    u.kind === 'rollback'
+      ? rollbackDigest(u.version, u.from_version ?? null)
+      : expectedDigest(plan, args.rank);
   if (args.digest !== expected) {
     throw new CoordinatorError(
       ERROR_CODES.digestMismatch,
@@ -264,4 +286,76 @@ async function clearActive(s: CoordinatorState, version: string): Promise<void> 
   s.have.delete(version);
   await s.backend.delete(`have:${version}`);
   s.refreshGauges();
+}
+
+/** One update's record (the outcome an in-doubt rank asks for), or null. */
+export function getUpdate(s: CoordinatorState, p: JsonObject): unknown {
+  const { version } = checkParams('get_update', (c) => ({
+    version: c.string(p.version, 'version', { nonEmpty: true }),
+  }));
+  const u = s.updates.get(version);
+  return { update: u ? s.view(u) : null, current_version: s.current.version };
+}
+
+/**
+ * A fleet rollback: back to the version that was current before the current one, through the same
+ * two phases as an update. Every rank of the fleet votes once it can make that version live again
+ * (kept beside the live one, or fetched anew from the source); on commit the current version and
+ * manifest move back too.
+ */
+export async function rollback(s: CoordinatorState, p: JsonObject): Promise<unknown> {
+  const args = checkParams('rollback', (c) => ({
+    to: p.to === undefined || p.to === null ? undefined : c.string(p.to, 'to', { nonEmpty: true }),
+    auto_commit: p.auto_commit === undefined ? true : checkBool(c, p.auto_commit, 'auto_commit'),
+  }));
+  const active = s.active();
+  if (active)
+    throw refused(`rollback: update ${active.version} is ${active.state}; commit or abort it first`);
+  const from = s.current.version;
+  if (from === null) throw refused('rollback: nothing is committed yet');
+  const cur = s.updates.get(from);
+  const target = args.to ?? cur?.from_version ?? cur?.prev_version ?? null;
+  if (target === null) {
+    throw refused(`rollback: no version before ${from} is known; name one with --to`);
+  }
+  if (target === from) throw refused(`rollback: ${target} is already the current version`);
+  const plan = await s.backend.get<Plan>(`plan:${target}`);
+  const manifest = await s.backend.get<JsonObject>(`manifest:${target}`);
+  const prior = s.updates.get(target);
+  if (!plan || !manifest || !prior) {
+    throw refused(
+      `rollback: the coordinator holds no plan and manifest for ${target} (it was not deployed through this coordinator with its manifest)`,
+    );
+  }
+  const world = fleetWorldSize(s);
+  const ranks = new Set<number>([...s.workers.values()].map((w) => w.rank));
+  for (let r = 0; r < world; r++) ranks.add(r);
+  s.activePlan = plan;
+  s.activeJson = undefined;
+  const now = Date.now();
+  const begun: UpdateRecord = {
+    ...prior,
+    kind: 'rollback',
+    from_version: from,
+    state: 'begun',
+    plan_digest: plan.digest,
+    auto_commit: args.auto_commit,
+    required_ranks: [...ranks].sort((a, b) => a - b),
+    precommits: {},
+    reason: null,
+    has_manifest: true,
+    submitted_at: now,
+    begun_at: now,
+    finished_at: null,
+  };
+  await s.putUpdate(begun);
+  await s.emit('begin', {
+    version: begun.version,
+    kind: 'rollback',
+    from,
+    plan_digest: begun.plan_digest,
+    required_ranks: begun.required_ranks,
+  });
+  if (begun.required_ranks.length === 0) return reachQuorum(s, begun);
+  return s.view(begun);
 }
