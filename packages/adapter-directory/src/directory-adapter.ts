@@ -9,7 +9,7 @@
  * `rollback` is one rename too.
  */
 import { randomBytes } from 'node:crypto';
-import { readdir, readFile, readlink, rename, rm, symlink } from 'node:fs/promises';
+import { readdir, readFile, readlink, rename, rm, stat, symlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { type Adapter, AdapterError, type AdapterUpdate } from '@hotweights/core';
 import { loadManifest, recordCommittedManifest } from '@hotweights/manifest';
@@ -164,6 +164,22 @@ export class DirectoryAdapter implements Adapter {
       throw err;
     }
     await preparation.finish();
+  }
+
+  /** A version is here when its record and its directory are (prepared, live or previous). */
+  async hasVersion(version: string): Promise<boolean> {
+    const dirName = safeVersion(version);
+    const meta = await readFile(this.layout.metaFile(dirName), 'utf8').catch(() => null);
+    if (meta === null) return false;
+    try {
+      if ((JSON.parse(meta) as VersionMeta).version !== version) return false;
+    } catch {
+      return false;
+    }
+    return stat(this.layout.versionDir(dirName)).then(
+      (st) => st.isDirectory(),
+      () => false,
+    );
   }
 
   async commit(version: string): Promise<void> {
