@@ -75,15 +75,16 @@ describe('hotweights demo', { timeout: 180_000 }, () => {
       'quorum v1',
       'commit v1',
     ]);
-    // Each rank was its own worker process that staged, flipped and exited by itself.
+    // Each rank was its own worker process that staged (the directory adapter preparing while
+    // buckets landed), flipped and exited by itself.
     for (const r of [0, 1]) {
       const log = readFileSync(join(dir, `logs/worker-${r}.log`), 'utf8');
       expect(log).toContain(`worker rank ${r}/2 registered as`);
       expect(log).toMatch(
-        /update v0: staged 8 bucket\(s\), verified, precommitted\nupdate v0: committed, live v0/,
+        /update v0: staged 8 bucket\(s\) \(streaming\), verified, precommitted\nupdate v0: committed, live v0/,
       );
       expect(log).toMatch(
-        /update v1: staged 2 bucket\(s\), verified, precommitted\nupdate v1: committed, live v1/,
+        /update v1: staged 2 bucket\(s\) \(streaming\), verified, precommitted\nupdate v1: committed, live v1/,
       );
       expect(log).toContain(`worker rank ${r} stopped; live v1`);
     }

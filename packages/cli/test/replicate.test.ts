@@ -311,7 +311,9 @@ describe('hotweights replicate / rollback / status', { timeout: 180_000 }, () =>
       { env },
     );
     expect(tooSmall.code).toBe(1);
-    expect(tooSmall.stderr).toMatch(/consumed by rank 2, outside the world of 2 ranks/);
+    expect(tooSmall.stderr).toMatch(
+      /full\.json was made for world size 3, but this job has 2 rank\(s\): re-plan with `hotweights plan … --world-size 2`/,
+    );
   });
 
   it('rejects --no-verify with --commit and explains a missing target', async () => {

@@ -3,36 +3,27 @@
  * reconciles with the coordinator's `status` after every event and every heartbeat, so a worker
  * that starts late or misses an event catches up instead of hanging. For each update it:
  *
- *   gets the plan -> replicates its share into staging (core's Replicator over the selected
- *   transport; a rank that arrives after the broadcasts are over reads its buckets from the
- *   source instead) -> reports the buckets it holds -> prepares the adapter -> precommits with a
- *   digest of what it staged -> on commit flips the adapter; on abort discards staging.
+ *   gets the plan -> checks it against this world -> stages its share through the runtime's
+ *   update pipeline (attempt.ts chooses where the bytes come from: the broadcasts, a peer's
+ *   segments, or the source) -> reports the buckets it holds -> precommits with a digest of what
+ *   it staged -> on commit flips the adapter; on abort discards the staged update.
  *
  * Live weights change only in `adapter.commit`, and only after the coordinator committed.
  */
-import { createHash } from 'node:crypto';
-import { access, mkdir, open, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
-import {
-  type Adapter,
-  type BroadcastRequest,
-  CoordinatorError,
-  type HotweightsConfig,
-  type Manifest,
-  type Plan,
-  type StagingAgent,
-  type Transport,
-} from '@hotweights/core';
+import { CoordinatorError, type Manifest, type Plan } from '@hotweights/core';
 import { validateManifest } from '@hotweights/manifest';
-import { replicateRank } from '@hotweights/runtime';
+import { checkPlanWorld, type StagedUpdate } from '@hotweights/runtime';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { type AttemptServices, stageAttempt } from './attempt.js';
 import { CoordinatorClient, EventSubscriber, eventEndpointFor } from './client.js';
 import { stagedDigest } from './digest.js';
 import { ERROR_CODES } from './protocol.js';
 import type { CoordinatorStatus, UpdateView } from './types.js';
 
-export interface WorkerAgentOptions {
+/** The agent's options; how an attempt stages (adapter, staging, transport, …) is AttemptServices. */
+export interface WorkerAgentOptions extends AttemptServices {
   readonly endpoint: string;
   /** Default: request port + 1. */
   readonly pubEndpoint?: string | undefined;
@@ -41,19 +32,8 @@ export interface WorkerAgentOptions {
   readonly worldSize: number;
   /** Default config.nodeId. */
   readonly nodeId?: string;
-  readonly config: HotweightsConfig;
-  readonly adapter: Adapter;
-  readonly staging: StagingAgent;
-  /** Opens this rank's transport for one update; every rank of the world gets the same rendezvous. */
-  readonly openTransport: (args: {
-    plan: Plan;
-    rendezvous: Readonly<Record<string, string>>;
-  }) => Promise<Transport>;
   /** The next version's manifest when the coordinator holds none (e.g. from plan.next_manifest.path). */
   readonly loadManifest?: (plan: Plan) => Promise<Manifest | undefined>;
-  readonly metrics?: Registry | undefined;
-  /** Check every landed item's hash (default true). */
-  readonly verify?: boolean;
   readonly log?: (line: string) => void;
   /** Called when an update ends on this worker. */
   readonly onFinished?: (version: string, result: 'committed' | 'aborted' | 'failed') => void;
@@ -68,6 +48,8 @@ interface Attempt {
   phase: Phase;
   plan?: Plan;
   rendezvous?: string;
+  /** Staged, verified and prepared; waiting for the coordinator's decision. */
+  staged?: StagedUpdate;
   done: Promise<void>;
 }
 
@@ -95,94 +77,6 @@ class WorkerMetrics {
       registers,
     });
   }
-}
-
-/** A transport for one rank alone: the rank is the source, so a broadcast to itself moves nothing. */
-class SelfTransport implements Transport {
-  readonly name = 'self';
-  constructor(
-    readonly rank: number,
-    readonly worldSize: number,
-  ) {}
-  async broadcast(): Promise<void> {}
-  async close(): Promise<void> {}
-}
-
-/** Where a rank's staged bucket can be read on its node (the shared-memory segment file). */
-interface SegmentHandle {
-  readonly path: string;
-  readonly offset: number;
-  readonly length: number;
-  readonly rank: number;
-}
-
-/**
- * A late joiner's transport: each "broadcast" fills the bucket from the staging segment of a rank
- * on this node that already holds it (found through the coordinator's node-scoped handles). The
- * Replicator still verifies every item it lands.
- */
-class SegmentHandleTransport implements Transport {
-  readonly name = 'segment-handles';
-  constructor(
-    readonly rank: number,
-    readonly worldSize: number,
-    private readonly handles: ReadonlyMap<number, SegmentHandle>,
-  ) {}
-  async broadcast(req: BroadcastRequest): Promise<void> {
-    const h = this.handles.get(req.bucketId);
-    if (!h || h.length !== req.data.byteLength) {
-      throw new CoordinatorError('HW_COORD_HANDLE', `no usable handle for bucket ${req.bucketId}`);
-    }
-    const fh = await open(h.path, 'r');
-    try {
-      let done = 0;
-      while (done < h.length) {
-        const { bytesRead } = await fh.read(req.data, done, h.length - done, h.offset + done);
-        if (bytesRead === 0) throw new CoordinatorError('HW_COORD_HANDLE', `segment ${h.path} ended early`);
-        done += bytesRead;
-      }
-    } finally {
-      await fh.close();
-    }
-  }
-  async close(): Promise<void> {}
-}
-
-function isSegmentHandle(v: unknown): v is SegmentHandle {
-  const h = v as SegmentHandle | null;
-  return (
-    h !== null &&
-    typeof h === 'object' &&
-    typeof h.path === 'string' &&
-    Number.isSafeInteger(h.offset) &&
-    Number.isSafeInteger(h.length) &&
-    Number.isSafeInteger(h.rank)
-  );
-}
-
-function raceAbort<T>(p: Promise<T>, signal: AbortSignal, onLate: (value: T) => void): Promise<T> {
-  if (signal.aborted) {
-    p.then(onLate, () => {});
-    return Promise.reject(signal.reason);
-  }
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => {
-      p.then(onLate, () => {});
-      reject(signal.reason);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-    p.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        if (signal.aborted) onLate(v);
-        else resolve(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    );
-  });
 }
 
 export class WorkerAgent {
@@ -364,118 +258,37 @@ export class WorkerAgent {
       throw new CoordinatorError(ERROR_CODES.refused, `plan digest changed under update ${a.version}`);
     }
     a.plan = plan;
+    // A plan for another world fails here, before anything moves, saying what to re-plan.
+    checkPlanWorld(plan, {
+      rank: this.rank,
+      worldSize: this.worldSize,
+      source: `${a.version} (from the coordinator)`,
+    });
     const signal = a.ctrl.signal;
-    const ids = plan.buckets.map((b) => b.bucket_id);
-    const source = plan.source.rank;
-    const consumed = plan.buckets.filter((b) => b.consumer_ranks.includes(this.rank));
-    // The source reports every bucket once it has sent them all: after that, nobody will take part
-    // in a broadcast again, and a rank arriving now reads its share from the source checkpoint.
-    const holders = ids.length ? (await this.client.whoHas(a.version, ids)).holders : {};
-    const broadcastsOver =
-      this.rank !== source && ids.length > 0 && ids.every((id) => holders[id]?.includes(source));
-    const handles = broadcastsOver
-      ? await this.#findHandles(
-          a,
-          consumed.map((b) => b.bucket_id),
-          holders,
-        )
-      : undefined;
-    let copied = false;
-    if (handles) {
-      const from = [...new Set([...handles.values()].map((h) => h.rank))].sort((x, y) => x - y);
-      this.#log(
-        `update ${a.version}: broadcasts are over; copying ${consumed.length} bucket(s) from rank(s) ${from.join(', ')} on this node`,
-      );
-      const world = Math.max(this.rank, source) + 1;
-      try {
-        await replicateRank({
-          plan: { ...plan, buckets: consumed.map((b) => ({ ...b, consumer_ranks: [this.rank] })) },
-          rank: this.rank,
-          worldSize: world,
-          transport: new SegmentHandleTransport(this.rank, world, handles),
-          staging: this.#o.staging,
-          config: this.#o.config,
-          signal,
-          metrics: this.#o.metrics,
-          verify: this.#o.verify ?? true,
-        });
-        copied = true;
-      } catch (err) {
-        if (signal.aborted) throw err;
-        this.#log(
-          `update ${a.version}: copying from peers failed (${(err as Error).message}); using the source`,
-        );
-      }
-      const me = this.#workerId ?? `rank-${this.rank}`;
-      await Promise.all(
-        [...handles].map(([id, h]) =>
-          this.client.ackHandle(this.#nodeId, this.#handleKey(a, id, h.rank), me).catch(() => {}),
-        ),
-      );
-    }
-    if (copied) {
-      this.#log(`update ${a.version}: copied and verified ${consumed.length} bucket(s) from peers`);
-    } else if (broadcastsOver) {
-      this.#log(
-        `update ${a.version}: broadcasts are over; reading ${consumed.length} bucket(s) from the source`,
-      );
-      await replicateRank({
-        plan: {
-          ...plan,
-          source: { ...plan.source, rank: this.rank },
-          buckets: consumed.map((b) => ({ ...b, consumer_ranks: [this.rank] })),
-        },
-        rank: this.rank,
-        worldSize: this.rank + 1,
-        transport: new SelfTransport(this.rank, this.rank + 1),
-        staging: this.#o.staging,
-        config: this.#o.config,
-        signal,
-        metrics: this.#o.metrics,
-        verify: this.#o.verify ?? true,
-      });
-    } else {
-      a.rendezvous = join(
-        this.#o.config.stagingDir,
-        `hw-rdv-${createHash('sha256').update(`${a.version}|${a.begunAt}|${plan.digest}`).digest('hex').slice(0, 20)}`,
-      );
-      await mkdir(a.rendezvous, { recursive: true });
-      const transport = await raceAbort(
-        this.#o.openTransport({ plan, rendezvous: { dir: a.rendezvous } }),
-        signal,
-        (late) => void late.close(),
-      );
-      try {
-        await replicateRank({
-          plan,
-          rank: this.rank,
-          worldSize: this.worldSize,
-          transport,
-          staging: this.#o.staging,
-          config: this.#o.config,
-          signal,
-          metrics: this.#o.metrics,
-          verify: this.#o.verify ?? true,
-        });
-      } finally {
-        await transport.close();
-      }
-      await this.#postHandles(
-        a,
-        consumed.map((b) => b.bucket_id),
-      );
-    }
-    if (signal.aborted) throw signal.reason;
-    const have = this.rank === source && !broadcastsOver ? ids : consumed.map((b) => b.bucket_id);
-    if (have.length) await this.client.reportHave(a.version, this.rank, have).catch(() => {});
     const manifest = doc
       ? validateManifest(doc, `coordinator manifest ${a.version}`)
       : await this.#o.loadManifest?.(plan);
-    await this.#o.adapter.prepare({ plan, staging: this.#o.staging, ...(manifest ? { manifest } : {}) });
+    const { staged, have } = await stageAttempt({
+      client: this.client,
+      services: this.#o,
+      rank: this.rank,
+      worldSize: this.worldSize,
+      nodeId: this.#o.nodeId ?? this.#o.config.nodeId,
+      workerId: this.#workerId ?? `rank-${this.rank}`,
+      plan,
+      manifest,
+      begunAt: a.begunAt,
+      signal,
+      log: this.#log,
+      onRendezvous: (dir) => {
+        a.rendezvous = dir;
+      },
+    });
+    a.staged = staged;
     a.phase = 'prepared';
     if (signal.aborted) throw signal.reason;
-    const staged = consumed.filter((b) => this.#o.staging.get(a.version, b.bucket_id));
-    const digest = stagedDigest(a.version, staged);
+    if (have.length) await this.client.reportHave(a.version, this.rank, have).catch(() => {});
+    const digest = stagedDigest(a.version, staged.buckets);
     if (active.required_ranks.includes(this.rank)) {
       try {
         await this.client.precommit({
@@ -489,69 +302,20 @@ export class WorkerAgent {
         if (!(err instanceof CoordinatorError && /is committed/.test(err.message))) throw err;
       }
       a.phase = 'precommitted';
-      this.#log(`update ${a.version}: staged ${staged.length} bucket(s), verified, precommitted`);
+      this.#log(
+        `update ${a.version}: staged ${staged.buckets.length} bucket(s) (${staged.prepared}), verified, precommitted`,
+      );
     } else {
       this.#log(`update ${a.version}: prepared (rank ${this.rank} is not needed for the quorum)`);
     }
     this.#metrics?.stageSeconds.observe((performance.now() - started) / 1000);
   }
 
-  get #nodeId(): string {
-    return this.#o.nodeId ?? this.#o.config.nodeId;
-  }
-
-  #handleKey(a: Attempt, bucketId: number, rank: number): string {
-    return `${a.version}@${a.begunAt}/b${bucketId}/r${rank}`;
-  }
-
-  /** Lets ranks that join late on this node copy our staged buckets instead of re-reading the source. */
-  async #postHandles(a: Attempt, bucketIds: readonly number[]): Promise<void> {
-    await Promise.all(
-      bucketIds.map(async (id) => {
-        const seg = this.#o.staging.get(a.version, id)?.segment;
-        if (!seg) return;
-        const handle: SegmentHandle = { ...seg, rank: this.rank };
-        await this.client
-          .postHandle({ nodeId: this.#nodeId, key: this.#handleKey(a, id, this.rank), handle })
-          .catch(() => {});
-      }),
-    );
-  }
-
-  /**
-   * For every bucket in `bucketIds`, a readable segment of another live holder on this node (from
-   * who_has and the node-scoped handles), or undefined if any bucket has none.
-   */
-  async #findHandles(
-    a: Attempt,
-    bucketIds: readonly number[],
-    holders: Readonly<Record<string, number[]>>,
-  ): Promise<Map<number, SegmentHandle> | undefined> {
-    if (bucketIds.length === 0) return undefined;
-    const found = new Map<number, SegmentHandle>();
-    for (const id of bucketIds) {
-      for (const rank of holders[id] ?? []) {
-        if (rank === this.rank) continue; // our own predecessor: its segments died with it
-        const r = await this.client.getHandle(this.#nodeId, this.#handleKey(a, id, rank)).catch(() => null);
-        if (!r || !isSegmentHandle(r.handle)) continue;
-        const ok = await access(r.handle.path).then(
-          () => true,
-          () => false,
-        );
-        if (ok) {
-          found.set(id, r.handle);
-          break;
-        }
-      }
-      if (!found.has(id)) return undefined;
-    }
-    return found;
-  }
-
   async #flip(a: Attempt): Promise<void> {
     a.phase = 'finished';
     try {
-      await this.#o.adapter.commit(a.version);
+      if (a.staged) await a.staged.commit();
+      else await this.#o.adapter.commit(a.version);
       this.#live = a.version;
       this.#log(`update ${a.version}: committed, live ${a.version}`);
       this.#metrics?.updates.inc({ result: 'committed' });
@@ -568,7 +332,7 @@ export class WorkerAgent {
 
   async #discard(a: Attempt, result: 'aborted' | 'failed', reason?: string): Promise<void> {
     a.phase = 'finished';
-    await this.#o.adapter.abort(a.version).catch(() => {});
+    await (a.staged ? a.staged.discard() : this.#o.adapter.abort(a.version)).catch(() => {});
     await this.#cleanup(a);
     this.#log(
       `update ${a.version}: ${result}${reason ? ` (${reason})` : ''}; staging discarded, live ${this.#live ?? 'none'}`,

@@ -10,6 +10,7 @@ export {
   removeRendezvousDir,
 } from './local-launcher.js';
 export { createMetricsRegistry, type MetricsServer, startMetricsServer } from './metrics-server.js';
+export { checkPlanWorld, type PlanWorld, type PlanWorldCheck } from './plan-world.js';
 export { type RankUpdateOptions, type RankUpdateResult, runRankUpdate } from './rank-update.js';
 export {
   bucketParticipants,
@@ -21,3 +22,10 @@ export {
 } from './replicator.js';
 export { createReplicatorMetrics, type ReplicatorMetrics } from './replicator-metrics.js';
 export { reclaimStaleSegments, SEGMENT_PREFIX } from './shm-segment.js';
+export {
+  type CommitResult,
+  type StagedUpdate,
+  type StageUpdateOptions,
+  stageUpdate,
+  type UpdateRoute,
+} from './stage-update.js';

@@ -35,7 +35,6 @@ import type {
 } from '@hotweights/core';
 import {
   CheckpointError,
-  ConfigError,
   HotweightsError,
   TimeoutError,
   TransportError,
@@ -44,6 +43,7 @@ import {
 import type { Registry } from 'prom-client';
 import { CheckpointReader } from './checkpoint-reader.js';
 import { ItemVerifier } from './item-verifier.js';
+import { checkPlanWorld } from './plan-world.js';
 import { ReplicationWindow } from './replication-window.js';
 import { createReplicatorMetrics, type ReplicatorMetrics } from './replicator-metrics.js';
 import { VerifyPool } from './verify-pool.js';
@@ -82,6 +82,8 @@ export interface ReplicateRankOptions {
    * are). The bucket is dropped from staging when this resolves (if the staging agent can drop).
    */
   readonly onBucketReady?: (bucket: PlanBucket, bytes: Uint8Array) => Promise<void>;
+  /** Keep handed-over buckets staged (peers on this host copy them); default: drop each one. */
+  readonly keepStaged?: boolean;
   /**
    * Lands an item straight from the checkpoint file into the adapter's version (an adapter
    * preparation's `copyItem`). Used, on the source rank, for buckets it is the only participant
@@ -117,23 +119,6 @@ export function planGroups(plan: Plan): number[][] {
     groups.set(ranks.join(','), ranks);
   }
   return [...groups.values()];
-}
-
-function checkWorld(plan: Plan, rank: number, worldSize: number): void {
-  if (!Number.isInteger(rank) || rank < 0 || rank >= worldSize) {
-    throw new ConfigError(`rank ${rank} is not in 0..${worldSize - 1} (world size ${worldSize})`);
-  }
-  if (plan.source.rank >= worldSize) {
-    throw new ConfigError(`plan source rank ${plan.source.rank} is outside the world of ${worldSize} ranks`);
-  }
-  for (const b of plan.buckets) {
-    const outside = b.consumer_ranks.find((r) => r >= worldSize);
-    if (outside !== undefined) {
-      throw new ConfigError(
-        `plan bucket ${b.bucket_id} is consumed by rank ${outside}, outside the world of ${worldSize} ranks (plan made for world_size ${plan.world_size ?? 'unknown'})`,
-      );
-    }
-  }
 }
 
 /**
@@ -197,7 +182,7 @@ function describe(err: unknown): string {
 /** Replicates `plan` on one rank. Resolves when every bucket of this rank is sent / landed and verified. */
 export async function replicateRank(options: ReplicateRankOptions): Promise<RankReport> {
   const { plan, rank, worldSize, transport, staging, config } = options;
-  checkWorld(plan, rank, worldSize);
+  checkPlanWorld(plan, { rank, worldSize }, { exactWorldSize: false });
   const verify = options.verify ?? true;
   const source = plan.source.rank;
   const isSource = rank === source;
@@ -275,7 +260,7 @@ export async function replicateRank(options: ReplicateRankOptions): Promise<Rank
     const consumeBytes = stagingNeed(
       consumed.filter((b) => !direct.has(b.bucket_id)),
       config,
-      handOn !== undefined && staging.drop !== undefined,
+      handOn !== undefined && staging.drop !== undefined && !options.keepStaged,
     );
     if (host.ensureCapacity && consumeBytes > 0)
       await host.ensureCapacity(consumeBytes, `version ${plan.version} on rank ${rank}`);
@@ -343,7 +328,7 @@ export async function replicateRank(options: ReplicateRankOptions): Promise<Rank
     if (!bucket || !staged || !handOn) return;
     if (ctrl.signal.aborted) throw ctrl.signal.reason;
     await handOn(bucket, staged.bytes);
-    await staging.drop?.(plan.version, id);
+    if (!options.keepStaged) await staging.drop?.(plan.version, id);
   }
 
   async function runBucket(

@@ -15,14 +15,10 @@ import { join } from 'node:path';
 import type { BroadcastRequest, Transport, TransportOptions, TransportProvider } from '@hotweights/core';
 import { BUILTIN_PRIORITIES, TransportError } from '@hotweights/core';
 import { processAlive, sharedLocationOf } from '@hotweights/shm';
+import { abortReason } from './abort-reason.js';
 
 const POLL_MS = 20;
 const LIVENESS_MS = 200;
-
-function abortReason(signal: AbortSignal): Error {
-  const r = signal.reason as unknown;
-  return r instanceof Error ? r : new TransportError(`broadcast aborted: ${String(r)}`);
-}
 
 /** Waits for file names to appear in one directory (inotify plus a polling safety net). */
 class DirectoryWaiter {

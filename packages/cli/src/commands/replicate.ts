@@ -8,9 +8,10 @@
  * - Under mpirun/torchrun (RANK/WORLD_SIZE or OMPI_* set): this process is one rank; the
  *   transport is chosen by priority (mpi under mpirun) unless --transport forces one.
  *
- * Every rank runs core's runRankUpdate: replicate (stage + verify) -> adapter.prepare -> commit
- * vote over the transport -> adapter.commit. Adapters: `--target DIR` (the directory adapter;
- * DIR/rank-<r> for each rank when the world has more than one) or, without it, memory.
+ * Every rank runs the runtime's update pipeline (runRankUpdate: stageUpdate -> commit vote over
+ * the transport -> commit or discard), as the worker agent and the demo do. Adapters:
+ * `--target DIR` (the directory adapter; DIR/rank-<r> for each rank when the world has more
+ * than one) or, without it, memory.
  */
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
@@ -28,6 +29,7 @@ import {
 } from '@hotweights/core';
 import { loadManifest, loadPlan } from '@hotweights/manifest';
 import {
+  checkPlanWorld,
   createMetricsRegistry,
   createRendezvousDir,
   HostStaging,
@@ -201,6 +203,7 @@ async function runRank(
       staging,
       adapter,
       config: c.config,
+      planSource: opts.plan,
       commit: opts.commit,
       verify: opts.verify,
       signal: ctrl.signal,
@@ -287,6 +290,8 @@ export async function replicateLocally(
 ): Promise<ReplicateSummary> {
   const plan = await loadPlan(opts.plan);
   const worldSize = opts.worldSize ?? defaultWorldSize(plan);
+  // Before any rank starts: a plan for another world would fail late, on some entry.
+  checkPlanWorld(plan, { worldSize, source: opts.plan });
   const targets = opts.target
     ? Array.from({ length: worldSize }, (_, r) => rankTarget(opts.target as string, r, worldSize))
     : [];
