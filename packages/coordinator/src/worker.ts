@@ -156,7 +156,14 @@ export class WorkerAgent {
     agent.#sub = new EventSubscriber(eventEndpointFor(o.endpoint, o.pubEndpoint), () => agent.kick(), {
       topics: ['begin', 'commit', 'abort'],
     });
-    await agent.#register(true);
+    try {
+      await agent.#register(true);
+    } catch (err) {
+      // Refused (e.g. the rank is held): nothing may keep the process alive after this.
+      agent.#sub.close();
+      agent.client.close();
+      throw err;
+    }
     agent.#timer = setInterval(() => void agent.#tick(), o.config.heartbeatS * 1000);
     agent.kick();
     return agent;
