@@ -16,7 +16,7 @@ import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startRedis } from '../../coordinator/test/redis-server.js';
 import { type Fleet, makeFleet, startWorker, type WorkerProcess } from './coord-fixture.js';
-import { type CoordProcess, startCoordProcess } from './coord-process.js';
+import { startCoordProcess } from './coord-process.js';
 import { runCli } from './run-cli.js';
 
 const run = promisify(execFile);
@@ -244,8 +244,8 @@ describe('fleet truth: every rank on the committed version, or a clear report', 
 
     // The decision is durable: a coordinator restarted on the same Redis still says v0.
     await t.restartCoord();
-    const manifest = JSON.parse((await t.cli(['coord-status', '--json'])).stdout) as Status;
-    expect(manifest.current_version).toBe('v0');
+    const restarted = await status(t.cli);
+    expect(restarted.current_version).toBe('v0');
     await expectConverged(t, 'v0', 2, t.fleet.ckptA, A_FILES);
 
     // The delta v0 -> v1 applies on top of the rolled-back fleet.
