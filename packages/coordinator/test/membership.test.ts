@@ -3,11 +3,11 @@
  * per rank, world sizes checked, votes only from the rank's holder, per-rank live versions and the
  * fleet state, and a fleet rollback through the two phases.
  */
-import { CoordinatorError } from '@hotweights/core';
 import { createMetricsRegistry } from '@hotweights/runtime';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CoordinatorClient, CoordinatorServer, expectedDigest, rollbackDigest } from '../src/index.js';
 import { makePlan } from './plans.js';
+import { refusal } from './refusal.js';
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -26,16 +26,6 @@ async function start(leaseS = 10) {
   const client = new CoordinatorClient(server.endpoint, { timeoutMs: 5000 });
   cleanups.push(() => client.close());
   return { server, client, registry };
-}
-
-async function refusal(p: Promise<unknown>): Promise<CoordinatorError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof CoordinatorError) return err;
-    throw err;
-  }
-  throw new Error('expected the call to be refused');
 }
 
 const worker = (rank: number, world: number, extra: Record<string, unknown> = {}) => ({

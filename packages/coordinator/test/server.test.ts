@@ -1,4 +1,3 @@
-import { CoordinatorError } from '@hotweights/core';
 import { createMetricsRegistry } from '@hotweights/runtime';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Dealer } from 'zeromq';
@@ -10,6 +9,7 @@ import {
   expectedDigest,
 } from '../src/index.js';
 import { makePlan } from './plans.js';
+import { refusal } from './refusal.js';
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -26,16 +26,6 @@ async function start(opts: Partial<Parameters<typeof CoordinatorServer.start>[0]
   const client = new CoordinatorClient(server.endpoint, { token: opts.token, timeoutMs: 5000 });
   cleanups.push(() => client.close());
   return { server, client };
-}
-
-async function refusal(p: Promise<unknown>): Promise<CoordinatorError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof CoordinatorError) return err;
-    throw err;
-  }
-  throw new Error('expected the call to be refused');
 }
 
 /** Registers a worker holding `rank` (id `w<rank>`): only it may precommit for the rank. */
