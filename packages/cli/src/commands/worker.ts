@@ -3,7 +3,7 @@
  * size come from RANK/WORLD_SIZE (or mpirun's variables) unless given as flags; the adapter is the
  * directory adapter with --target, else the in-memory one.
  */
-import { access, mkdir, writeFile } from 'node:fs/promises';
+import { access, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DirectoryAdapter } from '@hotweights/adapter-directory';
 import { MemoryAdapter } from '@hotweights/adapter-memory';
@@ -135,7 +135,7 @@ export const workerCommand: CommandModule = {
         });
         if (metrics) c.out(`worker metrics on ${metrics.url}`);
         if (opts.target) {
-          // Marks the target as one rank of this fleet: `rollback --target` then points at the fleet.
+          // Marks the target as served by a fleet worker: `rollback --target` then points at the fleet.
           const marker: FleetMarker = { endpoint, rank, world_size: worldSize };
           await mkdir(join(opts.target, '.hotweights'), { recursive: true });
           await writeFile(join(opts.target, FLEET_MARKER), `${JSON.stringify(marker)}\n`);
@@ -145,6 +145,8 @@ export const workerCommand: CommandModule = {
         process.once('SIGTERM', stop);
         await done;
         await agent.stop();
+        // Stopped cleanly: no fleet worker serves the target now (a killed one leaves the mark).
+        if (opts.target) await rm(join(opts.target, FLEET_MARKER), { force: true });
         await staging.close();
         await metrics?.close();
         c.out(`worker rank ${rank} stopped; live ${agent.liveVersion ?? 'none'}`);
