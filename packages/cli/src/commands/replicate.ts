@@ -148,6 +148,8 @@ async function runRank(
   emit: (ev: RankEvent) => void,
 ): Promise<{ result: RankUpdateResult; transport: string }> {
   const plan = await loadPlan(opts.plan);
+  // Under mpirun/torchrun this is the first look at the world: check before opening anything.
+  checkPlanWorld(plan, { rank, worldSize, source: opts.plan });
   const manifest = await loadNextManifest(plan, opts);
   let provider: TransportProvider;
   const forced = opts.transport ?? c.config.transport;
