@@ -201,7 +201,7 @@ describe('fleet truth: every rank on the committed version, or a clear report', 
     await expectConverged(t, 'v0', 2, t.fleet.ckptA, A_FILES);
   });
 
-  it('a host-local rollback of a fleet rank is refused (forced, the rank converges back); a replacement worker with an empty target catches up', async () => {
+  it('a host-local rollback of a fleet rank is refused (forced, the rank converges back); a replacement worker with an empty target catches up, also to a fleet rollback', async () => {
     const t = await setup(2);
     t.spawnWorker(0);
     const w1 = t.spawnWorker(1);
@@ -224,6 +224,13 @@ describe('fleet truth: every rank on the committed version, or a clear report', 
     const fresh = t.spawnWorker(1);
     await fresh.waitFor(/converged: live v1 \(was none; caught up from the source\)/);
     await expectConverged(t, 'v1', 2, t.fleet.ckptB, B_FILES);
+
+    // A fleet rollback: the replaced rank keeps no v0, so it fetches v0 again before it votes.
+    const rb = await t.cli(['rollback', '--wait']);
+    expect(rb.stderr).toBe('');
+    expect(rb.stdout).toContain('fleet converged: 2 of 2 live on v0');
+    await fresh.waitFor(/catching up to v0: staging the whole version from the source/);
+    await expectConverged(t, 'v0', 2, t.fleet.ckptA, A_FILES);
   });
 
   it('a fleet rollback moves every rank and the current manifest back, survives a Redis coordinator restart, and a delta applies on top', async () => {
