@@ -90,7 +90,7 @@ export interface FleetRank {
 /**
  * Whether the fleet is on the current version: `converged` (every rank live on it),
  * `converging` (ranks behind are catching up by themselves), `diverged` (a rank reports it
- * cannot, or has stayed behind for three leases), `empty` (nothing committed and no workers).
+ * cannot, or has stayed behind for three leases), `empty` (no live workers).
  */
 export type FleetState = 'converged' | 'converging' | 'diverged' | 'empty';
 

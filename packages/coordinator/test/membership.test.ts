@@ -107,6 +107,10 @@ describe('membership', () => {
 describe('fleet truth', () => {
   it('reports per-rank live versions, the fleet state and ranks behind; rolls the fleet back in two phases', async () => {
     const { client, registry } = await start();
+    expect((await client.status()).fleet).toMatchObject({
+      state: 'empty',
+      summary: 'empty: no live workers (nothing committed)',
+    });
     await client.call('register', worker(0, 2));
     await client.call('register', worker(1, 2));
     const m = (v: string) => ({

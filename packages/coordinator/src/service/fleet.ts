@@ -48,8 +48,10 @@ export function fleetView(s: FleetInput, now = Date.now()): FleetView {
   for (const key of [...s.behindSince.keys()]) if (Number(key) >= world) s.behindSince.delete(key);
   const behind = ranks.filter((r) => r.behind);
   const base = { world_size: world, current_version: current, behind: behind.map((r) => r.rank), ranks };
-  if (world === 0 && current === null)
-    return { ...base, state: 'empty', summary: 'empty: no workers, nothing committed' };
+  if (world === 0) {
+    const what = current === null ? 'nothing committed' : `current version ${current}`;
+    return { ...base, state: 'empty', summary: `empty: no live workers (${what})` };
+  }
   if (behind.length === 0) {
     return {
       ...base,
