@@ -124,7 +124,7 @@ describe('fleet truth: every rank on the committed version, or a clear report', 
     await expectConverged(t, 'v1', 2, t.fleet.ckptB, B_FILES);
   });
 
-  it('a worker killed right after precommit finishes the flip when restarted; a second claimant of its rank is refused', async () => {
+  it('a worker killed right after precommit stays in doubt when restarted, finishes the flip after the commit; a second claimant of its rank is refused', async () => {
     // A lease far longer than the test: the killed worker still holds rank 1 when it restarts.
     const long = { HOTWEIGHTS_LEASE_S: '60' };
     const t = await setup(2, long, long);
@@ -135,12 +135,21 @@ describe('fleet truth: every rank on the committed version, or a clear report', 
     await t.cli(['begin', '--version', 'v1', '--no-auto-commit']);
     for (const w of [w0, w1]) await w.waitFor(/update v1: .*precommitted/);
     await w1.kill('SIGKILL');
+    // Restarted before the decision: in doubt, it keeps what it prepared (no new staging).
+    const undecided = t.spawnWorker(1);
+    await undecided.waitFor(
+      /rank 1 is held by worker \S+, an earlier process on this host that is gone: taking over/,
+    );
+    await undecided.waitFor(
+      'update v1: this rank voted yes before it restarted; in doubt, keeping the prepared version',
+    );
+    expect(undecided.output()).not.toMatch(/update v1: (staged|broadcasts are over)/);
+    // Killed again; the coordinator commits; restarted after the decision: it finishes the flip.
+    await undecided.kill('SIGKILL');
     expect((await t.cli(['commit', '--version', 'v1'])).stdout).toContain('update v1: committed');
     await w0.waitFor('update v1: committed, live v1');
     const again = t.spawnWorker(1);
-    await again.waitFor(
-      /rank 1 is held by worker \S+, an earlier process on this host that is gone: taking over/,
-    );
+    await again.waitFor(/taking over/);
     await again.waitFor(/converged: live v1 \(was v0; finished the flip from what this rank prepared/);
     await expectConverged(t, 'v1', 2, t.fleet.ckptB, B_FILES);
 

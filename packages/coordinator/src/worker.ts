@@ -405,6 +405,15 @@ export class WorkerAgent {
   async #runAttempt(a: Attempt, active: UpdateView): Promise<void> {
     const started = performance.now();
     const signal = a.ctrl.signal;
+    if (active.precommits[String(this.rank)] && (await this.#o.adapter.hasVersion?.(a.version))) {
+      // An earlier process of this rank voted yes and prepared the version: this rank is in doubt
+      // and keeps it (no new staging that could fail and abort) until the coordinator decides.
+      a.phase = 'precommitted';
+      this.#log(
+        `update ${a.version}: this rank voted yes before it restarted; in doubt, keeping the prepared version until the coordinator says the outcome`,
+      );
+      return;
+    }
     let digest: string;
     let what: string;
     if (active.kind === 'rollback') {
