@@ -155,8 +155,9 @@ class Staged implements StagedUpdate {
     const t0 = performance.now();
     try {
       await adapter.commit(this.version);
-    } finally {
       this.#state = 'committed';
+    } finally {
+      // Committed or not, the adapter holds the version now; a failed commit can still discard.
       await this.o.staging.release(this.version).catch(() => {});
     }
     // Adapters that know their switch time (the directory adapter's rename) report it; the rest
