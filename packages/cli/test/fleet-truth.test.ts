@@ -173,6 +173,22 @@ describe('fleet truth: every rank on the committed version, or a clear report', 
     await expectConverged(t, 'v1', 2, t.fleet.ckptB, B_FILES);
   });
 
+  it('a hung holder of a rank (SIGSTOP) is waited out: a new worker takes the rank once its lease expires', async () => {
+    // A lease longer than a worker's start: the silent holder still holds rank 0 when the next asks.
+    const lease = { HOTWEIGHTS_LEASE_S: '10' };
+    const t = await setup(1, lease, lease);
+    const w0 = t.spawnWorker(0);
+    await t.deploy(t.fleet.planV0, 'v0');
+    w0.child.kill('SIGSTOP'); // alive, but silent: no heartbeat, no answer
+    cleanups.push(async () => w0.child.kill('SIGCONT'));
+    const next = t.spawnWorker(0);
+    await next.waitFor(
+      /rank 0 is held by worker \S+ on host \S+ \(pid \d+\), silent for [\d.]+ s: waiting [\d.]+ s for its lease to expire/,
+    );
+    await next.waitFor('registered as');
+    await expectConverged(t, 'v0', 1, t.fleet.ckptA, A_FILES);
+  });
+
   it('a target read-only at commit is reported as divergence, --wait names the rank, and the flip is retried until it succeeds', async () => {
     const t = await setup(2);
     const w0 = t.spawnWorker(0);

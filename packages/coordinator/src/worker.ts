@@ -193,14 +193,23 @@ export class WorkerAgent {
   }
 
   /**
-   * The holder of our rank when it is a previous process of this worker on this host that is
-   * gone (killed, crashed): a restarted worker replaces it at once instead of waiting a lease.
+   * What to do about the live worker holding our rank: take over at once from a previous process
+   * of this worker on this host that is gone (killed, crashed), or wait out the lease of a holder
+   * that has stopped heartbeating (hung, or on a lost host). A holder that heartbeats is a second
+   * claimant's answer: undefined, and the refusal stands.
    */
-  async #deadPredecessor(): Promise<string | undefined> {
-    const { workers } = await this.client.listWorkers();
-    const holder = workers.find((w) => w.rank === this.rank);
-    if (!holder || holder.host !== hostname() || holder.pid === null) return undefined;
-    return holder.pid === process.pid || !processAlive(holder.pid) ? holder.worker_id : undefined;
+  async #holderVerdict(): Promise<{ takeOver: string } | { waitMs: number; holder: string } | undefined> {
+    const s = await this.client.status();
+    const holder = s.workers.find((w) => w.rank === this.rank);
+    if (!holder) return { waitMs: 0, holder: 'gone' };
+    const dead = holder.pid !== null && (holder.pid === process.pid || !processAlive(holder.pid));
+    if (holder.host === hostname() && dead) return { takeOver: holder.worker_id };
+    const silentMs = s.now - holder.last_seen;
+    if (silentMs <= 3 * s.heartbeat_s * 1000) return undefined;
+    return {
+      waitMs: Math.max(0, holder.lease_expires_at - s.now) + 50,
+      holder: `${holder.worker_id} on host ${holder.host} (pid ${holder.pid ?? '?'}), silent for ${(silentMs / 1000).toFixed(1)} s`,
+    };
   }
 
   async #register(retry: boolean): Promise<void> {
@@ -230,11 +239,19 @@ export class WorkerAgent {
         return;
       } catch (err) {
         if (err instanceof CoordinatorError && err.code === ERROR_CODES.rankHeld && takeOver === undefined) {
-          takeOver = await this.#deadPredecessor().catch(() => undefined);
-          if (takeOver) {
+          const verdict = await this.#holderVerdict().catch(() => undefined);
+          if (verdict && 'takeOver' in verdict) {
+            takeOver = verdict.takeOver;
             this.#log(
               `rank ${this.rank} is held by worker ${takeOver}, an earlier process on this host that is gone: taking over`,
             );
+            continue;
+          }
+          if (verdict && !this.#stopped) {
+            this.#log(
+              `rank ${this.rank} is held by worker ${verdict.holder}: waiting ${(verdict.waitMs / 1000).toFixed(1)} s for its lease to expire`,
+            );
+            await new Promise((r) => setTimeout(r, verdict.waitMs));
             continue;
           }
         }

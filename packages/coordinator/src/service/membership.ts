@@ -62,9 +62,11 @@ export async function register(s: CoordinatorState, p: JsonObject): Promise<unkn
   }
   const holder = others.find((w) => w.rank === args.rank);
   if (holder) {
-    // A restarted worker may replace its dead predecessor at once, rather than wait a lease.
+    // A holder whose lease ran out (the reaper has not passed yet) is gone; a restarted worker
+    // may replace its dead predecessor at once, rather than wait a lease.
     const replaces =
-      args.take_over === holder.worker_id && holder.host === args.host && holder.host !== 'unknown';
+      holder.lease_expires_at <= now ||
+      (args.take_over === holder.worker_id && holder.host === args.host && holder.host !== 'unknown');
     if (!replaces) {
       throw new CoordinatorError(
         ERROR_CODES.rankHeld,
