@@ -22,6 +22,7 @@ import {
   readlink,
   rename,
   rm,
+  stat,
   symlink,
   writeFile,
 } from 'node:fs/promises';
@@ -200,6 +201,22 @@ export class DirectoryAdapter implements Adapter {
       throw err;
     }
     await preparation.finish();
+  }
+
+  /** A version is here when its record and its directory are (prepared, live or previous). */
+  async hasVersion(version: string): Promise<boolean> {
+    const dirName = safeVersion(version);
+    const meta = await readFile(this.layout.metaFile(dirName), 'utf8').catch(() => null);
+    if (meta === null) return false;
+    try {
+      if ((JSON.parse(meta) as VersionMeta).version !== version) return false;
+    } catch {
+      return false;
+    }
+    return stat(this.layout.versionDir(dirName)).then(
+      (st) => st.isDirectory(),
+      () => false,
+    );
   }
 
   async commit(version: string): Promise<void> {

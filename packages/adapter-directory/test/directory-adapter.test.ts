@@ -164,7 +164,12 @@ describe('DirectoryAdapter', { timeout: 120_000 }, () => {
     await adapter.prepare({ plan: delta, manifest: m1, staging });
     await staging.close();
     expect(existsSync(join(target, 'versions/v1'))).toBe(true);
+    // A restarted process finds what was prepared on disk (and a fresh adapter object does too).
+    expect(await new DirectoryAdapter({ target }).hasVersion('v1')).toBe(true);
+    expect(await adapter.hasVersion('v0')).toBe(true);
+    expect(await adapter.hasVersion('v9')).toBe(false);
     await adapter.abort('v1');
+    expect(await adapter.hasVersion('v1')).toBe(false);
     expect(existsSync(join(target, 'versions/v1'))).toBe(false);
     expect(await adapter.currentVersion()).toBe('v0');
     expectSameTree(join(target, 'current'), base, names);

@@ -50,6 +50,10 @@ export class MemoryAdapter implements Adapter {
     this.versions.set(plan.version, base);
   }
 
+  async hasVersion(version: string): Promise<boolean> {
+    return this.versions.has(version);
+  }
+
   async commit(version: string): Promise<void> {
     if (!this.versions.has(version)) throw new AdapterError(`version ${version} was not prepared`);
     if (version === this.current) return;

@@ -1,7 +1,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { expectedDigest } from '@hotweights/coordinator';
+import { CoordinatorClient, expectedDigest } from '@hotweights/coordinator';
 import type { Plan } from '@hotweights/core';
 import { computePlanDigest, loadPlan } from '@hotweights/manifest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -56,6 +56,18 @@ const TOKEN = 'cli-test-token-9f8e7d';
 let dir: string;
 let coord: CoordProcess;
 
+/** Registers stand-in workers holding `ranks` (ids w<rank>), as `hotweights worker` would. */
+async function holdRanks(endpoint: string, ranks: number[], worldSize: number): Promise<void> {
+  const client = new CoordinatorClient(endpoint, { token: TOKEN, timeoutMs: 5000 });
+  try {
+    for (const rank of ranks) {
+      await client.call('register', { rank, world_size: worldSize, worker_id: `w${rank}` });
+    }
+  } finally {
+    client.close();
+  }
+}
+
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'hw-coord-cli-'));
   // Long leases: this test precommits by hand, with no worker processes holding the ranks.
@@ -94,15 +106,35 @@ describe('control-plane commands against a real coord-serve', { timeout: 120_000
     expect(again.code).toBe(1);
     expect(again.stderr).toContain('[HW_COORD_REFUSED]');
 
-    const bad = await runCli(['precommit', '--version', 'v1', '--rank', '0', '--digest', 'sha256:00'], {
-      env,
-    });
+    // The right digest is public (get_plan): a vote from no worker holding the rank is refused.
+    const forged = await runCli(
+      ['precommit', '--version', 'v1', '--rank', '0', '--digest', expectedDigest(p, 0)],
+      { env },
+    );
+    expect(forged.code).toBe(1);
+    expect(forged.stderr).toContain('[HW_COORD_NOT_HOLDER]: precommit v1: rank 0 is held by no live worker');
+
+    await holdRanks(coord.endpoint, [0, 1], 2);
+    const bad = await runCli(
+      ['precommit', '--version', 'v1', '--rank', '0', '--worker-id', 'w0', '--digest', 'sha256:00'],
+      { env },
+    );
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain('HW_COORD_DIGEST_MISMATCH');
 
     for (const rank of [0, 1]) {
       const ok = await runCli(
-        ['precommit', '--version', 'v1', '--rank', String(rank), '--digest', expectedDigest(p, rank)],
+        [
+          'precommit',
+          '--version',
+          'v1',
+          '--rank',
+          String(rank),
+          '--worker-id',
+          `w${rank}`,
+          '--digest',
+          expectedDigest(p, rank),
+        ],
         { env },
       );
       expect(ok.code).toBe(0);
@@ -157,7 +189,10 @@ describe('control-plane commands against a real coord-serve', { timeout: 120_000
 
   it('plan --coord-endpoint plans against the manifest the last commit made current', async () => {
     const fleet = await makeFleet(1);
+    // A coordinator of its own: the first test's fleet has two ranks, this plan one.
+    const coord = await startCoordProcess({ HOTWEIGHTS_COORD_TOKEN: TOKEN, HOTWEIGHTS_LEASE_S: '600' });
     try {
+      await holdRanks(coord.endpoint, [0], 1);
       const env = { HOTWEIGHTS_COORD: coord.endpoint, HOTWEIGHTS_COORD_TOKEN: TOKEN };
       const none = await runCli(
         [
@@ -181,7 +216,17 @@ describe('control-plane commands against a real coord-serve', { timeout: 120_000
       await runCli(['begin', '--version', 'v0'], { env });
       const p0 = await loadPlan(fleet.planV0);
       const pre = await runCli(
-        ['precommit', '--version', 'v0', '--rank', '0', '--digest', expectedDigest(p0, 0)],
+        [
+          'precommit',
+          '--version',
+          'v0',
+          '--rank',
+          '0',
+          '--worker-id',
+          'w0',
+          '--digest',
+          expectedDigest(p0, 0),
+        ],
         { env },
       );
       expect(pre.stdout).toContain('update v0: committed');
@@ -208,6 +253,7 @@ describe('control-plane commands against a real coord-serve', { timeout: 120_000
       // Only what changed moves: b.bin changed and c.bin is new; a.bin is identical.
       expect(p1.buckets.flatMap((b) => b.items.map((it) => it.uri)).sort()).toEqual(['b.bin', 'c.bin']);
     } finally {
+      await coord.stop();
       await fleet.cleanup();
     }
   });

@@ -2,7 +2,7 @@
  * The control plane end to end with real processes: `coord-serve`, `hotweights worker` per rank
  * (directory adapter, local transport over /dev/shm), and the CLI driving updates.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Dealer } from 'zeromq';
@@ -198,7 +198,11 @@ describe('coordinator + worker processes', { timeout: 240_000 }, () => {
       await cli(['begin', '--version', 'v0', '--no-auto-commit']);
       await w0.waitFor('update v0: staged');
       await w1.waitFor('update v0: staged');
-      await w1.kill('SIGKILL'); // its staging and prepared version die with it
+      await w1.kill('SIGKILL'); // its staging dies with it
+      // ... and so does its prepared version (a lost disk): with it, the restarted rank would be
+      // in doubt and keep it (fleet-truth.test.ts); without it, it stages its share again.
+      await rm(join(fleet.target(1), 'versions'), { recursive: true, force: true });
+      await rm(join(fleet.target(1), '.hotweights'), { recursive: true, force: true });
       const again = spawn(1);
       await again.waitFor(expected);
       await again.waitFor('update v0: staged');

@@ -55,6 +55,7 @@ describe('hotweights status with a coordinator', { timeout: 120_000 }, () => {
     expect(coordAt).toBeGreaterThan(localAt);
     expect(res.stdout).toContain(`target ${fleet.target(0)}: live v0, previous none`);
     expect(res.stdout).toContain('current version: v0');
+    expect(res.stdout).toContain('fleet: converged: 1 of 1 live on v0');
     expect(res.stdout).toContain('last finished: update v0: committed, precommitted 1/1');
     expect(res.stdout).toMatch(/workers: 1\n {2}rank 0\/1 {2}\S+ {2}live v0 {2}lease [\d.]+ s/);
   });
@@ -71,6 +72,12 @@ describe('hotweights status with a coordinator', { timeout: 120_000 }, () => {
       active: null,
     });
     expect(report.coordinator.workers).toEqual([expect.objectContaining({ rank: 0, live_version: 'v0' })]);
+    expect(report.coordinator.fleet).toMatchObject({
+      state: 'converged',
+      summary: 'converged: 1 of 1 live on v0',
+      behind: [],
+      ranks: [expect.objectContaining({ rank: 0, live_version: 'v0', behind: false, sync_error: null })],
+    });
   });
 
   it('without an endpoint shows only the local view; an unreachable one is a clear error', async () => {

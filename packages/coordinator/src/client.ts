@@ -175,6 +175,17 @@ export class CoordinatorClient {
   abort(args: { version?: string; reason?: string } = {}): Promise<UpdateView> {
     return this.call('abort', { ...args });
   }
+  /** One update's record (null when unknown) and the current version: an in-doubt rank's question. */
+  getUpdate(version: string): Promise<{ update: UpdateView | null; current_version: string | null }> {
+    return this.call('get_update', { version });
+  }
+  /** Starts a fleet rollback (to the version before the current one, or `to`). */
+  rollback(options: { to?: string; autoCommit?: boolean } = {}): Promise<UpdateView> {
+    return this.call('rollback', {
+      ...(options.to === undefined ? {} : { to: options.to }),
+      auto_commit: options.autoCommit ?? true,
+    });
+  }
   setCurrentManifest(manifest: unknown): Promise<{ version: string }> {
     return this.call('set_current_manifest', { manifest });
   }

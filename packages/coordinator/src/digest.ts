@@ -36,3 +36,14 @@ export function requiredRanks(plan: Plan, registeredRanks: readonly number[]): n
   if (ranks.size === 0) for (const r of registeredRanks) ranks.add(r);
   return [...ranks].sort((a, b) => a - b);
 }
+
+/**
+ * The precommit digest of a fleet rollback to `version` from `from`: a rank votes yes once it can
+ * make `version` live again (it kept it, or fetched it anew). No buckets move, so nothing else to
+ * digest; the vote counts only from the worker holding the rank.
+ */
+export function rollbackDigest(version: string, from: string | null): string {
+  return `sha256:${createHash('sha256')
+    .update(canonicalJson({ rollback_to: version, from }))
+    .digest('hex')}`;
+}

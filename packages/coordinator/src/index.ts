@@ -8,7 +8,7 @@ export {
   EventSubscriber,
   eventEndpointFor,
 } from './client.js';
-export { bucketsForRank, expectedDigest, requiredRanks, stagedDigest } from './digest.js';
+export { bucketsForRank, expectedDigest, requiredRanks, rollbackDigest, stagedDigest } from './digest.js';
 export {
   type EmbeddedCoordinator,
   type EmbeddedCoordinatorOptions,
@@ -41,6 +41,9 @@ export { CoordinatorService, type CoordinatorServiceOptions } from './service.js
 export type {
   CoordinatorStatus,
   CurrentRecord,
+  FleetRank,
+  FleetState,
+  FleetView,
   HandleRecord,
   PrecommitRecord,
   UpdateRecord,

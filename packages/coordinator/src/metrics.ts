@@ -5,6 +5,7 @@ export class CoordinatorMetrics {
   readonly workers: Gauge;
   readonly precommitAcks: Gauge;
   readonly haveBuckets: Gauge;
+  readonly ranksBehind: Gauge;
   readonly handlesPosted: Counter;
   readonly handlesFetched: Counter;
   readonly handlesAcked: Counter;
@@ -24,6 +25,11 @@ export class CoordinatorMetrics {
     this.precommitAcks = new Gauge({
       name: 'hotweights_coord_precommit_acks',
       help: 'Ranks that have precommitted the active update',
+      registers,
+    });
+    this.ranksBehind = new Gauge({
+      name: 'hotweights_coord_ranks_behind',
+      help: 'Ranks of the fleet not live on the current version (no worker, or another version live)',
       registers,
     });
     this.haveBuckets = new Gauge({

@@ -3,7 +3,7 @@
  * token?}`; replies are `{id, result}` or `{id, error: {code, message}}`. Events go out on the PUB
  * socket as two frames: the event name (the subscription topic) and a JSON body.
  */
-import { CoordinatorError, SchemaError } from '@hotweights/core';
+import { CoordinatorError, isErrorKind } from '@hotweights/core';
 import { type JsonObject, SchemaChecker } from '@hotweights/manifest';
 
 export const ERROR_CODES = {
@@ -19,6 +19,8 @@ export const ERROR_CODES = {
   tooLarge: 'HW_COORD_TOO_LARGE',
   internal: 'HW_COORD_INTERNAL',
   unreachable: 'HW_COORD_UNREACHABLE',
+  rankHeld: 'HW_COORD_RANK_HELD',
+  notHolder: 'HW_COORD_NOT_HOLDER',
 } as const;
 
 /** Every RPC. `mutating` ones need the token when the server has one. */
@@ -29,6 +31,7 @@ export const METHODS = {
   get_plan: { mutating: false },
   get_current_manifest: { mutating: false },
   who_has: { mutating: false },
+  get_update: { mutating: false },
   register: { mutating: true },
   heartbeat: { mutating: true },
   submit_plan: { mutating: true },
@@ -36,6 +39,7 @@ export const METHODS = {
   precommit: { mutating: true },
   commit: { mutating: true },
   abort: { mutating: true },
+  rollback: { mutating: true },
   set_current_manifest: { mutating: true },
   report_have: { mutating: true },
   // Handles grant access to staged memory, so even reading them needs the token.
@@ -146,7 +150,7 @@ export function checkParams<T>(method: string, read: (c: SchemaChecker) => T): T
   try {
     return read(new SchemaChecker(undefined));
   } catch (err) {
-    if (err instanceof SchemaError) {
+    if (isErrorKind(err, 'SchemaError')) {
       throw new CoordinatorError(ERROR_CODES.badParams, `${method}: params.${err.message}`, { cause: err });
     }
     throw err;

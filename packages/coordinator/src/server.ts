@@ -3,7 +3,7 @@
  * Frames are checked before anything is parsed; every bad request gets an error reply when the
  * sender can be answered at all, and nothing a client sends can stop the loop.
  */
-import { CoordinatorError, type HotweightsConfig } from '@hotweights/core';
+import { CoordinatorError, type HotweightsConfig, isErrorKind } from '@hotweights/core';
 import type { Registry } from 'prom-client';
 import { Publisher, Router } from 'zeromq';
 import { TokenGuard } from './auth.js';
@@ -42,6 +42,8 @@ export interface CoordinatorServerOptions {
   readonly maxRequestBytes?: number;
   /** Register coordinator metrics here (serve it with core's startMetricsServer). */
   readonly metricsRegistry?: Registry | undefined;
+  /** Test hook: ms each precommit reply is held (see HOTWEIGHTS_TEST_PRECOMMIT_DELAY_MS). */
+  readonly precommitReplyDelayMs?: number | undefined;
   /** One line per event and per failed request (never containing the token). */
   readonly log?: ((line: string) => void) | undefined;
 }
@@ -111,6 +113,7 @@ export class CoordinatorServer {
       heartbeatS: opts.heartbeatS ?? 2,
       handleTtlS: opts.handleTtlS ?? 30,
       metrics,
+      precommitReplyDelayMs: opts.precommitReplyDelayMs,
     });
     // Frames between maxRequest and MAX_FRAME are answered with an error.
     // sendTimeout 0: a reply to a peer that does not read (its queue is full) is dropped rather
@@ -277,7 +280,7 @@ function safeSend(send: () => Promise<void>): void {
 }
 
 function toErrorBody(err: unknown): { code: string; message: string } {
-  if (err instanceof CoordinatorError) return { code: err.code, message: err.message };
+  if (isErrorKind(err, 'CoordinatorError')) return { code: err.code, message: err.message };
   if (err instanceof Error && 'code' in err && typeof err.code === 'string' && err.code.startsWith('HW_')) {
     return { code: err.code, message: err.message };
   }

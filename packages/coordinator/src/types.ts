@@ -15,8 +15,10 @@ export interface WorkerRecord {
   readonly registered_at: number;
   readonly last_seen: number;
   readonly lease_expires_at: number;
-  /** Version live on the worker's adapter, as it last reported. */
+  /** Version live on the worker's adapter, as the worker read it from the adapter last. */
   readonly live_version: string | null;
+  /** Why the worker cannot reach the current version yet (e.g. its flip fails), as it reported. */
+  readonly sync_error?: string | null;
 }
 
 export interface PrecommitRecord {
@@ -27,6 +29,10 @@ export interface PrecommitRecord {
 
 export interface UpdateRecord {
   readonly version: string;
+  /** `rollback`: the fleet goes back to `version`, which every rank kept or fetches again. */
+  readonly kind?: 'update' | 'rollback';
+  /** The version that was current when the update began (what a fleet rollback returns to). */
+  readonly from_version?: string | null;
   readonly state: UpdateState;
   readonly plan_digest: string;
   readonly prev_version: string | null;
@@ -68,6 +74,36 @@ export interface CurrentRecord {
   readonly committed_at: number | null;
 }
 
+/** One rank of the fleet as its worker last reported it. */
+export interface FleetRank {
+  readonly rank: number;
+  /** null: no live worker holds the rank. */
+  readonly worker_id: string | null;
+  readonly host: string | null;
+  readonly pid: number | null;
+  readonly live_version: string | null;
+  readonly sync_error: string | null;
+  /** Not live on the current version. */
+  readonly behind: boolean;
+}
+
+/**
+ * Whether the fleet is on the current version: `converged` (every rank live on it),
+ * `converging` (ranks behind are catching up by themselves), `diverged` (a rank reports it
+ * cannot, or has stayed behind for three leases), `empty` (no live workers).
+ */
+export type FleetState = 'converged' | 'converging' | 'diverged' | 'empty';
+
+export interface FleetView {
+  readonly state: FleetState;
+  /** One line, e.g. "converging: 1 of 3 behind (rank 2 on v0)". */
+  readonly summary: string;
+  readonly world_size: number;
+  readonly current_version: string | null;
+  readonly behind: readonly number[];
+  readonly ranks: readonly FleetRank[];
+}
+
 export interface CoordinatorStatus {
   readonly now: number;
   readonly seq: number;
@@ -82,4 +118,6 @@ export interface CoordinatorStatus {
   readonly updates: readonly UpdateView[];
   readonly workers: readonly WorkerRecord[];
   readonly handles_active: number;
+  /** Every rank's live version against the current one. */
+  readonly fleet: FleetView;
 }

@@ -9,16 +9,25 @@
  *   it staged -> on commit flips the adapter; on abort discards the staged update.
  *
  * Live weights change only in `adapter.commit`, and only after the coordinator committed.
+ *
+ * Two-phase commit as the textbook has it: once this rank voted yes (or may have: the precommit
+ * reply was lost) it is in doubt and keeps what it prepared until the coordinator says the
+ * outcome; it asks, it never guesses. After a commit the rank converges by itself: every pass
+ * reads the live version from the adapter (never a cached value), and when it is not the
+ * coordinator's current version the rank finishes the flip from what it prepared or kept
+ * (`adapter.hasVersion`), or catches up from the source (catch-up.ts); a failure is reported in
+ * the heartbeat and retried with backoff until it succeeds.
  */
 import { rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { CoordinatorError, type Manifest, type Plan } from '@hotweights/core';
+import { CoordinatorError, isErrorKind, type Manifest, type Plan } from '@hotweights/core';
 import { validateManifest } from '@hotweights/manifest';
 import { checkPlanWorld, type StagedUpdate } from '@hotweights/runtime';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { type AttemptServices, stageAttempt } from './attempt.js';
+import { type PlanCatchUp, stageCatchUp } from './catch-up.js';
 import { CoordinatorClient, EventSubscriber, eventEndpointFor } from './client.js';
-import { stagedDigest } from './digest.js';
+import { rollbackDigest, stagedDigest } from './digest.js';
 import { ERROR_CODES } from './protocol.js';
 import type { CoordinatorStatus, UpdateView } from './types.js';
 
@@ -35,8 +44,32 @@ export interface WorkerAgentOptions extends AttemptServices {
   /** The next version's manifest when the coordinator holds none (e.g. from plan.next_manifest.path). */
   readonly loadManifest?: (plan: Plan) => Promise<Manifest | undefined>;
   readonly log?: (line: string) => void;
+  /** A full plan of a version for catching up when its stored plan is a delta (see catch-up.ts). */
+  readonly planCatchUp?: PlanCatchUp;
   /** Called when an update ends on this worker. */
   readonly onFinished?: (version: string, result: 'committed' | 'aborted' | 'failed') => void;
+}
+
+/** Longest wait between two tries to reach the current version. */
+const MAX_SYNC_BACKOFF_MS = 30_000;
+
+/** Whether process `pid` on this host is still running. */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * A precommit that failed this way may still have been recorded (the reply was lost or late):
+ * the rank is in doubt. Any other refusal is the coordinator's answer: the vote did not count.
+ */
+function voteMayHaveCounted(err: unknown): boolean {
+  const code = (err as { code?: unknown })?.code;
+  return code === 'HW_TIMEOUT' || code === ERROR_CODES.unreachable || !isErrorKind(err, 'CoordinatorError');
 }
 
 type Phase = 'staging' | 'prepared' | 'precommitted' | 'failed' | 'finished';
@@ -50,6 +83,8 @@ interface Attempt {
   rendezvous?: string;
   /** Staged, verified and prepared; waiting for the coordinator's decision. */
   staged?: StagedUpdate;
+  /** The vote this rank sent (re-sent while the coordinator does not have it). */
+  vote?: { digest: string; resending: boolean };
   done: Promise<void>;
 }
 
@@ -94,6 +129,12 @@ export class WorkerAgent {
   #stopped = false;
   #reconciling: Promise<void> | undefined;
   #again = false;
+  /** Why this rank is not on the current version yet (reported in every heartbeat), or null. */
+  #syncError: string | null = null;
+  #syncFailures = 0;
+  #syncNotBefore = 0;
+  /** Cancels a catch-up in progress when the worker stops. */
+  readonly #syncCtrl = new AbortController();
 
   private constructor(o: WorkerAgentOptions) {
     this.#o = o;
@@ -115,7 +156,14 @@ export class WorkerAgent {
     agent.#sub = new EventSubscriber(eventEndpointFor(o.endpoint, o.pubEndpoint), () => agent.kick(), {
       topics: ['begin', 'commit', 'abort'],
     });
-    await agent.#register(true);
+    try {
+      await agent.#register(true);
+    } catch (err) {
+      // Refused (e.g. the rank is held): nothing may keep the process alive after this.
+      agent.#sub.close();
+      agent.client.close();
+      throw err;
+    }
     agent.#timer = setInterval(() => void agent.#tick(), o.config.heartbeatS * 1000);
     agent.kick();
     return agent;
@@ -125,14 +173,50 @@ export class WorkerAgent {
     return this.#workerId;
   }
 
-  /** Version live on this worker's adapter. */
+  /** Version live on this worker's adapter, as last read from it. */
   get liveVersion(): string | null {
     return this.#live;
   }
 
+  /** Reads the live version from the adapter: what the coordinator is told is never a cached value. */
+  async #readLive(): Promise<string | null> {
+    try {
+      this.#live = await this.#o.adapter.currentVersion();
+    } catch (err) {
+      this.#syncError = `cannot read the live version: ${(err as Error).message}`;
+    }
+    return this.#live;
+  }
+
+  #heartbeatParams(): Record<string, unknown> {
+    return { worker_id: this.#workerId, live_version: this.#live, sync_error: this.#syncError };
+  }
+
+  /**
+   * What to do about the live worker holding our rank: take over at once from a previous process
+   * of this worker on this host that is gone (killed, crashed), or wait out the lease of a holder
+   * that has stopped heartbeating (hung, or on a lost host). A holder that heartbeats is a second
+   * claimant's answer: undefined, and the refusal stands.
+   */
+  async #holderVerdict(): Promise<{ takeOver: string } | { waitMs: number; holder: string } | undefined> {
+    const s = await this.client.status();
+    const holder = s.workers.find((w) => w.rank === this.rank);
+    if (!holder) return { waitMs: 0, holder: 'gone' };
+    const dead = holder.pid !== null && (holder.pid === process.pid || !processAlive(holder.pid));
+    if (holder.host === hostname() && dead) return { takeOver: holder.worker_id };
+    const silentMs = s.now - holder.last_seen;
+    if (silentMs <= 3 * s.heartbeat_s * 1000) return undefined;
+    return {
+      waitMs: Math.max(0, holder.lease_expires_at - s.now) + 50,
+      holder: `${holder.worker_id} on host ${holder.host} (pid ${holder.pid ?? '?'}), silent for ${(silentMs / 1000).toFixed(1)} s`,
+    };
+  }
+
   async #register(retry: boolean): Promise<void> {
+    let takeOver: string | undefined;
     for (;;) {
       try {
+        await this.#readLive();
         const r = await this.client.call<{ worker_id: string }>('register', {
           rank: this.rank,
           world_size: this.worldSize,
@@ -140,7 +224,9 @@ export class WorkerAgent {
           host: hostname(),
           pid: process.pid,
           live_version: this.#live,
+          sync_error: this.#syncError,
           ...(this.#workerId ? { worker_id: this.#workerId } : {}),
+          ...(takeOver ? { take_over: takeOver } : {}),
         });
         const first = this.#workerId === undefined;
         this.#workerId = r.worker_id;
@@ -152,8 +238,29 @@ export class WorkerAgent {
         );
         return;
       } catch (err) {
+        if (
+          isErrorKind(err, 'CoordinatorError') &&
+          err.code === ERROR_CODES.rankHeld &&
+          takeOver === undefined
+        ) {
+          const verdict = await this.#holderVerdict().catch(() => undefined);
+          if (verdict && 'takeOver' in verdict) {
+            takeOver = verdict.takeOver;
+            this.#log(
+              `rank ${this.rank} is held by worker ${takeOver}, an earlier process on this host that is gone: taking over`,
+            );
+            continue;
+          }
+          if (verdict && !this.#stopped) {
+            this.#log(
+              `rank ${this.rank} is held by worker ${verdict.holder}: waiting ${(verdict.waitMs / 1000).toFixed(1)} s for its lease to expire`,
+            );
+            await new Promise((r) => setTimeout(r, verdict.waitMs));
+            continue;
+          }
+        }
         this.#metrics?.coordinatorUp.set(0);
-        if (!retry || this.#stopped || (err instanceof CoordinatorError && err.code !== 'HW_TIMEOUT'))
+        if (!retry || this.#stopped || (isErrorKind(err, 'CoordinatorError') && err.code !== 'HW_TIMEOUT'))
           throw err;
         this.#log(`coordinator not reachable yet (${(err as Error).message}); retrying`);
       }
@@ -163,11 +270,12 @@ export class WorkerAgent {
   async #tick(): Promise<void> {
     if (this.#stopped || !this.#workerId) return;
     try {
-      await this.client.call('heartbeat', { worker_id: this.#workerId, live_version: this.#live });
+      await this.#readLive();
+      await this.client.call('heartbeat', this.#heartbeatParams());
       this.#metrics?.coordinatorUp.set(1);
     } catch (err) {
       this.#metrics?.coordinatorUp.set(0);
-      if (err instanceof CoordinatorError && err.code === ERROR_CODES.unknownWorker) {
+      if (isErrorKind(err, 'CoordinatorError') && err.code === ERROR_CODES.unknownWorker) {
         // The coordinator forgot us (restarted on memory, or our lease ran out): join again.
         await this.#register(false).catch((e: unknown) =>
           this.#log(`re-register failed: ${(e as Error).message}`),
@@ -201,6 +309,9 @@ export class WorkerAgent {
   }
 
   async #reconcile(s: CoordinatorStatus): Promise<void> {
+    // Behind the current version with nothing pending: converge first (an update in progress is
+    // a delta from the current version, so this rank needs it before taking part).
+    await this.#converge(s);
     const active = s.active;
     if (active) {
       const key = `${active.version}@${active.begun_at}`;
@@ -208,9 +319,12 @@ export class WorkerAgent {
     }
     for (const a of this.#attempts.values()) {
       if (a.phase === 'finished') continue;
-      const u = s.updates.find((x) => x.version === a.version && x.begun_at === a.begunAt);
+      const u = await this.#outcome(s, a);
       const state = u?.state ?? 'aborted';
-      if (state === 'begun' || state === 'precommitted' || state === 'planned') continue;
+      if (state === 'begun' || state === 'precommitted' || state === 'planned') {
+        if (u) this.#resendVote(a, u);
+        continue;
+      }
       if (state === 'committed') {
         if (a.phase === 'staging') continue; // flips once staged (see #runAttempt)
         if (a.phase === 'failed') await this.#discard(a, 'failed');
@@ -225,6 +339,39 @@ export class WorkerAgent {
     }
   }
 
+  /**
+   * The coordinator's record of this attempt's update. Status lists only recent updates; an
+   * in-doubt rank asks for its own rather than read "not listed" as aborted. A record begun at
+   * another time means this attempt's update was aborted and the version begun again.
+   */
+  async #outcome(s: CoordinatorStatus, a: Attempt): Promise<UpdateView | undefined> {
+    const listed = s.updates.find((x) => x.version === a.version);
+    const u = listed ?? (await this.client.getUpdate(a.version)).update ?? undefined;
+    if (!u || u.begun_at === a.begunAt) return u;
+    return { ...u, state: 'aborted', reason: u.reason ?? 'superseded by a later attempt of the version' };
+  }
+
+  /** A yes vote the coordinator does not have (its reply was lost, or never arrived) is sent again. */
+  #resendVote(a: Attempt, u: UpdateView): void {
+    const vote = a.vote;
+    if (!vote || vote.resending || a.phase !== 'precommitted' || !u.missing_ranks.includes(this.rank)) return;
+    vote.resending = true;
+    this.client
+      .precommit({
+        version: a.version,
+        rank: this.rank,
+        digest: vote.digest,
+        workerId: this.#workerId ?? null,
+      })
+      .then(
+        () => this.#log(`update ${a.version}: precommit sent again; the coordinator has it now`),
+        (err: unknown) => this.#log(`update ${a.version}: precommit again failed: ${(err as Error).message}`),
+      )
+      .finally(() => {
+        vote.resending = false;
+      });
+  }
+
   #startAttempt(key: string, active: UpdateView): void {
     const a: Attempt = {
       version: active.version,
@@ -234,7 +381,11 @@ export class WorkerAgent {
       done: Promise.resolve(),
     };
     this.#attempts.set(key, a);
-    this.#log(`update ${a.version}: begun, staging rank ${this.rank}`);
+    this.#log(
+      active.kind === 'rollback'
+        ? `update ${a.version}: fleet rollback from ${active.from_version ?? '?'} begun on rank ${this.rank}`
+        : `update ${a.version}: begun, staging rank ${this.rank}`,
+    );
     a.done = this.#runAttempt(a, active).then(
       () => {
         this.kick();
@@ -251,45 +402,83 @@ export class WorkerAgent {
     );
   }
 
-  async #runAttempt(a: Attempt, active: UpdateView): Promise<void> {
-    const started = performance.now();
-    const { plan, manifest: doc } = await this.client.getPlan(a.version, { withManifest: true });
-    if (plan.digest !== active.plan_digest) {
-      throw new CoordinatorError(ERROR_CODES.refused, `plan digest changed under update ${a.version}`);
-    }
-    a.plan = plan;
-    // A plan for another world fails here, before anything moves, saying what to re-plan.
-    checkPlanWorld(plan, {
-      rank: this.rank,
-      worldSize: this.worldSize,
-      source: `${a.version} (from the coordinator)`,
-    });
-    const signal = a.ctrl.signal;
-    const manifest = doc
-      ? validateManifest(doc, `coordinator manifest ${a.version}`)
-      : await this.#o.loadManifest?.(plan);
-    const { staged, have } = await stageAttempt({
+  /** What every attempt strategy gets from this agent, for one update (or one catch-up). */
+  #attemptScope(signal: AbortSignal, onRendezvous: (dir: string) => void) {
+    return {
       client: this.client,
       services: this.#o,
       rank: this.rank,
       worldSize: this.worldSize,
       nodeId: this.#o.nodeId ?? this.#o.config.nodeId,
       workerId: this.#workerId ?? `rank-${this.rank}`,
-      plan,
-      manifest,
-      begunAt: a.begunAt,
       signal,
       log: this.#log,
-      onRendezvous: (dir) => {
-        a.rendezvous = dir;
-      },
+      onRendezvous,
+    };
+  }
+
+  #scopeOf(a: Attempt) {
+    return this.#attemptScope(a.ctrl.signal, (dir) => {
+      a.rendezvous = dir;
     });
-    a.staged = staged;
+  }
+
+  async #runAttempt(a: Attempt, active: UpdateView): Promise<void> {
+    const started = performance.now();
+    const signal = a.ctrl.signal;
+    if (active.precommits[String(this.rank)] && (await this.#o.adapter.hasVersion?.(a.version))) {
+      // An earlier process of this rank voted yes and prepared the version: this rank is in doubt
+      // and keeps it (no new staging that could fail and abort) until the coordinator decides.
+      a.phase = 'precommitted';
+      this.#log(
+        `update ${a.version}: this rank voted yes before it restarted; in doubt, keeping the prepared version until the coordinator says the outcome`,
+      );
+      return;
+    }
+    let digest: string;
+    let what: string;
+    if (active.kind === 'rollback') {
+      // A rollback moves no buckets: a rank votes yes once it can make the version live again,
+      // from what it kept or by fetching it anew.
+      if (!(await this.#o.adapter.hasVersion?.(a.version))) {
+        a.staged = await stageCatchUp(this.#scopeOf(a), a.version, this.#o);
+      }
+      digest = rollbackDigest(a.version, active.from_version ?? null);
+      what = a.staged ? `fetched ${a.version} again` : `kept ${a.version}`;
+    } else {
+      const { plan, manifest: doc } = await this.client.getPlan(a.version, { withManifest: true });
+      if (plan.digest !== active.plan_digest) {
+        throw new CoordinatorError(ERROR_CODES.refused, `plan digest changed under update ${a.version}`);
+      }
+      a.plan = plan;
+      // A plan for another world fails here, before anything moves, saying what to re-plan.
+      checkPlanWorld(plan, {
+        rank: this.rank,
+        worldSize: this.worldSize,
+        source: `${a.version} (from the coordinator)`,
+      });
+      const manifest = doc
+        ? validateManifest(doc, `coordinator manifest ${a.version}`)
+        : await this.#o.loadManifest?.(plan);
+      const { staged, have } = await stageAttempt({
+        ...this.#scopeOf(a),
+        plan,
+        manifest,
+        begunAt: a.begunAt,
+      });
+      a.staged = staged;
+      if (signal.aborted) throw signal.reason;
+      if (have.length) await this.client.reportHave(a.version, this.rank, have).catch(() => {});
+      digest = stagedDigest(a.version, staged.buckets);
+      what = `staged ${staged.buckets.length} bucket(s) (${staged.prepared}), verified`;
+    }
     a.phase = 'prepared';
     if (signal.aborted) throw signal.reason;
-    if (have.length) await this.client.reportHave(a.version, this.rank, have).catch(() => {});
-    const digest = stagedDigest(a.version, staged.buckets);
     if (active.required_ranks.includes(this.rank)) {
+      a.vote = { digest, resending: false };
+      // From here this rank is in doubt: whatever happens to the call, it keeps what it prepared
+      // until the coordinator says the outcome (#reconcile asks).
+      a.phase = 'precommitted';
       try {
         await this.client.precommit({
           version: a.version,
@@ -297,14 +486,20 @@ export class WorkerAgent {
           digest,
           workerId: this.#workerId ?? null,
         });
+        this.#log(`update ${a.version}: ${what}, precommitted`);
       } catch (err) {
-        // Already committed without us (we were not needed after all): the reconcile flips.
-        if (!(err instanceof CoordinatorError && /is committed/.test(err.message))) throw err;
+        if (voteMayHaveCounted(err)) {
+          this.#log(
+            `update ${a.version}: ${what}; precommit reply lost (${(err as Error).message}): in doubt, keeping what was prepared until the coordinator says the outcome`,
+          );
+        } else if (isErrorKind(err, 'CoordinatorError') && /is committed/.test(err.message)) {
+          // Already committed without us (we were not needed after all): the reconcile flips.
+          this.#log(`update ${a.version}: ${what}; committed already`);
+        } else {
+          a.phase = 'prepared';
+          throw err;
+        }
       }
-      a.phase = 'precommitted';
-      this.#log(
-        `update ${a.version}: staged ${staged.buckets.length} bucket(s) (${staged.prepared}), verified, precommitted`,
-      );
     } else {
       this.#log(`update ${a.version}: prepared (rank ${this.rank} is not needed for the quorum)`);
     }
@@ -317,17 +512,74 @@ export class WorkerAgent {
       if (a.staged) await a.staged.commit();
       else await this.#o.adapter.commit(a.version);
       this.#live = a.version;
+      this.#syncError = null;
       this.#log(`update ${a.version}: committed, live ${a.version}`);
       this.#metrics?.updates.inc({ result: 'committed' });
       this.#o.onFinished?.(a.version, 'committed');
     } catch (err) {
-      this.#log(`update ${a.version}: adapter commit failed: ${(err as Error).message}`);
+      // What was prepared stays: #converge retries the flip with backoff until it succeeds.
+      this.#syncError = `flip to ${a.version} failed: ${(err as Error).message}`;
+      this.#syncNotBefore = Date.now() + this.#nextBackoff();
+      this.#log(`update ${a.version}: adapter commit failed: ${(err as Error).message}; will retry`);
       this.#metrics?.updates.inc({ result: 'failed' });
       this.#o.onFinished?.(a.version, 'failed');
     } finally {
       await this.#cleanup(a);
     }
-    this.client.call('heartbeat', { worker_id: this.#workerId, live_version: this.#live }).catch(() => {});
+    await this.#readLive();
+    this.client.call('heartbeat', this.#heartbeatParams()).catch(() => {});
+  }
+
+  #nextBackoff(): number {
+    this.#syncFailures += 1;
+    return Math.min(MAX_SYNC_BACKOFF_MS, 250 * 2 ** Math.min(this.#syncFailures - 1, 10));
+  }
+
+  /**
+   * Brings this rank to the coordinator's current version when nothing else is pending: finishes
+   * the flip from what it prepared or kept, or catches up from the source. Failures are reported
+   * (heartbeat `sync_error`) and retried with backoff.
+   */
+  async #converge(s: CoordinatorStatus): Promise<void> {
+    const target = s.current_version;
+    if (target === null || this.#stopped) return;
+    for (const a of this.#attempts.values()) {
+      if (a.phase === 'staging' || a.phase === 'prepared' || a.phase === 'precommitted') return;
+    }
+    if ((await this.#readLive()) === target) {
+      if (this.#syncError !== null) this.#syncError = null;
+      this.#syncFailures = 0;
+      return;
+    }
+    if (Date.now() < this.#syncNotBefore) return;
+    const from = this.#live;
+    let rendezvous: string | undefined;
+    const scope = this.#attemptScope(this.#syncCtrl.signal, (dir) => {
+      rendezvous = dir;
+    });
+    try {
+      if (await this.#o.adapter.hasVersion?.(target)) {
+        await this.#o.adapter.commit(target);
+        this.#log(
+          `converged: live ${target} (was ${from ?? 'none'}; finished the flip from what this rank prepared or kept)`,
+        );
+      } else {
+        const staged = await stageCatchUp(scope, target, this.#o);
+        await staged.commit();
+        this.#log(`converged: live ${target} (was ${from ?? 'none'}; caught up from the source)`);
+      }
+      this.#syncError = null;
+      this.#syncFailures = 0;
+    } catch (err) {
+      const wait = this.#nextBackoff();
+      this.#syncNotBefore = Date.now() + wait;
+      this.#syncError = `cannot make ${target} live: ${(err as Error).message}`;
+      this.#log(`rank ${this.rank} ${this.#syncError}; retrying in ${(wait / 1000).toFixed(1)} s`);
+    } finally {
+      if (rendezvous) await rm(rendezvous, { recursive: true, force: true }).catch(() => {});
+    }
+    await this.#readLive();
+    await this.client.call('heartbeat', this.#heartbeatParams()).catch(() => {});
   }
 
   async #discard(a: Attempt, result: 'aborted' | 'failed', reason?: string): Promise<void> {
@@ -353,6 +605,7 @@ export class WorkerAgent {
     this.#stopped = true;
     if (this.#timer) clearInterval(this.#timer);
     this.#sub?.close();
+    this.#syncCtrl.abort(new CoordinatorError('HW_COORD_STOPPED', 'worker stopping'));
     for (const a of this.#attempts.values()) {
       if (a.phase !== 'finished') a.ctrl.abort(new CoordinatorError('HW_COORD_STOPPED', 'worker stopping'));
     }

@@ -58,7 +58,7 @@ describe('redis backend', () => {
     await first.client.call('register', { rank: 1, world_size: 2, worker_id: 'w1' });
     await first.client.submitPlan(plan, manifest);
     await first.client.begin('v1');
-    await first.client.precommit({ version: 'v1', rank: 0, digest: expectedDigest(plan, 0) });
+    await first.client.precommit({ version: 'v1', rank: 0, digest: expectedDigest(plan, 0), workerId: 'w0' });
     await first.client.reportHave('v1', 0, [0]);
     await first.client.postHandle({ nodeId: 'n', key: 'k', handle: { h: 1 }, consumers: ['a', 'b'] });
     await first.client.ackHandle('n', 'k', 'a');
@@ -81,7 +81,12 @@ describe('redis backend', () => {
       expect(await second.client.getHandle('n', 'k')).toMatchObject({ handle: { h: 1 }, acked: ['a'] });
       // Workers keep heartbeating with the ids they had.
       await second.client.call('heartbeat', { worker_id: 'w1' });
-      const done = await second.client.precommit({ version: 'v1', rank: 1, digest: expectedDigest(plan, 1) });
+      const done = await second.client.precommit({
+        version: 'v1',
+        rank: 1,
+        digest: expectedDigest(plan, 1),
+        workerId: 'w1',
+      });
       expect(done.state).toBe('committed');
       expect(await second.client.getCurrentManifest()).toEqual({ version: 'v1', manifest });
       expect(status.seq).toBeGreaterThan(0);

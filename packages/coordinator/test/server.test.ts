@@ -1,4 +1,3 @@
-import { CoordinatorError } from '@hotweights/core';
 import { createMetricsRegistry } from '@hotweights/runtime';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Dealer } from 'zeromq';
@@ -10,6 +9,7 @@ import {
   expectedDigest,
 } from '../src/index.js';
 import { makePlan } from './plans.js';
+import { refusal } from './refusal.js';
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -28,14 +28,11 @@ async function start(opts: Partial<Parameters<typeof CoordinatorServer.start>[0]
   return { server, client };
 }
 
-async function refusal(p: Promise<unknown>): Promise<CoordinatorError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof CoordinatorError) return err;
-    throw err;
+/** Registers a worker holding `rank` (id `w<rank>`): only it may precommit for the rank. */
+async function join(client: CoordinatorClient, ranks: number[], worldSize: number): Promise<void> {
+  for (const rank of ranks) {
+    await client.call('register', { rank, world_size: worldSize, worker_id: `w${rank}`, host: 'h', pid: 1 });
   }
-  throw new Error('expected the call to be refused');
 }
 
 async function until(check: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
@@ -65,14 +62,25 @@ describe('coordinator state machine', () => {
         { id: 1, consumers: [1] },
       ],
     });
+    await join(client, [0, 1], 2);
     expect(await client.submitPlan(plan)).toMatchObject({ version: 'v1', state: 'planned', buckets: 2 });
     const begun = await client.begin('v1');
     expect(begun).toMatchObject({ state: 'begun', required_ranks: [0, 1], missing_ranks: [0, 1] });
     expect((await client.getPlan()).plan.digest).toBe(plan.digest);
 
-    const half = await client.precommit({ version: 'v1', rank: 0, digest: expectedDigest(plan, 0) });
+    const half = await client.precommit({
+      version: 'v1',
+      rank: 0,
+      digest: expectedDigest(plan, 0),
+      workerId: 'w0',
+    });
     expect(half).toMatchObject({ state: 'begun', precommitted_ranks: [0], missing_ranks: [1] });
-    const done = await client.precommit({ version: 'v1', rank: 1, digest: expectedDigest(plan, 1) });
+    const done = await client.precommit({
+      version: 'v1',
+      rank: 1,
+      digest: expectedDigest(plan, 1),
+      workerId: 'w1',
+    });
     expect(done.state).toBe('committed');
 
     const status = await client.status();
@@ -89,6 +97,7 @@ describe('coordinator state machine', () => {
   it('refuses a commit without quorum, a second begin, wrong digests and foreign ranks', async () => {
     const { client } = await start();
     const plan = makePlan({ version: 'v1', buckets: [{ id: 0, consumers: [0, 1] }] });
+    await join(client, [0, 1], 6);
     await client.submitPlan(plan);
     expect((await refusal(client.commit('v1'))).code).toBe('HW_COORD_REFUSED');
     await client.begin('v1', { autoCommit: false });
@@ -102,15 +111,22 @@ describe('coordinator state machine', () => {
     expect(busy.code).toBe('HW_COORD_REFUSED');
     expect(busy.message).toContain('update v1 is begun');
 
-    const wrong = await refusal(client.precommit({ version: 'v1', rank: 0, digest: 'sha256:beef' }));
+    const wrong = await refusal(
+      client.precommit({ version: 'v1', rank: 0, digest: 'sha256:beef', workerId: 'w0' }),
+    );
     expect(wrong.code).toBe('HW_COORD_DIGEST_MISMATCH');
     const foreign = await refusal(
-      client.precommit({ version: 'v1', rank: 5, digest: expectedDigest(plan, 5) }),
+      client.precommit({ version: 'v1', rank: 5, digest: expectedDigest(plan, 5), workerId: 'w5' }),
     );
     expect(foreign.message).toContain('rank 5 is not part of this update');
 
-    await client.precommit({ version: 'v1', rank: 0, digest: expectedDigest(plan, 0) });
-    const quorum = await client.precommit({ version: 'v1', rank: 1, digest: expectedDigest(plan, 1) });
+    await client.precommit({ version: 'v1', rank: 0, digest: expectedDigest(plan, 0), workerId: 'w0' });
+    const quorum = await client.precommit({
+      version: 'v1',
+      rank: 1,
+      digest: expectedDigest(plan, 1),
+      workerId: 'w1',
+    });
     expect(quorum.state).toBe('precommitted'); // manual mode: waits for commit
     expect((await client.commit('v1')).state).toBe('committed');
 
@@ -123,6 +139,7 @@ describe('coordinator state machine', () => {
   it('aborts on request and leaves the version re-submittable', async () => {
     const { client } = await start();
     const plan = makePlan({ version: 'v1', buckets: [{ id: 0, consumers: [0] }] });
+    await join(client, [0], 1);
     await client.submitPlan(plan);
     await client.begin('v1');
     const aborted = await client.abort({ reason: 'operator said so' });
@@ -131,9 +148,10 @@ describe('coordinator state machine', () => {
     expect((await refusal(client.begin('v1'))).message).toContain('submit its plan again');
     await client.submitPlan(plan);
     await client.begin('v1');
-    expect((await client.precommit({ version: 'v1', rank: 0, digest: expectedDigest(plan, 0) })).state).toBe(
-      'committed',
-    );
+    expect(
+      (await client.precommit({ version: 'v1', rank: 0, digest: expectedDigest(plan, 0), workerId: 'w0' }))
+        .state,
+    ).toBe('committed');
   });
 
   it('aborts an update when a needed worker loses its lease, and keeps serving', async () => {
@@ -167,6 +185,7 @@ describe('coordinator state machine', () => {
 
   it('makes the committed manifest current and serves it', async () => {
     const { client } = await start();
+    await join(client, [0], 1);
     const m0 = { schema: 'hotweights.manifest', version: 'v0', digest: 'sha256:aa', files: [] };
     await client.setCurrentManifest(m0);
     expect(await client.getCurrentManifest()).toEqual({ version: 'v0', manifest: m0 });
@@ -178,7 +197,7 @@ describe('coordinator state machine', () => {
     const first = await client.getPlan('v1', { withManifest: true });
     expect(first).toEqual({ plan, state: 'begun', begun_at: expect.any(Number), manifest: m1 });
     expect(await client.getPlan()).toEqual({ plan, state: 'begun', begun_at: first.begun_at });
-    await client.precommit({ version: 'v1', rank: 0, digest: expectedDigest(plan, 0) });
+    await client.precommit({ version: 'v1', rank: 0, digest: expectedDigest(plan, 0), workerId: 'w0' });
     expect(await client.getPlan('v1', { withManifest: true })).toMatchObject({
       plan,
       state: 'committed',
@@ -268,9 +287,10 @@ describe('security', () => {
     }
     // Reading is allowed without the token.
     expect((await anonymous.status()).auth).toBe(true);
+    await join(right, [0], 1);
     await right.submitPlan(plan);
     await right.begin('v1');
-    await right.precommit({ version: 'v1', rank: 0, digest: expectedDigest(plan, 0) });
+    await right.precommit({ version: 'v1', rank: 0, digest: expectedDigest(plan, 0), workerId: 'w0' });
     await until(() => events.some((e) => e.event === 'commit'), 'the commit event', 5000);
     const everything = [
       JSON.stringify(await anonymous.status()),
@@ -359,10 +379,12 @@ describe('malformed requests', () => {
     expect(replies).toBe(N);
 
     const plan = makePlan({ version: 'v1', buckets: [{ id: 0, consumers: [0] }] });
+    await join(client, [0], 1);
     await client.submitPlan(plan);
     await client.begin('v1');
-    expect((await client.precommit({ version: 'v1', rank: 0, digest: expectedDigest(plan, 0) })).state).toBe(
-      'committed',
-    );
+    expect(
+      (await client.precommit({ version: 'v1', rank: 0, digest: expectedDigest(plan, 0), workerId: 'w0' }))
+        .state,
+    ).toBe('committed');
   });
 });

@@ -74,6 +74,12 @@ export interface Adapter {
    * bucket lands; the caller hands over each bucket once verified, then calls `finish`.
    */
   beginPrepare?(update: Omit<AdapterUpdate, 'staging'>): Promise<AdapterPreparation>;
+  /**
+   * Optional: whether `commit(version)` can make `version` live without more data (it was
+   * prepared, or is kept as the previous version). A worker that restarts, or whose fleet rolls
+   * back, finishes from what it has instead of fetching the version again.
+   */
+  hasVersion?(version: string): Promise<boolean>;
   /** Makes the prepared version live atomically. */
   commit(version: string): Promise<void>;
   /** Discards a prepared version that will not be committed. */

@@ -174,6 +174,13 @@ export const VARIABLES = [
     doc: 'How often workers renew their lease.',
   },
   {
+    name: 'HOTWEIGHTS_TEST_PRECOMMIT_DELAY_MS',
+    kind: { type: 'number', min: 0 },
+    defaultText: '0',
+    section: 'Control plane',
+    doc: "Test hook, never for production: the coordinator holds each precommit reply this many ms after recording the vote, so a test can make a reply arrive after the worker's call timed out.",
+  },
+  {
     name: 'HOTWEIGHTS_NODE_ID',
     kind: { type: 'string' },
     defaultText: '(hostname)',
@@ -228,6 +235,8 @@ export interface HotweightsConfig {
   readonly handleTtlS: number;
   readonly leaseS: number;
   readonly heartbeatS: number;
+  /** Test hook: ms the coordinator holds each precommit reply (0: none). */
+  readonly testPrecommitDelayMs: number;
   readonly nodeId: string;
   readonly metricsHost: string | undefined;
   readonly mpiChunkMb: number;
@@ -323,6 +332,7 @@ export function loadConfig(env: Env = process.env): HotweightsConfig {
     handleTtlS: readNumber(env, 'HOTWEIGHTS_HANDLE_TTL', 30),
     leaseS: readNumber(env, 'HOTWEIGHTS_LEASE_S', 10),
     heartbeatS: readNumber(env, 'HOTWEIGHTS_HEARTBEAT_S', 2),
+    testPrecommitDelayMs: readNumber(env, 'HOTWEIGHTS_TEST_PRECOMMIT_DELAY_MS', 0),
     nodeId: readString(env, 'HOTWEIGHTS_NODE_ID') ?? hostname(),
     metricsHost: readString(env, 'HOTWEIGHTS_METRICS_HOST'),
     mpiChunkMb: readNumber(env, 'HOTWEIGHTS_MPI_CHUNK_MB', 16),

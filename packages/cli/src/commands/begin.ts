@@ -1,13 +1,39 @@
 import type { UpdateView } from '@hotweights/coordinator';
-import { CommitError, TimeoutError } from '@hotweights/core';
+import { CommitError } from '@hotweights/core';
 import type { CommandModule } from '../command.js';
 import { endpointOption, parseSeconds, withClient } from './coord-client.js';
+import { waitForFleet, waitForOutcome } from './fleet-wait.js';
 
 export function describeUpdate(u: UpdateView): string {
   const ranks = u.required_ranks.length
     ? `precommitted ${u.precommitted_ranks.length}/${u.required_ranks.length}${u.missing_ranks.length ? ` (waiting for rank(s) ${u.missing_ranks.join(', ')})` : ''}`
     : 'no ranks required';
-  return `update ${u.version}: ${u.state}, ${ranks}${u.reason ? `; reason: ${u.reason}` : ''}`;
+  const what =
+    u.kind === 'rollback' ? `rollback to ${u.version} from ${u.from_version ?? '?'}` : `update ${u.version}`;
+  return `${what}: ${u.state}, ${ranks}${u.reason ? `; reason: ${u.reason}` : ''}`;
+}
+
+/**
+ * `--wait`: until the update is committed or aborted, then until every rank is live on it. Prints
+ * both steps; throws CommitError when aborted, HW_FLEET_BEHIND when ranks stay behind.
+ */
+export async function followUpdate(
+  c: { out(line: string): void },
+  client: Parameters<typeof waitForOutcome>[0],
+  begun: UpdateView,
+  opts: { waitTimeout: string; json?: boolean },
+): Promise<UpdateView> {
+  const deadline = Date.now() + parseSeconds(opts.waitTimeout, '--wait-timeout') * 1000;
+  const u = await waitForOutcome(client, begun, deadline, opts.waitTimeout);
+  if (!opts.json) c.out(describeUpdate(u));
+  if (u.state === 'aborted') {
+    throw new CommitError(
+      `update ${u.version} was aborted: ${u.reason ?? 'no reason given'}; live weights are unchanged`,
+    );
+  }
+  const s = await waitForFleet(client, u.version, deadline, opts.waitTimeout);
+  if (!opts.json) c.out(`fleet ${s.fleet.summary}`);
+  return u;
 }
 
 export const beginCommand: CommandModule = {
@@ -19,7 +45,10 @@ export const beginCommand: CommandModule = {
         .description('Start the update to a submitted version: workers stage, verify and precommit')
         .requiredOption('--version <v>', 'version whose plan was submitted')
         .option('--no-auto-commit', 'wait for `hotweights commit` instead of committing on quorum')
-        .option('--wait', 'wait until the update is committed or aborted (exit 1 if aborted)')
+        .option(
+          '--wait',
+          'wait until the update is committed and every rank is live on it (exit 1 if aborted or ranks stay behind)',
+        )
         .option('--wait-timeout <s>', 'longest wait with --wait', '600')
         .option('--json', 'print the update as JSON'),
     ).action(
@@ -34,29 +63,11 @@ export const beginCommand: CommandModule = {
       }) => {
         const c = ctx();
         const final = await withClient(c, opts, async (client) => {
-          let u = await client.begin(opts.version, { autoCommit: opts.autoCommit });
+          const u = await client.begin(opts.version, { autoCommit: opts.autoCommit });
           if (!opts.json) c.out(describeUpdate(u));
-          if (!opts.wait) return u;
-          const deadline = Date.now() + parseSeconds(opts.waitTimeout, '--wait-timeout') * 1000;
-          while (u.state !== 'committed' && u.state !== 'aborted') {
-            if (Date.now() > deadline) {
-              throw new TimeoutError(
-                `update ${opts.version} is still ${u.state} after ${opts.waitTimeout} s`,
-              );
-            }
-            await new Promise((r) => setTimeout(r, 100));
-            const found = (await client.status()).updates.find((x) => x.version === opts.version);
-            if (found) u = found;
-          }
-          if (!opts.json) c.out(describeUpdate(u));
-          return u;
+          return opts.wait ? followUpdate(c, client, u, opts) : u;
         });
         if (opts.json) c.json(final);
-        if (final.state === 'aborted') {
-          throw new CommitError(
-            `update ${final.version} was aborted: ${final.reason ?? 'no reason given'}; live weights are unchanged`,
-          );
-        }
       },
     );
   },

@@ -63,6 +63,7 @@ export const coordServeCommand: CommandModule = {
             leaseS: c.config.leaseS,
             heartbeatS: c.config.heartbeatS,
             handleTtlS: c.config.handleTtlS,
+            precommitReplyDelayMs: c.config.testPrecommitDelayMs,
             metricsRegistry: registry,
             log: opts.quiet ? undefined : (line) => c.err(`${stamp()} ${line}`),
           });

@@ -17,11 +17,20 @@ export function formatCoordinatorStatus(s: CoordinatorStatus, endpoint: string):
   ];
   const last = s.updates.find((u) => u.state === 'committed' || u.state === 'aborted');
   if (last) lines.push(`last finished: ${describeUpdate(last)}`);
+  lines.push(`fleet: ${s.fleet.summary}`);
   lines.push(`workers: ${s.workers.length}`);
-  for (const w of s.workers) {
+  const byRank = new Map(s.workers.map((w) => [w.rank, w]));
+  for (const r of s.fleet.ranks) {
+    const w = byRank.get(r.rank);
+    if (!w) {
+      lines.push(`  rank ${r.rank}/${s.fleet.world_size}  (no worker)`);
+      continue;
+    }
     const left = Math.max(0, (w.lease_expires_at - s.now) / 1000).toFixed(1);
+    const mark = r.behind ? '  BEHIND' : '';
+    const error = r.sync_error ? `  error: ${r.sync_error}` : '';
     lines.push(
-      `  rank ${w.rank}/${w.world_size}  ${w.node_id}  live ${w.live_version ?? '-'}  lease ${left} s  ${w.worker_id}`,
+      `  rank ${w.rank}/${w.world_size}  ${w.node_id}  live ${w.live_version ?? '-'}${mark}  lease ${left} s  ${w.worker_id} (${w.host} pid ${w.pid ?? '?'})${error}`,
     );
   }
   if (s.handles_active > 0) lines.push(`transfer handles: ${s.handles_active}`);
@@ -45,7 +54,9 @@ export const coordStatusCommand: CommandModule = {
     endpointOption(
       program
         .command('coord-status')
-        .description("Show the coordinator's state: current version, update in progress, workers")
+        .description(
+          "Show the coordinator's state: current version, update in progress, the fleet's state and each rank's live version",
+        )
         .option('--json', 'print the full status as JSON'),
     ).action((opts: { endpoint?: string; timeout?: string; json?: boolean }) =>
       showCoordinatorStatus(ctx(), opts),

@@ -14,12 +14,17 @@ export const precommitCommand: CommandModule = {
         .requiredOption('--version <v>', 'version being updated')
         .requiredOption('--digest <d>', 'digest of what the rank staged (sha256:…)')
         .option('--rank <r>', 'rank (default: RANK from the launcher)')
+        .option(
+          '--worker-id <id>',
+          'id of the worker holding the rank (see coord-status): a vote counts only from the holder',
+        )
         .option('--json', 'print the update as JSON'),
     ).action(
       async (opts: {
         version: string;
         digest: string;
         rank?: string;
+        workerId?: string;
         json?: boolean;
         endpoint?: string;
         timeout?: string;
@@ -27,7 +32,12 @@ export const precommitCommand: CommandModule = {
         const c = ctx();
         const rank = opts.rank === undefined ? c.launch.rank : Number(opts.rank);
         const u = await withClient(c, opts, (client) =>
-          client.precommit({ version: opts.version, rank, digest: opts.digest }),
+          client.precommit({
+            version: opts.version,
+            rank,
+            digest: opts.digest,
+            workerId: opts.workerId ?? null,
+          }),
         );
         if (opts.json) c.json(u);
         else c.out(describeUpdate(u));

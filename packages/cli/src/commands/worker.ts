@@ -3,15 +3,18 @@
  * size come from RANK/WORLD_SIZE (or mpirun's variables) unless given as flags; the adapter is
  * `--adapter NAME`, by default the directory adapter with --target, else the in-memory one.
  */
-import { access } from 'node:fs/promises';
+import { access, mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { metricsHostFor, WorkerAgent } from '@hotweights/coordinator';
 import { ConfigError, MAX_WORLD_SIZE } from '@hotweights/core';
 import { loadManifest } from '@hotweights/manifest';
+import { createPlan } from '@hotweights/planner';
 import { createMetricsRegistry, HostStaging, startMetricsServer } from '@hotweights/runtime';
 import { type AdapterFlags, addAdapterOptions, openAdapter } from '../adapter-options.js';
 import type { CommandModule } from '../command.js';
 import { addTransferOptions, type TransferFlags, withTransferOptions } from '../transfer-options.js';
 import { resolveEndpoint } from './coord-client.js';
+import { FLEET_MARKER, type FleetMarker } from './rollback.js';
 
 function parseCount(text: string | undefined, flag: string, min: number, max?: number): number | undefined {
   if (text === undefined) return undefined;
@@ -118,17 +121,37 @@ export const workerCommand: CommandModule = {
             }
             return loadManifest(path);
           },
+          // Catching up (an empty or stale target): the whole version, read from the plan's source.
+          planCatchUp: ({ plan, manifest, worldSize: world }) =>
+            createPlan({
+              prev: null,
+              next: manifest,
+              checkpointRoot: plan.source.root,
+              nextManifestPath: plan.next_manifest.path,
+              bucketBytes: plan.bucket_bytes,
+              alignment: plan.alignment,
+              sourceRank: plan.source.rank,
+              worldSize: world,
+            }),
           onFinished: () => {
             finished += 1;
             if (exitAfter !== undefined && finished >= exitAfter) release();
           },
         });
         if (metrics) c.out(`worker metrics on ${metrics.url}`);
+        if (opts.target) {
+          // Marks the target as served by a fleet worker: `rollback --target` then points at the fleet.
+          const marker: FleetMarker = { endpoint, rank, world_size: worldSize };
+          await mkdir(join(opts.target, '.hotweights'), { recursive: true });
+          await writeFile(join(opts.target, FLEET_MARKER), `${JSON.stringify(marker)}\n`);
+        }
         const stop = () => release();
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
         await done;
         await agent.stop();
+        // Stopped cleanly: no fleet worker serves the target now (a killed one leaves the mark).
+        if (opts.target) await rm(join(opts.target, FLEET_MARKER), { force: true });
         await staging.close();
         await metrics?.close();
         c.out(`worker rank ${rank} stopped; live ${agent.liveVersion ?? 'none'}`);
