@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import type { Manifest } from '@hotweights/core';
 import { HotweightsError } from '@hotweights/core';
 import { serializeManifestBinary } from './manifest-binary.js';
-import { loadManifest, type ManifestLoadOptions } from './manifest-io.js';
+import { loadManifest } from './manifest-load.js';
+import type { ManifestLoadOptions } from './manifest-validate.js';
 
 const DEFAULT_MODEL_DIR = '_default';
 
