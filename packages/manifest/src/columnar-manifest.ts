@@ -8,13 +8,9 @@ import {
   type ManifestFile,
   SchemaError,
 } from '@hotweights/core';
+import { HASH_HEX_LENGTH } from './hash-algorithms.js';
 import { buildKeyIndex, checkKeyOrder, type KeyIndex } from './key-index.js';
-import {
-  HASH_HEX_LENGTH,
-  KIND_OF_CODE,
-  type ManifestColumns,
-  type ManifestMeta,
-} from './manifest-columns.js';
+import { KIND_OF_CODE, type ManifestColumns, type ManifestMeta } from './manifest-columns.js';
 import { computeManifestDigest } from './manifest-digest.js';
 
 /** A manifest backed by columns: entries are materialised on demand. */

@@ -1,12 +1,15 @@
 export { ColumnarManifest } from './columnar-manifest.js';
 export {
-  createItemHasher,
   HASH_ALGORITHMS,
+  HASH_HEX_LENGTH,
   type HashAlgorithm,
-  hashItem,
+  type HashAlgorithmInfo,
+  hashAlgorithmInfo,
   type ItemHasher,
-  parseItemHash,
-} from './item-hash.js';
+  isHashAlgorithm,
+  unknownHashAlgorithmMessage,
+} from './hash-algorithms.js';
+export { createItemHasher, hashItem, parseItemHash } from './item-hash.js';
 export { computeKeyOrder } from './key-index.js';
 export {
   BINARY_MANIFEST_MAGIC,
@@ -18,7 +21,6 @@ export {
 export { buildManifest, toColumnar } from './manifest-build.js';
 export {
   BINARY_MANIFEST_VERSION,
-  HASH_HEX_LENGTH,
   MANIFEST_VERSION,
   type ManifestColumns,
   type ManifestMeta,

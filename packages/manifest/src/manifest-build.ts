@@ -3,7 +3,8 @@ import { Buffer } from 'node:buffer';
 import type { Manifest, ManifestEntry } from '@hotweights/core';
 import { HotweightsError } from '@hotweights/core';
 import { ColumnarManifest } from './columnar-manifest.js';
-import { HASH_HEX_LENGTH, KIND_CODE, type ManifestColumns, type ManifestMeta } from './manifest-columns.js';
+import { HASH_HEX_LENGTH } from './hash-algorithms.js';
+import { KIND_CODE, type ManifestColumns, type ManifestMeta } from './manifest-columns.js';
 import { validateColumns } from './manifest-validate.js';
 import { NameColumn } from './name-column.js';
 

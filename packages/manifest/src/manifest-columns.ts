@@ -29,13 +29,6 @@ export const MANIFEST_VERSION = 2 as const;
 /** Bumped only on incompatible changes of the binary layout (manifest-binary.ts). */
 export const BINARY_MANIFEST_VERSION = 3 as const;
 
-/** Hex digits of each supported hash algorithm's digest (twice its byte length). */
-export const HASH_HEX_LENGTH: Readonly<Record<string, number>> = Object.freeze({
-  blake3: 64,
-  'xxh3-64': 16,
-  sha256: 64,
-});
-
 export const KIND_CODE: Record<ManifestEntryKind, string> = { tensor: 't', header: 'h', file: 'f' };
 export const KIND_OF_CODE: Record<string, ManifestEntryKind> = { t: 'tensor', h: 'header', f: 'file' };
 

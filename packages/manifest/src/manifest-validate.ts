@@ -4,8 +4,9 @@
  */
 import { HotweightsError, type ManifestFile } from '@hotweights/core';
 import { ColumnarManifest } from './columnar-manifest.js';
+import { HASH_ALGORITHMS, HASH_HEX_LENGTH } from './hash-algorithms.js';
 import { buildKeyIndex } from './key-index.js';
-import { HASH_HEX_LENGTH, type ManifestColumns, type ManifestMeta } from './manifest-columns.js';
+import type { ManifestColumns, ManifestMeta } from './manifest-columns.js';
 import { type JsonObject, SchemaChecker } from './schema-check.js';
 
 /** How a manifest is loaded and checked. */
@@ -64,8 +65,7 @@ export function readManifestMeta(
     dtypes,
   };
   const hashHex = HASH_HEX_LENGTH[meta.hash_algo];
-  if (hashHex === undefined)
-    c.fail('hash_algo', `one of ${Object.keys(HASH_HEX_LENGTH).join(', ')}`, meta.hash_algo);
+  if (hashHex === undefined) c.fail('hash_algo', `one of ${HASH_ALGORITHMS.join(', ')}`, meta.hash_algo);
   return { meta, perFile, hashBytes: hashHex / 2 };
 }
 
@@ -88,8 +88,7 @@ export function validateColumns(
   const c: SchemaChecker = new SchemaChecker(file);
   const n = columns.tensor.length;
   const hashLen = HASH_HEX_LENGTH[meta.hash_algo] as number;
-  if (hashLen === undefined)
-    c.fail('hash_algo', `one of ${Object.keys(HASH_HEX_LENGTH).join(', ')}`, meta.hash_algo);
+  if (hashLen === undefined) c.fail('hash_algo', `one of ${HASH_ALGORITHMS.join(', ')}`, meta.hash_algo);
   const hashBytes = hashLen / 2;
   for (const name of ['shard_rank', 'file', 'file_offset', 'nbytes', 'dtype', 'ndim'] as const) {
     if (columns[name].length !== n)

@@ -18,10 +18,7 @@ import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { ConfigError, HotweightsError } from '@hotweights/core';
-import { HASH_HEX_LENGTH } from '@hotweights/manifest';
-
-export type HashAlgo = 'blake3' | 'xxh3-64' | 'sha256';
-export const HASH_ALGOS: readonly HashAlgo[] = ['blake3', 'xxh3-64', 'sha256'];
+import { type HashAlgorithm, hashAlgorithmInfo, unknownHashAlgorithmMessage } from '@hotweights/manifest';
 
 /** How workers get file bytes: memory maps (default when the shm addon loads) or read() copies. */
 export type HashIo = 'mmap' | 'read';
@@ -187,7 +184,7 @@ interface WireTask {
   readonly id: number;
   readonly path: string;
   readonly ranges: readonly HashRange[];
-  readonly algo: HashAlgo;
+  readonly algo: HashAlgorithm;
   readonly io: HashIo;
 }
 
@@ -201,7 +198,7 @@ interface WorkerReply {
 }
 
 export interface HashPoolOptions {
-  readonly algo: HashAlgo;
+  readonly algo: HashAlgorithm;
   /** Hashing threads, the main thread included (default: the machine's available parallelism). */
   readonly threads?: number;
   /** read() buffer size when reading (io 'read'). */
@@ -219,13 +216,11 @@ export interface HashPoolOptions {
   readonly onBytes?: (bytes: number) => void;
 }
 
-export function checkHashAlgo(algo: string): HashAlgo {
-  if (!(HASH_ALGOS as readonly string[]).includes(algo))
-    throw new ConfigError(
-      `unknown hash algorithm ${JSON.stringify(algo)}: expected one of ${HASH_ALGOS.join(', ')}`,
-    );
-  if (HASH_HEX_LENGTH[algo] === undefined) throw new ConfigError(`hash ${algo} has no manifest encoding`);
-  return algo as HashAlgo;
+/** The algorithm, checked against the one table (@hotweights/manifest's hash-algorithms). */
+export function checkHashAlgo(algo: string): HashAlgorithm {
+  const info = hashAlgorithmInfo(algo);
+  if (!info) throw new ConfigError(unknownHashAlgorithmMessage(algo));
+  return info.name;
 }
 
 /** The I/O mode hashing will use, and why it is not mmap when it is not. */
