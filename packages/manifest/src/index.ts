@@ -39,3 +39,4 @@ export type { ManifestLoadOptions } from './manifest-validate.js';
 export { hashName, NameColumn } from './name-column.js';
 export { computePlanDigest, loadPlan, parsePlan, validatePlan } from './plan-io.js';
 export { canonicalJson, isConfinedRelativePath, type JsonObject, SchemaChecker } from './schema-check.js';
+export { siblingModule, startModuleWorker } from './worker-module.js';
