@@ -1,7 +1,14 @@
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildManifest, loadPlan, recordCommittedManifest, serializeManifest } from '@hotweights/manifest';
+import {
+  buildManifest,
+  loadManifest,
+  loadPlan,
+  recordCommittedManifest,
+  serializeManifest,
+  serializeManifestBinary,
+} from '@hotweights/manifest';
 import { writeSafetensors } from '@hotweights/planner';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { autoBucketBytes } from '../src/commands/plan.js';
@@ -253,6 +260,21 @@ describe('hotweights plan', { timeout: 180_000 }, () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(
       `[HW_STATE]: committed record ${recorded} (llama-v1) is of another model than the next manifest (mistral-v1, no model id)`,
+    );
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('refuses a manifest edited after publish, naming it, and writes no plan', async () => {
+    const bin = serializeManifestBinary(await loadManifest(mNext));
+    const header = JSON.parse(bin.subarray(16, 16 + bin.readUInt32LE(8)).toString('utf8'));
+    bin[(header.columns.hash as [number, number])[0]] ^= 0x01;
+    const edited = join(dir, 'edited.manifest');
+    writeFileSync(edited, bin);
+    const out = join(dir, 'edited-plan.json');
+    const r = await runCli(['plan', '--prev', mPrev, '--next', edited, '--output', out], { env });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(
+      /\[HW_SCHEMA\]: .*edited\.manifest: digest: .*the stored digest, which does not match the content/,
     );
     expect(existsSync(out)).toBe(false);
   });

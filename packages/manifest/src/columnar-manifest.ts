@@ -196,13 +196,7 @@ export class ColumnarManifest implements Manifest {
   /** Throws a SchemaError when the stored digest does not match the content. */
   verifyDigest(file?: string): void {
     const actual = computeManifestDigest(this, this.columns);
-    if (actual !== this.digest)
-      throw new SchemaError({
-        file,
-        field: 'digest',
-        expected: `${actual} (the manifest was modified after it was made)`,
-        got: this.digest,
-      });
+    if (actual !== this.digest) throw digestMismatchError(file, actual, this.digest);
   }
 
   get(key: string): ManifestEntry | undefined {
@@ -228,4 +222,14 @@ export class ColumnarManifest implements Manifest {
     for (let i = r[0]; i < r[1]; i++) out.push(this.entry(i));
     return out;
   }
+}
+
+/** The error for a manifest whose content does not hash to its stored digest. */
+export function digestMismatchError(file: string | undefined, actual: string, stored: string): SchemaError {
+  return new SchemaError({
+    file,
+    field: 'digest',
+    expected: `${actual} (the manifest was modified after it was made)`,
+    got: `${stored}, the stored digest, which does not match the content: republish the checkpoint with \`hotweights publish\``,
+  });
 }

@@ -1,65 +1,24 @@
 /** Loading a manifest file, binary or JSON, read or mapped. */
-import { Buffer } from 'node:buffer';
-import { closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
+import type { Buffer } from 'node:buffer';
+import { statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { HotweightsError } from '@hotweights/core';
 import type { ColumnarManifest } from './columnar-manifest.js';
+import { finishDigestCheck, startDigestCheck } from './digest-check.js';
 import { isBinaryManifest, parseManifestBinary } from './manifest-binary.js';
 import { cutColumns, decodeText, parseManifest, validateManifest } from './manifest-json.js';
+import { type MappedFile, mapManifest } from './manifest-map.js';
 import type { ManifestLoadOptions } from './manifest-validate.js';
 
-type ShmModule = typeof import('@hotweights/shm');
-let shmModule: Promise<ShmModule | null> | undefined;
-
-function shmOrNull(): Promise<ShmModule | null> {
-  shmModule ??= import('@hotweights/shm').then(
-    (m) => (m.shmUnavailableReason() === undefined ? m : null),
-    () => null,
-  );
-  return shmModule;
-}
-
-/** Identity of a mapped manifest file when it was mapped (see checkManifestFileUnchanged). */
-interface MappedFile {
-  readonly path: string;
-  readonly dev: bigint;
-  readonly ino: bigint;
-  readonly size: bigint;
-  readonly mtimeNs: bigint;
-  readonly ctimeNs: bigint;
-}
-
 const mappedFiles = new WeakMap<ColumnarManifest, MappedFile>();
-
-/** A binary manifest file's bytes as a read-only mapping, or null (not binary, no shm, empty). */
-async function mapManifest(path: string): Promise<{ bytes: Buffer; file: MappedFile } | null> {
-  const shm = await shmOrNull();
-  if (!shm) return null;
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch {
-    return null; // the read that follows reports it
-  }
-  try {
-    const st = fstatSync(fd, { bigint: true });
-    if (!st.isFile() || st.size < 8n || st.size > BigInt(Number.MAX_SAFE_INTEGER)) return null;
-    const head = Buffer.alloc(8);
-    if (readSync(fd, head, 0, 8, 0) !== 8 || !isBinaryManifest(head)) return null;
-    const range = shm.mapRangeFd(fd, 0, Number(st.size), { advice: 'populate' });
-    const { view } = range;
-    return {
-      bytes: Buffer.from(view.buffer, view.byteOffset, view.byteLength),
-      file: { path, dev: st.dev, ino: st.ino, size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs },
-    };
-  } finally {
-    closeSync(fd);
-  }
-}
+/** Mapped manifests whose stored digest is being checked in the background. */
+const digestOwed = new WeakSet<ColumnarManifest>();
 
 /**
  * For a manifest loaded with `map: true`: throws when its file was changed or replaced since it
- * was mapped (its bytes may then have changed under the validated columns). No-op otherwise.
+ * was mapped (its bytes may then have changed under the validated columns), or when its content
+ * does not match its stored digest (checked in the background since the load; waits for that
+ * verdict). No-op otherwise.
  */
 export function checkManifestFileUnchanged(manifest: ColumnarManifest): void {
   const m = mappedFiles.get(manifest);
@@ -79,18 +38,28 @@ export function checkManifestFileUnchanged(manifest: ColumnarManifest): void {
       `manifest ${m.path} ${changed} while it was in use: run the command again`,
       { details: { file: m.path } },
     );
+  if (digestOwed.delete(manifest)) finishDigestCheck(manifest, m.path);
 }
 
-/** Reads, parses and validates a manifest file: binary (manifest_version 3) or JSON (2). */
+/**
+ * Reads, parses and validates a manifest file: binary (manifest_version 3) or JSON (2). Its stored
+ * digest is checked unless `verifyDigest: false`: here, or for a mapped manifest in the background
+ * until checkManifestFileUnchanged.
+ */
 export async function loadManifest(
   path: string,
-  options: ManifestLoadOptions = {},
+  loadOptions: ManifestLoadOptions = {},
 ): Promise<ColumnarManifest> {
+  const options = { ...loadOptions, verifyDigest: loadOptions.verifyDigest ?? true };
   if (options.map) {
     const mapped = await mapManifest(path);
     if (mapped) {
-      const manifest = parseManifestBinary(mapped.bytes, path, options);
+      const manifest = parseManifestBinary(mapped.bytes, path, { ...options, verifyDigest: false });
       mappedFiles.set(manifest, mapped.file);
+      if (options.verifyDigest) {
+        digestOwed.add(manifest);
+        startDigestCheck(manifest, path);
+      }
       return manifest;
     }
   }

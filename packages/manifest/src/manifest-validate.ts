@@ -13,7 +13,8 @@ import { type JsonObject, SchemaChecker } from './schema-check.js';
 export interface ManifestLoadOptions {
   /**
    * Recompute the content digest and compare it with the stored one (catches edits made after
-   * publishing). Costs a pass over every column; loads for planning skip it.
+   * publishing). Costs a pass over every column. Default: true for loadManifest (a mapped load
+   * checks in the background, see checkManifestFileUnchanged), false for the parse functions.
    */
   readonly verifyDigest?: boolean;
   /**
