@@ -1,29 +1,38 @@
 /**
- * The background digest check of mapped manifests (started by digest-check.ts): maps the file,
- * decodes its columns and posts the digest of its content; the loading thread compares it with
- * the stored one.
+ * The background digest check of mapped manifests (started by digest-check.ts): posts the digest
+ * of the file's content, streamed from the file (binaryManifestFileDigest) or, where that does not
+ * apply, from its decoded columns; the loading thread compares it with the stored one.
  */
 import { parentPort } from 'node:worker_threads';
 import { DIGEST_DONE, DIGEST_FAILED, type DigestReply, type DigestRequest } from './digest-check.js';
 import { parseManifestBinary } from './manifest-binary.js';
 import { computeManifestDigest } from './manifest-digest.js';
+import { binaryManifestFileDigest } from './manifest-file-digest.js';
 import { mapManifest } from './manifest-map.js';
 
 const port = parentPort;
 if (!port) throw new Error('digest-worker.ts runs as a worker thread (see digest-check.ts)');
 
+/** The digest of the content of the binary manifest at `path`. */
+async function contentDigest(path: string): Promise<string> {
+  const streamed = binaryManifestFileDigest(path);
+  if (streamed !== null) return streamed;
+  const mapped = await mapManifest(path);
+  if (!mapped) throw new Error(`${path} could not be mapped`);
+  try {
+    const m = parseManifestBinary(mapped.bytes, path, { lazyIndex: true });
+    return computeManifestDigest(m, m.columns);
+  } finally {
+    mapped.unmap();
+  }
+}
+
 port.on('message', async ({ path, signal, port: reply }: DigestRequest) => {
   let answer: DigestReply;
-  let mapped: Awaited<ReturnType<typeof mapManifest>> = null;
   try {
-    mapped = await mapManifest(path);
-    if (!mapped) throw new Error(`${path} could not be mapped`);
-    const m = parseManifestBinary(mapped.bytes, path, { lazyIndex: true });
-    answer = { digest: computeManifestDigest(m, m.columns) };
+    answer = { digest: await contentDigest(path) };
   } catch (err) {
     answer = { error: (err as Error).message };
-  } finally {
-    mapped?.unmap();
   }
   reply.postMessage(answer);
   reply.close();

@@ -12,17 +12,30 @@ import {
 import { NameColumn } from './name-column.js';
 import { canonicalJson, type JsonObject } from './schema-check.js';
 
-function metaForDigest(meta: ManifestMeta, columns: ManifestColumns): JsonObject {
-  const counts = entriesPerFile(columns, meta.files.length);
-  return {
+/**
+ * The metadata the digest covers, as canonical JSON, given each file's entry count: everything
+ * but created_at (republishing the same bytes as the same version gives the same digest) and
+ * checkpoint_root.
+ */
+export function digestHead(
+  meta: Pick<ManifestMeta, 'version' | 'model_id' | 'hash_algo' | 'files' | 'dtypes'>,
+  entriesPerFile: readonly number[],
+): string {
+  const head: JsonObject = {
     schema: MANIFEST_SCHEMA,
     manifest_version: MANIFEST_VERSION,
     version: meta.version,
     model_id: meta.model_id,
     hash_algo: meta.hash_algo,
-    files: meta.files.map((f, i) => ({ path: f.path, size: f.size, kind: f.kind, entries: counts[i] })),
+    files: meta.files.map((f, i) => ({
+      path: f.path,
+      size: f.size,
+      kind: f.kind,
+      entries: entriesPerFile[i],
+    })),
     dtypes: meta.dtypes,
   };
+  return canonicalJson(head);
 }
 
 /**
@@ -31,8 +44,8 @@ function metaForDigest(meta: ManifestMeta, columns: ManifestColumns): JsonObject
  */
 export function computeManifestDigest(meta: ManifestMeta, columns: ManifestColumns): string {
   const h = createHash('sha256');
-  h.update(canonicalJson(metaForDigest(meta, columns)));
-  for (const name of COLUMN_ORDER) {
+  h.update(digestHead(meta, entriesPerFile(columns, meta.files.length)));
+  for (const name of DIGEST_COLUMNS) {
     h.update('\n');
     const col = columns[name];
     if (typeof col === 'string') h.update(col);
@@ -46,7 +59,8 @@ export function computeManifestDigest(meta: ManifestMeta, columns: ManifestColum
   return `sha256:${h.digest('hex')}`;
 }
 
-const COLUMN_ORDER = [
+/** The columns the digest covers, in order, each after a newline (names: bytes, then u32 lengths). */
+export const DIGEST_COLUMNS = [
   'tensor',
   'shard_rank',
   'kind',

@@ -11,6 +11,11 @@ import { type MappedFile, mapManifest } from './manifest-map.js';
 import type { ManifestLoadOptions } from './manifest-validate.js';
 
 const mappedFiles = new WeakMap<ColumnarManifest, MappedFile>();
+/**
+ * Mapped manifests from this size on have their digest checked on a worker thread; smaller ones
+ * here at once (16 MiB hashes in ~10 ms, less than a worker takes to start).
+ */
+const BACKGROUND_DIGEST_BYTES = 16 << 20;
 /** Mapped manifests whose stored digest is being checked in the background. */
 const digestOwed = new WeakSet<ColumnarManifest>();
 
@@ -56,7 +61,8 @@ export async function loadManifest(
     if (mapped) {
       const manifest = parseManifestBinary(mapped.bytes, path, { ...options, verifyDigest: false });
       mappedFiles.set(manifest, mapped.file);
-      if (options.verifyDigest) {
+      if (options.verifyDigest && mapped.bytes.length < BACKGROUND_DIGEST_BYTES) manifest.verifyDigest(path);
+      else if (options.verifyDigest) {
         digestOwed.add(manifest);
         startDigestCheck(manifest, path);
       }

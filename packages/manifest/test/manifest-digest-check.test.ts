@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ManifestEntry } from '@hotweights/core';
@@ -6,10 +6,14 @@ import {
   buildManifest,
   checkManifestFileUnchanged,
   loadManifest,
+  parseManifestBinary,
   serializeManifest,
   serializeManifestBinary,
 } from '@hotweights/manifest';
 import { afterAll, describe, expect, it } from 'vitest';
+// The background check and the streamed digest are internal: test the modules.
+import { finishDigestCheck, startDigestCheck } from '../src/digest-check.js';
+import { binaryManifestFileDigest } from '../src/manifest-file-digest.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'hw-manifest-digest-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -69,14 +73,49 @@ describe('the stored digest, checked on load', () => {
     expect((await loadManifest(path, { verifyDigest: false })).version).toBe('v2');
   });
 
-  it('refuses a binary manifest edited after publish: read at load, mapped before it is used', async () => {
+  it('refuses a binary manifest edited after publish, read or mapped', async () => {
     const path = join(dir, 'edited.manifest');
     writeFileSync(path, editedBinary());
     await expect(loadManifest(path)).rejects.toThrow(MISMATCH(path));
-    // Mapped, the digest is checked on a worker thread while the caller goes on; the verdict is
-    // given by the check callers make before acting on a mapped manifest.
-    const mapped = await loadManifest(path, { map: true, lazyIndex: true });
-    expect(() => checkManifestFileUnchanged(mapped)).toThrow(MISMATCH(path));
+    await expect(loadManifest(path, { map: true, lazyIndex: true })).rejects.toThrow(MISMATCH(path));
+  });
+
+  it('checks a large mapped manifest on a worker thread, the verdict given before it is used', () => {
+    // (Mapped manifests of 16 MiB and more take this path; the check itself is size-blind.)
+    const edited = join(dir, 'edited-bg.manifest');
+    writeFileSync(edited, editedBinary());
+    const m = parseManifestBinary(readFileSync(edited), edited);
+    startDigestCheck(m, edited);
+    expect(() => finishDigestCheck(m, edited)).toThrow(MISMATCH(edited));
+    const ok = join(dir, 'ok-bg.manifest');
+    writeFileSync(ok, serializeManifestBinary(published()));
+    const good = parseManifestBinary(readFileSync(ok), ok);
+    startDigestCheck(good, ok);
+    expect(() => finishDigestCheck(good, ok)).not.toThrow();
+  });
+
+  it('streams the digest of a binary file as the decoded columns give it, or says it cannot', () => {
+    const m = published();
+    const ascii = join(dir, 'stream.manifest');
+    writeFileSync(ascii, serializeManifestBinary(m));
+    expect(binaryManifestFileDigest(ascii)).toBe(m.digest);
+    expect(binaryManifestFileDigest(join(dir, 'edited.manifest'))).not.toBe(m.digest);
+    const wide = buildManifest({ ...m, files: [{ path: 'é.bin', size: 4, kind: 'file' }] }, [
+      {
+        ...m.entry(1),
+        key: 'é.bin:0',
+        tensor: 'é.bin',
+        kind: 'file',
+        file: 'é.bin',
+        file_offset: 0,
+        nbytes: 4,
+        dtype: null,
+        shape: null,
+      },
+    ]);
+    const utf8 = join(dir, 'wide.manifest');
+    writeFileSync(utf8, serializeManifestBinary(wide));
+    expect(binaryManifestFileDigest(utf8)).toBeNull();
   });
 
   it('accepts the manifests as published, in both forms, read or mapped', async () => {
