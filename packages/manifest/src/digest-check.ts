@@ -17,6 +17,11 @@ export const DIGEST_PENDING = 0;
 export const DIGEST_DONE = 1;
 export const DIGEST_FAILED = 2;
 
+/** The worker's `workerData`: one Int32 slot it sets to 1 as soon as its module runs. */
+export interface DigestWorkerData {
+  readonly booted: SharedArrayBuffer;
+}
+
 export interface DigestRequest {
   readonly path: string;
   /** One Int32 slot: DIGEST_PENDING until the worker posts its reply, then DONE or FAILED. */
@@ -35,25 +40,37 @@ interface PendingCheck {
 
 /** Longest wait for a verdict before checking here (a worker that died never answers). */
 const WAIT_MS = 120_000;
+/** Longest wait for the worker to start (one that cannot load its module never does). */
+const BOOT_MS = 20_000;
 
 const DIGEST_WORKER = siblingModule('digest-worker', import.meta.url);
 let worker: Worker | undefined;
 let workerBroken = false;
+let booted: Int32Array | undefined;
 const pending = new WeakMap<ColumnarManifest, PendingCheck>();
+/** Slots of the checks not answered yet, failed at once if the worker dies. */
+const unanswered = new Set<Int32Array>();
+
+function workerGone(): void {
+  workerBroken = true;
+  worker = undefined;
+  for (const slot of unanswered) Atomics.store(slot, 0, DIGEST_FAILED);
+  unanswered.clear();
+}
 
 function digestWorker(): Worker | undefined {
   if (workerBroken) return undefined;
   if (!worker) {
+    const data: DigestWorkerData = { booted: new SharedArrayBuffer(4) };
     try {
-      worker = startModuleWorker(DIGEST_WORKER);
+      worker = startModuleWorker(DIGEST_WORKER, { workerData: data });
     } catch {
       workerBroken = true;
       return undefined;
     }
-    worker.on('error', () => {
-      workerBroken = true;
-      worker = undefined;
-    });
+    booted = new Int32Array(data.booted);
+    worker.on('error', workerGone);
+    worker.on('exit', workerGone);
     // Idle, it must not keep the process alive.
     worker.unref();
   }
@@ -68,7 +85,9 @@ export function startDigestCheck(manifest: ColumnarManifest, path: string): void
   const { port1, port2 } = new MessageChannel();
   const request: DigestRequest = { path, signal, port: port2 };
   w.postMessage(request, [port2]);
-  pending.set(manifest, { slot: new Int32Array(signal), port: port1, path });
+  const slot = new Int32Array(signal);
+  unanswered.add(slot);
+  pending.set(manifest, { slot, port: port1, path });
 }
 
 /**
@@ -82,8 +101,10 @@ export function finishDigestCheck(manifest: ColumnarManifest, path: string): voi
     manifest.verifyDigest(path);
     return;
   }
-  // Blocks this thread; the worker runs on.
-  Atomics.wait(job.slot, 0, DIGEST_PENDING, WAIT_MS);
+  unanswered.delete(job.slot);
+  // Blocks this thread; the worker runs on. A worker that never started gets BOOT_MS.
+  if (booted && Atomics.load(booted, 0) === 0) Atomics.wait(booted, 0, 0, BOOT_MS);
+  if (booted && Atomics.load(booted, 0) === 1) Atomics.wait(job.slot, 0, DIGEST_PENDING, WAIT_MS);
   const reply = receiveMessageOnPort(job.port)?.message as DigestReply | undefined;
   job.port.close();
   if (Atomics.load(job.slot, 0) !== DIGEST_DONE || !reply || !('digest' in reply)) {

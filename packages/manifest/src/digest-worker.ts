@@ -3,8 +3,14 @@
  * of the file's content, streamed from the file (binaryManifestFileDigest) or, where that does not
  * apply, from its decoded columns; the loading thread compares it with the stored one.
  */
-import { parentPort } from 'node:worker_threads';
-import { DIGEST_DONE, DIGEST_FAILED, type DigestReply, type DigestRequest } from './digest-check.js';
+import { parentPort, workerData } from 'node:worker_threads';
+import {
+  DIGEST_DONE,
+  DIGEST_FAILED,
+  type DigestReply,
+  type DigestRequest,
+  type DigestWorkerData,
+} from './digest-check.js';
 import { parseManifestBinary } from './manifest-binary.js';
 import { computeManifestDigest } from './manifest-digest.js';
 import { binaryManifestFileDigest } from './manifest-file-digest.js';
@@ -12,6 +18,9 @@ import { mapManifest } from './manifest-map.js';
 
 const port = parentPort;
 if (!port) throw new Error('digest-worker.ts runs as a worker thread (see digest-check.ts)');
+const booted = new Int32Array((workerData as DigestWorkerData).booted);
+Atomics.store(booted, 0, 1);
+Atomics.notify(booted, 0);
 
 /** The digest of the content of the binary manifest at `path`. */
 async function contentDigest(path: string): Promise<string> {
