@@ -10,7 +10,9 @@
  * BLAKE3 on one thread. Reports median GB/s, publish / cat and publish / ceiling, the process CPU
  * seconds of each in-process run (all threads) and the load average, since the machine is shared.
  *
- * Usage: node --conditions=@hotweights/source --import tsx bench/planner/publish-bench.ts [GiB]
+ * Usage (built packages, after `npm run build`): node --import tsx bench/planner/publish-bench.ts [GiB]
+ * From sources (`--conditions=@hotweights/source`) the hash workers start through tsx, which costs
+ * each worker a few hundred ms of CPU: fine for tests, not a publish figure.
  */
 import { execFileSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';

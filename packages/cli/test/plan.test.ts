@@ -1,7 +1,14 @@
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadPlan, recordCommittedManifest } from '@hotweights/manifest';
+import {
+  buildManifest,
+  loadManifest,
+  loadPlan,
+  recordCommittedManifest,
+  serializeManifest,
+  serializeManifestBinary,
+} from '@hotweights/manifest';
 import { writeSafetensors } from '@hotweights/planner';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { autoBucketBytes } from '../src/commands/plan.js';
@@ -211,6 +218,64 @@ describe('hotweights plan', { timeout: 180_000 }, () => {
     expect(r3.code).toBe(1);
     expect(r3.stderr).toMatch(/cannot read manifest .*missing\.json: ENOENT/);
     for (const r of [r1, r2, r3]) expect(r.stderr).not.toMatch(/\n\s+at /);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('refuses to diff a manifest without a model id against the record of another unnamed model', async () => {
+    /** A model without an id: whole files named `names`. */
+    const unnamed = (version: string, names: string[]) =>
+      buildManifest(
+        {
+          version,
+          model_id: null,
+          created_at: 'now',
+          checkpoint_root: join(dir, version),
+          hash_algo: 'sha256',
+          files: names.map((path) => ({ path, size: 4, kind: 'file' as const })),
+        },
+        names.map((n) => ({
+          key: `${n}:0`,
+          tensor: n,
+          shard_rank: 0,
+          kind: 'file' as const,
+          file: n,
+          file_offset: 0,
+          nbytes: 4,
+          dtype: null,
+          shape: null,
+          hash: `sha256:${'1'.repeat(64)}`,
+        })),
+      );
+    const ownState = join(dir, 'state-unnamed');
+    const recorded = await recordCommittedManifest(
+      ownState,
+      unnamed('llama-v1', ['config.json', 'llama.bin']),
+    );
+    const next = join(dir, 'mistral.json');
+    writeFileSync(next, serializeManifest(unnamed('mistral-v1', ['params.json', 'mistral.pth'])));
+    const out = join(dir, 'unrelated.json');
+    const r = await runCli(['plan', '--next', next, '--output', out], {
+      env: { HOTWEIGHTS_STATE_DIR: ownState },
+    });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(
+      `[HW_STATE]: committed record ${recorded} (llama-v1) is of another model than the next manifest (mistral-v1, no model id)`,
+    );
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('refuses a manifest edited after publish, naming it, and writes no plan', async () => {
+    const bin = serializeManifestBinary(await loadManifest(mNext));
+    const header = JSON.parse(bin.subarray(16, 16 + bin.readUInt32LE(8)).toString('utf8'));
+    bin[(header.columns.hash as [number, number])[0]] ^= 0x01;
+    const edited = join(dir, 'edited.manifest');
+    writeFileSync(edited, bin);
+    const out = join(dir, 'edited-plan.json');
+    const r = await runCli(['plan', '--prev', mPrev, '--next', edited, '--output', out], { env });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(
+      /\[HW_SCHEMA\]: .*edited\.manifest: digest: .*the stored digest, which does not match the content/,
+    );
     expect(existsSync(out)).toBe(false);
   });
 });

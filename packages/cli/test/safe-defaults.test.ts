@@ -123,7 +123,7 @@ describe('world size caps', () => {
     const plan = parsePlan(readFileSync(join(work, 'plan.json'), 'utf8'));
     const target = join(work, 'target');
     for (const [change, finding] of [
-      [{ hash_algo: 'md5' }, '[hash-algo] hash_algo "md5" is not one of'],
+      [{ hash_algo: 'md5' }, '[hash-algo] hash_algo: unknown hash algorithm "md5": expected one of'],
       [{ total_bytes: plan.total_bytes + 8 }, '[total-bytes] total_bytes'],
     ] as const) {
       const file = edited(plan, change);

@@ -1,36 +1,33 @@
+export { ColumnarManifest } from './columnar-manifest.js';
 export {
-  createItemHasher,
   HASH_ALGORITHMS,
+  HASH_HEX_LENGTH,
   type HashAlgorithm,
-  hashItem,
+  type HashAlgorithmInfo,
+  hashAlgorithmInfo,
   type ItemHasher,
-  parseItemHash,
-} from './item-hash.js';
+  isHashAlgorithm,
+  unknownHashAlgorithmMessage,
+} from './hash-algorithms.js';
+export { createItemHasher, hashItem, parseItemHash } from './item-hash.js';
+export { computeKeyOrder } from './key-index.js';
 export {
   BINARY_MANIFEST_MAGIC,
-  BINARY_MANIFEST_VERSION,
   encodeManifestBinary,
   isBinaryManifest,
   parseManifestBinary,
   serializeManifestBinary,
 } from './manifest-binary.js';
+export { buildManifest, toColumnar } from './manifest-build.js';
 export {
-  buildManifest,
-  ColumnarManifest,
-  checkManifestFileUnchanged,
-  computeKeyOrder,
-  computeManifestDigest,
-  HASH_HEX_LENGTH,
-  loadManifest,
+  BINARY_MANIFEST_VERSION,
   MANIFEST_VERSION,
   type ManifestColumns,
-  type ManifestLoadOptions,
   type ManifestMeta,
-  parseManifest,
-  serializeManifest,
-  toColumnar,
-  validateManifest,
-} from './manifest-io.js';
+} from './manifest-columns.js';
+export { computeManifestDigest } from './manifest-digest.js';
+export { parseManifest, serializeManifest, validateManifest } from './manifest-json.js';
+export { checkManifestFileUnchanged, loadManifest } from './manifest-load.js';
 export {
   COMMITTED_RECORD_FILES,
   committedManifestPath,
@@ -38,6 +35,8 @@ export {
   readCommittedRecord,
   recordCommittedManifest,
 } from './manifest-record.js';
+export type { ManifestLoadOptions } from './manifest-validate.js';
 export { hashName, NameColumn } from './name-column.js';
 export { computePlanDigest, loadPlan, parsePlan, validatePlan } from './plan-io.js';
 export { canonicalJson, isConfinedRelativePath, type JsonObject, SchemaChecker } from './schema-check.js';
+export { siblingModule, startModuleWorker } from './worker-module.js';

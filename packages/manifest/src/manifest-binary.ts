@@ -22,23 +22,25 @@
  * As in the JSON form, an entry's file and offset are implied by the per-file counts and sizes.
  */
 import { Buffer, isAscii } from 'node:buffer';
-import { endianness } from 'node:os';
 import { MANIFEST_SCHEMA, type Manifest, SchemaError } from '@hotweights/core';
+import type { ColumnarManifest } from './columnar-manifest.js';
+import { computeKeyOrder } from './key-index.js';
+import { toColumnar } from './manifest-build.js';
 import {
-  type ColumnarManifest,
-  computeKeyOrder,
+  BINARY_MANIFEST_VERSION,
   impliedPlaces,
+  LITTLE_ENDIAN,
+  leBytes,
   type ManifestColumns,
+} from './manifest-columns.js';
+import {
   type ManifestLoadOptions,
   readManifestMeta,
   readStoredDigest,
-  toColumnar,
   validateColumns,
-} from './manifest-io.js';
+} from './manifest-validate.js';
 import { NameColumn } from './name-column.js';
 import { type JsonObject, SchemaChecker } from './schema-check.js';
-
-export const BINARY_MANIFEST_VERSION = 3 as const;
 
 /** First bytes of a binary manifest. */
 export const BINARY_MANIFEST_MAGIC: Readonly<Buffer> = Buffer.from([
@@ -46,7 +48,6 @@ export const BINARY_MANIFEST_MAGIC: Readonly<Buffer> = Buffer.from([
 ]);
 const PREAMBLE = 16;
 const ALIGN = 8;
-const LITTLE_ENDIAN = endianness() === 'LE';
 
 type Width = 1 | 4 | 8;
 /** Stored columns in file order, with their element width. */
@@ -69,16 +70,6 @@ export function isBinaryManifest(bytes: Uint8Array): boolean {
 }
 
 const alignUp = (n: number) => Math.ceil(n / ALIGN) * ALIGN;
-
-/** Little-endian bytes of a typed array (a view on little-endian machines). */
-function le(a: Uint8Array | Uint32Array | Int32Array | Float64Array): Uint8Array {
-  const b = Buffer.from(a.buffer, a.byteOffset, a.byteLength);
-  if (LITTLE_ENDIAN || a.BYTES_PER_ELEMENT === 1) return b;
-  const copy = Buffer.from(b);
-  if (a.BYTES_PER_ELEMENT === 4) copy.swap32();
-  else copy.swap64();
-  return copy;
-}
 
 /** UTF-8 names and their byte offsets (ASCII names, the usual case, need no re-encoding). */
 function encodeNames(names: NameColumn): { text: Uint8Array; offsets: Uint32Array } {
@@ -104,16 +95,16 @@ export function encodeManifestBinary(manifest: Manifest): Uint8Array[] {
   const names = encodeNames(c.tensor);
   const keyOrder = m.keyOrder() ?? computeKeyOrder(c);
   const blobs: Record<string, Uint8Array> = {
-    tensor_offsets: le(names.offsets),
+    tensor_offsets: leBytes(names.offsets),
     tensor: names.text,
-    shard_rank: le(c.shard_rank),
+    shard_rank: leBytes(c.shard_rank),
     kind: Buffer.from(c.kind, 'latin1'),
-    nbytes: le(c.nbytes),
-    dtype: le(c.dtype),
-    ndim: le(c.ndim),
-    dims: le(c.dims),
+    nbytes: leBytes(c.nbytes),
+    dtype: leBytes(c.dtype),
+    ndim: leBytes(c.ndim),
+    dims: leBytes(c.dims),
     hash: c.hash,
-    key_order: le(keyOrder),
+    key_order: leBytes(keyOrder),
   };
   const counts = new Array<number>(m.files.length).fill(0);
   for (let i = 0; i < c.file.length; i++) (counts[c.file[i] as number] as number)++;

@@ -5,6 +5,12 @@
  * in the binary manifest form, so `plan` without `--prev` loads it as fast as a `--prev` file.
  * Records written before that are `committed.json` (the JSON form): still read, and replaced by
  * the binary record at the next commit.
+ *
+ * Models without an id share the `_default` record, so a record found for a next manifest is
+ * checked to be of the same model before anyone diffs against it (readCommittedManifest given the
+ * next manifest): the same model id and, without one, at least half of a sample of next's entry
+ * keys present in it (a new version of a model keeps most of its tensor names; another model
+ * does not).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
@@ -12,7 +18,9 @@ import { join } from 'node:path';
 import type { Manifest } from '@hotweights/core';
 import { HotweightsError, hasErrorCode } from '@hotweights/core';
 import { serializeManifestBinary } from './manifest-binary.js';
-import { loadManifest, type ManifestLoadOptions } from './manifest-io.js';
+import { toColumnar } from './manifest-build.js';
+import { loadManifest } from './manifest-load.js';
+import type { ManifestLoadOptions } from './manifest-validate.js';
 
 const DEFAULT_MODEL_DIR = '_default';
 
@@ -59,14 +67,54 @@ export async function readCommittedRecord(
   return null;
 }
 
-/** The last committed manifest of the model, or null when none was recorded. */
+/**
+ * The last committed manifest of a model, or null when none was recorded. Given the next manifest
+ * (rather than a model id), the record of next's model, refused with an error naming the record
+ * when it is of another model (see the header): a diff against it would be meaningless.
+ */
 export async function readCommittedManifest(
   stateDir: string,
-  modelId: string | null,
+  model: string | null | Manifest,
   options: ManifestLoadOptions = {},
 ): Promise<Manifest | null> {
+  const next = typeof model === 'object' && model !== null ? model : undefined;
+  const modelId = next ? next.model_id : (model as string | null);
   const record = await readCommittedRecord(join(committedManifestPath(stateDir, modelId), '..'), options);
+  if (record && next) checkSameModel(record.manifest, record.path, next);
   return record?.manifest ?? null;
+}
+
+/** Entry keys of next looked up in a record to tell whether it is of the same model. */
+const MODEL_KEY_SAMPLE = 64;
+
+/** Throws when `recorded` (the record at `path`) is of another model than `next`. */
+function checkSameModel(recorded: Manifest, path: string, next: Manifest): void {
+  const fix =
+    'pass --prev with the manifest of the version live for this model, or publish with --model-id ID (one record per model)';
+  const nextName = next.model_id === null ? 'no model id' : `model ${JSON.stringify(next.model_id)}`;
+  if (recorded.model_id !== next.model_id)
+    throw new HotweightsError(
+      'HW_STATE',
+      `committed record ${path} is of model ${JSON.stringify(recorded.model_id)}, not of the next manifest's (${nextName}): ${fix}`,
+      { details: { file: path, recorded: recorded.model_id, next: next.model_id } },
+    );
+  // An id says which model it is; without one, the entries have to.
+  if (next.model_id !== null || next.size === 0 || recorded.size === 0) return;
+  const prev = toColumnar(recorded);
+  const cur = toColumnar(next);
+  const step = Math.max(1, Math.floor(cur.size / MODEL_KEY_SAMPLE));
+  let sampled = 0;
+  let found = 0;
+  for (let i = 0; i < cur.size; i += step) {
+    sampled++;
+    if (prev.indexOfTensor(cur.columns.tensor.get(i), cur.columns.shard_rank[i] as number) >= 0) found++;
+  }
+  if (found * 2 < sampled)
+    throw new HotweightsError(
+      'HW_STATE',
+      `committed record ${path} (${recorded.version}) is of another model than the next manifest (${next.version}, ${nextName}): only ${found} of ${sampled} sampled entries of next (e.g. ${JSON.stringify(cur.key(0))}) are in it: ${fix}`,
+      { details: { file: path, recorded: recorded.version, next: next.version } },
+    );
 }
 
 /**

@@ -11,6 +11,7 @@ import {
   type PlanItemPart,
   SchemaError,
 } from '@hotweights/core';
+import { HASH_ALGORITHMS } from './hash-algorithms.js';
 import { canonicalJson, type JsonObject, SchemaChecker } from './schema-check.js';
 
 /** `sha256:<hex>` of the canonical JSON of the plan without its `digest` field. */
@@ -102,7 +103,7 @@ export function validatePlan(value: unknown, file?: string): Plan {
     prev_version: c.nullableString(o.prev_version, 'prev_version'),
     model_id: c.nullableString(o.model_id, 'model_id'),
     created_at: c.string(o.created_at, 'created_at'),
-    hash_algo: c.string(o.hash_algo, 'hash_algo', { nonEmpty: true }),
+    hash_algo: c.oneOf(o.hash_algo, 'hash_algo', HASH_ALGORITHMS),
     source: {
       root: c.string(source.root, 'source.root', { nonEmpty: true }),
       rank: c.count(source.rank, 'source.rank'),

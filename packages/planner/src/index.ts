@@ -15,7 +15,7 @@ export {
   planDeltaCounts,
 } from './create-plan.js';
 export { formatBytes } from './format-bytes.js';
-export { checkHashAlgo, HASH_ALGOS, type HashAlgo, type HashTask, hashRanges } from './hash-pool.js';
+export { checkHashAlgo, type HashTask, hashRanges } from './hash-pool.js';
 export {
   MANIFEST_FORMATS,
   type ManifestFormat,

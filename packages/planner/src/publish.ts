@@ -9,7 +9,7 @@ import { join, relative, resolve, sep } from 'node:path';
 import { CheckpointError, type ManifestEntry, type ManifestFile } from '@hotweights/core';
 import { buildManifest, type ColumnarManifest } from '@hotweights/manifest';
 import { isInside } from './atomic-write.js';
-import { checkHashAlgo, type HashAlgo, type HashIo, type HashTask, hashRanges } from './hash-pool.js';
+import { checkHashAlgo, type HashIo, type HashTask, hashRanges } from './hash-pool.js';
 import { readSafetensorsHeader } from './safetensors.js';
 
 export interface PublishProgress {
@@ -154,7 +154,7 @@ async function readIndex(f: FoundFile): Promise<IndexFile> {
 
 /** Builds the manifest of a checkpoint directory. */
 export async function publish(options: PublishOptions): Promise<ColumnarManifest> {
-  const algo: HashAlgo = checkHashAlgo(options.hash ?? 'blake3');
+  const algo = checkHashAlgo(options.hash ?? 'blake3');
   const root = resolve(options.checkpoint);
   let rootStat: Awaited<ReturnType<typeof stat>>;
   try {

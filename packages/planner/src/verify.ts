@@ -10,11 +10,10 @@
  */
 
 import type { Plan, PlanItem } from '@hotweights/core';
-import { isConfinedRelativePath } from '@hotweights/manifest';
+import { isConfinedRelativePath, isHashAlgorithm, unknownHashAlgorithmMessage } from '@hotweights/manifest';
 import { checkConsumers, type ItemShards } from './consumer-checks.js';
 import type { TpGroups } from './consumers.js';
 import { type Finding, Findings, type VerifyReport } from './findings.js';
-import { HASH_ALGOS } from './hash-pool.js';
 import { planDigest } from './plan-text.js';
 import { checkItemColumns, columnSources } from './verify-columns.js';
 
@@ -169,11 +168,8 @@ export function verifyPlan(plan: Plan, options: VerifyPlanOptions = {}): VerifyR
       });
   }
   // Landed items are checked with this algorithm: one we cannot compute verifies nothing.
-  if (!(HASH_ALGOS as readonly string[]).includes(plan.hash_algo))
-    f.add(true, {
-      check: 'hash-algo',
-      message: `hash_algo ${JSON.stringify(plan.hash_algo)} is not one of ${HASH_ALGOS.join(', ')}`,
-    });
+  if (!isHashAlgorithm(plan.hash_algo))
+    f.add(true, { check: 'hash-algo', message: `hash_algo: ${unknownHashAlgorithmMessage(plan.hash_algo)}` });
   const worldSize = options.worldSize ?? plan.world_size;
   if (worldSize !== null && plan.source.rank >= worldSize)
     f.add(true, {

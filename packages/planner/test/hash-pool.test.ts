@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { HASH_ALGORITHMS, type HashAlgorithm, hashItem } from '@hotweights/manifest';
 import { Blake3Hasher } from '@napi-rs/blake-hash';
 import { xxh3 } from '@node-rs/xxhash';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -155,5 +156,20 @@ describe('hashRanges', () => {
     await expect(hashRanges(tasks, { algo: 'blake3', pieceBytes: MIB })).rejects.toThrowError(
       /pieceBytes 1048576: expected a positive multiple of 2 MiB/,
     );
+  });
+
+  it('hashes exactly the algorithms of the one table, on workers and the main thread alike', async () => {
+    const task: HashTask = { path, ranges: rangesOf(5, [3 * MIB, 17]) };
+    for (const algo of HASH_ALGORITHMS) {
+      const want = task.ranges.map((r) => hashItem(algo, [data.subarray(r.offset, r.offset + r.length)]));
+      for (const mainThread of [true, false]) {
+        const [got] = await hashRanges([task], { algo, threads: 2, mainThread });
+        expect(got?.map((hex) => `${algo}:${hex}`)).toEqual(want);
+      }
+    }
+    for (const algo of ['md5', 'xxh3-128'])
+      await expect(hashRanges([task], { algo: algo as HashAlgorithm })).rejects.toThrowError(
+        new RegExp(`unknown hash algorithm "${algo}": expected one of ${HASH_ALGORITHMS.join(', ')}$`),
+      );
   });
 });

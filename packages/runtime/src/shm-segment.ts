@@ -16,8 +16,6 @@ export const SEGMENT_PREFIX = 'hotweights.';
 
 interface ShmModule {
   mapFd(fd: number, options: { length: number; writable?: boolean }): Uint8Array;
-  /** The native addon's file, for worker threads that load it with require(). */
-  addonPath(): string;
   /** Absent from addons built before they were added. */
   writeAll?(fd: number, view: Uint8Array, position: number, piece: number): Promise<void>;
   reserveFdAsync?(fd: number, length: number): Promise<void>;

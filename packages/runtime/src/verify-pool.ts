@@ -8,15 +8,20 @@
  * are unmapped at once). Bytes that are not in a mapped segment (the addon is missing, or a
  * staging agent without segments) are hashed on the calling thread.
  *
- * The worker body is JavaScript evaluated from a string, so the same code runs from TypeScript
- * sources (tests, tsx) and from the compiled package; native modules are passed as resolved paths.
+ * The workers run verify-worker.ts.
  */
 import { closeSync, openSync, readSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
-import { createItemHasher, type HashAlgorithm } from '@hotweights/manifest';
+import type { Worker } from 'node:worker_threads';
+import {
+  createItemHasher,
+  type HashAlgorithm,
+  hashAlgorithmInfo,
+  siblingModule,
+  startModuleWorker,
+} from '@hotweights/manifest';
 import { loadShm, sharedSegmentOf } from './shm-segment.js';
+import type { VerifyChunk, VerifyReply, VerifyRequest, VerifyWorkerData } from './verify-worker.js';
 
 /**
  * Bytes of a file to hash in place (an item that landed straight in a target file): hashed
@@ -35,126 +40,23 @@ function isFileRange(c: HashInput): c is FileRange {
   return !(c instanceof Uint8Array);
 }
 
-interface Chunk {
-  /** The segment: its file, its id (stable while recycled) and its whole length; or file: a FileRange. */
-  readonly path: string;
-  readonly id: number;
-  readonly size: number;
-  readonly offset: number;
-  readonly length: number;
-  readonly file?: true;
-}
-
 /** Largest piece of a file mapped at once while hashing it (bounds address space per worker). */
 const FILE_PIECE = 32 << 20;
 
 /** Segment mappings each worker keeps (a window's worth; older ones are unmapped). */
 const KEPT_MAPPINGS = 8;
 
-const WORKER_SOURCE = `
-const { parentPort, workerData } = require('node:worker_threads');
-const fs = require('node:fs');
-const crypto = require('node:crypto');
-const shm = require(workerData.shmAddon);
-const kept = new Map(); // segment id -> ArrayBuffer of the whole segment, least recent first
-function segment(c) {
-  let ab = kept.get(c.id);
-  if (ab && ab.byteLength >= c.offset + c.length) {
-    kept.delete(c.id);
-    kept.set(c.id, ab);
-    return ab;
-  }
-  if (ab) shm.unmapRange(ab);
-  const fd = fs.openSync(c.path, 'r');
-  try {
-    ab = shm.mapRange(fd, c.size, 0, 0);
-  } finally {
-    fs.closeSync(fd);
-  }
-  kept.delete(c.id);
-  kept.set(c.id, ab);
-  while (kept.size > workerData.keep) {
-    const [id, old] = kept.entries().next().value;
-    kept.delete(id);
-    shm.unmapRange(old);
-  }
-  return ab;
-}
-const { Blake3Hasher } = require(workerData.blake);
-const { xxh3 } = require(workerData.xxhash);
-function hasher(algo) {
-  if (algo === 'blake3') {
-    const h = new Blake3Hasher();
-    return { update: (b) => h.update(b), hex: () => h.digest('hex') };
-  }
-  if (algo === 'xxh3-64') {
-    const h = xxh3.Xxh3.withSeed();
-    return { update: (b) => h.update(b), hex: () => h.digest().toString(16).padStart(16, '0') };
-  }
-  if (algo === 'xxh3-128') {
-    const parts = [];
-    return {
-      update: (b) => parts.push(Buffer.from(b)),
-      hex: () => xxh3.xxh128(parts.length === 1 ? parts[0] : Buffer.concat(parts)).toString(16).padStart(32, '0'),
-    };
-  }
-  const h = crypto.createHash('sha256');
-  return { update: (b) => h.update(b), hex: () => h.digest('hex') };
-}
-const page = shm.pageSize;
-function hashFileRange(h, c) {
-  const fd = fs.openSync(c.path, 'r');
-  try {
-    for (let done = 0; done < c.length; ) {
-      const at = c.offset + done;
-      const start = at - (at % page);
-      const n = Math.min(workerData.filePiece, c.length - done);
-      // MAP_POPULATE: the landed pages are in the page cache, so they map in one call.
-      const ab = shm.mapRange(fd, n + (at - start), start, 1);
-      try {
-        h.update(Buffer.from(ab, at - start, n));
-      } finally {
-        shm.unmapRange(ab);
-      }
-      done += n;
-    }
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-parentPort.on('message', ({ id, algo, chunks }) => {
-  try {
-    const h = hasher(algo);
-    for (const c of chunks) {
-      if (c.length === 0) continue;
-      if (c.file) hashFileRange(h, c);
-      else h.update(Buffer.from(segment(c), c.offset, c.length));
-    }
-    parentPort.postMessage({ id, hex: h.hex() });
-  } catch (err) {
-    parentPort.postMessage({ id, error: String((err && err.message) || err) });
-  }
-});
-`;
-
 interface Pending {
   resolve(hex: string): void;
   reject(err: Error): void;
 }
 
-/** What the worker loads, or undefined when the shm addon is not available here. */
-async function workerData(): Promise<Record<string, string | number> | undefined> {
+const VERIFY_WORKER = siblingModule('verify-worker', import.meta.url);
+
+/** The workers' settings, or undefined when the shm addon is not available here. */
+async function workerData(): Promise<VerifyWorkerData | undefined> {
   try {
-    const shm = await loadShm();
-    if (!shm) return undefined;
-    const require = createRequire(import.meta.url);
-    return {
-      shmAddon: shm.addonPath(),
-      blake: require.resolve('@napi-rs/blake-hash'),
-      xxhash: require.resolve('@node-rs/xxhash'),
-      keep: KEPT_MAPPINGS,
-      filePiece: FILE_PIECE,
-    };
+    return (await loadShm()) ? { keep: KEPT_MAPPINGS, filePiece: FILE_PIECE } : undefined;
   } catch {
     return undefined;
   }
@@ -163,20 +65,20 @@ async function workerData(): Promise<Record<string, string | number> | undefined
 export class VerifyPool {
   private readonly workers: Worker[] = [];
   private readonly idle: Worker[] = [];
-  private readonly queue: { algo: HashAlgorithm; chunks: Chunk[]; pending: Pending }[] = [];
+  private readonly queue: { algo: HashAlgorithm; chunks: VerifyChunk[]; pending: Pending }[] = [];
   private readonly inflight = new Map<Worker, Pending>();
   private nextId = 0;
   private closed = false;
 
-  private constructor(threads: number, modules: Record<string, string | number>) {
+  private constructor(threads: number, data: VerifyWorkerData) {
     for (let i = 0; i < threads; i++) {
-      const w = new Worker(WORKER_SOURCE, { eval: true, workerData: modules });
-      w.on('message', (msg: { hex?: string; error?: string }) => {
+      const w = startModuleWorker(VERIFY_WORKER, { workerData: data });
+      w.on('message', (msg: VerifyReply) => {
         const p = this.inflight.get(w);
         this.inflight.delete(w);
         if (p) {
-          if (msg.error !== undefined) p.reject(new Error(`hash worker: ${msg.error}`));
-          else p.resolve(msg.hex as string);
+          if ('error' in msg) p.reject(new Error(`hash worker: ${msg.error}`));
+          else p.resolve(msg.hex);
         }
         // An idle worker must not keep the process alive; a busy one must (see pump).
         w.unref();
@@ -208,7 +110,8 @@ export class VerifyPool {
    * segment, else on this thread.
    */
   hash(algo: HashAlgorithm, chunks: readonly HashInput[]): Promise<string> {
-    const located: Chunk[] = [];
+    if (!hashAlgorithmInfo(algo)?.workerThreads) return Promise.resolve(hashHere(algo, chunks));
+    const located: VerifyChunk[] = [];
     for (const c of chunks) {
       if (isFileRange(c)) {
         if (c.length > 0) located.push({ ...c, id: 0, size: 0, file: true });
@@ -231,7 +134,8 @@ export class VerifyPool {
       const job = this.queue.shift() as (typeof this.queue)[number];
       this.inflight.set(w, job.pending);
       w.ref();
-      w.postMessage({ id: this.nextId++, algo: job.algo, chunks: job.chunks });
+      const request: VerifyRequest = { id: this.nextId++, algo: job.algo, chunks: job.chunks };
+      w.postMessage(request);
     }
   }
 
@@ -255,7 +159,6 @@ export function hashHere(algo: HashAlgorithm, chunks: readonly HashInput[]): str
     const fd = openSync(c.path, 'r');
     try {
       for (let done = 0; done < c.length; ) {
-        // A new buffer per piece: a hasher may keep the pieces it was given (xxh3-128 does).
         const buf = Buffer.allocUnsafe(Math.min(c.length - done, 8 << 20));
         const n = readSync(fd, buf, 0, buf.length, c.offset + done);
         if (n === 0) throw new Error(`${c.path} ends at ${c.offset + done}, inside the range to hash`);

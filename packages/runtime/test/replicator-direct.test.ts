@@ -41,7 +41,12 @@ function fileLander(dir: string, spoil?: (item: PlanItem) => boolean) {
     const at = item.file_offset;
     try {
       await copyFileRange(source.file, source.offset, out, at, item.nbytes);
-      if (spoil?.(item)) await out.write(Buffer.from([0xee]), 0, 1, at + 3);
+      if (spoil?.(item)) {
+        // Flip the byte (the checkpoint is random: a fixed value would be a no-op 1 time in 256).
+        const byte = Buffer.alloc(1);
+        await out.read(byte, 0, 1, at + 3);
+        await out.write(Buffer.from([(byte[0] as number) ^ 0xff]), 0, 1, at + 3);
+      }
     } finally {
       await out.close();
     }

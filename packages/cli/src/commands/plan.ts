@@ -104,7 +104,7 @@ async function previousManifest(
       source: prev ? `coordinator ${endpoint}` : `coordinator ${endpoint} (no current version)`,
     };
   }
-  const prev = await readCommittedManifest(c.config.stateDir, next.model_id, { lazyIndex: true, map: true });
+  const prev = await readCommittedManifest(c.config.stateDir, next, { lazyIndex: true, map: true });
   return {
     prev,
     source: prev

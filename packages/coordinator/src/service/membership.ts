@@ -10,7 +10,7 @@ import type { JsonObject } from '@hotweights/manifest';
 import { checkParams, ERROR_CODES } from '../protocol.js';
 import type { WorkerRecord } from '../types.js';
 import { fleetWorldSize } from './fleet.js';
-import { type CoordinatorState, refused } from './state.js';
+import { type CoordinatorState, holderOf, refused } from './state.js';
 import { finishAbort } from './updates.js';
 
 /** The largest world a coordinator accepts (ranks are processes; far above any real fleet). */
@@ -146,12 +146,6 @@ export async function heartbeat(s: CoordinatorState, p: JsonObject): Promise<unk
 
 export function listWorkers(s: CoordinatorState): unknown {
   return { workers: [...s.workers.values()] };
-}
-
-/** The live worker holding `rank`, if any. */
-export function holderOf(s: CoordinatorState, rank: number): WorkerRecord | undefined {
-  for (const w of s.workers.values()) if (w.rank === rank) return w;
-  return undefined;
 }
 
 /**

@@ -102,3 +102,9 @@ export class CoordinatorState {
     m.ranksBehind.set(fleetView(this).behind.length);
   }
 }
+
+/** The live worker holding `rank`, if any. */
+export function holderOf(s: CoordinatorState, rank: number): WorkerRecord | undefined {
+  for (const w of s.workers.values()) if (w.rank === rank) return w;
+  return undefined;
+}

@@ -9,9 +9,9 @@ import { expectedDigest, requiredRanks, rollbackDigest } from '../digest.js';
 import { checkParams, ERROR_CODES, RawJson } from '../protocol.js';
 import { ACTIVE_STATES, type UpdateRecord, type UpdateView } from '../types.js';
 import { fleetWorldSize } from './fleet.js';
-import { holderOf } from './membership.js';
+
 import { checkBool, checkManifestDoc } from './params.js';
-import { type CoordinatorState, refused } from './state.js';
+import { type CoordinatorState, holderOf, refused } from './state.js';
 
 export async function submitPlan(s: CoordinatorState, p: JsonObject): Promise<unknown> {
   let plan: Plan;

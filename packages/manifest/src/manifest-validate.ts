@@ -1,0 +1,241 @@
+/**
+ * Validation shared by both on-disk forms: the metadata (files, dtypes, hash algorithm), the stored
+ * digest's form, and the decoded columns (lengths, ranges, coverage, unique keys).
+ */
+import { HotweightsError, type ManifestFile } from '@hotweights/core';
+import { ColumnarManifest } from './columnar-manifest.js';
+import { HASH_ALGORITHMS, HASH_HEX_LENGTH } from './hash-algorithms.js';
+import { buildKeyIndex } from './key-index.js';
+import type { ManifestColumns, ManifestMeta } from './manifest-columns.js';
+import { type JsonObject, SchemaChecker } from './schema-check.js';
+
+/** How a manifest is loaded and checked. */
+export interface ManifestLoadOptions {
+  /**
+   * Recompute the content digest and compare it with the stored one (catches edits made after
+   * publishing). Costs a pass over every column. Default: true for loadManifest (a mapped load
+   * checks in the background, see checkManifestFileUnchanged), false for the parse functions.
+   */
+  readonly verifyDigest?: boolean;
+  /**
+   * Build the key index (and so detect duplicate keys) on the first lookup instead of at load.
+   * For a previous manifest that is only looked up when the layout changed.
+   */
+  readonly lazyIndex?: boolean;
+  /**
+   * Map a binary manifest file (read-only, every page faulted in at once) instead of reading it
+   * into new memory: for a 100 MB manifest most of a read's cost is faulting in and copying fresh
+   * pages. The columns are then views of the file's pages, so the file must not be changed in
+   * place while the manifest is in use (publish replaces files by rename, which is safe; call
+   * checkManifestFileUnchanged before acting on the result). Falls back to reading for JSON
+   * manifests or when @hotweights/shm cannot load.
+   */
+  readonly map?: boolean;
+}
+
+/**
+ * Metadata common to both formats (everything but the entry columns), checked: files (confined,
+ * unique paths with their entry counts), dtypes, version, model id, hash algorithm.
+ */
+export function readManifestMeta(
+  c: SchemaChecker,
+  o: JsonObject,
+): { meta: ManifestMeta; perFile: number[]; hashBytes: number } {
+  const paths = new Set<string>();
+  const perFile: number[] = [];
+  const files = c.array(o.files, 'files').map((raw, i): ManifestFile => {
+    const f = c.object(raw, `files[${i}]`);
+    const path = c.relativePath(f.path, `files[${i}].path`);
+    if (paths.has(path)) c.fail(`files[${i}].path`, 'a path not listed twice', path);
+    paths.add(path);
+    perFile.push(c.count(f.entries, `files[${i}].entries`, { min: 1 }));
+    return {
+      path,
+      size: c.count(f.size, `files[${i}].size`),
+      kind: c.oneOf(f.kind, `files[${i}].kind`, ['safetensors', 'file'] as const),
+    };
+  });
+  const dtypes = c.array(o.dtypes, 'dtypes').map((d, i) => c.string(d, `dtypes[${i}]`, { nonEmpty: true }));
+  const meta: ManifestMeta = {
+    version: c.string(o.version, 'version', { nonEmpty: true }),
+    model_id: c.nullableString(o.model_id, 'model_id'),
+    created_at: c.string(o.created_at, 'created_at'),
+    checkpoint_root: c.nullableString(o.checkpoint_root, 'checkpoint_root'),
+    hash_algo: c.string(o.hash_algo, 'hash_algo', { nonEmpty: true }),
+    files,
+    dtypes,
+  };
+  const hashHex = HASH_HEX_LENGTH[meta.hash_algo];
+  if (hashHex === undefined) c.fail('hash_algo', `one of ${HASH_ALGORITHMS.join(', ')}`, meta.hash_algo);
+  return { meta, perFile, hashBytes: hashHex / 2 };
+}
+
+/** The stored digest, checked for form, or undefined when absent. */
+export function readStoredDigest(c: SchemaChecker, value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  const digest = c.string(value, 'digest');
+  if (!/^sha256:[0-9a-f]{64}$/.test(digest)) c.fail('digest', 'a digest "sha256:<64 hex digits>"', digest);
+  return digest;
+}
+
+/** Checks lengths, values and coverage of the columns; returns the manifest. */
+export function validateColumns(
+  meta: ManifestMeta,
+  columns: ManifestColumns,
+  file: string | undefined,
+  digest?: string,
+  lazyIndex = false,
+): ColumnarManifest {
+  const c: SchemaChecker = new SchemaChecker(file);
+  const n = columns.tensor.length;
+  const hashLen = HASH_HEX_LENGTH[meta.hash_algo] as number;
+  if (hashLen === undefined) c.fail('hash_algo', `one of ${HASH_ALGORITHMS.join(', ')}`, meta.hash_algo);
+  const hashBytes = hashLen / 2;
+  for (const name of ['shard_rank', 'file', 'file_offset', 'nbytes', 'dtype', 'ndim'] as const) {
+    if (columns[name].length !== n)
+      c.fail(`entries.${name}`, `${n} values (one per entry)`, columns[name].length);
+  }
+  if (columns.kind.length !== n)
+    c.fail('entries.kind', `${n} characters (one per entry)`, columns.kind.length);
+  if (columns.hash.length !== n * hashBytes)
+    c.fail('entries.hash', `${n * hashBytes} bytes (${hashBytes} per entry)`, columns.hash.length);
+  if (!/^[thf]*$/.test(columns.kind)) c.fail('entries.kind', 'only the characters t, h, f');
+  // One tight pass over typed arrays (a million entries: a few ms); a failure is then re-described
+  // with its field and index by describeEntryFault.
+  const starts = columns.tensor.starts;
+  const { shard_rank: rankCol, file: fileCol, file_offset: offCol, nbytes: nbCol, dtype: dtCol } = columns;
+  const { ndim: ndCol, dims: dimsCol, kind } = columns;
+  const fileCount = meta.files.length;
+  const dtypeCount = meta.dtypes.length;
+  const MAX = Number.MAX_SAFE_INTEGER;
+  let dimsAt = 0;
+  let curFile = -1;
+  let cursor = 0;
+  for (let i = 0; i < n; i++) {
+    const sr = rankCol[i] as number;
+    const fi = fileCol[i] as number;
+    const off = offCol[i] as number;
+    const nb = nbCol[i] as number;
+    const dt = dtCol[i] as number;
+    const nd = ndCol[i] as number;
+    let ok =
+      starts[i + 1] !== starts[i] &&
+      sr >= 0 &&
+      sr <= MAX &&
+      Math.floor(sr) === sr &&
+      fi < fileCount &&
+      fi >= curFile &&
+      nb >= 0 &&
+      nb <= MAX &&
+      Math.floor(nb) === nb &&
+      dt >= -1 &&
+      dt < dtypeCount &&
+      Math.floor(dt) === dt &&
+      nd >= -1 &&
+      Math.floor(nd) === nd;
+    for (let k = 0; ok && k < nd; k++) {
+      const d = dimsCol[dimsAt + k] as number;
+      ok = d >= 0 && d <= MAX && Math.floor(d) === d;
+    }
+    if (ok && fi !== curFile) {
+      const f = meta.files[fi] as ManifestFile;
+      ok = cursor === (curFile < 0 ? 0 : (meta.files[curFile] as ManifestFile).size);
+      const k = kind.charCodeAt(i);
+      ok = ok && (f.kind === 'file' ? k === 0x66 : k === 0x68);
+      if (ok) {
+        curFile = fi;
+        cursor = 0;
+      }
+    } else if (ok) ok = kind.charCodeAt(i) === 0x74;
+    ok = ok && off === cursor;
+    if (!ok) describeEntryFault(c, meta, columns, i, dimsAt, curFile, cursor);
+    if (nd > 0) dimsAt += nd;
+    cursor = off + nb;
+  }
+  if (curFile >= 0 && cursor !== (meta.files[curFile] as ManifestFile).size) {
+    const f = meta.files[curFile] as ManifestFile;
+    c.fail(
+      `entries (file ${JSON.stringify(f.path)})`,
+      `entries covering the file's ${f.size} bytes`,
+      `${cursor} bytes covered before entry ${n}`,
+    );
+  }
+  if (dimsAt !== columns.dims.length)
+    c.fail('entries.dims', `${dimsAt} values (sum of ndim)`, columns.dims.length);
+  // Every file must have entries (an empty file still gets one zero-byte entry).
+  const seen = new Uint8Array(fileCount);
+  for (let i = 0; i < n; i++) seen[fileCol[i] as number] = 1;
+  for (const [i, f] of meta.files.entries()) {
+    if (!seen[i]) c.fail(`files[${i}]`, `at least one entry for ${JSON.stringify(f.path)}`);
+  }
+  const index = lazyIndex || columns.key_order ? undefined : buildKeyIndex(columns, file);
+  const manifest = new ColumnarManifest(meta, columns, index, digest, file);
+  if (!lazyIndex) manifest.checkUniqueKeys();
+  return manifest;
+}
+
+/** Throws the SchemaError describing why entry i failed validateColumns' fast check. */
+function describeEntryFault(
+  c: SchemaChecker,
+  meta: ManifestMeta,
+  columns: ManifestColumns,
+  i: number,
+  dimsAt: number,
+  curFile: number,
+  cursor: number,
+): never {
+  const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+  if (columns.tensor.lengthOf(i) === 0) c.fail(`entries.tensor[${i}]`, 'a non-empty string', '');
+  const sr = columns.shard_rank[i];
+  if (!isCount(sr)) c.fail(`entries.shard_rank[${i}]`, 'an integer >= 0', sr);
+  const fi = columns.file[i] as number;
+  if (!isCount(fi) || fi >= meta.files.length)
+    c.fail(`entries.file[${i}]`, `an index into files (0..${meta.files.length - 1})`, fi);
+  const off = columns.file_offset[i];
+  if (!isCount(off)) c.fail(`entries.file_offset[${i}]`, 'an integer >= 0', off);
+  const nb = columns.nbytes[i];
+  if (!isCount(nb)) c.fail(`entries.nbytes[${i}]`, 'an integer >= 0', nb);
+  const dt = columns.dtype[i];
+  if (typeof dt !== 'number' || !Number.isInteger(dt) || dt < -1 || dt >= meta.dtypes.length)
+    c.fail(`entries.dtype[${i}]`, `-1 or an index into dtypes (0..${meta.dtypes.length - 1})`, dt);
+  const nd = columns.ndim[i] as number;
+  if (typeof nd !== 'number' || !Number.isInteger(nd) || nd < -1)
+    c.fail(`entries.ndim[${i}]`, 'an integer >= -1', nd);
+  for (let k = 0; k < nd; k++) {
+    if (!isCount(columns.dims[dimsAt + k]))
+      c.fail(`entries.dims[${dimsAt + k}]`, 'an integer >= 0', columns.dims[dimsAt + k]);
+  }
+  if (fi !== curFile) {
+    if (fi < curFile)
+      c.fail(
+        `entries.file[${i}]`,
+        `entries grouped by file in files order (file ${curFile} came before)`,
+        fi,
+      );
+    if (curFile >= 0) {
+      const f = meta.files[curFile] as ManifestFile;
+      if (cursor !== f.size)
+        c.fail(
+          `entries (file ${JSON.stringify(f.path)})`,
+          `entries covering the file's ${f.size} bytes`,
+          `${cursor} bytes covered before entry ${i}`,
+        );
+    }
+    const f = meta.files[fi] as ManifestFile;
+    const kind = columns.kind[i];
+    if (f.kind === 'file' && kind !== 'f')
+      c.fail(`entries.kind[${i}]`, `"f" (${f.path} is a whole file)`, kind);
+    if (f.kind === 'safetensors' && kind !== 'h')
+      c.fail(`entries.kind[${i}]`, `"h" (the first entry of safetensors file ${f.path} is its header)`, kind);
+    cursor = 0;
+  } else if (columns.kind[i] !== 't') {
+    c.fail(`entries.kind[${i}]`, '"t" (only tensors follow a header)', columns.kind[i]);
+  }
+  if (off !== cursor)
+    c.fail(
+      `entries.file_offset[${i}]`,
+      `${cursor} (entries of ${(meta.files[fi] as ManifestFile).path} must be contiguous, in offset order)`,
+      off,
+    );
+  throw new HotweightsError('HW_INTERNAL', `manifest entry ${i} failed validation for no reason found`);
+}
