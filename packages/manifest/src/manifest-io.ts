@@ -31,6 +31,7 @@ import {
   type ManifestFile,
   SchemaError,
 } from '@hotweights/core';
+import * as shmModule from '@hotweights/shm';
 import { BINARY_MANIFEST_VERSION, isBinaryManifest, parseManifestBinary } from './manifest-binary.js';
 import { hashName, NameColumn } from './name-column.js';
 import { canonicalJson, type JsonObject, SchemaChecker } from './schema-check.js';
@@ -1030,15 +1031,11 @@ function decodeText(bytes: Buffer): string {
   return isAscii(bytes) ? bytes.toString('latin1') : bytes.toString('utf8');
 }
 
-type ShmModule = typeof import('@hotweights/shm');
-let shmModule: Promise<ShmModule | null> | undefined;
+type ShmModule = typeof shmModule;
 
-function shmOrNull(): Promise<ShmModule | null> {
-  shmModule ??= import('@hotweights/shm').then(
-    (m) => (m.shmUnavailableReason() === undefined ? m : null),
-    () => null,
-  );
-  return shmModule;
+/** @hotweights/shm loads its addon on this first call, never at import. */
+async function shmOrNull(): Promise<ShmModule | null> {
+  return shmModule.shmAvailable() ? shmModule : null;
 }
 
 /** Identity of a mapped manifest file when it was mapped (see checkManifestFileUnchanged). */
