@@ -3,7 +3,12 @@
 # (Debian, Node 20, root) and runs lint, typecheck and every package's tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export NX_DAEMON=false npm_config_nodedir=${npm_config_nodedir:-/usr}
+export NX_DAEMON=false
+# node-gyp builds the addons against the system Node's headers when it has them (no download);
+# this is the repository's own choice for machines of our kind, never part of a published script.
+if [ -z "${npm_config_nodedir:-}" ] && [ -f /usr/include/node/node_api.h ]; then
+  export npm_config_nodedir=/usr
+fi
 bash scripts/install-system-deps.sh
 npm ci --no-audit --no-fund
 bash scripts/setup-python.sh

@@ -1,6 +1,8 @@
 /**
- * The package as users get it: packed with its prebuilt addon, installed with the CLI into a
- * fresh application on a PATH that has no compiler, discovered by `hotweights transports` and
+ * The packages as users get them: every native package (this one, @hotweights/shm and
+ * @hotweights/planner) packed with the prebuilt addon its `prebuildify` script makes on `prepack`,
+ * installed with the CLI into a fresh application on a PATH that has no compiler, each addon
+ * loaded from its prebuild there; this transport discovered by `hotweights transports` and
  * selected under mpirun.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -21,6 +23,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jsonLines, MPI_ENV, mpirun, REPO_ROOT } from './mpirun.js';
+
+/** Every package with a native addon: each must install from its tarball without a compiler. */
+const NATIVE = ['@hotweights/transport-mpi', '@hotweights/shm', '@hotweights/planner'];
+const TUPLE = `${process.platform}-${process.arch}`;
 
 const tmp = mkdtempSync(join(tmpdir(), 'hw-mpi-pack-'));
 const app = join(tmp, 'app');
@@ -47,8 +53,7 @@ function closure(): string[] {
     const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'packages', dir, 'package.json'), 'utf8')) as Pkg;
     for (const dep of Object.keys(pkg.dependencies ?? {})) visit(dep);
   };
-  visit('@hotweights/cli');
-  visit('@hotweights/transport-mpi');
+  for (const name of ['@hotweights/cli', ...NATIVE]) visit(name);
   return [...out];
 }
 
@@ -92,15 +97,12 @@ describe('packed, installed without a compiler, discovered and selected', () => 
           recursive: true,
           filter: (p) => !/[/\\](node_modules|build|prebuilds)$/.test(p),
         });
-        run(
-          process.execPath,
-          [join(REPO_ROOT, 'node_modules/prebuildify/bin.js'), '--napi', '--strip'],
-          copy,
-          {
-            npm_config_nodedir: process.env.npm_config_nodedir ?? '/usr',
-            NODE_PATH: join(REPO_ROOT, 'node_modules'), // node-addon-api for binding.gyp
-          },
-        );
+        // The package's own `prebuildify` script, the one its `prepack` runs (tsc ran above),
+        // with the workspace's tools (prebuildify, node-addon-api) reachable from the copy.
+        run('npm', ['run', 'prebuildify'], copy, {
+          PATH: `${join(REPO_ROOT, 'node_modules/.bin')}:${process.env.PATH}`,
+          NODE_PATH: join(REPO_ROOT, 'node_modules'),
+        });
         cwd = copy;
       }
       // The same as `npm pack` (whose prepack makes the prebuild), done in the steps above.
@@ -119,10 +121,8 @@ describe('packed, installed without a compiler, discovered and selected', () => 
       join(app, 'package.json'),
       JSON.stringify({ name: 'app', private: true, type: 'module', allowScripts }),
     );
-    copyFileSync(
-      join(REPO_ROOT, 'packages/transport-mpi/test/fixtures/installed-compliance.mjs'),
-      join(app, 'compliance.mjs'),
-    );
+    for (const fixture of ['installed-compliance.mjs', 'installed-addons.mjs'])
+      copyFileSync(join(REPO_ROOT, 'packages/transport-mpi/test/fixtures', fixture), join(app, fixture));
     path = toolBin();
     run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', ...tarballs], app, {
       PATH: path,
@@ -130,15 +130,37 @@ describe('packed, installed without a compiler, discovered and selected', () => 
     });
   }, 240_000);
 
-  it('ships a prebuilt addon and installs on a PATH without a compiler', () => {
+  it('ships a prebuilt addon in every native package and installs on a PATH without a compiler', () => {
     const none = spawnSync('sh', ['-c', 'command -v gcc g++ cc c++ make'], {
       env: { PATH: path },
       encoding: 'utf8',
     });
     expect(none.stdout).toBe('');
-    const installed = join(app, 'node_modules/@hotweights/transport-mpi');
-    expect(readdirSync(join(installed, 'prebuilds/linux-x64')).some((f) => f.endsWith('.node'))).toBe(true);
-    expect(existsSync(join(installed, 'build'))).toBe(false); // nothing was compiled
+    for (const name of NATIVE) {
+      const installed = join(app, 'node_modules', name);
+      expect(
+        readdirSync(join(installed, 'prebuilds', TUPLE)).some((f) => f.endsWith('.node')),
+        name,
+      ).toBe(true);
+      expect(existsSync(join(installed, 'build')), name).toBe(false); // nothing was compiled
+      const { scripts } = JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8')) as {
+        scripts: Record<string, string>;
+      };
+      // No machine's path in what ships: headers and tools are the installing user's business.
+      expect(JSON.stringify(scripts), name).not.toMatch(/nodedir|\/usr/);
+    }
+  });
+
+  it('loads the shm and planner addons from their installed prebuilds', () => {
+    const out = run('node', ['installed-addons.mjs'], app, { PATH: path });
+    const report = JSON.parse(out) as {
+      shm: { reason: string | null; addon: string; mapped: number[] };
+      planner: { reason: string | null };
+    };
+    expect(report.shm.reason).toBeNull();
+    expect(report.shm.addon).toContain(join(app, 'node_modules/@hotweights/shm/prebuilds', TUPLE));
+    expect(report.shm.mapped).toEqual([104, 119]); // the bytes "hw", through the mapping
+    expect(report.planner.reason).toBeNull();
   });
 
   it('is discovered by `hotweights transports` and unavailable outside mpirun, with the reason', () => {
@@ -182,13 +204,16 @@ describe('packed, installed without a compiler, discovered and selected', () => 
   }, 60_000);
 
   it('moves bytes through the installed prebuilt addon (compliance under mpirun -n 3)', async () => {
-    const job = await mpirun(3, [...LOCAL_ONLY, 'node', 'compliance.mjs'], { cwd: app, env: { PATH: path } });
+    const job = await mpirun(3, [...LOCAL_ONLY, 'node', 'installed-compliance.mjs'], {
+      cwd: app,
+      env: { PATH: path },
+    });
     expect(job.stderr).toBe('');
     expect(job.code).toBe(0);
     const lines = jsonLines<{ rank: number; addon: string; passed: number }>(job.stdout);
     expect(lines.map((l) => l.rank).sort()).toEqual([0, 1, 2]);
     for (const l of lines) {
-      expect(l.addon).toContain(join(app, 'node_modules/@hotweights/transport-mpi/prebuilds/linux-x64'));
+      expect(l.addon).toContain(join(app, 'node_modules/@hotweights/transport-mpi/prebuilds', TUPLE));
       expect(l.passed).toBeGreaterThanOrEqual(12);
     }
   }, 90_000);
