@@ -136,7 +136,9 @@ beforeAll(async () => {
       await run('npm', ['run', 'prebuildify', '--workspace', dir], { cwd: REPO_ROOT, maxBuffer: 16 << 20 });
     }
   }
-  await run('npm', ['pack', '--silent', '--pack-destination', tarballs, ...sources], {
+  // Scripts off: what `prepack` would do (tsc, prebuildify) is done above, and a prebuildify run
+  // now would rewrite build/ under other test files that are loading the addons from it.
+  await run('npm', ['pack', '--silent', '--ignore-scripts', '--pack-destination', tarballs, ...sources], {
     cwd: work,
     env: userEnv(),
   });

@@ -96,7 +96,9 @@ export function loadAddon<T extends object>(spec: AddonSpec<T>): LoadedAddon<T> 
       code: 'HW_NATIVE_ADDON_INCOMPLETE',
       file: path,
       problem: `it lacks ${missing.join(', ')}: it was built from older sources than this package`,
-      fix: `remove ${dirname(path)} if it is a local build, then ${rebuildFix(spec.packageName, tuple)}`,
+      fix: path.startsWith(join(spec.root, 'build'))
+        ? `remove ${join(spec.root, 'build')} (a local build), then ${rebuildFix(spec.packageName, tuple)}`
+        : `reinstall ${spec.packageName} so its prebuild matches its JavaScript, or ${rebuildFix(spec.packageName, tuple)}`,
     });
   return { binding, path };
 }
