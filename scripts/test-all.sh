@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The README's test command: installs everything the tests need on a fresh machine of our kind
-# (Debian, Node 20, root) and runs lint, typecheck and every package's tests.
+# (Debian, Node 20, root) and runs lint, build and every package's tests, all through nx.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export NX_DAEMON=false
@@ -14,4 +14,6 @@ npm ci --no-audit --no-fund
 bash scripts/setup-python.sh
 npm run lint
 npm run build
-npx vitest run "$@"
+# nx builds what each project needs and runs every project's tests (cached); the last line is
+# the totals over all projects.
+node scripts/run-tests.mjs "$@"
