@@ -7,7 +7,6 @@
 import { execFile, spawn } from 'node:child_process';
 import {
   cpSync,
-  existsSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -20,6 +19,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { packWorkspacePackages, workspaceClosure } from '@hotweights/release-tools/pack';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from './run-cli.js';
 
@@ -48,27 +48,6 @@ function userEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
     env[k] = v;
   }
   return { ...env, ...extra };
-}
-
-/** Workspace packages `@hotweights/cli` needs, by walking dependencies inside the workspace. */
-function workspaceClosure(start: string): string[] {
-  const dirs = new Map<string, string>();
-  for (const d of readdirSync(join(REPO_ROOT, 'packages'))) {
-    const file = join(REPO_ROOT, 'packages', d, 'package.json');
-    if (existsSync(file)) dirs.set((JSON.parse(readFileSync(file, 'utf8')) as { name: string }).name, d);
-  }
-  const seen = new Set<string>();
-  const visit = (name: string) => {
-    const dir = dirs.get(name);
-    if (!dir || seen.has(dir)) return;
-    seen.add(dir);
-    const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'packages', dir, 'package.json'), 'utf8')) as {
-      dependencies?: Record<string, string>;
-    };
-    for (const dep of Object.keys(pkg.dependencies ?? {})) visit(dep);
-  };
-  visit(start);
-  return [...seen].map((d) => join(REPO_ROOT, 'packages', d));
 }
 
 let work: string;
@@ -128,20 +107,10 @@ beforeAll(async () => {
     }),
   );
 
-  const sources = [...workspaceClosure('@hotweights/cli'), TEMPLATE, future];
-  // Native packages ship prebuilt binaries in their tarball (prebuilds/ is not committed): make
-  // them when a fresh clone has none, as a release would.
-  for (const dir of sources) {
-    if (existsSync(join(dir, 'binding.gyp')) && !existsSync(join(dir, 'prebuilds'))) {
-      await run('npm', ['run', 'prebuildify', '--workspace', dir], { cwd: REPO_ROOT, maxBuffer: 16 << 20 });
-    }
-  }
-  // Scripts off: what `prepack` would do (tsc, prebuildify) is done above, and a prebuildify run
-  // now would rewrite build/ under other test files that are loading the addons from it.
-  await run('npm', ['pack', '--silent', '--ignore-scripts', '--pack-destination', tarballs, ...sources], {
-    cwd: work,
-    env: userEnv(),
-  });
+  const sources = [...workspaceClosure(['@hotweights/cli']), TEMPLATE, future];
+  // Native packages ship prebuilt binaries in their tarball (prebuilds/ is not committed): each
+  // is made by the package's own prebuildify script, in a copy, as its prepack would.
+  packWorkspacePackages(sources, { destination: tarballs, scratch: join(work, 'prebuild'), env: userEnv() });
   const packed = readdirSync(tarballs).map((f) => join(tarballs, f));
   expect(packed).toHaveLength(sources.length);
 

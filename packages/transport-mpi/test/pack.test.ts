@@ -8,7 +8,6 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import {
   copyFileSync,
-  cpSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -21,6 +20,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { packWorkspacePackages, workspaceClosure } from '@hotweights/release-tools/pack';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jsonLines, MPI_ENV, mpirun, REPO_ROOT } from './mpirun.js';
 
@@ -32,30 +32,6 @@ const tmp = mkdtempSync(join(tmpdir(), 'hw-mpi-pack-'));
 const app = join(tmp, 'app');
 const bin = join(tmp, 'bin');
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-
-interface Pkg {
-  name: string;
-  dependencies?: Record<string, string>;
-}
-
-/** Workspace folders of @hotweights/* packages that the CLI and this transport need at run time. */
-function closure(): string[] {
-  const byName = new Map<string, string>();
-  for (const dir of readdirSync(join(REPO_ROOT, 'packages'))) {
-    const file = join(REPO_ROOT, 'packages', dir, 'package.json');
-    if (existsSync(file)) byName.set((JSON.parse(readFileSync(file, 'utf8')) as Pkg).name, dir);
-  }
-  const out = new Set<string>();
-  const visit = (name: string) => {
-    const dir = byName.get(name);
-    if (!dir || out.has(dir)) return;
-    out.add(dir);
-    const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'packages', dir, 'package.json'), 'utf8')) as Pkg;
-    for (const dep of Object.keys(pkg.dependencies ?? {})) visit(dep);
-  };
-  for (const name of ['@hotweights/cli', ...NATIVE]) visit(name);
-  return [...out];
-}
 
 /** A bin folder with node, npm, npx, sh and mpirun only: no gcc, g++, cc, make. */
 function toolBin(): string {
@@ -84,34 +60,11 @@ const LOCAL_ONLY = ['--mca', 'plm', 'isolated'];
 describe('packed, installed without a compiler, discovered and selected', () => {
   let path = '';
   beforeAll(() => {
-    const dirs = closure();
-    run('npx', ['tsc', '-b', ...dirs.map((d) => `packages/${d}`)], REPO_ROOT);
-    const tarballs: string[] = [];
-    for (const dir of dirs) {
-      let cwd = join(REPO_ROOT, 'packages', dir);
-      if (existsSync(join(cwd, 'binding.gyp'))) {
-        // Native packages ship prebuilds. Make them in a copy, so that the build folders other
-        // tests are loading the addon from are never rewritten under them.
-        const copy = join(tmp, 'src', dir);
-        cpSync(cwd, copy, {
-          recursive: true,
-          filter: (p) => !/[/\\](node_modules|build|prebuilds)$/.test(p),
-        });
-        // The package's own `prebuildify` script, the one its `prepack` runs (tsc ran above),
-        // with the workspace's tools (prebuildify, node-addon-api) reachable from the copy.
-        run('npm', ['run', 'prebuildify'], copy, {
-          PATH: `${join(REPO_ROOT, 'node_modules/.bin')}:${process.env.PATH}`,
-          NODE_PATH: join(REPO_ROOT, 'node_modules'),
-        });
-        cwd = copy;
-      }
-      // The same as `npm pack` (whose prepack makes the prebuild), done in the steps above.
-      run('npm', ['pack', '--ignore-scripts', '--pack-destination', tmp], cwd);
-      const { name, version } = JSON.parse(readFileSync(join(cwd, 'package.json'), 'utf8')) as Pkg & {
-        version: string;
-      };
-      tarballs.push(join(tmp, `${name.replace(/^@/, '').replace('/', '-')}-${version}.tgz`));
-    }
+    // The CLI and every native package, with what they need at run time.
+    const dirs = workspaceClosure(['@hotweights/cli', ...NATIVE]);
+    run('npx', ['tsc', '-b', ...dirs], REPO_ROOT);
+    // As `npm pack` with each package's prepack: the prebuild from its own `prebuildify` script.
+    const tarballs = packWorkspacePackages(dirs, { destination: tmp, scratch: join(tmp, 'src') });
     mkdirSync(app);
     // zeromq works with its install script denied. Packages installed from tarball files are not
     // matched by name in allowScripts, so the install runs with npm's default (non-strict) policy,
