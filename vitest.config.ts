@@ -10,6 +10,6 @@ export default defineConfig({
     pool: 'forks',
     testTimeout: 60_000,
     hookTimeout: 60_000,
-    projects: ['packages/*', 'templates/*'],
+    projects: ['packages/*', 'templates/*', 'tools/*'],
   },
 });

@@ -4,10 +4,11 @@
  * dependencies come from the npm registry); its installed `hotweights` binary is then run there.
  */
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { type CliResult, collect, REPO_ROOT } from './run-cli.js';
+import { packWorkspacePackages, workspaceClosure } from '@hotweights/release-tools/pack';
+import { type CliResult, collect } from './run-cli.js';
 
 export const run = promisify(execFile);
 
@@ -21,27 +22,6 @@ export function userEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   return { ...env, ...extra };
 }
 
-/** Workspace packages `start` needs, by walking dependencies inside the workspace. */
-export function workspaceClosure(start: string): string[] {
-  const dirs = new Map<string, string>();
-  for (const d of readdirSync(join(REPO_ROOT, 'packages'))) {
-    const file = join(REPO_ROOT, 'packages', d, 'package.json');
-    if (existsSync(file)) dirs.set((JSON.parse(readFileSync(file, 'utf8')) as { name: string }).name, d);
-  }
-  const seen = new Set<string>();
-  const visit = (name: string) => {
-    const dir = dirs.get(name);
-    if (!dir || seen.has(dir)) return;
-    seen.add(dir);
-    const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'packages', dir, 'package.json'), 'utf8')) as {
-      dependencies?: Record<string, string>;
-    };
-    for (const dep of Object.keys(pkg.dependencies ?? {})) visit(dep);
-  };
-  visit(start);
-  return [...seen].map((d) => join(REPO_ROOT, 'packages', d));
-}
-
 /**
  * Packs the CLI's workspace closure plus `plugins` (package folders, built) into `work/tarballs`
  * and installs them all into `work/app`; returns the app's directory.
@@ -49,18 +29,10 @@ export function workspaceClosure(start: string): string[] {
 export async function installPackedApp(work: string, plugins: readonly string[]): Promise<string> {
   const tarballs = join(work, 'tarballs');
   mkdirSync(tarballs);
-  const sources = [...workspaceClosure('@hotweights/cli'), ...plugins];
-  // Native packages ship prebuilt binaries in their tarball (prebuilds/ is not committed): make
-  // them when a fresh clone has none, as a release would.
-  for (const dir of sources) {
-    if (existsSync(join(dir, 'binding.gyp')) && !existsSync(join(dir, 'prebuilds'))) {
-      await run('npm', ['run', 'prebuildify', '--workspace', dir], { cwd: REPO_ROOT, maxBuffer: 16 << 20 });
-    }
-  }
-  await run('npm', ['pack', '--silent', '--pack-destination', tarballs, ...sources], {
-    cwd: work,
-    env: userEnv(),
-  });
+  const sources = [...workspaceClosure(['@hotweights/cli']), ...plugins];
+  // Native packages ship prebuilt binaries in their tarball (prebuilds/ is not committed): each
+  // is made by the package's own prebuildify script, in a copy, as its prepack would.
+  packWorkspacePackages(sources, { destination: tarballs, scratch: join(work, 'prebuild'), env: userEnv() });
   const packed = readdirSync(tarballs).map((f) => join(tarballs, f));
   if (packed.length !== sources.length)
     throw new Error(`packed ${packed.length} tarballs for ${sources.length} packages`);

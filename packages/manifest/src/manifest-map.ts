@@ -1,17 +1,14 @@
 /** Binary manifest files mapped read-only (`map: true` loads), with their identity when mapped. */
 import { Buffer } from 'node:buffer';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import * as shmModule from '@hotweights/shm';
 import { isBinaryManifest } from './manifest-binary.js';
 
-type ShmModule = typeof import('@hotweights/shm');
-let shmModule: Promise<ShmModule | null> | undefined;
+type ShmModule = typeof shmModule;
 
-function shmOrNull(): Promise<ShmModule | null> {
-  shmModule ??= import('@hotweights/shm').then(
-    (m) => (m.shmUnavailableReason() === undefined ? m : null),
-    () => null,
-  );
-  return shmModule;
+/** @hotweights/shm loads its addon on this first call, never at import. */
+async function shmOrNull(): Promise<ShmModule | null> {
+  return shmModule.shmAvailable() ? shmModule : null;
 }
 
 /** Identity of a mapped manifest file when it was mapped (see checkManifestFileUnchanged). */

@@ -9,21 +9,23 @@ import { tempDir } from './fixtures.js';
 import { jsColumnBytes, objectBytes, textCases } from './plan-text-fixtures.js';
 
 // The addon is looked for where none was built (as on a machine without a prebuild or compiler):
-// node-gyp-build itself fails, and the planner must write every plan in JS, the same bytes.
-vi.mock('../src/load-addon.js', async (importOriginal) => {
-  const actual = await importOriginal<typeof import('../src/load-addon.js')>();
-  return { requireAddon: () => actual.requireAddon(join(import.meta.dirname, 'no-addon-here')) };
+// the loader finds nothing, and the planner must write every plan in JS, the same bytes.
+vi.mock('../src/item-text-addon.js', async (importOriginal) => {
+  const actual = await importOriginal<typeof import('../src/item-text-addon.js')>();
+  return { itemTextAddon: () => actual.itemTextAddon(join(import.meta.dirname, 'no-addon-here')) };
 });
 
 const tmp = tempDir('plan-text-fallback');
 afterAll(tmp.cleanup);
 
 describe('plan text without the native writer', () => {
-  it('says why the addon is not used', () => {
+  it('says why the addon is not used: where it looked and how to fix it', () => {
     expect(nativeItemTextAvailable()).toBe(false);
-    expect(nativeItemTextUnavailableReason()).toMatch(
-      /native plan-text writer not loadable: .*no-addon-here/s,
-    );
+    const reason = nativeItemTextUnavailableReason();
+    expect(reason).toMatch(/^@hotweights\/planner: native addon not loadable on /);
+    expect(reason).toContain(join(import.meta.dirname, 'no-addon-here', 'build', 'Release'));
+    expect(reason).toContain(join(import.meta.dirname, 'no-addon-here', 'prebuilds'));
+    expect(reason).toContain('`npm rebuild @hotweights/planner`');
   });
 
   it('writes the same bytes and digest in JS', async () => {

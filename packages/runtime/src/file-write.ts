@@ -14,7 +14,7 @@ export const WRITE_PIECE = 256 << 10;
 export async function writeAllAt(fh: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
   if (bytes.byteLength === 0) return;
   const shm = await loadShm();
-  if (shm?.writeAll) return shm.writeAll(fh.fd, bytes, position, WRITE_PIECE);
+  if (shm) return shm.writeAll(fh.fd, bytes, position, WRITE_PIECE);
   let done = 0;
   while (done < bytes.byteLength) {
     const n = Math.min(bytes.byteLength - done, WRITE_PIECE);
@@ -38,7 +38,7 @@ export async function copyFileRange(
 ): Promise<void> {
   if (length === 0) return;
   const shm = await loadShm();
-  if (shm?.copyRange) return shm.copyRange(from.fd, fromOffset, to.fd, toOffset, length);
+  if (shm) return shm.copyRange(from.fd, fromOffset, to.fd, toOffset, length);
   const buf = Buffer.allocUnsafe(Math.min(length, WRITE_PIECE));
   for (let done = 0; done < length; ) {
     const { bytesRead } = await from.read(buf, 0, Math.min(buf.length, length - done), fromOffset + done);

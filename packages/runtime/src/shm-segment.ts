@@ -10,39 +10,22 @@ import { constants } from 'node:fs';
 import { lstat, open, readdir, readFile, rm, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StagingError } from '@hotweights/core';
+// Importing @hotweights/shm does not load its addon: that happens on the first call below.
+import * as shmModule from '@hotweights/shm';
 import { processAlive } from '@hotweights/shm';
 
 export const SEGMENT_PREFIX = 'hotweights.';
 
-interface ShmModule {
-  mapFd(fd: number, options: { length: number; writable?: boolean }): Uint8Array;
-  /** Absent from addons built before they were added. */
-  writeAll?(fd: number, view: Uint8Array, position: number, piece: number): Promise<void>;
-  reserveFdAsync?(fd: number, length: number): Promise<void>;
-  copyRange?(inFd: number, inOffset: number, outFd: number, outOffset: number, length: number): Promise<void>;
-  reserveFd(fd: number, length: number): void;
-  shmUnavailableReason(): string | undefined;
-}
+export type ShmModule = typeof shmModule;
 
-let shm: ShmModule | null | undefined;
-let shmReason: string | undefined;
-
-/** The addon, or null (and the reason in `zeroCopyUnavailableReason`) when it cannot load. */
+/** The addon's functions, or null (and the reason in `zeroCopyUnavailableReason`) when it cannot load. */
 export async function loadShm(): Promise<ShmModule | null> {
-  if (shm !== undefined) return shm;
-  try {
-    const mod = (await import('@hotweights/shm')) as ShmModule;
-    shmReason = mod.shmUnavailableReason();
-    shm = shmReason === undefined ? mod : null;
-  } catch (err) {
-    shmReason = `@hotweights/shm not installed: ${(err as Error).message}`;
-    shm = null;
-  }
-  return shm;
+  return shmModule.shmAvailable() ? shmModule : null;
 }
 
+/** Why the addon cannot load: the places searched and the fix (undefined when it loads). */
 export function zeroCopyUnavailableReason(): string | undefined {
-  return shmReason;
+  return shmModule.shmUnavailableReason();
 }
 
 /** `p<pid>.<nonce>`: identifies one process's run. */

@@ -5,10 +5,11 @@
  * The mapping is released when the ArrayBuffer is garbage-collected.
  */
 import { closeSync, openSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
+import { lazyAddon } from '@hotweights/native-loader';
 
-interface Binding {
+/** What native/shm.cc exports. */
+export interface ShmBinding {
   map(fd: number, length: number, offset: number, writable: boolean): ArrayBuffer;
   reserve(fd: number, length: number): void;
   mapRange(fd: number, length: number, offset: number, advice: number): ArrayBuffer;
@@ -19,55 +20,35 @@ interface Binding {
   readonly pageSize: number;
 }
 
-const PACKAGE_ROOT = fileURLToPath(new URL('..', import.meta.url));
+// Opened on first use, not at import: commands that never map anything never load it.
+const addon = lazyAddon<ShmBinding>({
+  packageName: '@hotweights/shm',
+  root: fileURLToPath(new URL('..', import.meta.url)),
+  requires: ['map', 'reserve', 'mapRange', 'unmapRange', 'writeAll', 'reserveAsync', 'copyRange', 'pageSize'],
+});
 
-let binding: Binding | undefined;
-let loadError: Error | undefined;
-
-function load(): Binding {
-  if (binding) return binding;
-  if (loadError) throw loadError;
-  try {
-    const require = createRequire(import.meta.url);
-    const nodeGypBuild = require('node-gyp-build') as (dir: string) => Binding;
-    binding = nodeGypBuild(PACKAGE_ROOT);
-    return binding;
-  } catch (err) {
-    loadError = new Error(`@hotweights/shm: native addon not loadable: ${(err as Error).message}`, {
-      cause: err,
-    });
-    throw loadError;
-  }
+function load(): ShmBinding {
+  return addon.load().binding;
 }
 
 /**
  * Path of the native addon file this package loads. Worker threads that cannot import this module
  * (an eval'd worker, or TypeScript sources without a loader) `require()` it directly and call
  * `mapRange(fd, length, pageAlignedOffset, advice)` / `unmapRange(buffer)`, as `mapRangeFd` does.
+ * Throws the NativeAddonError (places searched, fix) when the addon cannot load.
  */
 export function addonPath(): string {
-  load();
-  const require = createRequire(import.meta.url);
-  return (require('node-gyp-build') as { resolve(dir: string): string }).resolve(PACKAGE_ROOT);
+  return addon.load().path;
 }
 
 /** True when the addon loads on this machine; `shmUnavailableReason()` says why not. */
 export function shmAvailable(): boolean {
-  try {
-    load();
-    return true;
-  } catch {
-    return false;
-  }
+  return addon.unavailableReason() === undefined;
 }
 
+/** Why the addon cannot load: the places searched, the platform and the fix (undefined when it loads). */
 export function shmUnavailableReason(): string | undefined {
-  try {
-    load();
-    return undefined;
-  } catch (err) {
-    return (err as Error).message;
-  }
+  return addon.unavailableReason();
 }
 
 /** System page size; map offsets must be multiples of it. */

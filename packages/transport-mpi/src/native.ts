@@ -1,10 +1,11 @@
 /**
- * Loads the native addon (a prebuild from `prebuilds/`, or a local `build/Release`) with
- * node-gyp-build. Loading never touches MPI: the addon opens libmpi only when asked, so a load
- * failure here means the addon itself is missing or built for another platform.
+ * The native addon's typed binding, loaded (a local `build/Release`, or a prebuild from
+ * `prebuilds/`) through @hotweights/native-loader on first use. Loading never touches MPI: the
+ * addon opens libmpi with dlopen only when asked, so a load failure here means the addon itself is
+ * missing or built for another platform, and the reason names the places searched and the fix.
  */
-import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
+import { lazyAddon } from '@hotweights/native-loader';
 
 export interface LibraryProbe {
   readonly ok: boolean;
@@ -28,23 +29,25 @@ export interface NativeMpi {
 /** The package root: src/ and dist/ both sit one level below it. */
 export const PACKAGE_ROOT = fileURLToPath(new URL('..', import.meta.url));
 
-interface NodeGypBuild {
-  (dir: string): unknown;
-  resolve(dir: string): string;
-}
-
-let cached: { native?: NativeMpi; path?: string; error?: string } | undefined;
+const addon = lazyAddon<NativeMpi>({
+  packageName: '@hotweights/transport-mpi',
+  root: PACKAGE_ROOT,
+  requires: [
+    'probe',
+    'init',
+    'createComm',
+    'freeComm',
+    'bcast',
+    'barrier',
+    'finalize',
+    'abort',
+    'status',
+    'abi',
+  ],
+});
 
 /** The addon and the file it came from, or the reason it could not be loaded. */
 export function loadNative(): { native?: NativeMpi; path?: string; error?: string } {
-  if (cached) return cached;
-  try {
-    const require = createRequire(import.meta.url);
-    const nodeGypBuild = require('node-gyp-build') as NodeGypBuild;
-    const path = nodeGypBuild.resolve(PACKAGE_ROOT);
-    cached = { native: require(path) as NativeMpi, path };
-  } catch (err) {
-    cached = { error: `native addon did not load: ${(err as Error).message.split('\n')[0]}` };
-  }
-  return cached;
+  const r = addon.tryLoad();
+  return 'binding' in r ? { native: r.binding, path: r.path } : { error: r.message };
 }

@@ -32,8 +32,8 @@ export const provider: TransportProvider = {
       config: options.config,
     });
     if (!probed.available) throw new TransportError(`the mpi transport is unavailable: ${probed.reason}`);
-    const { native } = loadNative();
-    if (!native) throw new TransportError('the mpi transport is unavailable: native addon did not load');
+    const { native, error } = loadNative();
+    if (!native) throw new TransportError(`the mpi transport is unavailable: ${error}`);
     const session = MpiSession.open(native, options.config.mpiLibrary);
     const { rank, size } = session.world;
     if (rank !== options.rank || size !== options.worldSize) {

@@ -1,12 +1,13 @@
 /**
- * The package as users get it: packed with its prebuilt addon, installed with the CLI into a
- * fresh application on a PATH that has no compiler, discovered by `hotweights transports` and
+ * The packages as users get them: every native package (this one, @hotweights/shm and
+ * @hotweights/planner) packed with the prebuilt addon its `prebuildify` script makes on `prepack`,
+ * installed with the CLI into a fresh application on a PATH that has no compiler, each addon
+ * loaded from its prebuild there; this transport discovered by `hotweights transports` and
  * selected under mpirun.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import {
   copyFileSync,
-  cpSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -19,38 +20,18 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { packWorkspacePackages, workspaceClosure } from '@hotweights/release-tools/pack';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jsonLines, MPI_ENV, mpirun, REPO_ROOT } from './mpirun.js';
+
+/** Every package with a native addon: each must install from its tarball without a compiler. */
+const NATIVE = ['@hotweights/transport-mpi', '@hotweights/shm', '@hotweights/planner'];
+const TUPLE = `${process.platform}-${process.arch}`;
 
 const tmp = mkdtempSync(join(tmpdir(), 'hw-mpi-pack-'));
 const app = join(tmp, 'app');
 const bin = join(tmp, 'bin');
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-
-interface Pkg {
-  name: string;
-  dependencies?: Record<string, string>;
-}
-
-/** Workspace folders of @hotweights/* packages that the CLI and this transport need at run time. */
-function closure(): string[] {
-  const byName = new Map<string, string>();
-  for (const dir of readdirSync(join(REPO_ROOT, 'packages'))) {
-    const file = join(REPO_ROOT, 'packages', dir, 'package.json');
-    if (existsSync(file)) byName.set((JSON.parse(readFileSync(file, 'utf8')) as Pkg).name, dir);
-  }
-  const out = new Set<string>();
-  const visit = (name: string) => {
-    const dir = byName.get(name);
-    if (!dir || out.has(dir)) return;
-    out.add(dir);
-    const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'packages', dir, 'package.json'), 'utf8')) as Pkg;
-    for (const dep of Object.keys(pkg.dependencies ?? {})) visit(dep);
-  };
-  visit('@hotweights/cli');
-  visit('@hotweights/transport-mpi');
-  return [...out];
-}
 
 /** A bin folder with node, npm, npx, sh and mpirun only: no gcc, g++, cc, make. */
 function toolBin(): string {
@@ -79,37 +60,11 @@ const LOCAL_ONLY = ['--mca', 'plm', 'isolated'];
 describe('packed, installed without a compiler, discovered and selected', () => {
   let path = '';
   beforeAll(() => {
-    const dirs = closure();
-    run('npx', ['tsc', '-b', ...dirs.map((d) => `packages/${d}`)], REPO_ROOT);
-    const tarballs: string[] = [];
-    for (const dir of dirs) {
-      let cwd = join(REPO_ROOT, 'packages', dir);
-      if (existsSync(join(cwd, 'binding.gyp'))) {
-        // Native packages ship prebuilds. Make them in a copy, so that the build folders other
-        // tests are loading the addon from are never rewritten under them.
-        const copy = join(tmp, 'src', dir);
-        cpSync(cwd, copy, {
-          recursive: true,
-          filter: (p) => !/[/\\](node_modules|build|prebuilds)$/.test(p),
-        });
-        run(
-          process.execPath,
-          [join(REPO_ROOT, 'node_modules/prebuildify/bin.js'), '--napi', '--strip'],
-          copy,
-          {
-            npm_config_nodedir: process.env.npm_config_nodedir ?? '/usr',
-            NODE_PATH: join(REPO_ROOT, 'node_modules'), // node-addon-api for binding.gyp
-          },
-        );
-        cwd = copy;
-      }
-      // The same as `npm pack` (whose prepack makes the prebuild), done in the steps above.
-      run('npm', ['pack', '--ignore-scripts', '--pack-destination', tmp], cwd);
-      const { name, version } = JSON.parse(readFileSync(join(cwd, 'package.json'), 'utf8')) as Pkg & {
-        version: string;
-      };
-      tarballs.push(join(tmp, `${name.replace(/^@/, '').replace('/', '-')}-${version}.tgz`));
-    }
+    // The CLI and every native package, with what they need at run time.
+    const dirs = workspaceClosure(['@hotweights/cli', ...NATIVE]);
+    run('npx', ['tsc', '-b', ...dirs], REPO_ROOT);
+    // As `npm pack` with each package's prepack: the prebuild from its own `prebuildify` script.
+    const tarballs = packWorkspacePackages(dirs, { destination: tmp, scratch: join(tmp, 'src') });
     mkdirSync(app);
     // zeromq works with its install script denied. Packages installed from tarball files are not
     // matched by name in allowScripts, so the install runs with npm's default (non-strict) policy,
@@ -119,10 +74,8 @@ describe('packed, installed without a compiler, discovered and selected', () => 
       join(app, 'package.json'),
       JSON.stringify({ name: 'app', private: true, type: 'module', allowScripts }),
     );
-    copyFileSync(
-      join(REPO_ROOT, 'packages/transport-mpi/test/fixtures/installed-compliance.mjs'),
-      join(app, 'compliance.mjs'),
-    );
+    for (const fixture of ['installed-compliance.mjs', 'installed-addons.mjs'])
+      copyFileSync(join(REPO_ROOT, 'packages/transport-mpi/test/fixtures', fixture), join(app, fixture));
     path = toolBin();
     run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', ...tarballs], app, {
       PATH: path,
@@ -130,15 +83,37 @@ describe('packed, installed without a compiler, discovered and selected', () => 
     });
   }, 240_000);
 
-  it('ships a prebuilt addon and installs on a PATH without a compiler', () => {
+  it('ships a prebuilt addon in every native package and installs on a PATH without a compiler', () => {
     const none = spawnSync('sh', ['-c', 'command -v gcc g++ cc c++ make'], {
       env: { PATH: path },
       encoding: 'utf8',
     });
     expect(none.stdout).toBe('');
-    const installed = join(app, 'node_modules/@hotweights/transport-mpi');
-    expect(readdirSync(join(installed, 'prebuilds/linux-x64')).some((f) => f.endsWith('.node'))).toBe(true);
-    expect(existsSync(join(installed, 'build'))).toBe(false); // nothing was compiled
+    for (const name of NATIVE) {
+      const installed = join(app, 'node_modules', name);
+      expect(
+        readdirSync(join(installed, 'prebuilds', TUPLE)).some((f) => f.endsWith('.node')),
+        name,
+      ).toBe(true);
+      expect(existsSync(join(installed, 'build')), name).toBe(false); // nothing was compiled
+      const { scripts } = JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8')) as {
+        scripts: Record<string, string>;
+      };
+      // No machine's path in what ships: headers and tools are the installing user's business.
+      expect(JSON.stringify(scripts), name).not.toMatch(/nodedir|\/usr/);
+    }
+  });
+
+  it('loads the shm and planner addons from their installed prebuilds', () => {
+    const out = run('node', ['installed-addons.mjs'], app, { PATH: path });
+    const report = JSON.parse(out) as {
+      shm: { reason: string | null; addon: string; mapped: number[] };
+      planner: { reason: string | null };
+    };
+    expect(report.shm.reason).toBeNull();
+    expect(report.shm.addon).toContain(join(app, 'node_modules/@hotweights/shm/prebuilds', TUPLE));
+    expect(report.shm.mapped).toEqual([104, 119]); // the bytes "hw", through the mapping
+    expect(report.planner.reason).toBeNull();
   });
 
   it('is discovered by `hotweights transports` and unavailable outside mpirun, with the reason', () => {
@@ -182,13 +157,16 @@ describe('packed, installed without a compiler, discovered and selected', () => 
   }, 60_000);
 
   it('moves bytes through the installed prebuilt addon (compliance under mpirun -n 3)', async () => {
-    const job = await mpirun(3, [...LOCAL_ONLY, 'node', 'compliance.mjs'], { cwd: app, env: { PATH: path } });
+    const job = await mpirun(3, [...LOCAL_ONLY, 'node', 'installed-compliance.mjs'], {
+      cwd: app,
+      env: { PATH: path },
+    });
     expect(job.stderr).toBe('');
     expect(job.code).toBe(0);
     const lines = jsonLines<{ rank: number; addon: string; passed: number }>(job.stdout);
     expect(lines.map((l) => l.rank).sort()).toEqual([0, 1, 2]);
     for (const l of lines) {
-      expect(l.addon).toContain(join(app, 'node_modules/@hotweights/transport-mpi/prebuilds/linux-x64'));
+      expect(l.addon).toContain(join(app, 'node_modules/@hotweights/transport-mpi/prebuilds', TUPLE));
       expect(l.passed).toBeGreaterThanOrEqual(12);
     }
   }, 90_000);

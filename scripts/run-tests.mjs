@@ -1,0 +1,45 @@
+#!/usr/bin/env node
+// Runs every project's tests through nx (cached, `dependsOn` honoured: builds first) and ends the
+// output with one totals line summed from each project's vitest summary, since nx's own closing
+// lines count projects, not tests. A project replayed from nx's cache replays its summary too.
+// Arguments go to `nx run-many`, e.g. `--projects=@hotweights/shm` or `--skip-nx-cache`.
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+
+const args = ['nx', 'run-many', '-t', 'test', '--outputStyle=static', ...process.argv.slice(2)];
+const child = spawn('npx', args, {
+  stdio: ['ignore', 'pipe', 'inherit'],
+  env: { NX_DAEMON: 'false', NX_TUI: 'false', ...process.env },
+});
+
+const totals = { projects: 0, files: { passed: 0, failed: 0 }, tests: { passed: 0, failed: 0, skipped: 0 } };
+// biome-ignore lint/suspicious/noControlCharactersInRegex: ANSI colour codes are what is stripped
+const ANSI = /\u001b\[[0-9;]*m/g;
+
+/** Adds the `N failed | M passed | K skipped (T)` counts of one vitest summary line. */
+function add(into, text) {
+  for (const [, n, what] of text.matchAll(/(\d+) (passed|failed|skipped|todo)/g))
+    if (what in into) into[what] += Number(n);
+}
+
+createInterface({ input: child.stdout }).on('line', (line) => {
+  process.stdout.write(`${line}\n`);
+  const plain = line.replace(ANSI, '');
+  const files = /^\s*Test Files\s+(.*)$/.exec(plain);
+  if (files) {
+    totals.projects += 1;
+    add(totals.files, files[1]);
+  }
+  const tests = /^\s*Tests\s+(.*)$/.exec(plain);
+  if (tests) add(totals.tests, tests[1]);
+});
+
+child.on('close', (code, signal) => {
+  const { files, tests } = totals;
+  process.stdout.write(
+    `\nTest Files  ${files.passed} passed, ${files.failed} failed (${totals.projects} projects reported)\n` +
+      `Tests  ${tests.passed} passed, ${tests.failed} failed, ${tests.skipped} skipped` +
+      `${code === 0 ? '' : ` (nx exited ${code ?? signal}: see the failed tasks above)`}\n`,
+  );
+  process.exitCode = code ?? 1;
+});
