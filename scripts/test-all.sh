@@ -10,3 +10,12 @@ bash scripts/setup-python.sh
 npm run lint
 npm run build
 npx vitest run "$@"
+# The vLLM worker extension's tests (Python). pytest exits 5 when it collects nothing: a moved
+# or renamed test folder must fail here, not pass unnoticed.
+status=0
+.venv/bin/python -m pytest -q packages/adapter-vllm/python || status=$?
+if [ "$status" -eq 5 ]; then
+  echo "test-all: pytest collected no tests in packages/adapter-vllm/python" >&2
+  exit 1
+fi
+exit "$status"
