@@ -7,11 +7,26 @@
  * `beginPrepare` builds the new version beside the live one while buckets land (preparation.ts);
  * `commit` flips `current` with one rename; the previous version stays until the next commit so
  * `rollback` is one rename too.
+ *
+ * Only its own files: the adapter removes only versions it recorded in `.hotweights/` (see
+ * layout.ts), works beside anything else in `versions/` without touching it, refuses a
+ * `versions/` that is a symlink (or a file) and a version name already taken by a foreign entry.
  */
 import { randomBytes } from 'node:crypto';
-import { readdir, readFile, readlink, rename, rm, symlink } from 'node:fs/promises';
+import {
+  access,
+  lstat,
+  mkdir,
+  readdir,
+  readFile,
+  readlink,
+  rename,
+  rm,
+  symlink,
+  writeFile,
+} from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { type Adapter, AdapterError, type AdapterUpdate } from '@hotweights/core';
+import { type Adapter, AdapterError, type AdapterUpdate, isErrorKind } from '@hotweights/core';
 import { loadManifest, recordCommittedManifest } from '@hotweights/manifest';
 import { safeVersion, TargetLayout } from './layout.js';
 import { DirectoryPreparation } from './preparation.js';
@@ -36,6 +51,15 @@ async function readLink(path: string): Promise<string | null> {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw err;
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
   }
 }
 
@@ -127,10 +151,21 @@ export class DirectoryAdapter implements Adapter {
     if (live && live.dirName === dirName) {
       throw new AdapterError(`${this.who}: version ${plan.version} is already live`);
     }
+    await this.checkVersionsDir();
+    if ((await lstat(this.layout.versionDir(dirName)).catch(() => null)) && !(await this.owns(dirName))) {
+      throw new AdapterError(
+        `${this.who}: ${this.layout.versionDir(dirName)} exists but was not made by hotweights (no record in ${this.layout.metaDir}); move it away or use another --target`,
+        { code: 'HW_ADAPTER_FOREIGN', details: { entry: this.layout.versionDir(dirName) } },
+      );
+    }
     const liveManifest = live ? await loadManifest(this.layout.manifestFile(live.dirName)) : null;
     const final = this.layout.versionDir(dirName);
     const partial = `${final}.partial-${process.pid}-${randomBytes(3).toString('hex')}`;
+    const partialRecord = this.layout.partialRecord(basename(partial));
     try {
+      // Recorded before it exists, so a crash leaves nothing of ours that we would not recognise.
+      await mkdir(this.layout.partialsDir, { recursive: true });
+      await writeFile(partialRecord, `${process.pid}\n`);
       return await DirectoryPreparation.start(
         {
           who: this.who,
@@ -141,9 +176,10 @@ export class DirectoryAdapter implements Adapter {
           live: live && liveManifest ? { dirName: live.dirName, manifest: liveManifest } : null,
         },
         partial,
+        partialRecord,
       );
     } catch (err) {
-      if (err instanceof AdapterError) throw err;
+      if (isErrorKind(err, 'AdapterError')) throw err;
       throw new AdapterError(`${this.who}: cannot prepare ${plan.version}: ${(err as Error).message}`, {
         cause: err,
       });
@@ -170,13 +206,15 @@ export class DirectoryAdapter implements Adapter {
     const dirName = safeVersion(version);
     const meta = await readFile(this.layout.metaFile(dirName), 'utf8').catch(() => null);
     if (meta === null) throw new AdapterError(`${this.who}: version ${version} was not prepared`);
+    await this.checkVersionsDir();
     const live = await this.linked('current');
     if (live?.dirName === dirName) return;
     const t0 = performance.now();
     await flipLink(this.layout.current, this.layout.linkText(dirName));
     this.lastSwitchSeconds = (performance.now() - t0) / 1000;
     if (live) await flipLink(this.layout.previous, this.layout.linkText(live.dirName));
-    else await rm(this.layout.previous, { force: true });
+    else if ((await lstat(this.layout.previous).catch(() => null))?.isSymbolicLink())
+      await rm(this.layout.previous);
     await this.prune([dirName, live?.dirName]);
     if (this.stateDir) await recordCommittedManifest(this.stateDir, this.layout.manifestFile(dirName));
   }
@@ -184,7 +222,8 @@ export class DirectoryAdapter implements Adapter {
   async abort(version: string): Promise<void> {
     const dirName = safeVersion(version);
     const kept = [(await this.linked('current'))?.dirName, (await this.linked('previous'))?.dirName];
-    if (kept.includes(dirName)) return;
+    if (kept.includes(dirName) || !(await this.owns(dirName))) return;
+    await this.checkVersionsDir();
     await rm(this.layout.versionDir(dirName), { recursive: true, force: true });
     await rm(this.layout.metaFile(dirName), { force: true });
     await rm(this.layout.manifestFile(dirName), { force: true });
@@ -202,15 +241,42 @@ export class DirectoryAdapter implements Adapter {
     return prev.meta.version;
   }
 
-  /** Removes versions (and partial leftovers) other than `keep`. */
+  /** Whether `versions/<name>` is the adapter's: a version or a preparation it recorded. */
+  private async owns(name: string): Promise<boolean> {
+    if (name.includes('.partial-')) return exists(this.layout.partialRecord(name));
+    return exists(this.layout.metaFile(name));
+  }
+
+  /** Refuses a `versions` that is a symlink or not a folder: what lies behind it is not ours. */
+  private async checkVersionsDir(): Promise<void> {
+    const s = await lstat(this.layout.versionsDir).catch(() => null);
+    if (s === null || s.isDirectory()) return;
+    const what = s.isSymbolicLink()
+      ? `a symlink (to ${await readlink(this.layout.versionsDir)})`
+      : 'not a directory';
+    throw new AdapterError(
+      `${this.who}: ${this.layout.versionsDir} is ${what}; the directory adapter keeps versions only in a folder of its own and never writes or prunes through a link: use a new --target, or make versions a real folder`,
+      { code: 'HW_ADAPTER_FOREIGN', details: { entry: this.layout.versionsDir } },
+    );
+  }
+
+  /**
+   * Removes the versions it made other than `keep`, and preparations it recorded that another
+   * (crashed) process left. Entries without a record are another tool's: left alone.
+   */
   private async prune(keep: readonly (string | undefined)[]): Promise<void> {
     for (const name of await readdir(this.layout.versionsDir).catch(() => [] as string[])) {
-      if (keep.includes(name)) continue;
-      await rm(this.layout.versionDir(name), { recursive: true, force: true });
-      if (!name.includes('.partial-')) {
-        await rm(this.layout.metaFile(name), { force: true });
-        await rm(this.layout.manifestFile(name), { force: true });
+      if (keep.includes(name) || !(await this.owns(name))) continue;
+      if (name.includes('.partial-')) {
+        // One process prepares into a target at a time; this one's own may still be running.
+        if (name.includes(`.partial-${process.pid}-`)) continue;
+        await rm(this.layout.versionDir(name), { recursive: true, force: true });
+        await rm(this.layout.partialRecord(name), { force: true });
+        continue;
       }
+      await rm(this.layout.versionDir(name), { recursive: true, force: true });
+      await rm(this.layout.metaFile(name), { force: true });
+      await rm(this.layout.manifestFile(name), { force: true });
     }
   }
 }

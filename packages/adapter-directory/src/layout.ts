@@ -6,6 +6,11 @@
  *   DIR/versions/<v>/…                 one complete checkpoint per kept version
  *   DIR/.hotweights/<v>.json           {version, manifest_digest} of each kept version
  *   DIR/.hotweights/<v>.manifest.json  its manifest (the layout deltas are applied against)
+ *   DIR/.hotweights/partials/<p>       the adapter's record of a version being prepared in
+ *                                      versions/<p> (`<v>.partial-<pid>-<hex>`)
+ *
+ * The records in `.hotweights` are how the adapter knows what it made: it removes only entries of
+ * `versions/` that have one, and leaves anything else there (another tool's folder) alone.
  *
  * `<v>` is the version made safe as a file name.
  */
@@ -48,5 +53,11 @@ export class TargetLayout {
   }
   manifestFile(dirName: string): string {
     return join(this.metaDir, `${dirName}.manifest.json`);
+  }
+  get partialsDir(): string {
+    return join(this.metaDir, 'partials');
+  }
+  partialRecord(partialName: string): string {
+    return join(this.partialsDir, partialName);
   }
 }

@@ -5,14 +5,18 @@
  * verified bucket is then written straight from staging into place while later buckets still
  * land, and `finish` fills what staging did not carry (unchanged entries of rebuilt files), checks
  * that every entry is accounted for, and renames the directory into `versions/`.
+ *
+ * Files keep the source's mode bits: read from the checkpoint when it is on this host (the plan's
+ * source root), else the live version's file's, else the default (0644 under the usual umask).
  */
 import { constants } from 'node:fs';
-import { copyFile, type FileHandle, link, mkdir, open, rename, rm, writeFile } from 'node:fs/promises';
+import { copyFile, type FileHandle, link, mkdir, open, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import {
   AdapterError,
   type AdapterPreparation,
   type ItemSource,
+  isErrorKind,
   type LandedRange,
   type Manifest,
   type ManifestEntry,
@@ -35,6 +39,8 @@ interface FileJob {
   readonly path: string;
   readonly size: number;
   readonly mode: Mode;
+  /** Permission bits the file gets, when known (the source's, else the live file's). */
+  readonly fileMode: number | undefined;
   /** The open file, once it can take writes (a patched file after its copy); not for links. */
   handle?: Promise<FileHandle>;
   /**
@@ -53,6 +59,13 @@ export interface PreparationInput {
   readonly dirName: string;
   /** Live version's directory name and manifest, when something is live. */
   readonly live: { readonly dirName: string; readonly manifest: Manifest } | null;
+}
+
+/** Permission bits of a regular file (of `size` bytes, when given), or undefined. */
+async function modeOf(path: string, size?: number): Promise<number | undefined> {
+  const s = await stat(path).catch(() => null);
+  if (!s?.isFile() || (size !== undefined && s.size !== size)) return undefined;
+  return s.mode & 0o777;
 }
 
 /** Runs at most `limit` tasks at once, in the order they were queued. */
@@ -89,12 +102,18 @@ export class DirectoryPreparation implements AdapterPreparation {
   private constructor(
     private readonly input: PreparationInput,
     partial: string,
+    /** The adapter's record that `partial` is its own (removed with it). */
+    private readonly partialRecord: string,
   ) {
     this.partial = partial;
   }
 
-  static async start(input: PreparationInput, partial: string): Promise<DirectoryPreparation> {
-    const p = new DirectoryPreparation(input, partial);
+  static async start(
+    input: PreparationInput,
+    partial: string,
+    partialRecord: string,
+  ): Promise<DirectoryPreparation> {
+    const p = new DirectoryPreparation(input, partial, partialRecord);
     await mkdir(partial, { recursive: true });
     try {
       await p.layOut();
@@ -145,12 +164,17 @@ export class DirectoryPreparation implements AdapterPreparation {
       const sameLayout = liveDir !== null && liveFile !== undefined && liveFile.size === file.size;
       const dest = join(this.partial, file.path);
       await mkdir(dirname(dest), { recursive: true });
-      let mode: Mode = 'build';
-      if (sameLayout && entries.every((e) => !planned.has(e.key) && this.sameAsLive(e))) mode = 'link';
-      else if (sameLayout && entries.every((e) => planned.has(e.key) || this.sameAsLive(e))) mode = 'patch';
-      const job: FileJob = { path: file.path, size: file.size, mode, tail: Promise.resolve() };
-      this.jobs.set(file.path, job);
       const src = liveDir ? join(liveDir, file.path) : '';
+      const liveMode = liveFile && src ? await modeOf(src) : undefined;
+      const sourceMode = await modeOf(join(plan.source.root, file.path), file.size);
+      let mode: Mode = 'build';
+      if (sameLayout && entries.every((e) => !planned.has(e.key) && this.sameAsLive(e))) {
+        // A hard link shares the live file's mode: copy instead when the source's differs.
+        mode = sourceMode === undefined || sourceMode === liveMode ? 'link' : 'patch';
+      } else if (sameLayout && entries.every((e) => planned.has(e.key) || this.sameAsLive(e))) mode = 'patch';
+      const fileMode = sourceMode ?? liveMode;
+      const job: FileJob = { path: file.path, size: file.size, mode, fileMode, tail: Promise.resolve() };
+      this.jobs.set(file.path, job);
       if (mode === 'link') {
         // Nothing in this file changed: share it with the live version.
         this.track(
@@ -249,7 +273,12 @@ export class DirectoryPreparation implements AdapterPreparation {
     try {
       await Promise.all(this.background);
       const buf = Buffer.allocUnsafeSlow(COPY_CHUNK);
-      for (const job of this.jobs.values()) if (job.handle) await this.complete(job, await job.handle, buf);
+      for (const job of this.jobs.values()) {
+        if (!job.handle) continue;
+        const fh = await job.handle;
+        await this.complete(job, fh, buf);
+        if (job.fileMode !== undefined) await fh.chmod(job.fileMode);
+      }
       await mkdir(layout.metaDir, { recursive: true });
       await writeFile(layout.manifestFile(dirName), serializeManifest(manifest));
       const meta = { version: plan.version, manifest_digest: manifest.digest };
@@ -259,10 +288,11 @@ export class DirectoryPreparation implements AdapterPreparation {
       await rm(final, { recursive: true, force: true });
       await this.closeAll();
       await rename(this.partial, final);
+      await rm(this.partialRecord, { force: true });
       this.state = 'finished';
     } catch (err) {
       await this.discard();
-      if (err instanceof AdapterError) throw err;
+      if (isErrorKind(err, 'AdapterError')) throw err;
       throw new AdapterError(`${this.input.who}: cannot prepare ${plan.version}: ${(err as Error).message}`, {
         cause: err,
       });
@@ -328,6 +358,9 @@ export class DirectoryPreparation implements AdapterPreparation {
     this.state = 'discarded';
     await Promise.allSettled([...this.running]);
     await this.closeAll();
-    if (!wasFinished) await rm(this.partial, { recursive: true, force: true });
+    if (!wasFinished) {
+      await rm(this.partial, { recursive: true, force: true });
+      await rm(this.partialRecord, { force: true });
+    }
   }
 }

@@ -1,12 +1,16 @@
 /**
  * What every command gets: configuration, the launch context, output that respects --json and
- * terminals, and a TransportManager with the built-in and installed transports.
+ * terminals, and the Transport and Adapter managers with the built-in and installed plugins.
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { directoryAdapterProvider } from '@hotweights/adapter-directory';
+import { memoryAdapterProvider } from '@hotweights/adapter-memory';
 import {
+  AdapterManager,
+  type AdapterProvider,
   type HotweightsConfig,
   type LaunchContext,
   loadConfig,
@@ -30,6 +34,8 @@ export interface CliContext {
   readonly interactive: boolean;
   /** Built-in providers plus packages discovered from the application and the CLI's location. */
   transports(): Promise<TransportManager>;
+  /** Built-in adapters plus adapter packages discovered the same way as transports. */
+  adapters(): Promise<AdapterManager>;
 }
 
 /** Shown as the version of built-in transports that do not state their own. */
@@ -44,8 +50,30 @@ const CORE_VERSION = (
 /** Built-in providers that core ships; later issues add to this list. */
 export const BUILTIN_PROVIDERS: TransportProvider[] = [localTransportProvider];
 
+/** Built-in adapters: `directory` (with --target) and `memory` (the default without). */
+export const BUILTIN_ADAPTERS: AdapterProvider[] = [directoryAdapterProvider, memoryAdapterProvider];
+
+/**
+ * Registers the built-ins, then discovers installed packages: the application's node_modules
+ * first (where users `npm install` plugins), then the CLI's own location (a global install, or a
+ * workspace).
+ */
+async function withInstalled<
+  M extends { discover(dir: string): Promise<unknown> },
+  P extends { version?: string },
+>(
+  manager: M & { register(p: P, origin: string, version: string): void },
+  builtins: readonly P[],
+): Promise<M> {
+  for (const p of builtins) manager.register(p, 'builtin', p.version ?? CORE_VERSION);
+  await manager.discover(process.cwd());
+  await manager.discover(dirname(fileURLToPath(import.meta.url)));
+  return manager;
+}
+
 export function createContext(env: NodeJS.ProcessEnv = process.env): CliContext {
   let manager: Promise<TransportManager> | undefined;
+  let adapterManager: Promise<AdapterManager> | undefined;
   const config = loadConfig(env);
   return {
     config,
@@ -55,16 +83,15 @@ export function createContext(env: NodeJS.ProcessEnv = process.env): CliContext 
     json: (value) => process.stdout.write(`${JSON.stringify(value, null, 2)}\n`),
     interactive: process.stderr.isTTY === true,
     transports() {
-      manager ??= (async () => {
-        const m = new Manager({ probeTimeoutMs: config.probeTimeoutMs });
-        for (const p of BUILTIN_PROVIDERS) m.register(p, 'builtin', p.version ?? CORE_VERSION);
-        // The application's node_modules first (where users `npm install` transports), then the
-        // CLI's own location (a global install, or a workspace).
-        await m.discover(process.cwd());
-        await m.discover(dirname(fileURLToPath(import.meta.url)));
-        return m;
-      })();
+      manager ??= withInstalled(new Manager({ probeTimeoutMs: config.probeTimeoutMs }), BUILTIN_PROVIDERS);
       return manager;
+    },
+    adapters() {
+      adapterManager ??= withInstalled(
+        new AdapterManager({ probeTimeoutMs: config.probeTimeoutMs }),
+        BUILTIN_ADAPTERS,
+      );
+      return adapterManager;
     },
   };
 }

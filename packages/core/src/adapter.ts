@@ -4,9 +4,11 @@
  * and only in `commit`.
  */
 import type { FileHandle } from 'node:fs/promises';
+import type { HotweightsConfig } from './config.js';
 import type { Manifest } from './manifest.js';
 import type { Plan, PlanBucket, PlanItem } from './plan.js';
 import type { StagingAgent } from './staging.js';
+import type { ProbeResult } from './transport.js';
 
 export interface AdapterUpdate {
   readonly plan: Plan;
@@ -59,6 +61,8 @@ export interface Adapter {
   readonly name: string;
   /** Version currently live, or null before the first commit. */
   currentVersion(): Promise<string | null>;
+  /** Version `rollback` would make live, or null when none is kept (optional). */
+  previousVersion?(): Promise<string | null>;
   /**
    * Prepares the new version from staging without making it live (e.g. writes it beside the
    * current one). After this resolves, `commit` must be able to flip without failing for lack of
@@ -76,4 +80,48 @@ export interface Adapter {
   abort(version: string): Promise<void>;
   /** Makes the previous version live again. Throws when there is none. */
   rollback(): Promise<string>;
+}
+
+/** What an adapter is made for (and what its probe is asked about). */
+export interface AdapterOptions {
+  readonly rank: number;
+  readonly worldSize: number;
+  readonly config: HotweightsConfig;
+  /**
+   * Where this rank's versions live, for adapters that keep them in a place (`--target`; the CLI
+   * gives each rank of a multi-rank job its own `DIR/rank-<r>`). Adapters document whether they
+   * need it.
+   */
+  readonly target?: string;
+  /**
+   * Record each committed and rolled-back manifest in `config.stateDir` (what `hotweights plan`
+   * diffs against). One rank per job does, so there is one record per job.
+   */
+  readonly recordCommitted?: boolean;
+  /** Adapter-specific settings (`--adapter-option KEY=VALUE`); adapters document the keys they take. */
+  readonly settings?: Readonly<Record<string, string>>;
+}
+
+export interface AdapterProvider {
+  /** Short lowercase name used by `--adapter` (`directory`, `memory`, `vllm`, …). */
+  readonly name: string;
+  /** One line for `hotweights adapters`. */
+  readonly description?: string;
+  /** Version of the package providing it (shown by `hotweights adapters`). */
+  readonly version?: string;
+  /**
+   * Whether the adapter can work here, for these options (a reachable server, a writable target,
+   * …). Never throws: failures are `{available: false, reason}`.
+   */
+  probe(options: AdapterOptions): Promise<ProbeResult>;
+  /** Opens the adapter (nothing live changes until `commit`). Throws AdapterError for bad options. */
+  create(options: AdapterOptions): Promise<Adapter>;
+}
+
+/** The `"hotweights"` field of an adapter package's package.json. */
+export interface AdapterPackageManifest {
+  /** Module (relative to the package root) whose default or `provider` export is an AdapterProvider. */
+  readonly adapter: string;
+  /** semver range of @hotweights/core's CORE_API_VERSION the plugin supports. */
+  readonly coreApi: string;
 }

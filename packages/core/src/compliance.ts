@@ -10,50 +10,10 @@
  *
  * Both return a report and throw ComplianceError when something failed.
  */
-import { HotweightsError } from './errors.js';
+import { assert, type ComplianceReport, Recorder } from './compliance-report.js';
 import type { ProbeContext, Transport, TransportOptions, TransportProvider } from './transport.js';
 
-export class ComplianceError extends HotweightsError {
-  readonly failures: readonly ComplianceFailure[];
-  constructor(subject: string, failures: readonly ComplianceFailure[]) {
-    super(
-      'HW_COMPLIANCE',
-      `${subject}: ${failures.length} compliance check(s) failed: ${failures.map((f) => `${f.check}: ${f.error}`).join('; ')}`,
-    );
-    this.failures = failures;
-  }
-}
-
-export interface ComplianceFailure {
-  readonly check: string;
-  readonly error: string;
-}
-
-export interface ComplianceReport {
-  readonly passed: readonly string[];
-  readonly failures: readonly ComplianceFailure[];
-}
-
-class Recorder {
-  readonly passed: string[] = [];
-  readonly failures: ComplianceFailure[] = [];
-  async check(name: string, fn: () => Promise<void> | void): Promise<void> {
-    try {
-      await fn();
-      this.passed.push(name);
-    } catch (err) {
-      this.failures.push({ check: name, error: (err as Error)?.message ?? String(err) });
-    }
-  }
-  finish(subject: string): ComplianceReport {
-    if (this.failures.length > 0) throw new ComplianceError(subject, this.failures);
-    return { passed: this.passed, failures: [] };
-  }
-}
-
-function assert(cond: unknown, message: string): asserts cond {
-  if (!cond) throw new Error(message);
-}
+export { ComplianceError, type ComplianceFailure, type ComplianceReport } from './compliance-report.js';
 
 /**
  * Checks a provider in one process. `options` are used for create() when the probe says the

@@ -42,7 +42,14 @@ export const VARIABLES = [
     kind: { type: 'int', min: 1, max: 600_000 },
     defaultText: '5000',
     section: 'Transports',
-    doc: 'How long a transport probe may take before it counts as unavailable.',
+    doc: 'How long a transport or adapter probe (and the loading of a plugin package) may take before it counts as unavailable.',
+  },
+  {
+    name: 'HOTWEIGHTS_ADAPTER',
+    kind: { type: 'string' },
+    defaultText: '(auto)',
+    section: 'Adapters',
+    doc: 'The adapter that applies committed versions, by name (`directory`, `memory`, or a third-party name; `hotweights adapters` lists them). Same as `--adapter`. Unset: `directory` when `--target` is given, else `memory`.',
   },
   {
     name: 'HOTWEIGHTS_INFLIGHT_BUCKETS',
@@ -186,6 +193,7 @@ export type VariableName = (typeof VARIABLES)[number]['name'];
 /** Resolved configuration. Fields are typed; unset optional values are `undefined`. */
 export interface HotweightsConfig {
   readonly transport: string | undefined;
+  readonly adapter: string | undefined;
   readonly probeTimeoutMs: number;
   readonly inflightBuckets: number;
   readonly inflightBytes: number;
@@ -275,6 +283,7 @@ export function loadConfig(env: Env = process.env): HotweightsConfig {
   const hashThreads = raw(env, 'HOTWEIGHTS_HASH_THREADS');
   return Object.freeze({
     transport: readString(env, 'HOTWEIGHTS_TRANSPORT'),
+    adapter: readString(env, 'HOTWEIGHTS_ADAPTER'),
     probeTimeoutMs: readNumber(env, 'HOTWEIGHTS_PROBE_TIMEOUT_MS', 5000),
     inflightBuckets: readNumber(env, 'HOTWEIGHTS_INFLIGHT_BUCKETS', 4),
     inflightBytes: readNumber(env, 'HOTWEIGHTS_INFLIGHT_BYTES', 0),

@@ -1,4 +1,22 @@
-export type { Adapter, AdapterPreparation, AdapterUpdate, ItemSource, LandedRange } from './adapter.js';
+export type {
+  Adapter,
+  AdapterOptions,
+  AdapterPackageManifest,
+  AdapterPreparation,
+  AdapterProvider,
+  AdapterUpdate,
+  ItemSource,
+  LandedRange,
+} from './adapter.js';
+export {
+  ADAPTER_KEYWORD,
+  type AdapterCandidate,
+  AdapterManager,
+  type AdapterManagerOptions,
+  chooseAdapter,
+  discoverAdapterPackages,
+  type ProbedAdapter,
+} from './adapter-manager.js';
 export {
   type HotweightsConfig,
   type LaunchContext,
@@ -10,20 +28,39 @@ export {
 } from './config.js';
 export {
   AdapterError,
+  type AdapterErrorCode,
   CheckpointError,
+  type CheckpointErrorCode,
   CommitError,
+  type CommitErrorCode,
   ConfigError,
+  type ConfigErrorCode,
   CoordinatorError,
+  type CoordinatorErrorCode,
+  ERROR_BRAND,
+  type ErrorCode,
+  type ErrorKinds,
+  type GeneralErrorCode,
   HotweightsError,
+  hasErrorCode,
+  isErrorKind,
   isHotweightsError,
+  NoAdapterError,
   NoTransportError,
   PathEscapeError,
+  type PathEscapeErrorCode,
   PlanVerificationError,
+  type PlanVerificationErrorCode,
   SchemaError,
+  type SchemaErrorCode,
   StagingError,
+  type StagingErrorCode,
   TimeoutError,
+  type TimeoutErrorCode,
   TransportError,
+  type TransportErrorCode,
   VerificationError,
+  type VerificationErrorCode,
 } from './errors.js';
 export {
   MANIFEST_SCHEMA,
@@ -40,6 +77,12 @@ export {
   type PlanItem,
   type PlanItemPart,
 } from './plan.js';
+export {
+  CORE_API_VERSION,
+  discoverPlugins,
+  type PluginCandidate,
+  type PluginKind,
+} from './plugin-discovery.js';
 export { type StagedItem, stagedItems } from './staged-items.js';
 export type { StagedBucket, StagingAgent } from './staging.js';
 export type {
@@ -54,7 +97,6 @@ export type {
 } from './transport.js';
 export {
   BUILTIN_PRIORITIES,
-  CORE_API_VERSION,
   chooseTransport,
   discoverTransportPackages,
   type ProbedCandidate,

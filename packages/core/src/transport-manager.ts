@@ -4,15 +4,10 @@
  * transports, unless a name is forced (`--transport` / HOTWEIGHTS_TRANSPORT).
  */
 
-import { readdir, readFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
-import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { NoTransportError, TransportError } from './errors.js';
-import type { ProbeContext, ProbeResult, TransportPackageManifest, TransportProvider } from './transport.js';
-
-/** Version of the contracts plugins are written against. Plugins declare a semver range of it. */
-export const CORE_API_VERSION = '1.0.0';
+import { discoverPlugins, isPluginName, type PluginCandidate, type PluginKind } from './plugin-discovery.js';
+import { PluginRegistry } from './plugin-registry.js';
+import type { ProbeContext, ProbeResult, TransportProvider } from './transport.js';
 
 /** Default priorities of the transports this project ships. */
 export const BUILTIN_PRIORITIES: Readonly<Record<string, number>> = Object.freeze({
@@ -25,16 +20,8 @@ export const BUILTIN_PRIORITIES: Readonly<Record<string, number>> = Object.freez
 
 export const TRANSPORT_KEYWORD = 'hotweights-transport';
 
-export interface TransportCandidate {
-  readonly name: string;
+export interface TransportCandidate extends PluginCandidate<TransportProvider> {
   readonly priority: number;
-  readonly version: string | undefined;
-  /** `builtin`, or the package name it was discovered in. */
-  readonly origin: string;
-  /** The provider, absent when the package could not be loaded. */
-  readonly provider: TransportProvider | undefined;
-  /** Why the package could not be loaded (incompatible coreApi, import failure, bad export). */
-  readonly loadError: string | undefined;
 }
 
 export interface ProbedCandidate extends TransportCandidate {
@@ -46,8 +33,7 @@ function isProvider(value: unknown): value is TransportProvider {
   if (value === null || typeof value !== 'object') return false;
   const v = value as Record<string, unknown>;
   return (
-    typeof v.name === 'string' &&
-    /^[a-z0-9][a-z0-9-]*$/.test(v.name) &&
+    isPluginName(v.name) &&
     typeof v.priority === 'number' &&
     Number.isFinite(v.priority) &&
     typeof v.probe === 'function' &&
@@ -55,117 +41,13 @@ function isProvider(value: unknown): value is TransportProvider {
   );
 }
 
-/** Directories `node_modules` that Node would search from `start`, nearest first. */
-function nodeModulesChain(start: string): string[] {
-  const out: string[] = [];
-  let dir = resolve(start);
-  for (;;) {
-    out.push(join(dir, 'node_modules'));
-    const parent = dirname(dir);
-    if (parent === dir) return out;
-    dir = parent;
-  }
-}
-
-async function listPackageDirs(nodeModules: string): Promise<string[]> {
-  let names: string[];
-  try {
-    names = await readdir(nodeModules);
-  } catch {
-    return [];
-  }
-  const dirs: string[] = [];
-  for (const name of names) {
-    if (name.startsWith('.')) continue;
-    if (name.startsWith('@')) {
-      try {
-        for (const sub of await readdir(join(nodeModules, name))) dirs.push(join(nodeModules, name, sub));
-      } catch {
-        // unreadable scope folder: nothing to discover there
-      }
-    } else {
-      dirs.push(join(nodeModules, name));
-    }
-  }
-  return dirs;
-}
-
-interface PackageJson {
-  name?: string;
-  version?: string;
-  keywords?: unknown;
-  hotweights?: Partial<TransportPackageManifest>;
-}
-
-async function readPackageJson(dir: string): Promise<PackageJson | undefined> {
-  try {
-    return JSON.parse(await readFile(join(dir, 'package.json'), 'utf8')) as PackageJson;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Loads one discovered package; failures become a candidate with `loadError`. */
-async function loadTransportPackage(
-  dir: string,
-  pkg: PackageJson,
-  loadTimeoutMs: number,
-): Promise<TransportCandidate> {
-  const origin = pkg.name ?? dir;
-  const base = { origin, version: pkg.version };
-  const fallbackName = (pkg.name ?? dir).replace(/^@[^/]+\//, '').replace(/^(hotweights-)?transport-/, '');
-  const failed = (loadError: string): TransportCandidate => ({
-    ...base,
-    name: fallbackName,
-    priority: 0,
-    provider: undefined,
-    loadError,
-  });
-  const meta = pkg.hotweights;
-  if (!meta || typeof meta.transport !== 'string' || typeof meta.coreApi !== 'string') {
-    return failed('package.json lacks "hotweights": {"transport": "<entry>", "coreApi": "<range>"}');
-  }
-  // Loaded here, not at import: only discovery of installed plugins needs it.
-  const semver = createRequire(import.meta.url)('semver') as typeof import('semver');
-  if (!semver.validRange(meta.coreApi))
-    return failed(`coreApi ${JSON.stringify(meta.coreApi)} is not a semver range`);
-  if (!semver.satisfies(CORE_API_VERSION, meta.coreApi)) {
-    return failed(`needs core API ${meta.coreApi}, this hotweights provides ${CORE_API_VERSION}`);
-  }
-  const entry = resolve(dir, meta.transport);
-  // A prefix test would let `../pkg-evil/x.js` pass for a package in `pkg`.
-  const inside = relative(resolve(dir), entry);
-  if (inside === '' || inside.startsWith('..') || isAbsolute(inside))
-    return failed(`transport entry ${meta.transport} is outside the package`);
-  let mod: Record<string, unknown> | undefined;
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    // A module that never finishes loading (a top-level await on the network) must not hang
-    // discovery: like a slow probe, it becomes a reason.
-    mod = await Promise.race([
-      import(pathToFileURL(entry).href) as Promise<Record<string, unknown>>,
-      new Promise<undefined>((res) => {
-        // not unref'd: while a load is pending, this timer is what keeps the process alive
-        timer = setTimeout(() => res(undefined), loadTimeoutMs);
-      }),
-    ]);
-  } catch (err) {
-    return failed(`cannot load ${meta.transport}: ${(err as Error).message.split('\n')[0]}`);
-  } finally {
-    clearTimeout(timer);
-  }
-  if (!mod) return failed(`${meta.transport} did not finish loading within ${loadTimeoutMs} ms`);
-  const provider = [mod.provider, mod.default].find(isProvider);
-  if (!provider) return failed(`${meta.transport} exports no TransportProvider as "provider" or default`);
-  return {
-    ...base,
-    name: provider.name,
-    priority: provider.priority,
-    version: provider.version ?? pkg.version,
-    provider,
-    loadError: undefined,
-  };
-}
+const TRANSPORT_PLUGINS: PluginKind<TransportProvider> = {
+  keyword: TRANSPORT_KEYWORD,
+  field: 'transport',
+  contract: 'TransportProvider',
+  isProvider,
+  fallbackName: (pkg) => pkg.replace(/^@[^/]+\//, '').replace(/^(hotweights-)?transport-/, ''),
+};
 
 /**
  * Finds installed transport packages visible from `fromDir` (as Node resolution would see them):
@@ -175,54 +57,8 @@ export async function discoverTransportPackages(
   fromDir: string,
   options: { loadTimeoutMs?: number } = {},
 ): Promise<TransportCandidate[]> {
-  const seen = new Set<string>();
-  const found: TransportCandidate[] = [];
-  for (const nm of nodeModulesChain(fromDir)) {
-    for (const dir of await listPackageDirs(nm)) {
-      const pkg = await readPackageJson(dir);
-      if (!pkg || !Array.isArray(pkg.keywords) || !pkg.keywords.includes(TRANSPORT_KEYWORD)) continue;
-      const key = pkg.name ?? dir;
-      if (seen.has(key)) continue; // nearest copy wins, as in Node resolution
-      seen.add(key);
-      found.push(await loadTransportPackage(dir, pkg, options.loadTimeoutMs ?? 5000));
-    }
-  }
-  return found;
-}
-
-async function probeWithTimeout(
-  provider: TransportProvider,
-  ctx: ProbeContext,
-  timeoutMs: number,
-): Promise<ProbeResult> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<ProbeResult>((res) => {
-    timer = setTimeout(
-      () => res({ available: false, reason: `probe did not answer within ${timeoutMs} ms` }),
-      timeoutMs,
-    );
-  });
-  try {
-    const result = await Promise.race([
-      Promise.resolve()
-        .then(() => provider.probe(ctx))
-        .catch(
-          (err: unknown): ProbeResult => ({
-            available: false,
-            reason: `probe threw: ${(err as Error)?.message ?? String(err)}`,
-          }),
-        ),
-      timeout,
-    ]);
-    if (!result || typeof result !== 'object' || typeof result.available !== 'boolean') {
-      return { available: false, reason: 'probe returned something other than {available, …}' };
-    }
-    if (!result.available && (typeof result.reason !== 'string' || result.reason.trim() === ''))
-      return { available: false, reason: 'unavailable (no reason given)' };
-    return result;
-  } finally {
-    clearTimeout(timer);
-  }
+  const found = await discoverPlugins(TRANSPORT_PLUGINS, fromDir, options);
+  return found.map((c) => ({ ...c, priority: c.provider?.priority ?? 0 }));
 }
 
 export interface TransportManagerOptions {
@@ -231,70 +67,49 @@ export interface TransportManagerOptions {
   readonly probeTimeoutMs?: number;
 }
 
-export class TransportManager {
-  readonly #candidates = new Map<string, TransportCandidate>();
-  readonly #probeTimeoutMs: number | undefined;
-
+export class TransportManager extends PluginRegistry<TransportProvider, TransportCandidate> {
   constructor(options: TransportManagerOptions = {}) {
-    this.#probeTimeoutMs = options.probeTimeoutMs;
+    super(options.probeTimeoutMs);
     for (const p of options.providers ?? []) this.register(p);
   }
 
-  /**
-   * Registers a provider in code. A later registration of the same name replaces the earlier.
-   * `version` is what listings show when the provider has none (built-ins: core's version).
-   */
-  register(provider: TransportProvider, origin = 'builtin', version = provider?.version): void {
-    if (!isProvider(provider)) {
-      throw new TransportError(
-        'register: expected a TransportProvider {name, priority, probe(), create()} with a lowercase name',
-        {
-          code: 'HW_TRANSPORT_INVALID',
-        },
-      );
-    }
-    this.#candidates.set(provider.name, {
+  protected isProvider(value: unknown): value is TransportProvider {
+    return isProvider(value);
+  }
+
+  protected invalidProvider(): Error {
+    return new TransportError(
+      'register: expected a TransportProvider {name, priority, probe(), create()} with a lowercase name',
+      { code: 'HW_TRANSPORT_INVALID' },
+    );
+  }
+
+  protected candidateOf(provider: TransportProvider, origin: string, version: string | undefined) {
+    return {
       name: provider.name,
       priority: provider.priority,
       version,
       origin,
       provider,
       loadError: undefined,
-    });
+    };
   }
 
-  /**
-   * Adds packages found by discoverTransportPackages. In-code registrations keep precedence, and
-   * so does what an earlier call found (call it with the application's directory first).
-   */
-  async discover(fromDir: string): Promise<TransportCandidate[]> {
-    const found = await discoverTransportPackages(fromDir, { loadTimeoutMs: this.#probeTimeoutMs });
-    for (const c of found) {
-      const existing = this.#candidates.get(c.name);
-      if (existing && (existing.provider || existing.origin !== 'builtin')) continue;
-      this.#candidates.set(c.name, c);
-    }
-    return found;
+  protected findInstalled(
+    fromDir: string,
+    options: { loadTimeoutMs?: number },
+  ): Promise<TransportCandidate[]> {
+    return discoverTransportPackages(fromDir, options);
   }
 
-  candidates(): TransportCandidate[] {
-    return [...this.#candidates.values()].sort(
-      (a, b) => b.priority - a.priority || a.name.localeCompare(b.name),
-    );
+  /** Highest priority first. */
+  protected compare(a: TransportCandidate, b: TransportCandidate): number {
+    return b.priority - a.priority || a.name.localeCompare(b.name);
   }
 
   /** Probes every candidate concurrently. Never throws. */
-  async probeAll(ctx: ProbeContext): Promise<ProbedCandidate[]> {
-    const timeoutMs = this.#probeTimeoutMs ?? ctx.config.probeTimeoutMs;
-    return Promise.all(
-      this.candidates().map(async (c): Promise<ProbedCandidate> => {
-        const started = performance.now();
-        const result: ProbeResult = c.provider
-          ? await probeWithTimeout(c.provider, ctx, timeoutMs)
-          : { available: false, reason: c.loadError ?? 'not loaded' };
-        return { ...c, result, probeMs: performance.now() - started };
-      }),
-    );
+  probeAll(ctx: ProbeContext): Promise<ProbedCandidate[]> {
+    return this.probeEach((p) => p.probe(ctx), ctx.config.probeTimeoutMs);
   }
 
   /**

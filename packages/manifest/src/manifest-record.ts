@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Manifest } from '@hotweights/core';
-import { HotweightsError } from '@hotweights/core';
+import { HotweightsError, hasErrorCode } from '@hotweights/core';
 import { serializeManifestBinary } from './manifest-binary.js';
 import { loadManifest, type ManifestLoadOptions } from './manifest-io.js';
 
@@ -35,7 +35,7 @@ async function loadRecord(path: string, options: ManifestLoadOptions): Promise<M
   try {
     return await loadManifest(path, options);
   } catch (err) {
-    if (err instanceof HotweightsError && err.code === 'HW_NOT_FOUND') {
+    if (hasErrorCode(err, 'HW_NOT_FOUND')) {
       const code = (err.cause as NodeJS.ErrnoException | undefined)?.code;
       if (code === 'ENOENT') return null;
     }

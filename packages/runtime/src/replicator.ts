@@ -37,6 +37,8 @@ import {
   CheckpointError,
   ConfigError,
   HotweightsError,
+  isErrorKind,
+  isHotweightsError,
   TimeoutError,
   TransportError,
   VerificationError,
@@ -403,7 +405,7 @@ export async function replicateRank(options: ReplicateRankOptions): Promise<Rank
             { cause: err, details: { rank, bucket: bucket.bucket_id } },
           );
         }
-        if (err instanceof HotweightsError && !(err instanceof TransportError)) throw err;
+        if (isHotweightsError(err) && !isErrorKind(err, 'TransportError')) throw err;
         throw new TransportError(`rank ${rank}: bucket ${bucket.bucket_id}: ${describe(err)}`, {
           cause: err,
           details: { rank, bucket: bucket.bucket_id, transport: transport.name },

@@ -13,7 +13,7 @@ import { constants, existsSync, type FSWatcher, watch } from 'node:fs';
 import { open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BroadcastRequest, Transport, TransportOptions, TransportProvider } from '@hotweights/core';
-import { BUILTIN_PRIORITIES, TransportError } from '@hotweights/core';
+import { BUILTIN_PRIORITIES, isErrorKind, TransportError } from '@hotweights/core';
 import { processAlive, sharedLocationOf } from '@hotweights/shm';
 
 const POLL_MS = 20;
@@ -211,7 +211,7 @@ export class LocalTransport implements Transport {
       else await this.receive(dir, seg, awaits, data, ctrl.signal);
     } catch (err) {
       if (ctrl.signal.aborted) throw abortReason(ctrl.signal);
-      throw err instanceof TransportError
+      throw isErrorKind(err, 'TransportError')
         ? err
         : new TransportError(`local: bucket ${bucketId}: ${(err as Error).message}`, { cause: err });
     } finally {

@@ -7,6 +7,7 @@
 import {
   type BroadcastRequest,
   type HotweightsConfig,
+  isErrorKind,
   TimeoutError,
   type Transport,
   TransportError,
@@ -192,7 +193,7 @@ export class MpiTransport implements Transport {
       await Promise.race([work, giveUp]);
     } catch (err) {
       const failure =
-        err instanceof TimeoutError || err === (signal?.reason as unknown) || signal?.aborted
+        isErrorKind(err, 'TimeoutError') || err === (signal?.reason as unknown) || signal?.aborted
           ? (err as Error)
           : new TransportError(`MPI: ${what} failed on rank ${this.rank}: ${(err as Error).message}`, {
               cause: err,

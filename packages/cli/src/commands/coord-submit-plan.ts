@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { CheckpointError, SchemaError } from '@hotweights/core';
+import { CheckpointError, isErrorKind, SchemaError } from '@hotweights/core';
 import { isBinaryManifest, loadPlan, parseManifestBinary, serializeManifest } from '@hotweights/manifest';
 import type { CommandModule } from '../command.js';
 import { coordinatorManifestSource, endpointOption, withClient } from './coord-client.js';
@@ -14,7 +14,7 @@ async function readManifestDocument(path: string): Promise<Record<string, unknow
       return JSON.parse(serializeManifest(parseManifestBinary(bytes, path))) as Record<string, unknown>;
     text = bytes.toString('utf8');
   } catch (err) {
-    if (err instanceof SchemaError) throw err;
+    if (isErrorKind(err, 'SchemaError')) throw err;
     throw new CheckpointError(
       `cannot read manifest ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
       {

@@ -8,6 +8,7 @@ import type { CommandModule } from '../command.js';
 
 export const COMMAND_LOADERS: Readonly<Record<string, () => Promise<CommandModule>>> = {
   transports: async () => (await import('./transports.js')).transportsCommand,
+  adapters: async () => (await import('./adapters.js')).adaptersCommand,
   publish: async () => (await import('./publish.js')).publishCommand,
   plan: async () => {
     // `plan --coord-endpoint` asks the coordinator for the current manifest through the client,

@@ -9,15 +9,13 @@
  *   transport is chosen by priority (mpi under mpirun) unless --transport forces one.
  *
  * Every rank runs core's runRankUpdate: replicate (stage + verify) -> adapter.prepare -> commit
- * vote over the transport -> adapter.commit. Adapters: `--target DIR` (the directory adapter;
- * DIR/rank-<r> for each rank when the world has more than one) or, without it, memory.
+ * vote over the transport -> adapter.commit. The adapter is `--adapter NAME` (a plugin, see
+ * `hotweights adapters`), by default the directory adapter with `--target DIR` (DIR/rank-<r> for
+ * each rank when the world has more than one) or, without it, memory.
  */
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
-import { DirectoryAdapter } from '@hotweights/adapter-directory';
-import { MemoryAdapter } from '@hotweights/adapter-memory';
 import {
-  type Adapter,
   CommitError,
   ConfigError,
   type HotweightsError,
@@ -41,6 +39,7 @@ import {
 } from '@hotweights/runtime';
 import { localTransportProvider } from '@hotweights/transport-local';
 import { type Command, Option } from 'commander';
+import { type AdapterFlags, adapterArgs, addAdapterOptions, openAdapter } from '../adapter-options.js';
 import type { CommandModule } from '../command.js';
 import type { CliContext } from '../context.js';
 import {
@@ -67,6 +66,8 @@ export interface ReplicateOptions {
   readonly json?: boolean;
   /** --window / --mpi-chunk-mb as given, forwarded to rank processes started here. */
   readonly transfer?: TransferFlags;
+  /** --adapter / --adapter-option as given, forwarded to rank processes started here. */
+  readonly adapter?: AdapterFlags;
 }
 
 export interface ReplicateSummary {
@@ -159,15 +160,20 @@ async function runRank(
       await manager.select({ rank, worldSize, launcher: c.launch.launcher, config: c.config }, forced)
     ).provider;
   }
+  const adapter = await openAdapter(
+    c,
+    opts.adapter ?? {},
+    {
+      rank,
+      worldSize,
+      ...(opts.target ? { target: rankTarget(opts.target, rank, worldSize) } : {}),
+      // One record per job: rank 0 writes the committed manifest for `plan` without --prev.
+      recordCommitted: rank === 0,
+    },
+    // Verify-only runs: a delta may land on an empty memory adapter.
+    { memory: { partial: 'true' } },
+  );
   const staging = await HostStaging.open({ dir: c.config.stagingDir, rank });
-  const adapter: Adapter = opts.target
-    ? new DirectoryAdapter({
-        target: rankTarget(opts.target, rank, worldSize),
-        // One record per job: rank 0 writes the committed manifest for `plan` without --prev.
-        ...(rank === 0 ? { stateDir: c.config.stateDir } : {}),
-        rank,
-      })
-    : new MemoryAdapter({ partial: true });
   const ctrl = new AbortController();
   const onSignal = (sig: NodeJS.Signals) => ctrl.abort(new Error(`received ${sig}`));
   process.once('SIGTERM', onSignal);
@@ -313,6 +319,7 @@ export async function replicateLocally(
       ...(opts.target ? ['--target', resolve(opts.target)] : []),
       ...(opts.transport ? ['--transport', opts.transport] : []),
       ...transferArgs(opts.transfer ?? {}),
+      ...adapterArgs(opts.adapter ?? {}),
       ...(opts.metricsPort === false ? ['--no-metrics'] : ['--metrics-port', String(opts.metricsPort)]),
     ];
     const done = new Map<number, number>();
@@ -376,7 +383,7 @@ function parsePort(v: string): number {
   return n;
 }
 
-interface RawOptions extends TransferFlags {
+interface RawOptions extends TransferFlags, AdapterFlags {
   plan: string;
   manifestNext?: string;
   verify?: boolean;
@@ -394,7 +401,7 @@ interface RawOptions extends TransferFlags {
 export const replicateCommand: CommandModule = {
   name: 'replicate',
   register(program: Command, ctx) {
-    addTransferOptions(program.command('replicate'))
+    addAdapterOptions(addTransferOptions(program.command('replicate')))
       .description("Move a plan's buckets to every rank, verify every item, and commit everywhere or nowhere")
       .requiredOption('--plan <file>', 'plan made by `hotweights plan`')
       .option(
@@ -406,7 +413,7 @@ export const replicateCommand: CommandModule = {
       .option('--commit', 'make the new version live on every rank once all ranks staged and verified it')
       .option(
         '--target <dir>',
-        'materialise committed versions in DIR (DIR/rank-<r> per rank when --world-size > 1)',
+        "the adapter's target: materialise committed versions in DIR (DIR/rank-<r> per rank when --world-size > 1)",
       )
       .option(
         '--world-size <n>',
@@ -449,6 +456,7 @@ export const replicateCommand: CommandModule = {
           ...(raw.rankEvents ? { rankEvents: true } : {}),
           ...(raw.json ? { json: true } : {}),
           transfer: { window: raw.window, mpiChunkMb: raw.mpiChunkMb },
+          adapter: { adapter: raw.adapter, adapterOption: raw.adapterOption },
         };
         if (c.launch.launcher !== 'none') {
           await runUnderLauncher(c, opts);

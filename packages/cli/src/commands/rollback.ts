@@ -1,8 +1,11 @@
-/** `hotweights rollback --target DIR`: makes the previous version live again, instantly. */
+/**
+ * `hotweights rollback --target DIR`: makes the previous version live again, instantly, through
+ * the adapter that holds it (`--adapter`, by default the directory adapter).
+ */
 import { existsSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { DirectoryAdapter } from '@hotweights/adapter-directory';
 import { AdapterError } from '@hotweights/core';
+import { type AdapterFlags, addAdapterOptions, openAdapter } from '../adapter-options.js';
 import type { CommandModule } from '../command.js';
 
 /** The target dirs under DIR: DIR itself, or DIR/rank-<r> for a multi-rank job. */
@@ -19,12 +22,11 @@ export function targetDirs(target: string): string[] {
 export const rollbackCommand: CommandModule = {
   name: 'rollback',
   register(program, ctx) {
-    program
-      .command('rollback')
+    addAdapterOptions(program.command('rollback'))
       .description('Make the previous version live again in a target directory (every rank-<r> in it)')
       .requiredOption('--target <dir>', 'the directory given to `hotweights replicate --target`')
       .option('--json', 'print the result as JSON')
-      .action(async (opts: { target: string; json?: boolean }) => {
+      .action(async (opts: AdapterFlags & { target: string; json?: boolean }) => {
         const c = ctx();
         const dirs = targetDirs(opts.target);
         if (dirs.length === 0) {
@@ -33,19 +35,22 @@ export const rollbackCommand: CommandModule = {
           );
         }
         // Check every rank has something to roll back to before flipping any of them.
-        const adapters = dirs.map(
-          (d, i) => new DirectoryAdapter({ target: d, ...(i === 0 ? { stateDir: c.config.stateDir } : {}) }),
-        );
-        for (const a of adapters) {
-          if ((await a.previousVersion()) === null) {
-            throw new AdapterError(`${a.layout.root}: nothing to roll back to: no previous version is kept`);
+        const adapters = [];
+        for (const [i, target] of dirs.entries()) {
+          const options = { rank: i, worldSize: dirs.length, target, recordCommitted: i === 0 };
+          adapters.push({ target, adapter: await openAdapter(c, opts, options) });
+        }
+        for (const { target, adapter } of adapters) {
+          if (adapter.previousVersion && (await adapter.previousVersion()) === null) {
+            throw new AdapterError(`${target}: nothing to roll back to: no previous version is kept`);
           }
         }
         const results: { target: string; from: string | null; to: string; pause_ms: number }[] = [];
-        for (const a of adapters) {
-          const from = await a.currentVersion();
-          const to = await a.rollback();
-          results.push({ target: a.layout.root, from, to, pause_ms: a.lastSwitchSeconds * 1000 });
+        for (const { target, adapter } of adapters) {
+          const from = await adapter.currentVersion();
+          const t0 = performance.now();
+          const to = await adapter.rollback();
+          results.push({ target, from, to, pause_ms: performance.now() - t0 });
         }
         if (opts.json) c.json({ rolled_back: results });
         else

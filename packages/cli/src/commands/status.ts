@@ -7,9 +7,9 @@
  */
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DirectoryAdapter } from '@hotweights/adapter-directory';
 import { readCommittedRecord } from '@hotweights/manifest';
 import { reclaimStaleSegments, SEGMENT_PREFIX } from '@hotweights/runtime';
+import { type AdapterFlags, addAdapterOptions, openAdapter } from '../adapter-options.js';
 import type { CommandModule } from '../command.js';
 import { endpointOption, withClient } from './coord-client.js';
 import { formatCoordinatorStatus } from './coord-status.js';
@@ -69,8 +69,7 @@ export const statusCommand: CommandModule = {
   name: 'status',
   register(program, ctx) {
     endpointOption(
-      program
-        .command('status')
+      addAdapterOptions(program.command('status'))
         .description(
           "Show staged segments, committed versions and (with --target) live/previous versions on this host, then the coordinator's view when an endpoint is set",
         )
@@ -78,25 +77,28 @@ export const statusCommand: CommandModule = {
         .option('--reclaim', 'remove segments left by crashed runs')
         .option('--json', 'print a JSON report'),
     ).action(
-      async (opts: {
-        target?: string;
-        reclaim?: boolean;
-        json?: boolean;
-        endpoint?: string;
-        timeout?: string;
-      }) => {
+      async (
+        opts: AdapterFlags & {
+          target?: string;
+          reclaim?: boolean;
+          json?: boolean;
+          endpoint?: string;
+          timeout?: string;
+        },
+      ) => {
         const c = ctx();
         const endpoint = opts.endpoint ?? c.config.coordEndpoint;
         const reclaimed = opts.reclaim ? await reclaimStaleSegments(c.config.stagingDir) : 0;
         const segs = await segments(c.config.stagingDir);
         const records = await committed(c.config.stateDir);
         const targets = [];
-        for (const dir of opts.target ? targetDirs(opts.target) : []) {
-          const a = new DirectoryAdapter({ target: dir });
+        const dirs = opts.target ? targetDirs(opts.target) : [];
+        for (const [rank, dir] of dirs.entries()) {
+          const a = await openAdapter(c, opts, { rank, worldSize: dirs.length, target: dir });
           targets.push({
             target: dir,
             current: await a.currentVersion(),
-            previous: await a.previousVersion(),
+            previous: (await a.previousVersion?.()) ?? null,
           });
         }
         const report = {

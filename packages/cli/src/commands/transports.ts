@@ -1,11 +1,6 @@
 import { chooseTransport, type ProbedCandidate } from '@hotweights/core';
 import type { CommandModule } from '../command.js';
-
-/** `available (detail)` or `unavailable: reason`. */
-function status(p: ProbedCandidate): string {
-  if (p.result.available) return `available${p.result.detail ? ` (${p.result.detail})` : ''}`;
-  return `unavailable: ${p.result.reason}`;
-}
+import { probeStatus, renderTable } from '../plugin-table.js';
 
 function table(probed: readonly ProbedCandidate[], selected: string | undefined): string[] {
   const header = ['  name', 'priority', 'version', 'origin', 'status'];
@@ -14,12 +9,9 @@ function table(probed: readonly ProbedCandidate[], selected: string | undefined)
     String(p.priority),
     p.version ?? '-',
     p.origin,
-    status(p),
+    probeStatus(p.result),
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]?.length ?? 0)));
-  const fmt = (r: string[]) =>
-    r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('  ');
-  return [fmt(header), ...rows.map(fmt)];
+  return renderTable(header, rows);
 }
 
 export const transportsCommand: CommandModule = {

@@ -1,15 +1,14 @@
 /**
  * `hotweights worker`: the agent that runs beside each rank of a serving fleet. Rank and world
- * size come from RANK/WORLD_SIZE (or mpirun's variables) unless given as flags; the adapter is the
- * directory adapter with --target, else the in-memory one.
+ * size come from RANK/WORLD_SIZE (or mpirun's variables) unless given as flags; the adapter is
+ * `--adapter NAME`, by default the directory adapter with --target, else the in-memory one.
  */
 import { access } from 'node:fs/promises';
-import { DirectoryAdapter } from '@hotweights/adapter-directory';
-import { MemoryAdapter } from '@hotweights/adapter-memory';
 import { WorkerAgent } from '@hotweights/coordinator';
-import { type Adapter, ConfigError } from '@hotweights/core';
+import { ConfigError } from '@hotweights/core';
 import { loadManifest } from '@hotweights/manifest';
 import { createMetricsRegistry, HostStaging, startMetricsServer } from '@hotweights/runtime';
+import { type AdapterFlags, addAdapterOptions, openAdapter } from '../adapter-options.js';
 import type { CommandModule } from '../command.js';
 import { addTransferOptions, type TransferFlags, withTransferOptions } from '../transfer-options.js';
 import { resolveEndpoint } from './coord-client.js';
@@ -27,7 +26,7 @@ function defaultMetricsPort(localRank: number): number {
   return localRank === 0 ? 9099 : 9100 + localRank;
 }
 
-interface WorkerOpts extends TransferFlags {
+interface WorkerOpts extends TransferFlags, AdapterFlags {
   endpoint?: string;
   pubEndpoint?: string;
   target?: string;
@@ -42,13 +41,13 @@ interface WorkerOpts extends TransferFlags {
 export const workerCommand: CommandModule = {
   name: 'worker',
   register(program, ctx) {
-    addTransferOptions(program.command('worker'))
+    addAdapterOptions(addTransferOptions(program.command('worker')))
       .description('Run a worker agent: stage each update, precommit, and flip the adapter on commit')
       .option('--endpoint <url>', 'coordinator endpoint (default: HOTWEIGHTS_COORD)')
       .option('--pub-endpoint <url>', 'coordinator events endpoint (default: request port + 1)')
       .option(
         '--target <dir>',
-        'materialise committed versions in DIR (directory adapter); default: in memory',
+        "the adapter's target: materialise committed versions in DIR (directory adapter); default: in memory",
       )
       .option('--rank <r>', "this worker's rank (default: RANK / OMPI_COMM_WORLD_RANK)")
       .option('--world-size <n>', 'ranks in the job (default: WORLD_SIZE / OMPI_COMM_WORLD_SIZE)')
@@ -69,9 +68,11 @@ export const workerCommand: CommandModule = {
         const worldSize = parseCount(opts.worldSize, '--world-size', 1) ?? c.launch.worldSize;
         if (rank >= worldSize) throw new ConfigError(`rank ${rank} is not below world size ${worldSize}`);
         const exitAfter = parseCount(opts.exitAfter, '--exit-after', 1);
-        const adapter: Adapter = opts.target
-          ? new DirectoryAdapter({ target: opts.target, rank })
-          : new MemoryAdapter();
+        const adapter = await openAdapter(c, opts, {
+          rank,
+          worldSize,
+          ...(opts.target ? { target: opts.target } : {}),
+        });
         const staging = await HostStaging.open({ dir: c.config.stagingDir, rank });
         const registry = createMetricsRegistry({ component: 'worker', rank: String(rank) });
         const port =

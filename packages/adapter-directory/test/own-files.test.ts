@@ -1,0 +1,151 @@
+/** The directory adapter touches only what it made, and keeps the source's file modes. */
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DirectoryAdapter } from '@hotweights/adapter-directory';
+import { hasErrorCode, loadConfig, type Manifest, type Plan } from '@hotweights/core';
+import { createPlan, publish } from '@hotweights/planner';
+import { HostStaging, replicateRank } from '@hotweights/runtime';
+import { localTransportProvider } from '@hotweights/transport-local';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomTensors, writeCheckpoint } from './checkpoints.js';
+
+const work = mkdtempSync(join(tmpdir(), 'hw-dir-own-'));
+const shm = mkdtempSync(join('/dev/shm', 'hw-dir-own-'));
+afterAll(() => {
+  rmSync(work, { recursive: true, force: true });
+  rmSync(shm, { recursive: true, force: true });
+});
+const config = loadConfig({});
+
+async function deploy(adapter: DirectoryAdapter, plan: Plan, manifest: Manifest): Promise<void> {
+  const staging = await HostStaging.open({ dir: shm });
+  const transport = await localTransportProvider.create({ rank: 0, worldSize: 1, config });
+  try {
+    await replicateRank({ plan, rank: 0, worldSize: 1, transport, staging, config });
+    await adapter.prepare({ plan, manifest, staging });
+    await adapter.commit(plan.version);
+  } finally {
+    await transport.close();
+    await staging.close();
+  }
+}
+
+const mode = (path: string) => statSync(path).mode & 0o777;
+
+describe('DirectoryAdapter: only its own files', { timeout: 120_000 }, () => {
+  const base = join(work, 'base');
+  const ft = join(work, 'ft');
+  let m0: Manifest;
+  let m1: Manifest;
+  let full: Plan;
+  let delta: Plan;
+
+  beforeAll(async () => {
+    const tensors = randomTensors(['w', 'b'], 16);
+    await writeCheckpoint(
+      base,
+      { 'model.safetensors': tensors },
+      { 'run.sh': '#!/bin/sh\necho hi\n', 'config.json': '{}' },
+    );
+    await writeCheckpoint(
+      ft,
+      { 'model.safetensors': { ...tensors, b: randomTensors(['x'], 16).x as (typeof tensors)[string] } },
+      { 'run.sh': '#!/bin/sh\necho hi\n', 'config.json': '{}', 'tool.sh': '#!/bin/sh\n' },
+    );
+    chmodSync(join(base, 'run.sh'), 0o755);
+    chmodSync(join(base, 'config.json'), 0o600);
+    chmodSync(join(ft, 'run.sh'), 0o755);
+    chmodSync(join(ft, 'config.json'), 0o640);
+    chmodSync(join(ft, 'tool.sh'), 0o750);
+    m0 = await publish({ checkpoint: base, version: 'v0', modelId: 'own/model' });
+    m1 = await publish({ checkpoint: ft, version: 'v1', modelId: 'own/model' });
+    full = createPlan({
+      prev: null,
+      next: m0,
+      checkpointRoot: base,
+      nextManifestPath: null,
+      bucketBytes: 8192,
+    });
+    delta = createPlan({ prev: m0, next: m1, checkpointRoot: ft, nextManifestPath: null, bucketBytes: 8192 });
+  });
+
+  it("keeps the source's file modes: an executable stays executable, through a full plan and a delta", async () => {
+    const target = join(work, 'modes');
+    const adapter = new DirectoryAdapter({ target });
+    await deploy(adapter, full, m0);
+    expect(mode(join(target, 'current/run.sh'))).toBe(0o755);
+    expect(mode(join(target, 'current/config.json'))).toBe(0o600);
+    await deploy(adapter, delta, m1);
+    expect(mode(join(target, 'current/run.sh'))).toBe(0o755);
+    expect(mode(join(target, 'current/tool.sh'))).toBe(0o750);
+    // Unchanged bytes, changed mode: the new version gets a copy, the previous keeps its mode.
+    expect(mode(join(target, 'current/config.json'))).toBe(0o640);
+    expect(mode(join(target, 'versions/v0/config.json'))).toBe(0o600);
+  });
+
+  it('leaves a foreign folder in versions/ alone through commits, and refuses a version name it took', async () => {
+    const target = join(work, 'foreign');
+    mkdirSync(join(target, 'versions/other-tool'), { recursive: true });
+    writeFileSync(join(target, 'versions/other-tool/data.bin'), 'not ours');
+    // A leftover that looks like one of ours but has no record: not ours either.
+    mkdirSync(join(target, 'versions/v9.partial-1-abcdef'));
+    const adapter = new DirectoryAdapter({ target });
+    await deploy(adapter, full, m0);
+    await deploy(adapter, delta, m1);
+    expect(readFileSync(join(target, 'versions/other-tool/data.bin'), 'utf8')).toBe('not ours');
+    expect(existsSync(join(target, 'versions/v9.partial-1-abcdef'))).toBe(true);
+
+    const taken = join(work, 'taken');
+    mkdirSync(join(taken, 'versions/v0'), { recursive: true });
+    writeFileSync(join(taken, 'versions/v0/keep.txt'), 'mine');
+    const refused = await deploy(new DirectoryAdapter({ target: taken }), full, m0).catch((e: unknown) => e);
+    expect(hasErrorCode(refused, 'HW_ADAPTER_FOREIGN')).toBe(true);
+    expect((refused as Error).message).toContain(
+      `${join(taken, 'versions/v0')} exists but was not made by hotweights`,
+    );
+    expect(readdirSync(join(taken, 'versions/v0'))).toEqual(['keep.txt']);
+  });
+
+  it('refuses a versions/ symlink and leaves what is behind it untouched', async () => {
+    const elsewhere = join(work, 'elsewhere');
+    mkdirSync(join(elsewhere, 'precious'), { recursive: true });
+    writeFileSync(join(elsewhere, 'precious/weights.bin'), 'keep me');
+    const target = join(work, 'linked');
+    mkdirSync(target);
+    symlinkSync(elsewhere, join(target, 'versions'));
+    const refused = await deploy(new DirectoryAdapter({ target }), full, m0).catch((e: unknown) => e);
+    expect(hasErrorCode(refused, 'HW_ADAPTER_FOREIGN')).toBe(true);
+    expect((refused as Error).message).toContain(
+      `${join(target, 'versions')} is a symlink (to ${elsewhere})`,
+    );
+    expect(readdirSync(elsewhere)).toEqual(['precious']);
+    expect(readFileSync(join(elsewhere, 'precious/weights.bin'), 'utf8')).toBe('keep me');
+    expect(existsSync(join(target, 'current'))).toBe(false);
+  });
+
+  it('removes a crashed preparation only when it is its own', async () => {
+    const target = join(work, 'crashed');
+    const adapter = new DirectoryAdapter({ target });
+    await deploy(adapter, full, m0);
+    // What a process killed during prepare leaves: the folder and the adapter's record of it.
+    const own = 'v1.partial-999999-0a0b0c';
+    mkdirSync(join(target, 'versions', own));
+    writeFileSync(join(target, '.hotweights/partials', own), '999999\n');
+    await deploy(adapter, delta, m1);
+    expect(existsSync(join(target, 'versions', own))).toBe(false);
+    expect(existsSync(join(target, '.hotweights/partials', own))).toBe(false);
+    expect(readdirSync(join(target, 'versions')).sort()).toEqual(['v0', 'v1']);
+  });
+});
