@@ -53,7 +53,6 @@ export class VllmAdapter implements Adapter {
   lastSwitchSeconds: number | undefined;
   private readonly o: Required<Omit<VllmAdapterOptions, 'urls'>>;
   private live: string | null | undefined;
-  private previous: string | null = null;
   private prepared: Prepared | null = null;
 
   constructor(options: VllmAdapterOptions) {
@@ -124,7 +123,6 @@ export class VllmAdapter implements Adapter {
       this.prepared = null;
       await this.releaseAll(prepared.txn);
     }
-    this.previous = previous;
     this.live = version;
   }
 
@@ -159,11 +157,37 @@ export class VllmAdapter implements Adapter {
     await this.releaseAll(txn);
   }
 
+  /**
+   * Makes the previous version live again from the values each worker kept when it committed the
+   * live one; needs no state in this process, so a fresh adapter (`hotweights rollback`) can do it.
+   */
   async rollback(): Promise<string> {
-    const live = await this.currentVersion();
-    const target = this.previous;
-    if (live === null || target === null) {
-      throw new AdapterError('no previous version to roll back to: this adapter committed no update yet');
+    const workers = (await this.info()).flat();
+    const lives = new Set(workers.map((w) => w.live_version ?? null));
+    const targets = new Set(workers.map((w) => w.rollback_to ?? null));
+    const [live] = lives;
+    const [target] = targets;
+    if (lives.size !== 1) {
+      throw new AdapterError(
+        `cannot roll back: vLLM workers report different live versions: ${[...lives].join(', ')}`,
+      );
+    }
+    const able = workers.filter((w) => w.can_roll_back === true).length;
+    if (able === 0 || target === null) {
+      throw new AdapterError(
+        `no previous version to roll back to from ${live ?? 'the startup weights'}: the workers keep one ` +
+          'version back, from the last commit (restart the server to return to its startup weights)',
+      );
+    }
+    if (
+      able !== workers.length ||
+      targets.size !== 1 ||
+      typeof live !== 'string' ||
+      typeof target !== 'string'
+    ) {
+      throw new AdapterError(
+        `cannot roll back: ${workers.length - able} of ${workers.length} vLLM workers kept no previous version`,
+      );
     }
     await this.switch(target, async (ms) => {
       const results = await Promise.all(this.servers.map((s) => s.collectiveRpc('hw_rollback', [live], ms)));
@@ -173,7 +197,6 @@ export class VllmAdapter implements Adapter {
       }
     });
     this.live = target;
-    this.previous = null;
     return target;
   }
 

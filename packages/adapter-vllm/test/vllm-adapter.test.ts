@@ -95,7 +95,8 @@ describe('VllmAdapter against a stand-in vLLM server (TP 2)', { timeout: 180_000
     ]);
     expect(await paused()).toBe(false);
 
-    expect(await a.rollback()).toBe('v1');
+    // A fresh adapter (what `hotweights rollback --adapter vllm` opens) rolls back from the workers' state.
+    expect(await (await adapter()).rollback()).toBe('v1');
     expect(await held()).toEqual(digests.v1);
     expect((await server.get<{ weight_version: string }>('/weight_info')).weight_version).toBe('v1');
     await expect(a.rollback()).rejects.toThrow(/no previous version/);

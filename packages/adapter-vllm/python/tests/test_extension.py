@@ -95,7 +95,9 @@ def test_rollback_restores_the_previous_version(tmp_path: Path, v1: Checkpoint, 
     ws = workers(2)
     update(ws, "t1", stage(tmp_path, "v1", v1))
     update(ws, "t2", stage(tmp_path, "v2", [(n, t) for n, t in v2 if n in CHANGED]))
+    assert [(w.hw_info()["can_roll_back"], w.hw_info()["rollback_to"]) for w in ws] == [(True, "v1")] * 2
     assert [w.hw_rollback("v2")["rolled_back"] for w in ws] == [True, True]
+    assert ws[0].hw_info()["can_roll_back"] is False
     assert_holds(ws, v1)
     assert [w.hw_info()["live_version"] for w in ws] == ["v1", "v1"]
     assert ws[0].hw_rollback("v2")["rolled_back"] is False

@@ -77,6 +77,10 @@ class HotweightsWorkerExtension:
             "quantization": self._hw_quantization(),
             "layerwise_reload": self._hw_reload_api() is not None,
             "live_version": st.live_version,
+            # What hw_rollback would make live (None: nothing to roll back, or the startup weights).
+            "can_roll_back": st.last is not None and st.live_version == st.last.version,
+            "rollback_to": st.last.previous if st.last is not None and st.live_version == st.last.version
+            else None,
             "prepared": sorted(st.prepared),
         }
 
