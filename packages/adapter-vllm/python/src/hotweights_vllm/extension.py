@@ -309,7 +309,7 @@ def _vllm_version() -> Optional[str]:
 
 def _raw_bytes(t: torch.Tensor) -> memoryview:
     flat = t.detach().reshape(-1).contiguous().cpu()
-    return memoryview(flat.view(torch.uint8).numpy())
+    return flat.view(torch.uint8).numpy().data
 
 
 def _snapshot(model: torch.nn.Module, names: set[str]) -> dict[str, torch.Tensor]:

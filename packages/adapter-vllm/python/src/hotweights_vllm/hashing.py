@@ -23,9 +23,9 @@ def _hasher(algo: str) -> Callable[[], Any]:
     except ImportError as err:
         raise StagedBytesError(f"verifying {algo} hashes needs the Python package {module!r}: "
                                "pip install 'hotweights-vllm[verify]'") from err
-    if algo == "blake3":
-        return lib.blake3
-    return lib.xxh3_64 if algo == "xxh3-64" else lib.xxh3_128
+    name = "blake3" if algo == "blake3" else "xxh3_64" if algo == "xxh3-64" else "xxh3_128"
+    factory: Callable[[], Any] = getattr(lib, name)
+    return factory
 
 
 def check_hash(tensor: str, expected: str, chunks: list[memoryview]) -> None:
