@@ -37,12 +37,26 @@ function stopProcess(child: ChildProcess): Promise<void> {
   });
 }
 
-export async function startStandIn(o: { tp: number; devMode: boolean }): Promise<StandIn> {
+export async function startStandIn(o: {
+  tp: number;
+  devMode: boolean;
+  /** LlamaConfig size overrides (the benchmark's larger model). */
+  sizes?: Record<string, number>;
+}): Promise<StandIn> {
   const port = await freePort();
   const env = { ...process.env };
   if (o.devMode) env.VLLM_SERVER_DEV_MODE = '1';
   else delete env.VLLM_SERVER_DEV_MODE;
-  const child = spawn(PYTHON, [SCRIPT, '--port', String(port), '--tp', String(o.tp)], {
+  const args = [
+    SCRIPT,
+    '--port',
+    String(port),
+    '--tp',
+    String(o.tp),
+    '--sizes',
+    JSON.stringify(o.sizes ?? {}),
+  ];
+  const child = spawn(PYTHON, args, {
     env,
     stdio: ['ignore', 'ignore', 'pipe'],
   });

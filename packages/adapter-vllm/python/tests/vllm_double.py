@@ -63,10 +63,12 @@ def make_worker(extension_cls: type, model: nn.Module, rank: int, tp_size: int) 
     return w
 
 
-def tiny_config() -> LlamaConfig:
-    return LlamaConfig(vocab_size=128, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
-                       tie_word_embeddings=False)
+def tiny_config(**overrides: Any) -> LlamaConfig:
+    """A tiny Llama (the benchmark passes larger sizes as overrides)."""
+    sizes = dict(vocab_size=128, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                 num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+                 tie_word_embeddings=False)
+    return LlamaConfig(**{**sizes, **overrides})
 
 
 # --- loaders: each parameter carries the rule that narrows a full tensor to this rank ---------

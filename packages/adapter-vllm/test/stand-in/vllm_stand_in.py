@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import json
 import os
 import sys
 import threading
@@ -30,12 +31,12 @@ sys.path[:0] = [str(PYTHON / "src"), str(PYTHON / "tests")]
 class Workers:
     """The engine side: one extension-carrying worker per TP rank."""
 
-    def __init__(self, tp: int) -> None:
+    def __init__(self, tp: int, sizes: dict[str, int]) -> None:
         from vllm_double import TinyVllmLlama, make_worker, tiny_config
 
         from hotweights_vllm import HotweightsWorkerExtension
 
-        self.workers = [make_worker(HotweightsWorkerExtension, TinyVllmLlama(tiny_config(), r, tp), r, tp)
+        self.workers = [make_worker(HotweightsWorkerExtension, TinyVllmLlama(tiny_config(**sizes), r, tp), r, tp)
                         for r in range(tp)]
         self.faults: dict[str, Optional[dict[str, Any]]] = {"fail": None, "hang": None}
         self.release_hang = threading.Event()
@@ -71,11 +72,11 @@ class Workers:
                 for n, t in held.items()}
 
 
-def build(tp: int) -> FastAPI:
+def build(tp: int, sizes: dict[str, int]) -> FastAPI:
     app = FastAPI()
     dev = os.environ.get("VLLM_SERVER_DEV_MODE") == "1"
     state: dict[str, Any] = {"paused": False, "weight_version": None, "calls": []}
-    workers = Workers(tp) if dev else None
+    workers = Workers(tp, sizes) if dev else None
 
     @app.get("/health")
     async def health() -> JSONResponse:
@@ -161,5 +162,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--tp", type=int, default=1)
+    parser.add_argument("--sizes", default="{}", help="LlamaConfig size overrides as JSON (benchmark)")
     a = parser.parse_args()
-    uvicorn.run(build(a.tp), host="127.0.0.1", port=a.port, log_level="warning")
+    uvicorn.run(build(a.tp, json.loads(a.sizes)), host="127.0.0.1", port=a.port, log_level="warning")
