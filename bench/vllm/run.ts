@@ -15,10 +15,8 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { VllmAdapter } from '@hotweights/adapter-vllm';
-import { loadConfig } from '@hotweights/core';
 import { createPlan, publish } from '@hotweights/planner';
-import { HostStaging, runRankUpdate } from '@hotweights/runtime';
-import { localTransportProvider } from '@hotweights/transport-local';
+import { updateOneRank } from '../../packages/adapter-vllm/test/pipeline.js';
 import { PYTHON, startStandIn } from '../../packages/adapter-vllm/test/stand-in.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -37,7 +35,6 @@ const sizes = {
 const tps = arg('tp', '1,2').split(',').map(Number);
 const work = mkdtempSync(join(tmpdir(), 'hw-bench-vllm-'));
 const shm = mkdtempSync(join('/dev/shm', 'hw-bench-vllm-'));
-const config = loadConfig({});
 
 function memcpySeconds(bytes: number): number {
   const src = Buffer.alloc(bytes, 1);
@@ -70,23 +67,9 @@ try {
     const server = await startStandIn({ tp, devMode: true, sizes });
     try {
       const adapter = new VllmAdapter({ urls: [server.url], commitTimeoutS: 1800, prepareTimeoutS: 1800 });
-      const staging = await HostStaging.open({ dir: shm });
-      const transport = await localTransportProvider.create({ rank: 0, worldSize: 1, config });
       const t0 = performance.now();
-      await runRankUpdate({
-        plan,
-        manifest,
-        rank: 0,
-        worldSize: 1,
-        transport,
-        staging,
-        adapter,
-        config,
-        commit: true,
-      });
+      await updateOneRank(adapter, plan, manifest, shm);
       const total = (performance.now() - t0) / 1000;
-      await transport.close();
-      await staging.close();
       const memcpy = memcpySeconds(plan.total_bytes);
       rows.push({
         tp,

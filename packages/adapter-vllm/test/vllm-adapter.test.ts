@@ -5,9 +5,8 @@ import { join } from 'node:path';
 import { type VllmAdapter, vllmAdapterProvider } from '@hotweights/adapter-vllm';
 import { loadConfig, type Manifest, type Plan } from '@hotweights/core';
 import { createPlan, publish } from '@hotweights/planner';
-import { HostStaging, runRankUpdate } from '@hotweights/runtime';
-import { localTransportProvider } from '@hotweights/transport-local';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { updateOneRank } from './pipeline.js';
 import { PYTHON, type StandIn, startStandIn } from './stand-in.js';
 
 const work = mkdtempSync(join(tmpdir(), 'hw-vllm-adapter-'));
@@ -44,27 +43,7 @@ async function adapter(settings: Record<string, string> = {}): Promise<VllmAdapt
   return (await vllmAdapterProvider.create(options)) as VllmAdapter;
 }
 
-/** What `hotweights worker` does for one update: stage and verify, prepare, vote, commit. */
-async function update(a: VllmAdapter, plan: Plan, manifest: Manifest) {
-  const staging = await HostStaging.open({ dir: shm });
-  const transport = await localTransportProvider.create({ rank: 0, worldSize: 1, config });
-  try {
-    return await runRankUpdate({
-      plan,
-      manifest,
-      rank: 0,
-      worldSize: 1,
-      transport,
-      staging,
-      adapter: a,
-      config,
-      commit: true,
-    });
-  } finally {
-    await transport.close();
-    await staging.close();
-  }
-}
+const update = (a: VllmAdapter, plan: Plan, manifest: Manifest) => updateOneRank(a, plan, manifest, shm);
 
 const held = () => server.get<Digests>('/standin/digests');
 const paused = async () => (await server.get<{ is_paused: boolean }>('/is_paused')).is_paused;
