@@ -233,3 +233,16 @@ def test_the_extension_passes_vllms_name_clash_check() -> None:
 
     with pytest.raises(AssertionError, match="already has an attribute reload_weights"):
         inject_extension(fake_worker_class(), Clashing)
+
+
+def test_a_tied_lm_head_is_skipped_like_vllm_does(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    config = tiny_config(tie_word_embeddings=True)
+    tied = [(n, t.detach().clone()) for n, t in LlamaForCausalLM(config).to(torch.bfloat16).state_dict().items()]
+    assert "lm_head.weight" in dict(tied)
+    ws = [make_worker(HotweightsWorkerExtension, TinyVllmLlama(config, r, 2), r, 2) for r in range(2)]
+    prepared = [w.hw_prepare("t", json.dumps(stage(tmp_path, "v1", tied))) for w in ws]
+    assert prepared[0]["skipped"] == ["lm_head.weight"]
+    for w in ws:
+        w.hw_commit("t", "v1")
+    assert_holds(ws, tied)

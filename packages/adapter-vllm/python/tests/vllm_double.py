@@ -167,6 +167,8 @@ class TinyVllmLlama(nn.Module):
         self.model.layers = nn.ModuleList(layers)
         self.model.norm = _Weight(_param((h,), dtype, replicated))
         self.lm_head = _Weight(_param((v // tp, h), dtype, column(rank)))
+        if config.tie_word_embeddings:
+            self.lm_head.weight = self.model.embed_tokens.weight
 
     _STACKED = ((".qkv_proj", ".q_proj", "q"), (".qkv_proj", ".k_proj", "k"), (".qkv_proj", ".v_proj", "v"),
                 (".gate_up_proj", ".gate_proj", 0), (".gate_up_proj", ".up_proj", 1))
@@ -199,7 +201,7 @@ def gather(models: list[TinyVllmLlama]) -> dict[str, torch.Tensor]:
     h, nh, nkv = cfg.hidden_size, cfg.num_attention_heads, cfg.num_key_value_heads
     hd = h // nh
     q_local, kv_local = nh // tp * hd, max(1, nkv // tp) * hd
-    ps = [dict(m.named_parameters()) for m in models]
+    ps = [dict(m.named_parameters(remove_duplicate=False)) for m in models]
     out: dict[str, torch.Tensor] = {}
 
     def cat(name: str, dim: int) -> torch.Tensor:

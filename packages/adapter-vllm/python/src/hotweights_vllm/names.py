@@ -47,6 +47,9 @@ def resolve(model: torch.nn.Module, name: str, params: dict[str, torch.nn.Parame
     mapped = _mapped(model, name)
     if mapped is None or any(s in mapped for s in _SKIPPED):
         return None
+    # A tied lm_head shares the embedding's parameter; vLLM's loaders skip its checkpoint copy.
+    if mapped.startswith("lm_head.") and _tied(model):
+        return None
     if mapped in params:
         return Target(name, mapped, None)
     packed: dict[str, list[str]] = getattr(model, "packed_modules_mapping", None) or {}
@@ -57,8 +60,6 @@ def resolve(model: torch.nn.Module, name: str, params: dict[str, torch.nn.Parame
                 candidate = mapped.replace(needle, f".{fused}.", 1)
                 if candidate in params:
                     return Target(name, candidate, shard)
-    if mapped.startswith("lm_head.") and _tied(model):
-        return None
     raise KeyError(name)
 
 
