@@ -246,3 +246,40 @@ def test_a_tied_lm_head_is_skipped_like_vllm_does(tmp_path: Path) -> None:
     for w in ws:
         w.hw_commit("t", "v1")
     assert_holds(ws, tied)
+
+
+def quantized_worker(calls: list[str]) -> Any:
+    """A worker whose engine reports a quantized model and has vLLM's layer-wise reload (recorded)."""
+    w = workers(1)[0]
+    w.model_runner.model_config.quantization = "fp8"
+
+    def initialize(model: Any) -> None:
+        calls.append("initialize")
+
+    def finalize(model: Any, model_config: Any) -> None:
+        assert model_config is w.model_runner.model_config
+        calls.append("finalize")
+
+    w._hw_reload_api = lambda: (initialize, finalize)
+    return w
+
+
+def test_quantized_models_reload_whole_layers(tmp_path: Path, v1: Checkpoint, v2: Checkpoint) -> None:
+    calls: list[str] = []
+    w = quantized_worker(calls)
+    partial = stage(tmp_path, "v2", [(n, t) for n, t in v2 if n == "model.layers.0.self_attn.k_proj.weight"])
+    with pytest.raises(NameMismatchError, match=r"every tensor of each layer.*qkv_proj.weight \(q_proj\).*\(v_proj\)"):
+        w.hw_prepare("t", json.dumps(partial))
+    assert calls == []
+
+    result = update([w], "t", stage(tmp_path, "v1", v1))[0]
+    assert (result["mode"], result["post_processing"]) == ("layerwise", "finalize_layerwise_reload")
+    assert calls == ["initialize", "finalize"]
+    assert_holds([w], v1)
+
+
+def test_a_quantized_model_without_layerwise_reload_is_refused(tmp_path: Path, v1: Checkpoint) -> None:
+    w = quantized_worker([])
+    w._hw_reload_api = lambda: None
+    with pytest.raises(NameMismatchError, match="no layer-wise reload"):
+        w.hw_prepare("t", json.dumps(stage(tmp_path, "v1", v1)))
