@@ -133,10 +133,10 @@ export class VllmAdapter implements Adapter {
       );
       const failed = settled.findIndex((r) => r.status === 'rejected');
       if (failed < 0) return;
-      // Put every worker back: those that loaded restore what they overwrote, the failed one
-      // already did (hw_rollback of a version that is not live there does nothing).
+      // Put every worker back: those that loaded this transaction restore what they overwrote;
+      // the failed one already did, and hw_rollback of a transaction it did not commit does nothing.
       const undone = await Promise.allSettled(
-        this.servers.map((s) => s.collectiveRpc('hw_rollback', [version], ms)),
+        this.servers.map((s) => s.collectiveRpc('hw_rollback', [txn], ms)),
       );
       const back = undone.every((r) => r.status === 'fulfilled');
       throw this.wrap(

@@ -200,8 +200,9 @@ def test_a_failing_load_puts_the_previous_weights_back(tmp_path: Path, v1: Check
     with pytest.raises(CommitFailedError, match="previous weights restored.*device lost"):
         ws[1].hw_commit("t2", "v2")
     assert ws[1].hw_info()["live_version"] == "v1"
-    # The adapter then rolls back the ranks that did commit: every rank is on v1 again.
-    assert ws[0].hw_rollback("v2")["rolled_back"] is True
+    # The adapter then rolls back the ranks that committed this transaction: every rank is on v1 again.
+    assert ws[1].hw_rollback("t2")["rolled_back"] is False
+    assert ws[0].hw_rollback("t2")["rolled_back"] is True
     assert_holds(ws, v1)
 
 

@@ -38,6 +38,7 @@ class _Prepared:
 
 @dataclass
 class _Committed:
+    txn: str
     version: str
     previous: Optional[str]
     undo: dict[str, torch.Tensor]
@@ -170,7 +171,7 @@ class HotweightsWorkerExtension:
             raise CommitFailedError(f"commit of {version} failed on rank {getattr(self, 'rank', 0)} "
                                     f"({state}): {err}") from err
         seconds = time.perf_counter() - t0
-        st.last = _Committed(version, st.live_version, prep.undo)
+        st.last = _Committed(txn, version, st.live_version, prep.undo)
         st.live_version = version
         loaded_names = sorted(loaded) if isinstance(loaded, (set, frozenset)) else sorted(
             {t.param for t in prep.targets})
@@ -189,11 +190,12 @@ class HotweightsWorkerExtension:
             "seconds": seconds,
         }
 
-    def hw_rollback(self, version: str = "") -> dict[str, Any]:
-        """Puts back the values the last commit overwrote, if `version` (or any, when empty) is live."""
+    def hw_rollback(self, which: str = "") -> dict[str, Any]:
+        """Puts back the values the last commit overwrote, if that commit is still live and `which`
+        names it (its transaction id or version; empty: whatever it was)."""
         st = self._hw_state()
         last = st.last
-        if last is None or st.live_version != last.version or (version and version != last.version):
+        if last is None or st.live_version != last.version or (which and which not in (last.txn, last.version)):
             return {"rank": int(getattr(self, "rank", 0)), "rolled_back": False, "live_version": st.live_version}
         with torch.no_grad():
             if not _restore(self.model_runner.model, last.undo):
