@@ -32,6 +32,9 @@ createInterface({ input: child.stdout }).on('line', (line) => {
   }
   const tests = /^\s*Tests\s+(.*)$/.exec(plain);
   if (tests) add(totals.tests, tests[1]);
+  // pytest's closing line (adapter-vllm's Python tests): `21 passed, 1 skipped in 3.20s`.
+  const pytest = /^=*\s*((?:\d+ \w+(?:, )?)+) in [\d.]+s\b/.exec(plain);
+  if (pytest) add(totals.tests, pytest[1]);
 });
 
 child.on('close', (code, signal) => {

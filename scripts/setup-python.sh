@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# A venv at .venv with what the Python-side tests use (safetensors readers, PyTorch CPU).
+# A venv at .venv with what the Python-side tests use (safetensors readers, PyTorch CPU, and
+# transformers for the vLLM extension's tiny Llama).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -x .venv/bin/python ]; then

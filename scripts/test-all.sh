@@ -14,7 +14,8 @@ npm ci --no-audit --no-fund
 bash scripts/setup-python.sh
 npm run lint
 npm run build
-# nx builds what each project needs and runs every project's tests; the last line is the totals
-# over all projects. This command always runs them afresh (a cached replay proves nothing about
-# this machine); `npm test` is the cached form for day-to-day work.
+# nx builds what each project needs and runs every project's tests (vitest; the vLLM extension's
+# pytest inside adapter-vllm's test target); the last line is the totals over all projects. This
+# command always runs them afresh (a cached replay proves nothing about this machine); `npm test`
+# is the cached form for day-to-day work.
 node scripts/run-tests.mjs --skip-nx-cache "$@"

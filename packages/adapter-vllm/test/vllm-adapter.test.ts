@@ -1,0 +1,148 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type VllmAdapter, vllmAdapterProvider } from '@hotweights/adapter-vllm';
+import { loadConfig, type Manifest, type Plan } from '@hotweights/core';
+import { createPlan, publish } from '@hotweights/planner';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { updateOneRank } from './pipeline.js';
+import { PYTHON, type StandIn, startStandIn } from './stand-in.js';
+
+const work = mkdtempSync(join(tmpdir(), 'hw-vllm-adapter-'));
+const shm = mkdtempSync(join('/dev/shm', 'hw-vllm-adapter-'));
+const config = loadConfig({});
+type Digests = Record<string, string>;
+
+let server: StandIn;
+let digests: { v1: Digests; v2: Digests };
+let m1: Manifest;
+let m2: Manifest;
+let full: Plan;
+let delta: Plan;
+
+beforeAll(async () => {
+  execFileSync(PYTHON, [join(import.meta.dirname, 'stand-in/make_checkpoints.py'), work]);
+  digests = JSON.parse(readFileSync(join(work, 'digests.json'), 'utf8'));
+  m1 = await publish({ checkpoint: join(work, 'v1'), version: 'v1', modelId: 'tiny/llama' });
+  m2 = await publish({ checkpoint: join(work, 'v2'), version: 'v2', modelId: 'tiny/llama' });
+  const common = { nextManifestPath: null, bucketBytes: 4096 };
+  full = createPlan({ prev: null, next: m1, checkpointRoot: join(work, 'v1'), ...common });
+  delta = createPlan({ prev: m1, next: m2, checkpointRoot: join(work, 'v2'), ...common });
+  server = await startStandIn({ tp: 2, devMode: true });
+});
+
+afterAll(async () => {
+  await server?.stop();
+  rmSync(work, { recursive: true, force: true });
+  rmSync(shm, { recursive: true, force: true });
+});
+
+async function adapter(settings: Record<string, string> = {}): Promise<VllmAdapter> {
+  const options = { rank: 0, worldSize: 1, config, settings: { url: server.url, ...settings } };
+  return (await vllmAdapterProvider.create(options)) as VllmAdapter;
+}
+
+const update = (a: VllmAdapter, plan: Plan, manifest: Manifest) => updateOneRank(a, plan, manifest, shm);
+
+const held = () => server.get<Digests>('/standin/digests');
+const paused = async () => (await server.get<{ is_paused: boolean }>('/is_paused')).is_paused;
+
+describe('VllmAdapter against a stand-in vLLM server (TP 2)', { timeout: 180_000 }, () => {
+  it('commits a full then a delta update byte-exact, pausing around the load, and rolls back', async () => {
+    const a = await adapter();
+    expect(await a.currentVersion()).toBeNull();
+    const first = await update(a, full, m1);
+    expect(first.live).toBe('v1');
+    expect(await held()).toEqual(digests.v1);
+
+    const before = (await server.get<string[]>('/standin/calls')).length;
+    await update(a, delta, m2);
+    expect(await held()).toEqual(digests.v2);
+    expect(await a.currentVersion()).toBe('v2');
+    expect((await server.get<{ weight_version: string }>('/weight_info')).weight_version).toBe('v2');
+    const calls = (await server.get<string[]>('/standin/calls')).slice(before);
+    // hw_prepare runs while serving; the load happens inside one pause.
+    expect(calls).toEqual([
+      'hw_prepare',
+      'pause:wait',
+      'hw_commit',
+      'reset_prefix_cache',
+      'update_weight_version:v2',
+      'resume',
+      'hw_release',
+    ]);
+    expect(await paused()).toBe(false);
+
+    // A fresh adapter (what `hotweights rollback --adapter vllm` opens) rolls back from the workers' state.
+    expect(await (await adapter()).rollback()).toBe('v1');
+    expect(await held()).toEqual(digests.v1);
+    expect((await server.get<{ weight_version: string }>('/weight_info')).weight_version).toBe('v1');
+    await expect(a.rollback()).rejects.toThrow(/no previous version/);
+  });
+
+  it('one rank failing hw_commit leaves every rank on the previous version and the server resumed', async () => {
+    const a = await adapter();
+    expect(await a.currentVersion()).toBe('v1');
+    await server.post('/standin/faults', { fail: { method: 'hw_commit', rank: 1 } });
+    try {
+      await expect(update(a, delta, m2)).rejects.toThrow(
+        /commit of v2 failed .*every server is back on v1.*injected failure of hw_commit on rank 1/,
+      );
+    } finally {
+      await server.post('/standin/faults', {});
+    }
+    expect(await held()).toEqual(digests.v1);
+    expect(await paused()).toBe(false);
+    const info = (await a.info()).flat();
+    expect(info.map((r) => r.live_version)).toEqual(['v1', 'v1']);
+    expect(info.map((r) => r.prepared)).toEqual([[], []]);
+  });
+
+  it('a hung rank hits the commit timeout; the server resumes on the previous version', async () => {
+    const a = await adapter({ 'commit-timeout-s': '3' });
+    expect(await a.currentVersion()).toBe('v1');
+    await server.post('/standin/faults', { hang: { method: 'hw_commit', rank: 1 } });
+    try {
+      await expect(update(a, delta, m2)).rejects.toMatchObject({
+        code: 'HW_TIMEOUT',
+        message: expect.stringMatching(/commit of v2 failed .*timed out/),
+      });
+    } finally {
+      await server.post('/standin/faults', {});
+    }
+    expect(await paused()).toBe(false);
+    expect(await held()).toEqual(digests.v1);
+  });
+});
+
+describe('VllmAdapter against a server without dev mode', { timeout: 180_000 }, () => {
+  it('says plainly that vLLM must run with VLLM_SERVER_DEV_MODE=1', async () => {
+    const plain = await startStandIn({ tp: 1, devMode: false });
+    try {
+      const options = { rank: 0, worldSize: 1, config, settings: { url: plain.url } };
+      const probe = await vllmAdapterProvider.probe(options);
+      expect(probe).toMatchObject({
+        available: false,
+        reason: expect.stringMatching(/VLLM_SERVER_DEV_MODE=1/),
+      });
+      const a = (await vllmAdapterProvider.create(options)) as VllmAdapter;
+      await expect(update(a, full, m1)).rejects.toThrow(
+        /answered 404 .*start vLLM with VLLM_SERVER_DEV_MODE=1/,
+      );
+    } finally {
+      await plain.stop();
+    }
+  });
+
+  it('refuses bad options with a one-line error naming the option', async () => {
+    const options = { rank: 0, worldSize: 1, config };
+    await expect(vllmAdapterProvider.create(options)).rejects.toThrow(/--adapter-option url=/);
+    await expect(
+      vllmAdapterProvider.create({
+        ...options,
+        settings: { url: 'http://127.0.0.1:1', 'pause-mode': 'later' },
+      }),
+    ).rejects.toThrow(/pause-mode=later: expected one of wait, abort, keep/);
+  });
+});
