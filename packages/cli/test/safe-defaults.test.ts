@@ -122,9 +122,11 @@ describe('world size caps', () => {
   it('replicate --commit refuses what verify-plan rejects, and nothing moves', async () => {
     const plan = parsePlan(readFileSync(join(work, 'plan.json'), 'utf8'));
     const target = join(work, 'target');
-    for (const [change, finding] of [
-      [{ hash_algo: 'md5' }, '[hash-algo] hash_algo: unknown hash algorithm "md5": expected one of'],
-      [{ total_bytes: plan.total_bytes + 8 }, '[total-bytes] total_bytes'],
+    // An unknown hash algorithm is refused when the plan is loaded (its schema names the field);
+    // a plan that loads but does not add up is refused by the verification verify-plan runs.
+    for (const [change, findings] of [
+      [{ hash_algo: 'md5' }, ['hash_algo: expected one of blake3, xxh3-64, sha256 (got "md5")']],
+      [{ total_bytes: plan.total_bytes + 8 }, ['plan verification failed', '[total-bytes] total_bytes']],
     ] as const) {
       const file = edited(plan, change);
       const check = await runCli(['verify-plan', '--plan', file], { env });
@@ -133,8 +135,7 @@ describe('world size caps', () => {
         env,
       });
       expect(r.code).toBe(1);
-      expect(r.stderr).toContain('plan verification failed');
-      expect(r.stderr).toContain(finding);
+      for (const finding of findings) expect(r.stderr).toContain(finding);
       expect(existsSync(target)).toBe(false);
     }
   });
