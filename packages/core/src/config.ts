@@ -179,6 +179,48 @@ export const VARIABLES = [
     section: 'MPI',
     doc: 'The MPI shared library the MPI transport opens with dlopen.',
   },
+  {
+    name: 'HOTWEIGHTS_UCX_CHUNK_MB',
+    kind: { type: 'number', min: 0.0625, max: 4096 },
+    defaultText: '8',
+    section: 'UCX',
+    doc: 'Chunk size of the UCX pipelined chain broadcast: each rank forwards a chunk to the next as soon as it has landed.',
+  },
+  {
+    name: 'HOTWEIGHTS_UCX_CONCURRENCY',
+    kind: { type: 'int', min: 1, max: 1024 },
+    defaultText: '4',
+    section: 'UCX',
+    doc: 'Chunks of one broadcast a rank keeps posted at once in each direction (pipeline depth).',
+  },
+  {
+    name: 'HOTWEIGHTS_UCX_INFLIGHT_LIMIT_MB',
+    kind: { type: 'number', min: 0 },
+    defaultText: '256',
+    section: 'UCX',
+    doc: 'Cap on the bytes a rank has in unfinished UCX sends across all its broadcasts (0 = no cap). At least one chunk is always allowed.',
+  },
+  {
+    name: 'HOTWEIGHTS_UCX_RETRIES',
+    kind: { type: 'int', min: 0, max: 100_000 },
+    defaultText: '40',
+    section: 'UCX',
+    doc: 'How many more times a rank tries to reach the rendezvous (`MASTER_ADDR:MASTER_PORT`) when rank 0 is not listening yet.',
+  },
+  {
+    name: 'HOTWEIGHTS_UCX_RETRY_DELAY_MS',
+    kind: { type: 'int', min: 1, max: 600_000 },
+    defaultText: '250',
+    section: 'UCX',
+    doc: 'Pause between two attempts to reach the rendezvous.',
+  },
+  {
+    name: 'HOTWEIGHTS_UCX_NET_DEVICES',
+    kind: { type: 'string' },
+    defaultText: '(all)',
+    section: 'UCX',
+    doc: "Network devices UCX may use (UCX's `UCX_NET_DEVICES`, e.g. `eth0` or `mlx5_0:1`); picks the NIC on multi-homed hosts.",
+  },
 ] as const satisfies readonly VariableSpec[];
 
 export type VariableName = (typeof VARIABLES)[number]['name'];
@@ -206,6 +248,12 @@ export interface HotweightsConfig {
   readonly nodeId: string;
   readonly mpiChunkMb: number;
   readonly mpiLibrary: string;
+  readonly ucxChunkMb: number;
+  readonly ucxConcurrency: number;
+  readonly ucxInflightLimitMb: number;
+  readonly ucxRetries: number;
+  readonly ucxRetryDelayMs: number;
+  readonly ucxNetDevices: string | undefined;
 }
 
 function spec(name: VariableName): VariableSpec {
@@ -295,6 +343,12 @@ export function loadConfig(env: Env = process.env): HotweightsConfig {
     nodeId: readString(env, 'HOTWEIGHTS_NODE_ID') ?? hostname(),
     mpiChunkMb: readNumber(env, 'HOTWEIGHTS_MPI_CHUNK_MB', 16),
     mpiLibrary: readString(env, 'HOTWEIGHTS_MPI_LIBRARY') ?? 'libmpi.so.40',
+    ucxChunkMb: readNumber(env, 'HOTWEIGHTS_UCX_CHUNK_MB', 8),
+    ucxConcurrency: readNumber(env, 'HOTWEIGHTS_UCX_CONCURRENCY', 4),
+    ucxInflightLimitMb: readNumber(env, 'HOTWEIGHTS_UCX_INFLIGHT_LIMIT_MB', 256),
+    ucxRetries: readNumber(env, 'HOTWEIGHTS_UCX_RETRIES', 40),
+    ucxRetryDelayMs: readNumber(env, 'HOTWEIGHTS_UCX_RETRY_DELAY_MS', 250),
+    ucxNetDevices: readString(env, 'HOTWEIGHTS_UCX_NET_DEVICES'),
   });
 }
 
