@@ -396,6 +396,33 @@ export function readLaunchContext(env: Env = process.env): LaunchContext {
   return Object.freeze({ rank: 0, worldSize: 1, localRank: 0, launcher: 'none' });
 }
 
+/** Where rank 0 of a torchrun-style job listens. */
+export interface MasterAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+/**
+ * MASTER_ADDR / MASTER_PORT for transports that meet their peers through rank 0: keys of the same
+ * names in `explicit` (a transport's `options.rendezvous`) first, then the variables torchrun sets.
+ * Returns why not, as a probe reason, when they are missing or bad.
+ */
+export function readMasterAddress(
+  explicit?: Readonly<Record<string, string | undefined>>,
+  env: Env = process.env,
+): MasterAddress | { readonly missing: string } {
+  const host = explicit?.MASTER_ADDR ?? env.MASTER_ADDR;
+  const portText = explicit?.MASTER_PORT ?? env.MASTER_PORT;
+  if (!host || !portText) {
+    return { missing: 'no rendezvous: set MASTER_ADDR and MASTER_PORT (rank 0 listens there)' };
+  }
+  const port = Number(portText);
+  if (!Number.isInteger(port) || port < 1 || port > 65_535) {
+    return { missing: `MASTER_PORT=${JSON.stringify(portText)} is not a TCP port (1..65535)` };
+  }
+  return { host, port };
+}
+
 /** The Markdown table in docs/CONFIG.md, generated from VARIABLES. */
 export function renderConfigTable(): string {
   const lines: string[] = [];

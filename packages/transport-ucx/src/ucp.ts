@@ -8,7 +8,7 @@
  * struct starts with a field mask that says which ones), so a library from 1.12 on reads them
  * right; test/layout.test.ts compares every size and offset with the installed headers.
  */
-import koffi from 'koffi';
+import koffi, { type LibraryHandle, type TypeObject } from 'koffi';
 
 export const UCP_LIBRARY = 'libucp.so.0';
 export const UCS_LIBRARY = 'libucs.so.0';
@@ -112,9 +112,10 @@ export interface AssumedLayout {
 /** sizeof and every offsetof the bindings assume, for the layout test. */
 export function assumedLayout(): AssumedLayout {
   const structs = {} as AssumedLayout['structs'];
-  for (const [name, type] of Object.entries(STRUCTS) as [StructName, koffi.TypeObject][]) {
+  for (const [name, type] of Object.entries(STRUCTS) as [StructName, TypeObject][]) {
     const offsets: Record<string, number> = {};
-    for (const [member, info] of Object.entries(koffi.type(type).members ?? {})) offsets[member] = info.offset;
+    for (const [member, info] of Object.entries(koffi.type(type).members ?? {}))
+      offsets[member] = info.offset;
     structs[name] = { size: koffi.sizeof(type), offsets };
   }
   const scalars = {} as Record<keyof typeof SCALARS, number>;
@@ -145,7 +146,14 @@ export interface Ucp {
   epCreate(worker: number, params: object, out: number[]): number;
   epClose(ep: number, param: RequestParam): number;
   tagSend(ep: number, buffer: number, length: number, tag: bigint, param: RequestParam): number;
-  tagRecv(worker: number, buffer: number, length: number, tag: bigint, mask: bigint, param: RequestParam): number;
+  tagRecv(
+    worker: number,
+    buffer: number,
+    length: number,
+    tag: bigint,
+    mask: bigint,
+    param: RequestParam,
+  ): number;
   /** Status of a request, and for a finished receive the length that landed. */
   recvTest(request: number): { status: number; length: number };
   requestCheck(request: number): number;
@@ -163,8 +171,8 @@ export function loadUcp(): { ucp?: Ucp; error?: string } {
 }
 
 function open(): { ucp?: Ucp; error?: string } {
-  let lib: koffi.LibraryHandle;
-  let ucs: koffi.LibraryHandle;
+  let lib: LibraryHandle;
+  let ucs: LibraryHandle;
   try {
     lib = koffi.load(UCP_LIBRARY);
     ucs = koffi.load(UCS_LIBRARY);
@@ -180,23 +188,43 @@ function open(): { ucp?: Ucp; error?: string } {
   }
 }
 
-function bind(lib: koffi.LibraryHandle, ucs: koffi.LibraryHandle): Ucp {
-  const getVersion = lib.func('void ucp_get_version(_Out_ uint32_t *major, _Out_ uint32_t *minor, _Out_ uint32_t *release)');
-  const configRead = lib.func('ucs_status_t ucp_config_read(const char *prefix, const char *file, _Out_ intptr_t *config)');
-  const configModify = lib.func('ucs_status_t ucp_config_modify(intptr_t config, const char *name, const char *value)');
+function bind(lib: LibraryHandle, ucs: LibraryHandle): Ucp {
+  const getVersion = lib.func(
+    'void ucp_get_version(_Out_ uint32_t *major, _Out_ uint32_t *minor, _Out_ uint32_t *release)',
+  );
+  const configRead = lib.func(
+    'ucs_status_t ucp_config_read(const char *prefix, const char *file, _Out_ intptr_t *config)',
+  );
+  const configModify = lib.func(
+    'ucs_status_t ucp_config_modify(intptr_t config, const char *name, const char *value)',
+  );
   const configRelease = lib.func('void ucp_config_release(intptr_t config)');
-  const init = lib.func('ucs_status_t ucp_init_version(uint32_t major, uint32_t minor, const ucp_params_t *params, intptr_t config, _Out_ intptr_t *context)');
+  const init = lib.func(
+    'ucs_status_t ucp_init_version(uint32_t major, uint32_t minor, const ucp_params_t *params, intptr_t config, _Out_ intptr_t *context)',
+  );
   const cleanup = lib.func('void ucp_cleanup(intptr_t context)');
-  const workerCreate = lib.func('ucs_status_t ucp_worker_create(intptr_t context, const ucp_worker_params_t *params, _Out_ intptr_t *worker)');
+  const workerCreate = lib.func(
+    'ucs_status_t ucp_worker_create(intptr_t context, const ucp_worker_params_t *params, _Out_ intptr_t *worker)',
+  );
   const workerDestroy = lib.func('void ucp_worker_destroy(intptr_t worker)');
-  const getAddress = lib.func('ucs_status_t ucp_worker_get_address(intptr_t worker, _Out_ intptr_t *address, _Out_ size_t *length)');
+  const getAddress = lib.func(
+    'ucs_status_t ucp_worker_get_address(intptr_t worker, _Out_ intptr_t *address, _Out_ size_t *length)',
+  );
   const releaseAddress = lib.func('void ucp_worker_release_address(intptr_t worker, intptr_t address)');
   const progress = lib.func('uint32_t ucp_worker_progress(intptr_t worker)');
-  const epCreate = lib.func('ucs_status_t ucp_ep_create(intptr_t worker, const ucp_ep_params_t *params, _Out_ intptr_t *ep)');
+  const epCreate = lib.func(
+    'ucs_status_t ucp_ep_create(intptr_t worker, const ucp_ep_params_t *params, _Out_ intptr_t *ep)',
+  );
   const epClose = lib.func('intptr_t ucp_ep_close_nbx(intptr_t ep, const ucp_request_param_t *param)');
-  const tagSend = lib.func('intptr_t ucp_tag_send_nbx(intptr_t ep, intptr_t buffer, size_t count, uint64_t tag, const ucp_request_param_t *param)');
-  const tagRecv = lib.func('intptr_t ucp_tag_recv_nbx(intptr_t worker, intptr_t buffer, size_t count, uint64_t tag, uint64_t mask, const ucp_request_param_t *param)');
-  const recvTest = lib.func('ucs_status_t ucp_tag_recv_request_test(intptr_t request, _Out_ ucp_tag_recv_info_t *info)');
+  const tagSend = lib.func(
+    'intptr_t ucp_tag_send_nbx(intptr_t ep, intptr_t buffer, size_t count, uint64_t tag, const ucp_request_param_t *param)',
+  );
+  const tagRecv = lib.func(
+    'intptr_t ucp_tag_recv_nbx(intptr_t worker, intptr_t buffer, size_t count, uint64_t tag, uint64_t mask, const ucp_request_param_t *param)',
+  );
+  const recvTest = lib.func(
+    'ucs_status_t ucp_tag_recv_request_test(intptr_t request, _Out_ ucp_tag_recv_info_t *info)',
+  );
   const check = lib.func('ucs_status_t ucp_request_check_status(intptr_t request)');
   const cancel = lib.func('void ucp_request_cancel(intptr_t worker, intptr_t request)');
   const free = lib.func('void ucp_request_free(intptr_t request)');
@@ -234,7 +262,8 @@ function bind(lib: koffi.LibraryHandle, ucs: koffi.LibraryHandle): Ucp {
     epCreate: (worker, params, o) => epCreate(worker, params, o) as number,
     epClose: (ep, p) => Number(epClose(ep, param(p))),
     tagSend: (ep, buffer, length, tag, p) => Number(tagSend(ep, buffer, length, tag, param(p))),
-    tagRecv: (worker, buffer, length, tag, mask, p) => Number(tagRecv(worker, buffer, length, tag, mask, param(p))),
+    tagRecv: (worker, buffer, length, tag, mask, p) =>
+      Number(tagRecv(worker, buffer, length, tag, mask, param(p))),
     recvTest: (request) => {
       const info = [{ sender_tag: 0n, length: 0 }];
       const status = recvTest(request, info) as number;
