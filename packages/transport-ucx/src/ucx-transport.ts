@@ -4,19 +4,23 @@
  * waits on a peer that is gone. Like every transport it does not window, retry or hash: the
  * Replicator does that once for all of them.
  */
+
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { BroadcastRequest, HotweightsConfig, Transport } from '@hotweights/core';
 import { TransportError } from '@hotweights/core';
 import { ByteBudget } from './budget.js';
 import { chainPosition, chunkRanges, MAX_BUCKET_ID, MAX_CHUNKS, MAX_RANKS, TagKind, tagOf } from './chain.js';
 import { ControlChannel, type ControlMessage, type RendezvousAddress } from './rendezvous.js';
 import type { Ucp } from './ucp.js';
-import { type Operation, UcpWorker } from './worker.js';
+import { type Operation, UcpWorker, UcxStatusError } from './worker.js';
 
 const MIB = 1024 * 1024;
 /** How long rank 0 keeps the control star up at close() for ranks that are still working. */
 const HUB_LINGER_MS = 5000;
 /** Longest wait for every rank at the rendezvous. */
 const JOIN_TIMEOUT_MS = 120_000;
+/** How long a UCX error waits for the control star to name a lost peer before it is reported. */
+const PEER_GRACE_MS = 250;
 
 interface Active {
   readonly bucketId: number;
@@ -166,15 +170,23 @@ export class UcxTransport implements Transport {
     try {
       await Promise.race([work, failed]);
     } catch (err) {
+      // UCX reports a dead peer too (endpoint timeout, connection reset); the control star usually
+      // says which rank went away within moments, and that is the error worth reading.
+      if (err instanceof UcxStatusError && !run.failure) {
+        await Promise.race([failed.catch(() => {}), sleep(PEER_GRACE_MS)]);
+      }
       const error =
-        err instanceof TransportError
+        run.failure ??
+        (err instanceof TransportError
           ? err
           : new TransportError(`bucket ${bucketId}: rank ${this.rank}: ${(err as Error).message}`, {
               cause: err,
-            });
+            }));
       fail(error);
       // Tell the other participants, so they stop now rather than at their deadline.
-      if (!(error as { remote?: boolean }).remote) this.#channel.abort(key, error.message);
+      if (!(error as { remote?: boolean }).remote) {
+        this.#channel.abort(key, error.message.replace(/^bucket \d+: /, ''));
+      }
       throw error;
     } finally {
       signal?.removeEventListener('abort', onAbort);
@@ -283,7 +295,7 @@ export class UcxTransport implements Transport {
     }
     const bucketId = Number(m.key.split(':')[1]);
     const err = Object.assign(
-      new TransportError(`bucket ${bucketId}: rank ${m.from} aborted it: ${m.reason}`, {
+      new TransportError(`bucket ${bucketId}: rank ${m.from} stopped: ${m.reason}`, {
         details: { peer: m.from },
       }),
       { remote: true },

@@ -139,6 +139,7 @@ export class UcpWorker {
     const done = new Promise<number>((resolve, reject) => {
       op = { request: result, recv, data, what, resolve, reject };
     });
+    done.catch(() => {}); // an aborted broadcast stops listening; its cancelled requests still settle here
     const pending = op as unknown as PendingOp;
     this.#pending.add(pending);
     this.#kick();
