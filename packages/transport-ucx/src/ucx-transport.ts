@@ -21,6 +21,8 @@ const HUB_LINGER_MS = 5000;
 const JOIN_TIMEOUT_MS = 120_000;
 /** How long a UCX error waits for the control star to name a lost peer before it is reported. */
 const PEER_GRACE_MS = 250;
+/** How long a running broadcast may still finish after a rank it needs has left. */
+const GONE_GRACE_MS = 500;
 
 interface Active {
   readonly bucketId: number;
@@ -175,8 +177,10 @@ export class UcxTransport implements Transport {
       if (err instanceof UcxStatusError && !run.failure) {
         await Promise.race([failed.catch(() => {}), sleep(PEER_GRACE_MS)]);
       }
+      const gone = err instanceof UcxStatusError ? ranks.find((r) => this.#gone.has(r)) : undefined;
       const error =
         run.failure ??
+        (gone !== undefined ? this.#peerError(bucketId, gone, this.#gone.get(gone) as string) : undefined) ??
         (err instanceof TransportError
           ? err
           : new TransportError(`bucket ${bucketId}: rank ${this.rank}: ${(err as Error).message}`, {
@@ -234,17 +238,13 @@ export class UcxTransport implements Transport {
       await this.#budget.acquire(view.byteLength);
       try {
         run.check();
-        await post(
-          this.#worker.send(to, view, tag(i), `bucket ${bucketId}: sending chunk ${i} to rank ${to}`),
-        );
+        await post(this.#worker.send(to, view, tag(i), `sending chunk ${i} to rank ${to}`));
       } finally {
         this.#budget.release(view.byteLength);
       }
     };
     if (this.rank === root) {
-      const acked = post(
-        this.#worker.recv(ack, ackTag, `bucket ${bucketId}: waiting for rank ${last}'s acknowledgement`),
-      );
+      const acked = post(this.#worker.recv(ack, ackTag, `waiting for rank ${last}'s acknowledgement`));
       await windowed(chunks.length, this.#depth, (i) => {
         const c = chunks[i] as { start: number; end: number };
         return send(next as number, i, data.subarray(c.start, c.end));
@@ -262,17 +262,17 @@ export class UcxTransport implements Transport {
     await windowed(chunks.length, this.#depth, async (i) => {
       const c = chunks[i] as { start: number; end: number };
       const view = data.subarray(c.start, c.end);
-      const what = `bucket ${bucketId}: receiving chunk ${i} from rank ${previous}`;
+      const what = `receiving chunk ${i} from rank ${previous}`;
       const length = await post(this.#worker.recv(view, tag(i), what)).catch((err: Error) => {
         throw truncated(err)
           ? new TransportError(
-              `${what}: rank ${previous} sent more than this rank's ${data.byteLength} B buffer holds`,
+              `bucket ${bucketId}: ${what}: rank ${previous} sent more than this rank's ${data.byteLength} B buffer holds`,
             )
           : err;
       });
       if (length !== view.byteLength) {
         throw new TransportError(
-          `${what}: ${length} B landed where ${view.byteLength} B were expected (buffers of different sizes?)`,
+          `bucket ${bucketId}: ${what}: ${length} B landed where ${view.byteLength} B were expected (buffers of different sizes?)`,
         );
       }
       if (next !== undefined) {
@@ -284,7 +284,7 @@ export class UcxTransport implements Transport {
     await Promise.all(forwards);
     if (this.rank === last) {
       new DataView(ack.buffer).setBigUint64(0, BigInt(data.byteLength), true);
-      await post(this.#worker.send(root, ack, ackTag, `bucket ${bucketId}: acknowledging to rank ${root}`));
+      await post(this.#worker.send(root, ack, ackTag, `acknowledging to rank ${root}`));
     }
   }
 
@@ -308,9 +308,14 @@ export class UcxTransport implements Transport {
   #onGone(rank: number, why: 'lost' | 'closed'): void {
     if (rank === this.rank || this.#gone.has(rank)) return;
     this.#gone.set(rank, why);
-    for (const active of this.#active.values()) {
-      if (active.ranks.includes(rank)) active.fail(this.#peerError(active.bucketId, rank, why));
-    }
+    // New broadcasts that need the rank fail at once. Running ones get a moment: the rank may have
+    // sent its last chunk or acknowledgement just before it left, and the TCP news can overtake
+    // the UCX message that this rank has not progressed yet.
+    const running = [...this.#active.values()].filter((a) => a.ranks.includes(rank));
+    if (running.length === 0) return;
+    setTimeout(() => {
+      for (const active of running) active.fail(this.#peerError(active.bucketId, rank, why));
+    }, GONE_GRACE_MS).unref();
   }
 
   #peerError(bucketId: number, peer: number, why: string): TransportError {
