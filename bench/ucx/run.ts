@@ -4,7 +4,7 @@
  * run and alternating round by round so both see the same machine state. Prints a table and
  * writes bench/results/ucx-bcast.json.
  *
- * Usage: npx tsx bench/ucx/run.ts [--sizes 64,256] [--iterations 5] [--rounds 3]
+ * Usage: npx tsx bench/ucx/run.ts [--sizes 64,256] [--iterations 5] [--rounds 3] [--tls tcp]
  * GB/s = 1e9 B/s. Ours: bucket bytes / median time from the root's call to its resolution (after
  * the receiver acknowledged the whole bucket). ucx_perftest: its "overall" bandwidth (MiB/s,
  * converted). The ratio is the median over rounds of ours / ucx_perftest within each round.
@@ -24,10 +24,12 @@ function arg(name: string, fallback: string): string {
 const sizes = arg('sizes', '64,256').split(',').map(Number);
 const iterations = Number(arg('iterations', '5'));
 const rounds = Number(arg('rounds', '3'));
-const TRANSPORTS = [
+const ALL_TRANSPORTS = [
   { name: 'tcp', tls: 'tcp' },
   { name: 'shared memory', tls: 'posix,sysv,cma' },
 ];
+const only = arg('tls', '');
+const TRANSPORTS = ALL_TRANSPORTS.filter((t) => !only || t.tls === only);
 
 async function freePort(): Promise<number> {
   const s = createServer();
@@ -70,8 +72,14 @@ async function perftest(tls: string, mib: number): Promise<number> {
   const port = String(await freePort());
   const common = ['-t', 'tag_bw', '-s', String(mib << 20), '-n', String(iterations), '-p', port];
   const server = run('ucx_perftest', common, { UCX_TLS: tls });
-  await new Promise((r) => setTimeout(r, 300));
-  const out = await run('ucx_perftest', ['127.0.0.1', ...common], { UCX_TLS: tls });
+  let out = '';
+  for (let attempt = 0; !out; attempt++) {
+    await new Promise((r) => setTimeout(r, 300)); // the server may not be listening yet
+    out = await run('ucx_perftest', ['127.0.0.1', ...common], { UCX_TLS: tls }).catch((err: Error) => {
+      if (attempt >= 20) throw err;
+      return '';
+    });
+  }
   await server;
   const final = out.split('\n').find((l) => l.startsWith('Final:'));
   const fields = final?.trim().split(/\s+/) ?? [];

@@ -203,16 +203,16 @@ export const VARIABLES = [
   {
     name: 'HOTWEIGHTS_UCX_RETRIES',
     kind: { type: 'int', min: 0, max: 100_000 },
-    defaultText: '40',
+    defaultText: '240',
     section: 'UCX',
-    doc: 'How many more times a rank tries to reach the rendezvous (`MASTER_ADDR:MASTER_PORT`) when rank 0 is not listening yet.',
+    doc: 'How many more times a rank tries to reach the rendezvous (`MASTER_ADDR:MASTER_PORT`) while rank 0 is not listening yet, and to create a UCX endpoint that failed to attach.',
   },
   {
     name: 'HOTWEIGHTS_UCX_RETRY_DELAY_MS',
     kind: { type: 'int', min: 1, max: 600_000 },
     defaultText: '250',
     section: 'UCX',
-    doc: 'Pause between two attempts to reach the rendezvous.',
+    doc: 'Pause between two such attempts.',
   },
   {
     name: 'HOTWEIGHTS_UCX_NET_DEVICES',
@@ -346,7 +346,7 @@ export function loadConfig(env: Env = process.env): HotweightsConfig {
     ucxChunkMb: readNumber(env, 'HOTWEIGHTS_UCX_CHUNK_MB', 8),
     ucxConcurrency: readNumber(env, 'HOTWEIGHTS_UCX_CONCURRENCY', 4),
     ucxInflightLimitMb: readNumber(env, 'HOTWEIGHTS_UCX_INFLIGHT_LIMIT_MB', 256),
-    ucxRetries: readNumber(env, 'HOTWEIGHTS_UCX_RETRIES', 40),
+    ucxRetries: readNumber(env, 'HOTWEIGHTS_UCX_RETRIES', 240),
     ucxRetryDelayMs: readNumber(env, 'HOTWEIGHTS_UCX_RETRY_DELAY_MS', 250),
     ucxNetDevices: readString(env, 'HOTWEIGHTS_UCX_NET_DEVICES'),
   });

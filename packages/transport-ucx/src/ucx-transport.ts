@@ -110,9 +110,9 @@ export class UcxTransport implements Transport {
         retryDelayMs: o.config.ucxRetryDelayMs,
         timeoutMs: JOIN_TIMEOUT_MS,
       });
-      channel.addresses.forEach((address, peer) => {
-        if (peer !== o.rank) worker.connect(peer, address);
-      });
+      for (const [peer, address] of channel.addresses.entries()) {
+        if (peer !== o.rank) await connectWithRetries(worker, peer, address, o.config);
+      }
     } catch (err) {
       await worker.close();
       throw err instanceof TransportError
@@ -225,7 +225,13 @@ export class UcxTransport implements Transport {
   /** This rank's part of the chain: send (root), receive and forward, acknowledge (last). */
   async #run(run: Run, { bucketId, root, ranks, data }: BroadcastRequest, seq: number): Promise<void> {
     const { previous, next, last } = chainPosition(ranks, root, this.rank);
-    const chunks = chunkRanges(data.byteLength, this.#chunkBytes);
+    // Chunks exist so that a middle rank can forward early. Between two ranks nobody forwards, and
+    // one message lets UCX move the bucket in a single rendezvous (one zero-copy transfer on
+    // shared memory).
+    const chunks = chunkRanges(
+      data.byteLength,
+      ranks.length === 2 ? Math.max(1, data.byteLength) : this.#chunkBytes,
+    );
     const tag = (i: number) => tagOf(TagKind.Data, root, seq, bucketId, i);
     const ack = new Uint8Array(8);
     const ackTag = tagOf(TagKind.Ack, root, seq, bucketId, 0);
@@ -344,6 +350,27 @@ export class UcxTransport implements Transport {
       }
     })();
     return this.#closing;
+  }
+}
+
+/**
+ * Rarely (seen about once in ten loaded test runs, UCX 1.13) attaching a peer's shared-memory
+ * segment fails once with UCS_ERR_SHMEM_SEGMENT and works moments later: try again.
+ */
+async function connectWithRetries(
+  worker: UcpWorker,
+  peer: number,
+  address: Uint8Array,
+  config: HotweightsConfig,
+) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      worker.connect(peer, address);
+      return;
+    } catch (err) {
+      if (attempt >= config.ucxRetries) throw err;
+      await sleep(config.ucxRetryDelayMs);
+    }
   }
 }
 
