@@ -3,75 +3,26 @@
  * fresh application on a PATH that has no compiler, discovered by `hotweights transports` and
  * selected under mpirun.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import {
   copyFileSync,
-  cpSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
-  realpathSync,
   rmSync,
-  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { packWorkspace, run, toolBin } from '../../../scripts/pack-workspace.js';
 import { jsonLines, MPI_ENV, mpirun, REPO_ROOT } from './mpirun.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'hw-mpi-pack-'));
 const app = join(tmp, 'app');
-const bin = join(tmp, 'bin');
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-
-interface Pkg {
-  name: string;
-  dependencies?: Record<string, string>;
-}
-
-/** Workspace folders of @hotweights/* packages that the CLI and this transport need at run time. */
-function closure(): string[] {
-  const byName = new Map<string, string>();
-  for (const dir of readdirSync(join(REPO_ROOT, 'packages'))) {
-    const file = join(REPO_ROOT, 'packages', dir, 'package.json');
-    if (existsSync(file)) byName.set((JSON.parse(readFileSync(file, 'utf8')) as Pkg).name, dir);
-  }
-  const out = new Set<string>();
-  const visit = (name: string) => {
-    const dir = byName.get(name);
-    if (!dir || out.has(dir)) return;
-    out.add(dir);
-    const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'packages', dir, 'package.json'), 'utf8')) as Pkg;
-    for (const dep of Object.keys(pkg.dependencies ?? {})) visit(dep);
-  };
-  visit('@hotweights/cli');
-  visit('@hotweights/transport-mpi');
-  return [...out];
-}
-
-/** A bin folder with node, npm, npx, sh and mpirun only: no gcc, g++, cc, make. */
-function toolBin(): string {
-  mkdirSync(bin);
-  for (const tool of ['node', 'npm', 'npx', 'sh', 'mpirun']) {
-    const found = execFileSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).trim();
-    symlinkSync(realpathSync(found), join(bin, tool));
-  }
-  return bin;
-}
-
-function run(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = {}): string {
-  const r = spawnSync(cmd, args, {
-    cwd,
-    env: { ...process.env, ...env },
-    encoding: 'utf8',
-    timeout: 180_000,
-  });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
-  return r.stdout;
-}
 
 // mpirun looks for ssh/rsh even for local ranks unless the launcher is told it is one host.
 const LOCAL_ONLY = ['--mca', 'plm', 'isolated'];
@@ -79,37 +30,7 @@ const LOCAL_ONLY = ['--mca', 'plm', 'isolated'];
 describe('packed, installed without a compiler, discovered and selected', () => {
   let path = '';
   beforeAll(() => {
-    const dirs = closure();
-    run('npx', ['tsc', '-b', ...dirs.map((d) => `packages/${d}`)], REPO_ROOT);
-    const tarballs: string[] = [];
-    for (const dir of dirs) {
-      let cwd = join(REPO_ROOT, 'packages', dir);
-      if (existsSync(join(cwd, 'binding.gyp'))) {
-        // Native packages ship prebuilds. Make them in a copy, so that the build folders other
-        // tests are loading the addon from are never rewritten under them.
-        const copy = join(tmp, 'src', dir);
-        cpSync(cwd, copy, {
-          recursive: true,
-          filter: (p) => !/[/\\](node_modules|build|prebuilds)$/.test(p),
-        });
-        run(
-          process.execPath,
-          [join(REPO_ROOT, 'node_modules/prebuildify/bin.js'), '--napi', '--strip'],
-          copy,
-          {
-            npm_config_nodedir: process.env.npm_config_nodedir ?? '/usr',
-            NODE_PATH: join(REPO_ROOT, 'node_modules'), // node-addon-api for binding.gyp
-          },
-        );
-        cwd = copy;
-      }
-      // The same as `npm pack` (whose prepack makes the prebuild), done in the steps above.
-      run('npm', ['pack', '--ignore-scripts', '--pack-destination', tmp], cwd);
-      const { name, version } = JSON.parse(readFileSync(join(cwd, 'package.json'), 'utf8')) as Pkg & {
-        version: string;
-      };
-      tarballs.push(join(tmp, `${name.replace(/^@/, '').replace('/', '-')}-${version}.tgz`));
-    }
+    const tarballs = packWorkspace(['@hotweights/cli', '@hotweights/transport-mpi'], tmp);
     mkdirSync(app);
     // zeromq works with its install script denied. Packages installed from tarball files are not
     // matched by name in allowScripts, so the install runs with npm's default (non-strict) policy,
@@ -123,7 +44,7 @@ describe('packed, installed without a compiler, discovered and selected', () => 
       join(REPO_ROOT, 'packages/transport-mpi/test/fixtures/installed-compliance.mjs'),
       join(app, 'compliance.mjs'),
     );
-    path = toolBin();
+    path = toolBin(join(tmp, 'bin'), ['node', 'npm', 'npx', 'sh', 'mpirun']);
     run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', ...tarballs], app, {
       PATH: path,
       npm_config_strict_allow_scripts: 'false',

@@ -3,66 +3,17 @@
  * that has no compiler (koffi's prebuilt binary comes from the registry, its install script
  * denied), discovered by `hotweights transports`, probed, selected, and moving bytes.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
-import {
-  copyFileSync,
-  cpSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  realpathSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, jsonLines, ourErrors, PACKAGE_ROOT, REPO_ROOT, startRanks } from './ranks.js';
+import { packWorkspace, run, toolBin } from '../../../scripts/pack-workspace.js';
+import { freePort, jsonLines, ourErrors, PACKAGE_ROOT, startRanks } from './ranks.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'hw-ucx-pack-'));
 const app = join(tmp, 'app');
-const bin = join(tmp, 'bin');
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-
-interface Pkg {
-  name: string;
-  version: string;
-  dependencies?: Record<string, string>;
-}
-
-/** Workspace folders of the @hotweights/* packages the CLI and this transport need at run time. */
-function closure(): string[] {
-  const byName = new Map<string, string>();
-  for (const dir of readdirSync(join(REPO_ROOT, 'packages'))) {
-    const file = join(REPO_ROOT, 'packages', dir, 'package.json');
-    if (existsSync(file)) byName.set((JSON.parse(readFileSync(file, 'utf8')) as Pkg).name, dir);
-  }
-  const out = new Set<string>();
-  const visit = (name: string) => {
-    const dir = byName.get(name);
-    if (!dir || out.has(dir)) return;
-    out.add(dir);
-    const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'packages', dir, 'package.json'), 'utf8')) as Pkg;
-    for (const dep of Object.keys(pkg.dependencies ?? {})) visit(dep);
-  };
-  visit('@hotweights/cli');
-  visit('@hotweights/transport-ucx');
-  return [...out];
-}
-
-function run(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = {}): string {
-  const r = spawnSync(cmd, args, {
-    cwd,
-    env: { ...process.env, ...env },
-    encoding: 'utf8',
-    timeout: 180_000,
-  });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
-  return r.stdout;
-}
 
 interface Report {
   selected: string;
@@ -72,33 +23,7 @@ interface Report {
 describe('packed, installed without a compiler, discovered, probed and selected', () => {
   let path = '';
   beforeAll(() => {
-    const dirs = closure();
-    run('npx', ['tsc', '-b', ...dirs.map((d) => `packages/${d}`)], REPO_ROOT);
-    const tarballs = dirs.map((dir) => {
-      let cwd = join(REPO_ROOT, 'packages', dir);
-      if (existsSync(join(cwd, 'binding.gyp'))) {
-        // Native packages of the CLI (the planner) ship prebuilds: make them in a copy, so the
-        // build folders other tests load addons from are never rewritten under them.
-        const copy = join(tmp, 'src', dir);
-        cpSync(cwd, copy, {
-          recursive: true,
-          filter: (p) => !/[/\\](node_modules|build|prebuilds)$/.test(p),
-        });
-        run(
-          process.execPath,
-          [join(REPO_ROOT, 'node_modules/prebuildify/bin.js'), '--napi', '--strip'],
-          copy,
-          {
-            npm_config_nodedir: process.env.npm_config_nodedir ?? '/usr',
-            NODE_PATH: join(REPO_ROOT, 'node_modules'), // node-addon-api for binding.gyp
-          },
-        );
-        cwd = copy;
-      }
-      run('npm', ['pack', '--ignore-scripts', '--pack-destination', tmp], cwd);
-      const { name, version } = JSON.parse(readFileSync(join(cwd, 'package.json'), 'utf8')) as Pkg;
-      return join(tmp, `${name.replace(/^@/, '').replace('/', '-')}-${version}.tgz`);
-    });
+    const tarballs = packWorkspace(['@hotweights/cli', '@hotweights/transport-ucx'], tmp);
     mkdirSync(app);
     writeFileSync(
       join(app, 'package.json'),
@@ -110,12 +35,7 @@ describe('packed, installed without a compiler, discovered, probed and selected'
       }),
     );
     copyFileSync(join(PACKAGE_ROOT, 'test/fixtures/installed-compliance.mjs'), join(app, 'compliance.mjs'));
-    mkdirSync(bin);
-    for (const tool of ['node', 'npm', 'npx', 'sh']) {
-      const found = execFileSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).trim();
-      symlinkSync(realpathSync(found), join(bin, tool));
-    }
-    path = bin;
+    path = toolBin(join(tmp, 'bin'), ['node', 'npm', 'npx', 'sh']);
     run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', ...tarballs], app, {
       PATH: path,
       npm_config_strict_allow_scripts: 'false',
