@@ -21,7 +21,8 @@ export type ControlMessage =
 type Wire =
   | ControlMessage
   | { readonly t: 'hello'; readonly rank: number; readonly worldSize: number; readonly address: string }
-  | { readonly t: 'table'; readonly addresses: readonly string[] };
+  | { readonly t: 'table'; readonly addresses: readonly string[] }
+  | { readonly t: 'ready' | 'go' };
 
 export interface ControlEvents {
   onMessage(message: ControlMessage): void;
@@ -71,6 +72,9 @@ export class ControlChannel {
   readonly #server: Server | undefined;
   readonly #departed = new Set<number>();
   #events: ControlEvents | undefined;
+  /** The start barrier: ranks that said ready (rank 0), and what to call when it lifts. */
+  readonly #ready = new Set<number>();
+  #barrier: { lift(): void; fail(err: Error): void } | undefined;
 
   private constructor(rank: number, addresses: Uint8Array[], peers: Map<number, Socket>, server?: Server) {
     this.#rank = rank;
@@ -208,6 +212,44 @@ export class ControlChannel {
     return channel;
   }
 
+  /**
+   * The start barrier, after every rank has created its endpoints: no rank may start (and perhaps
+   * close and free its UCX worker) while another still connects to it.
+   */
+  async started(timeoutMs: number): Promise<void> {
+    if (this.#peers.size === 0) return;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () =>
+          reject(
+            new TransportError(
+              `ucx: rank ${this.#rank}: the ranks did not all connect within ${timeoutMs} ms`,
+            ),
+          ),
+        timeoutMs,
+      );
+      this.#barrier = {
+        lift: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        fail: (err) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      };
+      if (this.#rank === HUB) this.#maybeGo();
+      else this.#send({ t: 'ready' }, this.#rank);
+    });
+    this.#barrier = undefined;
+  }
+
+  #maybeGo(): void {
+    if (!this.#barrier || this.#ready.size < this.#peers.size) return;
+    this.#send({ t: 'go' }, HUB);
+    this.#barrier.lift();
+  }
+
   /** Starts delivering events; the sockets no longer keep the process alive on their own. */
   listen(events: ControlEvents): void {
     this.#events = events;
@@ -219,11 +261,20 @@ export class ControlChannel {
     this.#send({ t: 'abort', key, from: this.#rank, reason }, this.#rank);
   }
 
-  #send(message: ControlMessage, except: number): void {
+  #send(message: Wire, except: number): void {
     for (const [peer, sock] of this.#peers) if (peer !== except) write(sock, message);
   }
 
   #receive(from: number, message: Wire): void {
+    if (message.t === 'ready' && this.#rank === HUB) {
+      this.#ready.add(from);
+      this.#maybeGo();
+      return;
+    }
+    if (message.t === 'go') {
+      this.#barrier?.lift();
+      return;
+    }
     if (message.t !== 'abort' && message.t !== 'lost' && message.t !== 'bye') return;
     if (message.t === 'bye') this.#departed.add(message.rank);
     // Rank 0 relays what the others need to know: aborts and departures.
@@ -233,6 +284,7 @@ export class ControlChannel {
 
   #dropped(peer: number): void {
     this.#peers.delete(peer);
+    this.#barrier?.fail(new TransportError(`ucx: rank ${peer} left before the job started`));
     if (this.#departed.has(peer)) return;
     this.#departed.add(peer);
     if (this.#rank === HUB) this.#send({ t: 'lost', rank: peer }, peer);

@@ -100,7 +100,7 @@ export class UcxTransport implements Transport {
         cause: err,
       });
     }
-    let channel: ControlChannel;
+    let channel: ControlChannel | undefined;
     try {
       channel = await ControlChannel.join(o.rendezvous ?? { host: '127.0.0.1', port: 0 }, {
         rank: o.rank,
@@ -110,10 +110,12 @@ export class UcxTransport implements Transport {
         retryDelayMs: o.config.ucxRetryDelayMs,
         timeoutMs: JOIN_TIMEOUT_MS,
       });
-      for (const [peer, address] of channel.addresses.entries()) {
-        if (peer !== o.rank) await connectWithRetries(worker, peer, address, o.config);
-      }
+      channel.addresses.forEach((address, peer) => {
+        if (peer !== o.rank) worker.connect(peer, address);
+      });
+      await channel.started(JOIN_TIMEOUT_MS);
     } catch (err) {
+      await channel?.close(0);
       await worker.close();
       throw err instanceof TransportError
         ? err
@@ -350,27 +352,6 @@ export class UcxTransport implements Transport {
       }
     })();
     return this.#closing;
-  }
-}
-
-/**
- * Rarely (seen about once in ten loaded test runs, UCX 1.13) attaching a peer's shared-memory
- * segment fails once with UCS_ERR_SHMEM_SEGMENT and works moments later: try again.
- */
-async function connectWithRetries(
-  worker: UcpWorker,
-  peer: number,
-  address: Uint8Array,
-  config: HotweightsConfig,
-) {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      worker.connect(peer, address);
-      return;
-    } catch (err) {
-      if (attempt >= config.ucxRetries) throw err;
-      await sleep(config.ucxRetryDelayMs);
-    }
   }
 }
 
