@@ -252,7 +252,10 @@ function bind(lib: LibraryHandle, ucs: LibraryHandle): Ucp {
       const length = [0];
       const status = getAddress(worker, address, length) as number;
       if (status !== UCS_OK) return { status };
-      const bytes = new Uint8Array(koffi.view(BigInt(address[0] ?? 0), length[0] ?? 0).slice(0));
+      // Copied out (not a koffi.view over UCX's memory, which is released right below).
+      const bytes = Uint8Array.from(
+        koffi.decode(BigInt(address[0] ?? 0), 'uint8', length[0] ?? 0) as number[],
+      );
       releaseAddress(worker, address[0]);
       return { status, address: bytes };
     },
