@@ -227,13 +227,7 @@ export class UcxTransport implements Transport {
   /** This rank's part of the chain: send (root), receive and forward, acknowledge (last). */
   async #run(run: Run, { bucketId, root, ranks, data }: BroadcastRequest, seq: number): Promise<void> {
     const { previous, next, last } = chainPosition(ranks, root, this.rank);
-    // Chunks exist so that a middle rank can forward early. Between two ranks nobody forwards, and
-    // one message lets UCX move the bucket in a single rendezvous (one zero-copy transfer on
-    // shared memory).
-    const chunks = chunkRanges(
-      data.byteLength,
-      ranks.length === 2 ? Math.max(1, data.byteLength) : this.#chunkBytes,
-    );
+    const chunks = chunkRanges(data.byteLength, this.#chunkBytes);
     const tag = (i: number) => tagOf(TagKind.Data, root, seq, bucketId, i);
     const ack = new Uint8Array(8);
     const ackTag = tagOf(TagKind.Ack, root, seq, bucketId, 0);
