@@ -169,6 +169,11 @@ export function loadUcp(): { ucp?: Ucp; error?: string } {
 }
 
 function open(): { ucp?: Ucp; error?: string } {
+  // UCX's memory hooks (libucm patches mmap/munmap to keep RDMA registrations current) were
+  // followed by V8 heap corruption in about one loaded 3-rank run in 20 here, and none in 24
+  // without them. They only help RDMA registration caching: off unless the user says otherwise.
+  // Set before the library loads, as libucm reads it when it is loaded.
+  process.env.UCX_MEM_EVENTS ??= 'no';
   let lib: LibraryHandle;
   let ucs: LibraryHandle;
   try {
