@@ -208,6 +208,48 @@ export const VARIABLES = [
     section: 'MPI',
     doc: 'The MPI shared library the MPI transport opens with dlopen.',
   },
+  {
+    name: 'HOTWEIGHTS_UCX_CHUNK_MB',
+    kind: { type: 'number', min: 0.0625, max: 4096 },
+    defaultText: '8',
+    section: 'UCX',
+    doc: 'Chunk size of the UCX pipelined chain broadcast: each rank forwards a chunk to the next as soon as it has landed.',
+  },
+  {
+    name: 'HOTWEIGHTS_UCX_CONCURRENCY',
+    kind: { type: 'int', min: 1, max: 1024 },
+    defaultText: '4',
+    section: 'UCX',
+    doc: 'Chunks of one broadcast a rank keeps posted at once in each direction (pipeline depth).',
+  },
+  {
+    name: 'HOTWEIGHTS_UCX_INFLIGHT_LIMIT_MB',
+    kind: { type: 'number', min: 0 },
+    defaultText: '256',
+    section: 'UCX',
+    doc: 'Cap on the bytes a rank has in unfinished UCX sends across all its broadcasts (0 = no cap). At least one chunk is always allowed.',
+  },
+  {
+    name: 'HOTWEIGHTS_UCX_RETRIES',
+    kind: { type: 'int', min: 0, max: 100_000 },
+    defaultText: '240',
+    section: 'UCX',
+    doc: 'How many more times a rank tries to reach the rendezvous (`MASTER_ADDR:MASTER_PORT`) while rank 0 is not listening yet.',
+  },
+  {
+    name: 'HOTWEIGHTS_UCX_RETRY_DELAY_MS',
+    kind: { type: 'int', min: 1, max: 600_000 },
+    defaultText: '250',
+    section: 'UCX',
+    doc: 'Pause between two attempts to reach the rendezvous.',
+  },
+  {
+    name: 'HOTWEIGHTS_UCX_NET_DEVICES',
+    kind: { type: 'string' },
+    defaultText: '(all)',
+    section: 'UCX',
+    doc: "Network devices UCX may use (UCX's `UCX_NET_DEVICES`, e.g. `eth0` or `mlx5_0:1`); picks the NIC on multi-homed hosts.",
+  },
 ] as const satisfies readonly VariableSpec[];
 
 export type VariableName = (typeof VARIABLES)[number]['name'];
@@ -241,6 +283,12 @@ export interface HotweightsConfig {
   readonly metricsHost: string | undefined;
   readonly mpiChunkMb: number;
   readonly mpiLibrary: string;
+  readonly ucxChunkMb: number;
+  readonly ucxConcurrency: number;
+  readonly ucxInflightLimitMb: number;
+  readonly ucxRetries: number;
+  readonly ucxRetryDelayMs: number;
+  readonly ucxNetDevices: string | undefined;
 }
 
 function spec(name: VariableName): VariableSpec {
@@ -337,6 +385,12 @@ export function loadConfig(env: Env = process.env): HotweightsConfig {
     metricsHost: readString(env, 'HOTWEIGHTS_METRICS_HOST'),
     mpiChunkMb: readNumber(env, 'HOTWEIGHTS_MPI_CHUNK_MB', 16),
     mpiLibrary: readString(env, 'HOTWEIGHTS_MPI_LIBRARY') ?? 'libmpi.so.40',
+    ucxChunkMb: readNumber(env, 'HOTWEIGHTS_UCX_CHUNK_MB', 8),
+    ucxConcurrency: readNumber(env, 'HOTWEIGHTS_UCX_CONCURRENCY', 4),
+    ucxInflightLimitMb: readNumber(env, 'HOTWEIGHTS_UCX_INFLIGHT_LIMIT_MB', 256),
+    ucxRetries: readNumber(env, 'HOTWEIGHTS_UCX_RETRIES', 240),
+    ucxRetryDelayMs: readNumber(env, 'HOTWEIGHTS_UCX_RETRY_DELAY_MS', 250),
+    ucxNetDevices: readString(env, 'HOTWEIGHTS_UCX_NET_DEVICES'),
   });
 }
 
@@ -382,6 +436,33 @@ export function readLaunchContext(env: Env = process.env): LaunchContext {
     return Object.freeze({ rank, worldSize, localRank, launcher: l.launcher });
   }
   return Object.freeze({ rank: 0, worldSize: 1, localRank: 0, launcher: 'none' });
+}
+
+/** Where rank 0 of a torchrun-style job listens. */
+export interface MasterAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+/**
+ * MASTER_ADDR / MASTER_PORT for transports that meet their peers through rank 0: keys of the same
+ * names in `explicit` (a transport's `options.rendezvous`) first, then the variables torchrun sets.
+ * Returns why not, as a probe reason, when they are missing or bad.
+ */
+export function readMasterAddress(
+  explicit?: Readonly<Record<string, string | undefined>>,
+  env: Env = process.env,
+): MasterAddress | { readonly missing: string } {
+  const host = explicit?.MASTER_ADDR ?? env.MASTER_ADDR;
+  const portText = explicit?.MASTER_PORT ?? env.MASTER_PORT;
+  if (!host || !portText) {
+    return { missing: 'no rendezvous: set MASTER_ADDR and MASTER_PORT (rank 0 listens there)' };
+  }
+  const port = Number(portText);
+  if (!Number.isInteger(port) || port < 1 || port > 65_535) {
+    return { missing: `MASTER_PORT=${JSON.stringify(portText)} is not a TCP port (1..65535)` };
+  }
+  return { host, port };
 }
 
 /** The Markdown table in docs/CONFIG.md, generated from VARIABLES. */

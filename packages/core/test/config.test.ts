@@ -1,5 +1,12 @@
 import { readFileSync } from 'node:fs';
-import { ConfigError, loadConfig, readLaunchContext, renderConfigTable, VARIABLES } from '@hotweights/core';
+import {
+  ConfigError,
+  loadConfig,
+  readLaunchContext,
+  readMasterAddress,
+  renderConfigTable,
+  VARIABLES,
+} from '@hotweights/core';
 import { describe, expect, it } from 'vitest';
 
 describe('config', () => {
@@ -55,6 +62,21 @@ describe('config', () => {
     expect(() => readLaunchContext({ RANK: '4', WORLD_SIZE: '4' })).toThrowError(
       /RANK=4 is not below WORLD_SIZE=4/,
     );
+  });
+
+  it("reads MASTER_ADDR/MASTER_PORT from a transport's rendezvous first, then the environment", () => {
+    const env = { MASTER_ADDR: '10.0.0.1', MASTER_PORT: '29500' };
+    expect(readMasterAddress(undefined, env)).toEqual({ host: '10.0.0.1', port: 29500 });
+    expect(readMasterAddress({ MASTER_ADDR: '127.0.0.1', MASTER_PORT: '2' }, env)).toEqual({
+      host: '127.0.0.1',
+      port: 2,
+    });
+    expect(readMasterAddress(undefined, {})).toEqual({
+      missing: 'no rendezvous: set MASTER_ADDR and MASTER_PORT (rank 0 listens there)',
+    });
+    expect(readMasterAddress(undefined, { MASTER_ADDR: 'h', MASTER_PORT: '70000' })).toEqual({
+      missing: 'MASTER_PORT="70000" is not a TCP port (1..65535)',
+    });
   });
 
   it('docs/CONFIG.md holds the generated table (run `npm run docs:config` after changing VARIABLES)', () => {

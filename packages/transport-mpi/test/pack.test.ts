@@ -5,7 +5,7 @@
  * loaded from its prebuild there; this transport discovered by `hotweights transports` and
  * selected under mpirun.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import {
   copyFileSync,
   existsSync,
@@ -13,14 +13,12 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
-  realpathSync,
   rmSync,
-  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { packWorkspacePackages, workspaceClosure } from '@hotweights/release-tools/pack';
+import { packWorkspacePackages, toolBin, workspaceClosure } from '@hotweights/release-tools/pack';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jsonLines, MPI_ENV, mpirun, REPO_ROOT } from './mpirun.js';
 
@@ -32,16 +30,6 @@ const tmp = mkdtempSync(join(tmpdir(), 'hw-mpi-pack-'));
 const app = join(tmp, 'app');
 const bin = join(tmp, 'bin');
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-
-/** A bin folder with node, npm, npx, sh and mpirun only: no gcc, g++, cc, make. */
-function toolBin(): string {
-  mkdirSync(bin);
-  for (const tool of ['node', 'npm', 'npx', 'sh', 'mpirun']) {
-    const found = execFileSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).trim();
-    symlinkSync(realpathSync(found), join(bin, tool));
-  }
-  return bin;
-}
 
 function run(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = {}): string {
   const r = spawnSync(cmd, args, {
@@ -76,7 +64,7 @@ describe('packed, installed without a compiler, discovered and selected', () => 
     );
     for (const fixture of ['installed-compliance.mjs', 'installed-addons.mjs'])
       copyFileSync(join(REPO_ROOT, 'packages/transport-mpi/test/fixtures', fixture), join(app, fixture));
-    path = toolBin();
+    path = toolBin(bin, ['node', 'npm', 'npx', 'sh', 'mpirun']);
     run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', ...tarballs], app, {
       PATH: path,
       npm_config_strict_allow_scripts: 'false',

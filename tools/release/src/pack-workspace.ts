@@ -5,13 +5,19 @@
  * it would rewrite build/, from which other tests running at the same time load the addon.
  */
 
-import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, symlinkSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 
 export const REPO_ROOT = resolve(import.meta.dirname, '../../..');
 
-function run(cmd: string, args: readonly string[], cwd: string, env: NodeJS.ProcessEnv): string {
+/** Runs a command and returns its stdout; throws with its stderr when it fails. */
+export function run(
+  cmd: string,
+  args: readonly string[],
+  cwd: string,
+  env: NodeJS.ProcessEnv = process.env,
+): string {
   const r = spawnSync(cmd, args, { cwd, env, encoding: 'utf8', timeout: 300_000, maxBuffer: 64 << 20 });
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} in ${cwd} failed (${r.status}): ${r.stderr}`);
   return r.stdout;
@@ -78,4 +84,14 @@ export function packWorkspacePackages(dirs: readonly string[], options: PackOpti
     const [{ filename }] = JSON.parse(out) as [{ filename: string }];
     return join(options.destination, filename);
   });
+}
+
+/** A folder holding only links to `tools` (e.g. node, npm, npx, sh): a PATH with no compiler. */
+export function toolBin(dir: string, tools: readonly string[]): string {
+  mkdirSync(dir);
+  for (const tool of tools) {
+    const found = execFileSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).trim();
+    symlinkSync(realpathSync(found), join(dir, tool));
+  }
+  return dir;
 }

@@ -1,0 +1,323 @@
+/**
+ * Rendezvous the torchrun way, and the small control channel it leaves behind. Rank 0 listens on
+ * MASTER_ADDR:MASTER_PORT; every other rank connects, says who it is and sends its UCX worker
+ * address; once all have come, rank 0 hands everyone the table of addresses. The sockets stay
+ * open afterwards as a star carrying three rare messages as JSON lines: an abort (relayed by rank
+ * 0 to the others), a lost rank (rank 0 tells the others when a socket drops without a goodbye)
+ * and a goodbye before a clean close. Bytes of buckets never travel here; UCX moves them.
+ */
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type MasterAddress, TransportError } from '@hotweights/core';
+
+export type RendezvousAddress = MasterAddress;
+
+/** What travels on the control channel after the table. */
+export type ControlMessage =
+  | { readonly t: 'abort'; readonly key: string; readonly from: number; readonly reason: string }
+  | { readonly t: 'lost'; readonly rank: number }
+  | { readonly t: 'bye'; readonly rank: number };
+
+type Wire =
+  | ControlMessage
+  | { readonly t: 'hello'; readonly rank: number; readonly worldSize: number; readonly address: string }
+  | { readonly t: 'table'; readonly addresses: readonly string[] }
+  | { readonly t: 'ready' | 'go' };
+
+export interface ControlEvents {
+  onMessage(message: ControlMessage): void;
+  /** A socket dropped without a goodbye: rank 0 sees each rank, the others see rank 0. */
+  onLost(rank: number): void;
+}
+
+export interface JoinOptions {
+  readonly rank: number;
+  readonly worldSize: number;
+  readonly address: Uint8Array;
+  readonly retries: number;
+  readonly retryDelayMs: number;
+  /** How long rank 0 waits for every rank, and the others for the table. */
+  readonly timeoutMs: number;
+}
+
+const HUB = 0;
+
+function lines(sock: Socket, onLine: (message: Wire) => void): void {
+  let buffered = '';
+  sock.setEncoding('utf8');
+  sock.on('data', (text: string) => {
+    buffered += text;
+    for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      try {
+        onLine(JSON.parse(line) as Wire);
+      } catch {
+        sock.destroy(); // not one of ours
+      }
+    }
+  });
+}
+
+function write(sock: Socket, message: Wire): void {
+  if (!sock.destroyed) sock.write(`${JSON.stringify(message)}\n`);
+}
+
+/** The star of control sockets, once every rank has joined. */
+export class ControlChannel {
+  /** Every rank's UCX worker address, by rank. */
+  readonly addresses: readonly Uint8Array[];
+  readonly #rank: number;
+  readonly #peers: Map<number, Socket>;
+  readonly #server: Server | undefined;
+  readonly #departed = new Set<number>();
+  #events: ControlEvents | undefined;
+  /** The start barrier: ranks that said ready (rank 0), and what to call when it lifts. */
+  readonly #ready = new Set<number>();
+  #barrier: { lift(): void; fail(err: Error): void } | undefined;
+
+  private constructor(rank: number, addresses: Uint8Array[], peers: Map<number, Socket>, server?: Server) {
+    this.#rank = rank;
+    this.addresses = addresses;
+    this.#peers = peers;
+    this.#server = server;
+  }
+
+  /** Joins the job: every rank calls it; resolves when rank 0 has handed out the address table. */
+  static async join(at: RendezvousAddress, options: JoinOptions): Promise<ControlChannel> {
+    if (options.worldSize === 1) return new ControlChannel(0, [options.address], new Map());
+    return options.rank === HUB ? ControlChannel.#host(at, options) : ControlChannel.#dial(at, options);
+  }
+
+  static async #host(at: RendezvousAddress, o: JoinOptions): Promise<ControlChannel> {
+    const server = createServer();
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err) =>
+        reject(
+          new TransportError(`ucx: rank 0 cannot listen on ${at.host}:${at.port}: ${err.message}`, {
+            cause: err,
+          }),
+        ),
+      );
+      server.listen({ host: at.host, port: at.port }, resolve);
+    });
+    server.on('error', () => {}); // accept errors after listening: the deadline reports them
+    const peers = new Map<number, Socket>();
+    const addresses: Uint8Array[] = [o.address];
+    let channel: ControlChannel | undefined;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(
+          () =>
+            reject(
+              new TransportError(
+                `ucx: only ${peers.size + 1} of ${o.worldSize} ranks reached ${at.host}:${at.port} within ${o.timeoutMs} ms`,
+              ),
+            ),
+          o.timeoutMs,
+        );
+        server.on('connection', (sock) => {
+          sock.setNoDelay(true);
+          sock.on('error', () => {}); // 'close' follows
+          let peer = -1;
+          lines(sock, (m) => {
+            if (peer >= 0) {
+              if (channel) channel.#receive(peer, m);
+              return;
+            }
+            const valid =
+              m.t === 'hello' &&
+              m.worldSize === o.worldSize &&
+              Number.isInteger(m.rank) &&
+              m.rank > 0 &&
+              m.rank < o.worldSize &&
+              !peers.has(m.rank);
+            if (!valid) return void sock.destroy(); // another job, a duplicate rank, a stray client
+            peer = m.rank;
+            peers.set(peer, sock);
+            addresses[peer] = new Uint8Array(Buffer.from(m.address, 'base64'));
+            if (peers.size < o.worldSize - 1) return;
+            clearTimeout(timer);
+            server.close(); // the job is complete: no late joiners
+            const table = addresses.map((a) => Buffer.from(a).toString('base64'));
+            for (const s of peers.values()) write(s, { t: 'table', addresses: table });
+            resolve();
+          });
+          sock.on('close', () => {
+            if (channel && peer >= 0 && peers.get(peer) === sock) channel.#dropped(peer);
+          });
+        });
+      });
+    } catch (err) {
+      server.close();
+      for (const s of peers.values()) s.destroy();
+      throw err;
+    }
+    channel = new ControlChannel(HUB, addresses, peers, server);
+    return channel;
+  }
+
+  static async #dial(at: RendezvousAddress, o: JoinOptions): Promise<ControlChannel> {
+    let sock: Socket | undefined;
+    for (let attempt = 0; !sock; attempt++) {
+      try {
+        sock = await dial(at);
+      } catch (err) {
+        // rank 0 may not be listening yet
+        if (attempt >= o.retries) {
+          throw new TransportError(
+            `ucx: rank ${o.rank} could not reach rank 0 at ${at.host}:${at.port} after ${attempt + 1} attempts (HOTWEIGHTS_UCX_RETRIES, HOTWEIGHTS_UCX_RETRY_DELAY_MS): ${(err as Error).message}`,
+            { cause: err },
+          );
+        }
+        await sleep(o.retryDelayMs);
+      }
+    }
+    const hub = sock;
+    hub.setNoDelay(true);
+    hub.on('error', () => {}); // 'close' follows
+    let channel: ControlChannel | undefined;
+    const addresses = await new Promise<Uint8Array[]>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        hub.destroy();
+        reject(
+          new TransportError(
+            `ucx: the job did not start within ${o.timeoutMs} ms (are all ${o.worldSize} ranks running?)`,
+          ),
+        );
+      }, o.timeoutMs);
+      lines(hub, (m) => {
+        if (channel) return channel.#receive(HUB, m);
+        if (m.t !== 'table') return;
+        clearTimeout(timer);
+        resolve(m.addresses.map((a) => new Uint8Array(Buffer.from(a, 'base64'))));
+      });
+      hub.on('close', () => {
+        clearTimeout(timer);
+        if (channel) return channel.#dropped(HUB);
+        reject(
+          new TransportError(
+            `ucx: rank 0 at ${at.host}:${at.port} hung up before the job started (does its WORLD_SIZE equal ${o.worldSize}? is rank ${o.rank} started twice?)`,
+          ),
+        );
+      });
+      write(hub, {
+        t: 'hello',
+        rank: o.rank,
+        worldSize: o.worldSize,
+        address: Buffer.from(o.address).toString('base64'),
+      });
+    });
+    channel = new ControlChannel(o.rank, addresses, new Map([[HUB, hub]]));
+    return channel;
+  }
+
+  /**
+   * The start barrier, after every rank has created its endpoints: no rank may start (and perhaps
+   * close and free its UCX worker) while another still connects to it.
+   */
+  async started(timeoutMs: number): Promise<void> {
+    if (this.#peers.size === 0) return;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () =>
+          reject(
+            new TransportError(
+              `ucx: rank ${this.#rank}: the ranks did not all connect within ${timeoutMs} ms`,
+            ),
+          ),
+        timeoutMs,
+      );
+      this.#barrier = {
+        lift: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        fail: (err) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      };
+      if (this.#rank === HUB) this.#maybeGo();
+      else this.#send({ t: 'ready' }, this.#rank);
+    });
+    this.#barrier = undefined;
+  }
+
+  #maybeGo(): void {
+    if (!this.#barrier || this.#ready.size < this.#peers.size) return;
+    this.#send({ t: 'go' }, HUB);
+    this.#barrier.lift();
+  }
+
+  /** Starts delivering events; the sockets no longer keep the process alive on their own. */
+  listen(events: ControlEvents): void {
+    this.#events = events;
+    for (const s of this.#peers.values()) s.unref();
+  }
+
+  /** Tells the others (through rank 0) that this rank aborted the broadcast keyed `key`. */
+  abort(key: string, reason: string): void {
+    this.#send({ t: 'abort', key, from: this.#rank, reason }, this.#rank);
+  }
+
+  #send(message: Wire, except: number): void {
+    for (const [peer, sock] of this.#peers) if (peer !== except) write(sock, message);
+  }
+
+  #receive(from: number, message: Wire): void {
+    if (message.t === 'ready' && this.#rank === HUB) {
+      this.#ready.add(from);
+      this.#maybeGo();
+      return;
+    }
+    if (message.t === 'go') {
+      this.#barrier?.lift();
+      return;
+    }
+    if (message.t !== 'abort' && message.t !== 'lost' && message.t !== 'bye') return;
+    if (message.t === 'bye') this.#departed.add(message.rank);
+    // Rank 0 relays what the others need to know: aborts and departures.
+    if (this.#rank === HUB) this.#send(message, from);
+    this.#events?.onMessage(message);
+  }
+
+  #dropped(peer: number): void {
+    this.#peers.delete(peer);
+    this.#barrier?.fail(new TransportError(`ucx: rank ${peer} left before the job started`));
+    if (this.#departed.has(peer)) return;
+    this.#departed.add(peer);
+    if (this.#rank === HUB) this.#send({ t: 'lost', rank: peer }, peer);
+    this.#events?.onLost(peer);
+  }
+
+  /**
+   * Says goodbye and hangs up. Rank 0 first waits (up to `lingerMs`) for the others to leave, as
+   * they may still relay aborts through it.
+   */
+  async close(lingerMs: number): Promise<void> {
+    this.#events = undefined;
+    if (this.#rank === HUB) {
+      const until = Date.now() + lingerMs;
+      while (this.#peers.size > 0 && Date.now() < until) await sleep(20);
+    }
+    for (const [peer, sock] of this.#peers) {
+      this.#departed.add(peer);
+      write(sock, { t: 'bye', rank: this.#rank });
+      sock.end();
+    }
+    this.#peers.clear();
+    this.#server?.close();
+  }
+}
+
+function dial(at: RendezvousAddress): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const sock = connect({ host: at.host, port: at.port });
+    sock.once('connect', () => {
+      sock.removeAllListeners('error');
+      resolve(sock);
+    });
+    sock.once('error', reject);
+  });
+}

@@ -1,0 +1,258 @@
+/**
+ * One UCP context and worker, its endpoints, and the progress engine that completes tagged sends
+ * and receives. UCX calls back nothing: requests are polled with `ucp_request_check_status` (or
+ * `ucp_tag_recv_request_test`) after `ucp_worker_progress`, on the JS thread, so no UCX thread
+ * ever enters JavaScript. While operations are pending the engine spins for about a millisecond
+ * per turn of the event loop (timers, sockets and other promises keep running); when none are, it
+ * progresses once a millisecond so that peers' connection set-up and early messages still move.
+ */
+import {
+  addressOf,
+  UCP_EP_CLOSE_FLAG_FORCE,
+  UCP_EP_PARAM_FIELD_REMOTE_ADDRESS,
+  UCP_FEATURE_TAG,
+  UCP_OP_ATTR_FIELD_FLAGS,
+  UCP_OP_ATTR_FLAG_NO_IMM_CMPL,
+  UCP_PARAM_FIELD_FEATURES,
+  UCP_WORKER_PARAM_FIELD_THREAD_MODE,
+  UCS_INPROGRESS,
+  UCS_OK,
+  UCS_THREAD_MODE_SINGLE,
+  type Ucp,
+} from './ucp.js';
+
+/** A UCX call or request that ended with an error status. */
+export class UcxStatusError extends Error {
+  readonly status: number;
+  constructor(what: string, status: number, ucp: Ucp) {
+    super(`${what}: ${ucp.statusString(status)} (UCX status ${status})`);
+    this.name = 'UcxStatusError';
+    this.status = status;
+  }
+}
+
+interface PendingOp {
+  readonly request: number;
+  readonly recv: boolean;
+  /** Held so the buffer UCX writes into or reads from stays alive until the request completes. */
+  readonly data: Uint8Array;
+  readonly what: string;
+  resolve(length: number): void;
+  reject(err: Error): void;
+}
+
+/** A send or receive in flight. `cancel()` asks UCX to stop it; its promise then rejects. */
+export interface Operation {
+  readonly done: Promise<number>;
+  cancel(): void;
+}
+
+const SPIN_MS = 1;
+const IDLE_PROGRESS_MS = 1;
+/** At close, how long cancelled requests get to settle (a rendezvous send cannot always be cancelled). */
+const CANCEL_DRAIN_MS = 250;
+
+export interface WorkerOptions {
+  /** UCX_NET_DEVICES for this context (`undefined`: UCX's own choice). */
+  readonly netDevices?: string | undefined;
+}
+
+export class UcpWorker {
+  readonly address: Uint8Array;
+  readonly #ucp: Ucp;
+  readonly #context: number;
+  readonly #worker: number;
+  readonly #eps = new Map<number, number>();
+  readonly #pending = new Set<PendingOp>();
+  #spinning: NodeJS.Immediate | undefined;
+  readonly #idle: NodeJS.Timeout;
+  #destroyed = false;
+
+  private constructor(ucp: Ucp, context: number, worker: number, address: Uint8Array) {
+    this.#ucp = ucp;
+    this.#context = context;
+    this.#worker = worker;
+    this.address = address;
+    this.#idle = setInterval(() => this.#progressIdle(), IDLE_PROGRESS_MS);
+    this.#idle.unref();
+  }
+
+  /** Creates the context (tag matching only) and a single-threaded worker. Throws UcxStatusError. */
+  static open(ucp: Ucp, options: WorkerOptions = {}): UcpWorker {
+    const context = createContext(ucp, options);
+    const out = [0];
+    const status = ucp.workerCreate(
+      context,
+      { field_mask: UCP_WORKER_PARAM_FIELD_THREAD_MODE, thread_mode: UCS_THREAD_MODE_SINGLE },
+      out,
+    );
+    if (status !== UCS_OK) {
+      ucp.cleanup(context);
+      throw new UcxStatusError('ucp_worker_create', status, ucp);
+    }
+    const worker = out[0] ?? 0;
+    const address = ucp.workerGetAddress(worker);
+    if (!address.address) {
+      ucp.workerDestroy(worker);
+      ucp.cleanup(context);
+      throw new UcxStatusError('ucp_worker_get_address', address.status, ucp);
+    }
+    return new UcpWorker(ucp, context, worker, address.address);
+  }
+
+  /** Creates the endpoint to `peer` (connection set-up then proceeds during progress). */
+  connect(peer: number, address: Uint8Array): void {
+    if (this.#eps.has(peer)) return;
+    const out = [0];
+    const status = this.#ucp.epCreate(
+      this.#worker,
+      // Default error handling: UCX 1.13's shared-memory transports cannot do PEER mode, and a
+      // dead peer is told by the control star (rendezvous.ts), which fails what needs it.
+      { field_mask: UCP_EP_PARAM_FIELD_REMOTE_ADDRESS, address: addressOf(address) },
+      out,
+    );
+    if (status !== UCS_OK) throw new UcxStatusError(`ucp_ep_create to rank ${peer}`, status, this.#ucp);
+    this.#eps.set(peer, out[0] ?? 0);
+  }
+
+  send(peer: number, data: Uint8Array, tag: bigint, what: string): Operation {
+    const ep = this.#eps.get(peer);
+    if (ep === undefined) return failed(new Error(`${what}: no endpoint to rank ${peer}`));
+    const result = this.#ucp.tagSend(ep, addressOf(data), data.byteLength, tag, {});
+    return this.#track(result, false, data, what);
+  }
+
+  recv(data: Uint8Array, tag: bigint, what: string): Operation {
+    // NO_IMM_CMPL: always a request, so the landed length is read the same way every time.
+    const result = this.#ucp.tagRecv(this.#worker, addressOf(data), data.byteLength, tag, ~0n, {
+      op_attr_mask: UCP_OP_ATTR_FIELD_FLAGS | UCP_OP_ATTR_FLAG_NO_IMM_CMPL,
+    });
+    return this.#track(result, true, data, what);
+  }
+
+  #track(result: number, recv: boolean, data: Uint8Array, what: string): Operation {
+    if (this.#destroyed) return failed(new Error(`${what}: the UCX worker is closed`));
+    if (result === UCS_OK) return { done: Promise.resolve(data.byteLength), cancel() {} };
+    if (result < 0) return failed(new UcxStatusError(what, result, this.#ucp));
+    let op: PendingOp | undefined;
+    const done = new Promise<number>((resolve, reject) => {
+      op = { request: result, recv, data, what, resolve, reject };
+    });
+    done.catch(() => {}); // an aborted broadcast stops listening; its cancelled requests still settle here
+    const pending = op as unknown as PendingOp;
+    this.#pending.add(pending);
+    this.#kick();
+    return {
+      done,
+      cancel: () => {
+        if (this.#pending.has(pending)) this.#ucp.requestCancel(this.#worker, pending.request);
+      },
+    };
+  }
+
+  #kick(): void {
+    this.#spinning ??= setImmediate(() => this.#spin());
+  }
+
+  #spin(): void {
+    this.#spinning = undefined;
+    if (this.#destroyed) return;
+    const until = performance.now() + SPIN_MS;
+    do {
+      this.#ucp.workerProgress(this.#worker);
+      this.#reap();
+    } while (this.#pending.size > 0 && performance.now() < until);
+    if (this.#pending.size > 0) this.#kick();
+  }
+
+  #progressIdle(): void {
+    if (this.#destroyed || this.#spinning) return;
+    while (this.#ucp.workerProgress(this.#worker) > 0) {}
+    this.#reap();
+  }
+
+  #reap(): void {
+    for (const op of this.#pending) {
+      let status: number;
+      let length = op.data.byteLength;
+      if (op.recv) ({ status, length } = this.#ucp.recvTest(op.request));
+      else status = this.#ucp.requestCheck(op.request);
+      if (status === UCS_INPROGRESS) continue;
+      this.#pending.delete(op);
+      this.#ucp.requestFree(op.request);
+      if (status === UCS_OK) op.resolve(length);
+      else op.reject(new UcxStatusError(op.what, status, this.#ucp));
+    }
+  }
+
+  /** Progresses until `done` settles or `ms` pass (used while closing, with no event loop help). */
+  async #drain(done: () => boolean, ms: number): Promise<void> {
+    const until = performance.now() + ms;
+    while (!done() && performance.now() < until) {
+      this.#ucp.workerProgress(this.#worker);
+      this.#reap();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+
+  /**
+   * Flushes and closes every endpoint (capped: a dead peer never answers a flush), cancels what
+   * is still pending, then frees the worker and context.
+   */
+  async close(limitMs = 2000): Promise<void> {
+    if (this.#destroyed) return;
+    clearInterval(this.#idle);
+    const closing = new Set<number>();
+    // Requests still pending belong to broadcasts that failed (a send whose receiver gave up can
+    // never finish): a flush would wait for them, so such endpoints close without one.
+    const mode =
+      this.#pending.size > 0 ? { op_attr_mask: UCP_OP_ATTR_FIELD_FLAGS, flags: UCP_EP_CLOSE_FLAG_FORCE } : {};
+    for (const ep of this.#eps.values()) {
+      const r = this.#ucp.epClose(ep, mode);
+      if (r > 0) closing.add(r);
+    }
+    this.#eps.clear();
+    const settled = () => {
+      for (const r of closing) {
+        if (this.#ucp.requestCheck(r) !== UCS_INPROGRESS) {
+          this.#ucp.requestFree(r);
+          closing.delete(r);
+        }
+      }
+      return closing.size === 0;
+    };
+    await this.#drain(settled, limitMs);
+    for (const op of this.#pending) this.#ucp.requestCancel(this.#worker, op.request);
+    await this.#drain(() => this.#pending.size === 0, CANCEL_DRAIN_MS);
+    this.#destroyed = true;
+    if (this.#spinning) clearImmediate(this.#spinning);
+    for (const op of this.#pending) op.reject(new Error(`${op.what}: the UCX worker closed`));
+    this.#pending.clear();
+    // Requests UCX still holds (a close that did not finish in time) die with the worker.
+    this.#ucp.workerDestroy(this.#worker);
+    this.#ucp.cleanup(this.#context);
+  }
+}
+
+function failed(err: Error): Operation {
+  const done = Promise.reject(err);
+  done.catch(() => {}); // the caller may never look (an aborted broadcast)
+  return { done, cancel() {} };
+}
+
+/** ucp_init with tag matching, honouring UCX_* variables and the NET_DEVICES knob. */
+export function createContext(ucp: Ucp, options: WorkerOptions): number {
+  const config = ucp.configRead();
+  try {
+    if (options.netDevices) {
+      const status = ucp.configModify(config, 'NET_DEVICES', options.netDevices);
+      if (status !== UCS_OK) throw new UcxStatusError(`NET_DEVICES=${options.netDevices}`, status, ucp);
+    }
+    const out = [0];
+    const status = ucp.init({ field_mask: UCP_PARAM_FIELD_FEATURES, features: UCP_FEATURE_TAG }, config, out);
+    if (status !== UCS_OK) throw new UcxStatusError('ucp_init', status, ucp);
+    return out[0] ?? 0;
+  } finally {
+    ucp.configRelease(config);
+  }
+}
