@@ -56,13 +56,23 @@ const TOKEN = 'cli-test-token-9f8e7d';
 let dir: string;
 let coord: CoordProcess;
 
-/** Registers stand-in workers holding `ranks` (ids w<rank>), as `hotweights worker` would. */
-async function holdRanks(endpoint: string, ranks: number[], worldSize: number): Promise<void> {
+/**
+ * Registers stand-in workers holding `ranks` (ids w<rank>), as `hotweights worker` would; returns
+ * each rank's lease key (from its register reply).
+ */
+async function holdRanks(endpoint: string, ranks: number[], worldSize: number): Promise<string[]> {
   const client = new CoordinatorClient(endpoint, { token: TOKEN, timeoutMs: 5000 });
   try {
+    const keys: string[] = [];
     for (const rank of ranks) {
-      await client.call('register', { rank, world_size: worldSize, worker_id: `w${rank}` });
+      const r = await client.call<{ lease_key: string }>('register', {
+        rank,
+        world_size: worldSize,
+        worker_id: `w${rank}`,
+      });
+      keys[rank] = r.lease_key;
     }
+    return keys;
   } finally {
     client.close();
   }
@@ -114,15 +124,42 @@ describe('control-plane commands against a real coord-serve', { timeout: 120_000
     expect(forged.code).toBe(1);
     expect(forged.stderr).toContain('[HW_COORD_NOT_HOLDER]: precommit v1: rank 0 is held by no live worker');
 
-    await holdRanks(coord.endpoint, [0, 1], 2);
+    const keys = await holdRanks(coord.endpoint, [0, 1], 2);
+    // The holder's id is public (coord-status): without its lease key the vote is still refused.
+    const shown = await runCli(['coord-status', '--json'], { env });
+    expect(shown.stdout).toMatch(/"worker_id": "w0"/);
+    expect(shown.stdout).not.toMatch(/key_hash|lease_key/);
+    for (const key of keys) expect(shown.stdout).not.toContain(key);
+    const keyless = await runCli(
+      ['precommit', '--version', 'v1', '--rank', '0', '--worker-id', 'w0', '--digest', expectedDigest(p, 0)],
+      { env },
+    );
+    expect(keyless.code).toBe(1);
+    expect(keyless.stderr).toContain(
+      '[HW_COORD_LEASE_KEY]: precommit v1 for rank 0: no lease key for worker w0',
+    );
     const bad = await runCli(
-      ['precommit', '--version', 'v1', '--rank', '0', '--worker-id', 'w0', '--digest', 'sha256:00'],
+      [
+        'precommit',
+        '--version',
+        'v1',
+        '--rank',
+        '0',
+        '--worker-id',
+        'w0',
+        '--lease-key',
+        keys[0] ?? '',
+        '--digest',
+        'sha256:00',
+      ],
       { env },
     );
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain('HW_COORD_DIGEST_MISMATCH');
 
+    // The key by flag (rank 0) or from HOTWEIGHTS_LEASE_KEY (rank 1).
     for (const rank of [0, 1]) {
+      const byFlag = rank === 0 ? ['--lease-key', keys[rank] ?? ''] : [];
       const ok = await runCli(
         [
           'precommit',
@@ -132,11 +169,13 @@ describe('control-plane commands against a real coord-serve', { timeout: 120_000
           String(rank),
           '--worker-id',
           `w${rank}`,
+          ...byFlag,
           '--digest',
           expectedDigest(p, rank),
         ],
-        { env },
+        { env: rank === 0 ? env : { ...env, HOTWEIGHTS_LEASE_KEY: keys[rank] ?? '' } },
       );
+      expect(ok.stderr).toBe('');
       expect(ok.code).toBe(0);
     }
     const status = await runCli(['coord-status', '--json'], { env });
@@ -192,7 +231,7 @@ describe('control-plane commands against a real coord-serve', { timeout: 120_000
     // A coordinator of its own: the first test's fleet has two ranks, this plan one.
     const coord = await startCoordProcess({ HOTWEIGHTS_COORD_TOKEN: TOKEN, HOTWEIGHTS_LEASE_S: '600' });
     try {
-      await holdRanks(coord.endpoint, [0], 1);
+      const [key = ''] = await holdRanks(coord.endpoint, [0], 1);
       const env = { HOTWEIGHTS_COORD: coord.endpoint, HOTWEIGHTS_COORD_TOKEN: TOKEN };
       const none = await runCli(
         [
@@ -227,7 +266,7 @@ describe('control-plane commands against a real coord-serve', { timeout: 120_000
           '--digest',
           expectedDigest(p0, 0),
         ],
-        { env },
+        { env: { ...env, HOTWEIGHTS_LEASE_KEY: key } },
       );
       expect(pre.stdout).toContain('update v0: committed');
 

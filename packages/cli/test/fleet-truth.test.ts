@@ -10,7 +10,7 @@
  * call timeout), read in core's config.ts.
  */
 import { execFile } from 'node:child_process';
-import { readFile, rm } from 'node:fs/promises';
+import { readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -134,8 +134,15 @@ describe('fleet truth: every rank on the committed version, or a clear report', 
     await t.cli(['coord-submit-plan', '--plan', t.fleet.planV1]);
     await t.cli(['begin', '--version', 'v1', '--no-auto-commit']);
     for (const w of [w0, w1]) await w.waitFor(/update v1: .*precommitted/);
+    // The killed worker's lease key stays in its target, readable by its user only, never shown.
+    const marker = join(t.fleet.target(1), '.hotweights', 'fleet.json');
+    expect((await stat(marker)).mode & 0o777).toBe(0o600);
+    const { lease_key: key } = JSON.parse(await readFile(marker, 'utf8')) as { lease_key: string };
+    expect(key).toMatch(/^[A-Za-z0-9_-]{32}$/);
+    expect((await t.cli(['coord-status', '--json'])).stdout).not.toContain(key);
     await w1.kill('SIGKILL');
-    // Restarted before the decision: in doubt, it keeps what it prepared (no new staging).
+    // Restarted before the decision: it proves the key and takes over at once; in doubt, it
+    // keeps what it prepared (no new staging).
     const undecided = t.spawnWorker(1);
     await undecided.waitFor(
       /rank 1 is held by worker \S+, an earlier process on this host that is gone: taking over/,
@@ -243,10 +250,14 @@ describe('fleet truth: every rank on the committed version, or a clear report', 
     await w1.waitFor(/converged: live v1 \(was v0; finished the flip/);
     await expectConverged(t, 'v1', 2, t.fleet.ckptB, B_FILES);
 
-    // The host of rank 1 is replaced: a new worker with nothing in its target.
+    // The host of rank 1 is replaced: a new worker with nothing in its target (so no lease key
+    // of its predecessor): it waits for the old lease to run out.
     await w1.kill('SIGKILL');
     await rm(t.fleet.target(1), { recursive: true, force: true });
     const fresh = t.spawnWorker(1);
+    await fresh.waitFor(
+      /rank 1 is held by worker \S+ on host \S+ \(pid \d+\), .*: waiting [\d.]+ s for its lease to expire/,
+    );
     await fresh.waitFor(/converged: live v1 \(was none; caught up from the source\)/);
     await expectConverged(t, 'v1', 2, t.fleet.ckptB, B_FILES);
 

@@ -161,12 +161,15 @@ export class CoordinatorClient {
     rank: number;
     digest: string;
     workerId?: string | null;
+    /** The worker's lease key, from its register reply. */
+    leaseKey?: string | null;
   }): Promise<UpdateView> {
     return this.call('precommit', {
       version: args.version,
       rank: args.rank,
       digest: args.digest,
       worker_id: args.workerId ?? null,
+      lease_key: args.leaseKey ?? null,
     });
   }
   commit(version: string): Promise<UpdateView> {
@@ -192,8 +195,19 @@ export class CoordinatorClient {
   getCurrentManifest(): Promise<{ version: string | null; manifest: Record<string, unknown> | null }> {
     return this.call('get_current_manifest');
   }
-  reportHave(version: string, rank: number, bucketIds: readonly number[]): Promise<{ buckets: number }> {
-    return this.call('report_have', { version, rank, bucket_ids: bucketIds });
+  reportHave(
+    version: string,
+    rank: number,
+    bucketIds: readonly number[],
+    lease: { workerId: string; leaseKey: string },
+  ): Promise<{ buckets: number }> {
+    return this.call('report_have', {
+      version,
+      rank,
+      bucket_ids: bucketIds,
+      worker_id: lease.workerId,
+      lease_key: lease.leaseKey,
+    });
   }
   whoHas(
     version: string,

@@ -51,4 +51,4 @@ export type {
   UpdateView,
   WorkerRecord,
 } from './types.js';
-export { WorkerAgent, type WorkerAgentOptions } from './worker.js';
+export { WorkerAgent, type WorkerAgentOptions, type WorkerLease } from './worker.js';

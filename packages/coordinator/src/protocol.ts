@@ -21,6 +21,7 @@ export const ERROR_CODES = {
   unreachable: 'HW_COORD_UNREACHABLE',
   rankHeld: 'HW_COORD_RANK_HELD',
   notHolder: 'HW_COORD_NOT_HOLDER',
+  badLeaseKey: 'HW_COORD_LEASE_KEY',
 } as const;
 
 /** Every RPC. `mutating` ones need the token when the server has one. */

@@ -15,7 +15,7 @@ import { expireHandles } from './service/handles.js';
 import { expireLeases } from './service/membership.js';
 import { type CoordinatorServiceOptions, CoordinatorState } from './service/state.js';
 import { statusOf } from './service/status.js';
-import type { CoordinatorStatus, CurrentRecord, HandleRecord, UpdateRecord, WorkerRecord } from './types.js';
+import type { CoordinatorStatus, CurrentRecord, HandleRecord, StoredWorker, UpdateRecord } from './types.js';
 
 export type { CoordinatorServiceOptions } from './service/state.js';
 
@@ -59,7 +59,7 @@ export class CoordinatorService {
     for (const [, u] of await b.entries<UpdateRecord>('update:')) s.updates.set(u.version, u);
     // A restarted coordinator gives every known worker a fresh lease: they had no way to
     // heartbeat while it was down. Those that are really gone expire one lease later.
-    for (const [, w] of await b.entries<WorkerRecord>('worker:')) {
+    for (const [, w] of await b.entries<StoredWorker>('worker:')) {
       const renewed = { ...w, lease_expires_at: now + s.opts.leaseS * 1000 };
       s.workers.set(w.worker_id, renewed);
       await b.set(`worker:${w.worker_id}`, renewed);

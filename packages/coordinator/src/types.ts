@@ -21,6 +21,11 @@ export interface WorkerRecord {
   readonly sync_error?: string | null;
 }
 
+/** What the coordinator stores of a worker: its record and the SHA-256 of its lease key (never shown). */
+export interface StoredWorker extends WorkerRecord {
+  readonly key_hash: string;
+}
+
 export interface PrecommitRecord {
   readonly digest: string;
   readonly worker_id: string | null;

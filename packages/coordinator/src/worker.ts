@@ -46,8 +46,22 @@ export interface WorkerAgentOptions extends AttemptServices {
   readonly log?: (line: string) => void;
   /** A full plan of a version for catching up when its stored plan is a delta (see catch-up.ts). */
   readonly planCatchUp?: PlanCatchUp;
+  /**
+   * The id and lease key of this worker's previous process (kept by the caller, e.g. in the
+   * target's fleet marker): a restarted worker proves with them that it may take over the rank
+   * at once; without them it waits for the old lease to run out.
+   */
+  readonly previousLease?: WorkerLease | undefined;
+  /** Called with the id and lease key after every (re-)registration, to keep them for a restart. */
+  readonly onRegistered?: (lease: WorkerLease) => void | Promise<void>;
   /** Called when an update ends on this worker. */
   readonly onFinished?: (version: string, result: 'committed' | 'aborted' | 'failed') => void;
+}
+
+/** A worker's id and the secret that proves it (from its register reply). */
+export interface WorkerLease {
+  readonly workerId: string;
+  readonly leaseKey: string;
 }
 
 /** Longest wait between two tries to reach the current version. */
@@ -122,7 +136,7 @@ export class WorkerAgent {
   readonly #log: (line: string) => void;
   readonly #metrics: WorkerMetrics | undefined;
   readonly #attempts = new Map<string, Attempt>();
-  #workerId: string | undefined;
+  #lease: WorkerLease | undefined;
   #live: string | null = null;
   #sub: EventSubscriber | undefined;
   #timer: NodeJS.Timeout | undefined;
@@ -170,7 +184,7 @@ export class WorkerAgent {
   }
 
   get workerId(): string | undefined {
-    return this.#workerId;
+    return this.#lease?.workerId;
   }
 
   /** Version live on this worker's adapter, as last read from it. */
@@ -189,23 +203,35 @@ export class WorkerAgent {
   }
 
   #heartbeatParams(): Record<string, unknown> {
-    return { worker_id: this.#workerId, live_version: this.#live, sync_error: this.#syncError };
+    return {
+      worker_id: this.#lease?.workerId,
+      lease_key: this.#lease?.leaseKey,
+      live_version: this.#live,
+      sync_error: this.#syncError,
+    };
   }
 
   /**
    * What to do about the live worker holding our rank: take over at once from a previous process
-   * of this worker on this host that is gone (killed, crashed), or wait out the lease of a holder
-   * that has stopped heartbeating (hung, or on a lost host). A holder that heartbeats is a second
-   * claimant's answer: undefined, and the refusal stands.
+   * of this worker on this host that is gone (killed, crashed) and whose lease key we were given,
+   * or wait out the lease of a holder that is gone or has stopped heartbeating (hung, or on a
+   * lost host). A holder that heartbeats is a second claimant's answer: undefined, and the
+   * refusal stands.
    */
-  async #holderVerdict(): Promise<{ takeOver: string } | { waitMs: number; holder: string } | undefined> {
+  async #holderVerdict(): Promise<
+    { takeOver: WorkerLease } | { waitMs: number; holder: string } | undefined
+  > {
     const s = await this.client.status();
     const holder = s.workers.find((w) => w.rank === this.rank);
     if (!holder) return { waitMs: 0, holder: 'gone' };
-    const dead = holder.pid !== null && (holder.pid === process.pid || !processAlive(holder.pid));
-    if (holder.host === hostname() && dead) return { takeOver: holder.worker_id };
+    const dead =
+      holder.host === hostname() &&
+      holder.pid !== null &&
+      (holder.pid === process.pid || !processAlive(holder.pid));
+    const previous = this.#o.previousLease;
+    if (dead && previous?.workerId === holder.worker_id) return { takeOver: previous };
     const silentMs = s.now - holder.last_seen;
-    if (silentMs <= 3 * s.heartbeat_s * 1000) return undefined;
+    if (!dead && silentMs <= 3 * s.heartbeat_s * 1000) return undefined;
     return {
       waitMs: Math.max(0, holder.lease_expires_at - s.now) + 50,
       holder: `${holder.worker_id} on host ${holder.host} (pid ${holder.pid ?? '?'}), silent for ${(silentMs / 1000).toFixed(1)} s`,
@@ -213,11 +239,11 @@ export class WorkerAgent {
   }
 
   async #register(retry: boolean): Promise<void> {
-    let takeOver: string | undefined;
+    let takeOver: WorkerLease | undefined;
     for (;;) {
       try {
         await this.#readLive();
-        const r = await this.client.call<{ worker_id: string }>('register', {
+        const r = await this.client.call<{ worker_id: string; lease_key: string }>('register', {
           rank: this.rank,
           world_size: this.worldSize,
           node_id: this.#o.nodeId ?? this.#o.config.nodeId,
@@ -225,11 +251,12 @@ export class WorkerAgent {
           pid: process.pid,
           live_version: this.#live,
           sync_error: this.#syncError,
-          ...(this.#workerId ? { worker_id: this.#workerId } : {}),
-          ...(takeOver ? { take_over: takeOver } : {}),
+          ...(this.#lease ? { worker_id: this.#lease.workerId, lease_key: this.#lease.leaseKey } : {}),
+          ...(takeOver ? { take_over: takeOver.workerId, take_over_key: takeOver.leaseKey } : {}),
         });
-        const first = this.#workerId === undefined;
-        this.#workerId = r.worker_id;
+        const first = this.#lease === undefined;
+        this.#lease = { workerId: r.worker_id, leaseKey: r.lease_key };
+        await this.#o.onRegistered?.(this.#lease);
         this.#metrics?.coordinatorUp.set(1);
         this.#log(
           first
@@ -247,7 +274,7 @@ export class WorkerAgent {
           if (verdict && 'takeOver' in verdict) {
             takeOver = verdict.takeOver;
             this.#log(
-              `rank ${this.rank} is held by worker ${takeOver}, an earlier process on this host that is gone: taking over`,
+              `rank ${this.rank} is held by worker ${takeOver.workerId}, an earlier process on this host that is gone: taking over`,
             );
             continue;
           }
@@ -268,7 +295,7 @@ export class WorkerAgent {
   }
 
   async #tick(): Promise<void> {
-    if (this.#stopped || !this.#workerId) return;
+    if (this.#stopped || !this.#lease) return;
     try {
       await this.#readLive();
       await this.client.call('heartbeat', this.#heartbeatParams());
@@ -361,7 +388,8 @@ export class WorkerAgent {
         version: a.version,
         rank: this.rank,
         digest: vote.digest,
-        workerId: this.#workerId ?? null,
+        workerId: this.#lease?.workerId ?? null,
+        leaseKey: this.#lease?.leaseKey ?? null,
       })
       .then(
         () => this.#log(`update ${a.version}: precommit sent again; the coordinator has it now`),
@@ -410,7 +438,7 @@ export class WorkerAgent {
       rank: this.rank,
       worldSize: this.worldSize,
       nodeId: this.#o.nodeId ?? this.#o.config.nodeId,
-      workerId: this.#workerId ?? `rank-${this.rank}`,
+      workerId: this.#lease?.workerId ?? `rank-${this.rank}`,
       signal,
       log: this.#log,
       onRendezvous,
@@ -468,7 +496,9 @@ export class WorkerAgent {
       });
       a.staged = staged;
       if (signal.aborted) throw signal.reason;
-      if (have.length) await this.client.reportHave(a.version, this.rank, have).catch(() => {});
+      const lease = this.#lease;
+      if (have.length && lease)
+        await this.client.reportHave(a.version, this.rank, have, lease).catch(() => {});
       digest = stagedDigest(a.version, staged.buckets);
       what = `staged ${staged.buckets.length} bucket(s) (${staged.prepared}), verified`;
     }
@@ -484,7 +514,8 @@ export class WorkerAgent {
           version: a.version,
           rank: this.rank,
           digest,
-          workerId: this.#workerId ?? null,
+          workerId: this.#lease?.workerId ?? null,
+          leaseKey: this.#lease?.leaseKey ?? null,
         });
         this.#log(`update ${a.version}: ${what}, precommitted`);
       } catch (err) {

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CoordinatorClient, CoordinatorServer, expectedDigest, RedisBackend } from '../src/index.js';
+import { heartbeatAs, precommitAs, registerAs, reportHaveAs } from './leases.js';
 import { makePlan } from './plans.js';
 import { type RedisProcess, startRedis } from './redis-server.js';
 
@@ -54,12 +55,17 @@ describe('redis backend', () => {
     const first = await serve('restart:');
     const plan = makePlan({ version: 'v1', buckets: [{ id: 0, consumers: [0, 1] }] });
     const manifest = { schema: 'hotweights.manifest', version: 'v1', digest: 'sha256:11', files: [] };
-    await first.client.call('register', { rank: 0, world_size: 2, worker_id: 'w0' });
-    await first.client.call('register', { rank: 1, world_size: 2, worker_id: 'w1' });
+    await registerAs(first.client, { rank: 0, world_size: 2, worker_id: 'w0' });
+    await registerAs(first.client, { rank: 1, world_size: 2, worker_id: 'w1' });
     await first.client.submitPlan(plan, manifest);
     await first.client.begin('v1');
-    await first.client.precommit({ version: 'v1', rank: 0, digest: expectedDigest(plan, 0), workerId: 'w0' });
-    await first.client.reportHave('v1', 0, [0]);
+    await precommitAs(first.client, {
+      version: 'v1',
+      rank: 0,
+      digest: expectedDigest(plan, 0),
+      workerId: 'w0',
+    });
+    await reportHaveAs(first.client, 'v1', 0, [0]);
     await first.client.postHandle({ nodeId: 'n', key: 'k', handle: { h: 1 }, consumers: ['a', 'b'] });
     await first.client.ackHandle('n', 'k', 'a');
     first.client.close();
@@ -80,8 +86,8 @@ describe('redis backend', () => {
       expect((await second.client.whoHas('v1')).holders).toEqual({ 0: [0] });
       expect(await second.client.getHandle('n', 'k')).toMatchObject({ handle: { h: 1 }, acked: ['a'] });
       // Workers keep heartbeating with the ids they had.
-      await second.client.call('heartbeat', { worker_id: 'w1' });
-      const done = await second.client.precommit({
+      await heartbeatAs(second.client, { worker_id: 'w1' });
+      const done = await precommitAs(second.client, {
         version: 'v1',
         rank: 1,
         digest: expectedDigest(plan, 1),

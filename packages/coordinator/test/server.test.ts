@@ -8,6 +8,7 @@ import {
   EventSubscriber,
   expectedDigest,
 } from '../src/index.js';
+import { heartbeatAs, precommitAs, registerAs, reportHaveAs } from './leases.js';
 import { makePlan } from './plans.js';
 import { refusal } from './refusal.js';
 
@@ -31,7 +32,7 @@ async function start(opts: Partial<Parameters<typeof CoordinatorServer.start>[0]
 /** Registers a worker holding `rank` (id `w<rank>`): only it may precommit for the rank. */
 async function join(client: CoordinatorClient, ranks: number[], worldSize: number): Promise<void> {
   for (const rank of ranks) {
-    await client.call('register', { rank, world_size: worldSize, worker_id: `w${rank}`, host: 'h', pid: 1 });
+    await registerAs(client, { rank, world_size: worldSize, worker_id: `w${rank}`, host: 'h', pid: 1 });
   }
 }
 
@@ -68,14 +69,14 @@ describe('coordinator state machine', () => {
     expect(begun).toMatchObject({ state: 'begun', required_ranks: [0, 1], missing_ranks: [0, 1] });
     expect((await client.getPlan()).plan.digest).toBe(plan.digest);
 
-    const half = await client.precommit({
+    const half = await precommitAs(client, {
       version: 'v1',
       rank: 0,
       digest: expectedDigest(plan, 0),
       workerId: 'w0',
     });
     expect(half).toMatchObject({ state: 'begun', precommitted_ranks: [0], missing_ranks: [1] });
-    const done = await client.precommit({
+    const done = await precommitAs(client, {
       version: 'v1',
       rank: 1,
       digest: expectedDigest(plan, 1),
@@ -112,16 +113,16 @@ describe('coordinator state machine', () => {
     expect(busy.message).toContain('update v1 is begun');
 
     const wrong = await refusal(
-      client.precommit({ version: 'v1', rank: 0, digest: 'sha256:beef', workerId: 'w0' }),
+      precommitAs(client, { version: 'v1', rank: 0, digest: 'sha256:beef', workerId: 'w0' }),
     );
     expect(wrong.code).toBe('HW_COORD_DIGEST_MISMATCH');
     const foreign = await refusal(
-      client.precommit({ version: 'v1', rank: 5, digest: expectedDigest(plan, 5), workerId: 'w5' }),
+      precommitAs(client, { version: 'v1', rank: 5, digest: expectedDigest(plan, 5), workerId: 'w5' }),
     );
     expect(foreign.message).toContain('rank 5 is not part of this update');
 
-    await client.precommit({ version: 'v1', rank: 0, digest: expectedDigest(plan, 0), workerId: 'w0' });
-    const quorum = await client.precommit({
+    await precommitAs(client, { version: 'v1', rank: 0, digest: expectedDigest(plan, 0), workerId: 'w0' });
+    const quorum = await precommitAs(client, {
       version: 'v1',
       rank: 1,
       digest: expectedDigest(plan, 1),
@@ -149,21 +150,21 @@ describe('coordinator state machine', () => {
     await client.submitPlan(plan);
     await client.begin('v1');
     expect(
-      (await client.precommit({ version: 'v1', rank: 0, digest: expectedDigest(plan, 0), workerId: 'w0' }))
+      (await precommitAs(client, { version: 'v1', rank: 0, digest: expectedDigest(plan, 0), workerId: 'w0' }))
         .state,
     ).toBe('committed');
   });
 
   it('aborts an update when a needed worker loses its lease, and keeps serving', async () => {
     const { client } = await start({ leaseS: 0.3, heartbeatS: 0.1 });
-    const a = await client.call<{ worker_id: string }>('register', { rank: 0, world_size: 2 });
-    await client.call('register', { rank: 1, world_size: 2 });
+    const a = await registerAs(client, { rank: 0, world_size: 2 });
+    await registerAs(client, { rank: 1, world_size: 2 });
     const plan = makePlan({ version: 'v1', buckets: [{ id: 0, consumers: [0, 1] }] });
     await client.submitPlan(plan);
     await client.begin('v1');
     // Only worker 0 heartbeats; worker 1 goes silent.
     const beat = setInterval(() => {
-      client.call('heartbeat', { worker_id: a.worker_id }).catch(() => {});
+      heartbeatAs(client, { worker_id: a.worker_id }).catch(() => {});
     }, 100);
     cleanups.push(() => clearInterval(beat));
     await until(async () => (await client.status()).updates[0]?.state === 'aborted', 'the abort');
@@ -171,7 +172,7 @@ describe('coordinator state machine', () => {
     expect(status.updates[0]?.reason).toMatch(/rank 1, .*lost its lease/);
     expect(status.workers.map((w) => w.rank)).toEqual([0]);
     expect(status.current_version).toBeNull();
-    const gone = await refusal(client.call('heartbeat', { worker_id: 'nobody' }));
+    const gone = await refusal(heartbeatAs(client, { worker_id: 'nobody' }));
     expect(gone.code).toBe('HW_COORD_UNKNOWN_WORKER');
   });
 
@@ -197,7 +198,7 @@ describe('coordinator state machine', () => {
     const first = await client.getPlan('v1', { withManifest: true });
     expect(first).toEqual({ plan, state: 'begun', begun_at: expect.any(Number), manifest: m1 });
     expect(await client.getPlan()).toEqual({ plan, state: 'begun', begun_at: first.begun_at });
-    await client.precommit({ version: 'v1', rank: 0, digest: expectedDigest(plan, 0), workerId: 'w0' });
+    await precommitAs(client, { version: 'v1', rank: 0, digest: expectedDigest(plan, 0), workerId: 'w0' });
     expect(await client.getPlan('v1', { withManifest: true })).toMatchObject({
       plan,
       state: 'committed',
@@ -211,8 +212,8 @@ describe('coordinator state machine', () => {
 
   it('tracks which ranks hold which buckets for late joiners', async () => {
     const { client } = await start();
-    await client.call('register', { rank: 0, world_size: 3 });
-    await client.call('register', { rank: 1, world_size: 3 });
+    await registerAs(client, { rank: 0, world_size: 3, worker_id: 'w0' });
+    await registerAs(client, { rank: 1, world_size: 3, worker_id: 'w1' });
     const plan = makePlan({
       version: 'v1',
       buckets: [
@@ -222,12 +223,16 @@ describe('coordinator state machine', () => {
     });
     await client.submitPlan(plan);
     await client.begin('v1');
-    await client.reportHave('v1', 0, [0, 1]);
-    await client.reportHave('v1', 1, [0]);
+    await reportHaveAs(client, 'v1', 0, [0, 1]);
+    await reportHaveAs(client, 'v1', 1, [0]);
     expect((await client.whoHas('v1')).holders).toEqual({ 0: [0, 1], 1: [0] });
     expect((await client.whoHas('v1', [1, 7])).holders).toEqual({ 1: [0], 7: [] });
-    expect((await refusal(client.reportHave('v1', 0, [9]))).message).toContain('bucket 9 is not in the plan');
-    expect((await refusal(client.reportHave('v0', 0, [0]))).message).toContain('not the update in progress');
+    expect((await refusal(reportHaveAs(client, 'v1', 0, [9]))).message).toContain(
+      'bucket 9 is not in the plan',
+    );
+    expect((await refusal(reportHaveAs(client, 'v0', 0, [0]))).message).toContain(
+      'not the update in progress',
+    );
   });
 });
 
@@ -290,7 +295,7 @@ describe('security', () => {
     await join(right, [0], 1);
     await right.submitPlan(plan);
     await right.begin('v1');
-    await right.precommit({ version: 'v1', rank: 0, digest: expectedDigest(plan, 0), workerId: 'w0' });
+    await precommitAs(right, { version: 'v1', rank: 0, digest: expectedDigest(plan, 0), workerId: 'w0' });
     await until(() => events.some((e) => e.event === 'commit'), 'the commit event', 5000);
     const everything = [
       JSON.stringify(await anonymous.status()),
@@ -383,7 +388,7 @@ describe('malformed requests', () => {
     await client.submitPlan(plan);
     await client.begin('v1');
     expect(
-      (await client.precommit({ version: 'v1', rank: 0, digest: expectedDigest(plan, 0), workerId: 'w0' }))
+      (await precommitAs(client, { version: 'v1', rank: 0, digest: expectedDigest(plan, 0), workerId: 'w0' }))
         .state,
     ).toBe('committed');
   });

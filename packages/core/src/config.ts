@@ -153,6 +153,13 @@ export const VARIABLES = [
     doc: 'Shared secret. On the server, every mutating RPC must carry it; clients and the CLI send it. Never logged, published or echoed.',
   },
   {
+    name: 'HOTWEIGHTS_LEASE_KEY',
+    kind: { type: 'string' },
+    defaultText: '(unset)',
+    section: 'Control plane',
+    doc: "A worker's lease key (from its register reply, kept in its target's `.hotweights/fleet.json`) for `hotweights precommit --worker-id`; `--lease-key` wins. Never logged or echoed.",
+  },
+  {
     name: 'HOTWEIGHTS_HANDLE_TTL',
     kind: { type: 'number', min: 0.1 },
     defaultText: '30',
@@ -274,6 +281,8 @@ export interface HotweightsConfig {
   readonly coordBackend: 'memory' | 'redis';
   readonly redisUrl: string;
   readonly coordToken: string | undefined;
+  /** The lease key `hotweights precommit` sends for --worker-id. */
+  readonly leaseKey: string | undefined;
   readonly handleTtlS: number;
   readonly leaseS: number;
   readonly heartbeatS: number;
@@ -377,6 +386,7 @@ export function loadConfig(env: Env = process.env): HotweightsConfig {
     coordBackend: readEnum(env, 'HOTWEIGHTS_COORD_BACKEND', 'memory'),
     redisUrl: readString(env, 'HOTWEIGHTS_REDIS_URL') ?? 'redis://127.0.0.1:6379/0',
     coordToken: readString(env, 'HOTWEIGHTS_COORD_TOKEN'),
+    leaseKey: readString(env, 'HOTWEIGHTS_LEASE_KEY'),
     handleTtlS: readNumber(env, 'HOTWEIGHTS_HANDLE_TTL', 30),
     leaseS: readNumber(env, 'HOTWEIGHTS_LEASE_S', 10),
     heartbeatS: readNumber(env, 'HOTWEIGHTS_HEARTBEAT_S', 2),

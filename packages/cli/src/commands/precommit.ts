@@ -18,6 +18,10 @@ export const precommitCommand: CommandModule = {
           '--worker-id <id>',
           'id of the worker holding the rank (see coord-status): a vote counts only from the holder',
         )
+        .option(
+          '--lease-key <key>',
+          "that worker's lease key, from its register reply or its target's .hotweights/fleet.json (default: HOTWEIGHTS_LEASE_KEY)",
+        )
         .option('--json', 'print the update as JSON'),
     ).action(
       async (opts: {
@@ -25,6 +29,7 @@ export const precommitCommand: CommandModule = {
         digest: string;
         rank?: string;
         workerId?: string;
+        leaseKey?: string;
         json?: boolean;
         endpoint?: string;
         timeout?: string;
@@ -37,6 +42,7 @@ export const precommitCommand: CommandModule = {
             rank,
             digest: opts.digest,
             workerId: opts.workerId ?? null,
+            leaseKey: opts.leaseKey ?? c.config.leaseKey ?? null,
           }),
         );
         if (opts.json) c.json(u);

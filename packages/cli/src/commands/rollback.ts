@@ -35,9 +35,12 @@ export interface FleetMarker {
   readonly endpoint: string;
   readonly rank: number;
   readonly world_size: number;
+  /** The worker's id and lease key: a restarted worker proves with them it may take over its rank. */
+  readonly worker_id?: string;
+  readonly lease_key?: string;
 }
 
-function readFleetMarker(dir: string): FleetMarker | null {
+export function readFleetMarker(dir: string): FleetMarker | null {
   try {
     return JSON.parse(readFileSync(join(dir, FLEET_MARKER), 'utf8')) as FleetMarker;
   } catch {

@@ -3,7 +3,7 @@
  * size come from RANK/WORLD_SIZE (or mpirun's variables) unless given as flags; the adapter is
  * `--adapter NAME`, by default the directory adapter with --target, else the in-memory one.
  */
-import { access, mkdir, rm, writeFile } from 'node:fs/promises';
+import { access, chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { metricsHostFor, WorkerAgent } from '@hotweights/coordinator';
 import { ConfigError, MAX_WORLD_SIZE } from '@hotweights/core';
@@ -14,7 +14,7 @@ import { type AdapterFlags, addAdapterOptions, openAdapter } from '../adapter-op
 import type { CommandModule } from '../command.js';
 import { addTransferOptions, type TransferFlags, withTransferOptions } from '../transfer-options.js';
 import { resolveEndpoint } from './coord-client.js';
-import { FLEET_MARKER, type FleetMarker } from './rollback.js';
+import { FLEET_MARKER, type FleetMarker, readFleetMarker } from './rollback.js';
 
 function parseCount(text: string | undefined, flag: string, min: number, max?: number): number | undefined {
   if (text === undefined) return undefined;
@@ -94,6 +94,13 @@ export const workerCommand: CommandModule = {
         const done = new Promise<void>((resolve) => {
           release = resolve;
         });
+        // A killed predecessor left its id and lease key in the target: with them this worker
+        // takes over the rank at once instead of waiting for the old lease to run out.
+        const left = opts.target ? readFleetMarker(opts.target) : null;
+        const previousLease =
+          left?.worker_id && left.lease_key && left.rank === rank
+            ? { workerId: left.worker_id, leaseKey: left.lease_key }
+            : undefined;
         const agent = await WorkerAgent.start({
           endpoint,
           pubEndpoint: opts.pubEndpoint,
@@ -106,6 +113,23 @@ export const workerCommand: CommandModule = {
           metrics: registry,
           verify: opts.verify,
           log: (line) => c.out(line),
+          previousLease,
+          onRegistered: async (lease) => {
+            if (!opts.target) return;
+            // Marks the target as served by a fleet worker (`rollback --target` then points at the
+            // fleet) and keeps the lease key for a restart: readable by this user only.
+            const marker: FleetMarker = {
+              endpoint,
+              rank,
+              world_size: worldSize,
+              worker_id: lease.workerId,
+              lease_key: lease.leaseKey,
+            };
+            const path = join(opts.target, FLEET_MARKER);
+            await mkdir(join(opts.target, '.hotweights'), { recursive: true });
+            await writeFile(path, `${JSON.stringify(marker)}\n`, { mode: 0o600 });
+            await chmod(path, 0o600);
+          },
           openTransport: async ({ rendezvous }) => {
             const probe = { rank, worldSize, launcher: c.launch.launcher, config: c.config };
             const { provider } = await manager.select(probe, forced);
@@ -139,12 +163,6 @@ export const workerCommand: CommandModule = {
           },
         });
         if (metrics) c.out(`worker metrics on ${metrics.url}`);
-        if (opts.target) {
-          // Marks the target as served by a fleet worker: `rollback --target` then points at the fleet.
-          const marker: FleetMarker = { endpoint, rank, world_size: worldSize };
-          await mkdir(join(opts.target, '.hotweights'), { recursive: true });
-          await writeFile(join(opts.target, FLEET_MARKER), `${JSON.stringify(marker)}\n`);
-        }
         const stop = () => release();
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);

@@ -2,14 +2,26 @@
 import { CoordinatorError } from '@hotweights/core';
 import type { JsonObject } from '@hotweights/manifest';
 import { checkParams, ERROR_CODES } from '../protocol.js';
-import { type CoordinatorState, refused } from './state.js';
+import { requireLeaseKey } from './lease-key.js';
+import { type CoordinatorState, holderOf, refused } from './state.js';
 
 export async function reportHave(s: CoordinatorState, p: JsonObject): Promise<unknown> {
   const args = checkParams('report_have', (c) => ({
     version: c.string(p.version, 'version', { nonEmpty: true }),
     rank: c.count(p.rank, 'rank'),
     bucket_ids: c.array(p.bucket_ids, 'bucket_ids').map((b, i) => c.count(b, `bucket_ids[${i}]`)),
+    worker_id: c.nullableString(p.worker_id ?? null, 'worker_id'),
+    lease_key: c.nullableString(p.lease_key ?? null, 'lease_key'),
   }));
+  // Late joiners copy from the ranks named here: only a rank's holder may say what it has.
+  const holder = holderOf(s, args.rank);
+  if (!holder || holder.worker_id !== args.worker_id) {
+    throw new CoordinatorError(
+      ERROR_CODES.notHolder,
+      `report_have: rank ${args.rank} is not held by ${args.worker_id ?? '(no worker id)'}; only the rank's live worker reports its buckets`,
+    );
+  }
+  requireLeaseKey(holder, args.lease_key, 'report_have');
   const active = s.active();
   if (!active || active.version !== args.version) {
     throw refused(`report_have ${args.version}: not the update in progress`);

@@ -1,22 +1,24 @@
 /**
  * Workers and their leases. A rank is held by one live worker at a time: a second claimant is
  * refused with the holder named, except a restarted worker on the holder's host that checked the
- * holder's process is gone (`take_over`). Ranks and world sizes are checked against the fleet.
+ * holder's process is gone and proves it with the holder's lease key (`take_over`). Every call
+ * acting as a worker carries the worker's lease key (see lease-key.ts). Ranks and world sizes are checked against the fleet.
  * The reaper drops workers whose lease ran out, aborting an update that can no longer finish.
  */
 import { randomUUID } from 'node:crypto';
 import { CoordinatorError } from '@hotweights/core';
 import type { JsonObject } from '@hotweights/manifest';
 import { checkParams, ERROR_CODES } from '../protocol.js';
-import type { WorkerRecord } from '../types.js';
+import type { StoredWorker } from '../types.js';
 import { fleetWorldSize } from './fleet.js';
+import { issueLeaseKey, leaseKeyMatches, publicWorker, requireLeaseKey } from './lease-key.js';
 import { type CoordinatorState, holderOf, refused } from './state.js';
 import { finishAbort } from './updates.js';
 
 /** The largest world a coordinator accepts (ranks are processes; far above any real fleet). */
 export const MAX_WORLD_SIZE = 65_536;
 
-function describeHolder(w: WorkerRecord, now: number): string {
+function describeHolder(w: StoredWorker, now: number): string {
   const left = Math.max(0, (w.lease_expires_at - now) / 1000).toFixed(1);
   return `worker ${w.worker_id} on host ${w.host} (pid ${w.pid ?? '?'}, node ${w.node_id}, lease ${left} s left)`;
 }
@@ -32,6 +34,8 @@ export async function register(s: CoordinatorState, p: JsonObject): Promise<unkn
     sync_error: p.sync_error === undefined ? null : c.nullableString(p.sync_error, 'sync_error'),
     worker_id: p.worker_id === undefined ? undefined : c.string(p.worker_id, 'worker_id', { nonEmpty: true }),
     take_over: p.take_over === undefined ? undefined : c.string(p.take_over, 'take_over', { nonEmpty: true }),
+    take_over_key: c.nullableString(p.take_over_key ?? null, 'take_over_key'),
+    lease_key: c.nullableString(p.lease_key ?? null, 'lease_key'),
   }));
   if (args.world_size > MAX_WORLD_SIZE) {
     throw new CoordinatorError(
@@ -47,6 +51,10 @@ export async function register(s: CoordinatorState, p: JsonObject): Promise<unkn
   }
   const now = Date.now();
   const worker_id = args.worker_id ?? randomUUID();
+  // Ids are public (status lists them): replacing a known worker's record needs its key. An id
+  // the coordinator does not know (e.g. it restarted on memory) registers afresh.
+  const previous = s.workers.get(worker_id);
+  if (previous) requireLeaseKey(previous, args.lease_key, `register as ${worker_id}`);
   const others = [...s.workers.values()].filter((w) => w.worker_id !== worker_id);
   const fleetWorld = fleetWorldSize({ workers: new Map(others.map((w) => [w.worker_id, w])) });
   if (fleetWorld !== 0 && fleetWorld !== args.world_size) {
@@ -66,12 +74,15 @@ export async function register(s: CoordinatorState, p: JsonObject): Promise<unkn
     // may replace its dead predecessor at once, rather than wait a lease.
     const replaces =
       holder.lease_expires_at <= now ||
-      (args.take_over === holder.worker_id && holder.host === args.host && holder.host !== 'unknown');
+      (args.take_over === holder.worker_id &&
+        leaseKeyMatches(holder, args.take_over_key) &&
+        holder.host === args.host &&
+        holder.host !== 'unknown');
     if (!replaces) {
       throw new CoordinatorError(
         ERROR_CODES.rankHeld,
         `register: rank ${args.rank} is held by ${describeHolder(holder, now)}; stop that worker or give this one another rank`,
-        { details: { holder } },
+        { details: { holder: publicWorker(holder) } },
       );
     }
     s.workers.delete(holder.worker_id);
@@ -83,26 +94,29 @@ export async function register(s: CoordinatorState, p: JsonObject): Promise<unkn
       replaced_by: worker_id,
     });
   }
-  const known = s.workers.has(worker_id);
-  const w: WorkerRecord = {
+  const lease = issueLeaseKey();
+  const w: StoredWorker = {
     worker_id,
     rank: args.rank,
     world_size: args.world_size,
     node_id: args.node_id.slice(0, 256),
     host: args.host.slice(0, 256),
     pid: args.pid,
-    registered_at: s.workers.get(worker_id)?.registered_at ?? now,
+    registered_at: previous?.registered_at ?? now,
     last_seen: now,
     lease_expires_at: now + s.opts.leaseS * 1000,
     live_version: args.live_version,
     sync_error: args.sync_error?.slice(0, 500) ?? null,
+    key_hash: lease.hash,
   };
   s.workers.set(worker_id, w);
   await s.backend.set(`worker:${worker_id}`, w);
   s.refreshGauges();
-  if (!known) await s.emit('worker_joined', { worker_id, rank: w.rank, node_id: w.node_id });
+  if (!previous) await s.emit('worker_joined', { worker_id, rank: w.rank, node_id: w.node_id });
   return {
     worker_id,
+    // The only place the key is ever sent: the worker keeps it for every later call.
+    lease_key: lease.key,
     lease_s: s.opts.leaseS,
     heartbeat_s: s.opts.heartbeatS,
     seq: s.seq,
@@ -115,6 +129,7 @@ export async function heartbeat(s: CoordinatorState, p: JsonObject): Promise<unk
     worker_id: c.string(p.worker_id, 'worker_id', { nonEmpty: true }),
     live_version: p.live_version === undefined ? undefined : c.nullableString(p.live_version, 'live_version'),
     sync_error: p.sync_error === undefined ? undefined : c.nullableString(p.sync_error, 'sync_error'),
+    lease_key: c.nullableString(p.lease_key ?? null, 'lease_key'),
   }));
   const w = s.workers.get(args.worker_id);
   if (!w) {
@@ -123,8 +138,9 @@ export async function heartbeat(s: CoordinatorState, p: JsonObject): Promise<unk
       `heartbeat: worker ${args.worker_id} is not registered (lease expired?): register again`,
     );
   }
+  requireLeaseKey(w, args.lease_key, 'heartbeat');
   const now = Date.now();
-  const renewed: WorkerRecord = {
+  const renewed: StoredWorker = {
     ...w,
     last_seen: now,
     lease_expires_at: now + s.opts.leaseS * 1000,
@@ -145,7 +161,7 @@ export async function heartbeat(s: CoordinatorState, p: JsonObject): Promise<unk
 }
 
 export function listWorkers(s: CoordinatorState): unknown {
-  return { workers: [...s.workers.values()] };
+  return { workers: [...s.workers.values()].map(publicWorker) };
 }
 
 /**
@@ -153,7 +169,7 @@ export function listWorkers(s: CoordinatorState): unknown {
  * that update: live weights everywhere stay as they are.
  */
 export async function expireLeases(s: CoordinatorState, now: number): Promise<void> {
-  const lost: WorkerRecord[] = [];
+  const lost: StoredWorker[] = [];
   for (const w of [...s.workers.values()]) {
     if (w.lease_expires_at > now) continue;
     s.workers.delete(w.worker_id);

@@ -12,9 +12,9 @@ import {
   ACTIVE_STATES,
   type CurrentRecord,
   type HandleRecord,
+  type StoredWorker,
   type UpdateRecord,
   type UpdateView,
-  type WorkerRecord,
 } from '../types.js';
 import { fleetView } from './fleet.js';
 
@@ -38,7 +38,7 @@ export function refused(message: string): CoordinatorError {
 export class CoordinatorState {
   readonly opts: CoordinatorServiceOptions;
   readonly backend: StateBackend;
-  readonly workers = new Map<string, WorkerRecord>();
+  readonly workers = new Map<string, StoredWorker>();
   readonly updates = new Map<string, UpdateRecord>();
   readonly handles = new Map<string, HandleRecord>();
   readonly have = new Map<string, Record<string, number[]>>();
@@ -104,7 +104,7 @@ export class CoordinatorState {
 }
 
 /** The live worker holding `rank`, if any. */
-export function holderOf(s: CoordinatorState, rank: number): WorkerRecord | undefined {
+export function holderOf(s: CoordinatorState, rank: number): StoredWorker | undefined {
   for (const w of s.workers.values()) if (w.rank === rank) return w;
   return undefined;
 }

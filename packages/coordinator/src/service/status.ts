@@ -3,6 +3,7 @@
 import type { TokenGuard } from '../auth.js';
 import type { CoordinatorStatus } from '../types.js';
 import { fleetView } from './fleet.js';
+import { publicWorker } from './lease-key.js';
 import type { CoordinatorState } from './state.js';
 
 const RECENT_UPDATES = 20;
@@ -23,7 +24,7 @@ export function statusOf(s: CoordinatorState, guard: TokenGuard): CoordinatorSta
     current_version: s.current.version,
     active: active ? s.view(active) : null,
     updates,
-    workers: [...s.workers.values()].sort((a, b) => a.rank - b.rank),
+    workers: [...s.workers.values()].sort((a, b) => a.rank - b.rank).map(publicWorker),
     handles_active: s.handles.size,
     fleet: fleetView(s),
   };

@@ -9,6 +9,7 @@ import { expectedDigest, requiredRanks, rollbackDigest } from '../digest.js';
 import { checkParams, ERROR_CODES, RawJson } from '../protocol.js';
 import { ACTIVE_STATES, type UpdateRecord, type UpdateView } from '../types.js';
 import { fleetWorldSize } from './fleet.js';
+import { requireLeaseKey } from './lease-key.js';
 
 import { checkBool, checkManifestDoc } from './params.js';
 import { type CoordinatorState, holderOf, refused } from './state.js';
@@ -163,6 +164,7 @@ export async function precommit(s: CoordinatorState, p: JsonObject): Promise<unk
     rank: c.count(p.rank, 'rank'),
     digest: c.string(p.digest, 'digest', { nonEmpty: true }),
     worker_id: c.nullableString(p.worker_id, 'worker_id'),
+    lease_key: c.nullableString(p.lease_key ?? null, 'lease_key'),
   }));
   const u = s.updates.get(args.version);
   if (!u) throw refused(`precommit ${args.version}: no such update`);
@@ -173,7 +175,7 @@ export async function precommit(s: CoordinatorState, p: JsonObject): Promise<unk
     );
   }
   // A vote counts only from the worker that holds the rank: anyone can compute the digest from
-  // the open get_plan, nobody else holds the rank's lease.
+  // the open get_plan and read the holder's id from status, nobody else holds its lease key.
   const holder = holderOf(s, args.rank);
   if (!holder || holder.worker_id !== args.worker_id) {
     throw new CoordinatorError(
@@ -181,6 +183,7 @@ export async function precommit(s: CoordinatorState, p: JsonObject): Promise<unk
       `precommit ${args.version}: rank ${args.rank} is ${holder ? `held by worker ${holder.worker_id}` : 'held by no live worker'}, not by ${args.worker_id ?? '(no worker id)'}: a precommit counts only from the worker that holds the rank`,
     );
   }
+  requireLeaseKey(holder, args.lease_key, `precommit ${args.version} for rank ${args.rank}`);
   const plan = s.activePlan;
   if (!plan || plan.version !== args.version) {
     throw new CoordinatorError(ERROR_CODES.internal, `precommit ${args.version}: the plan is not loaded`);
