@@ -139,7 +139,10 @@ const results: Record<string, unknown> = {
 try {
   // ---- 1. RPC round trips ---------------------------------------------------------------------
   const client = new CoordinatorClient(eps.endpoint, { timeoutMs: 10_000 });
-  const reg = await client.call<{ worker_id: string }>('register', { rank: 0, world_size: 1 });
+  const reg = await client.call<{ worker_id: string; lease_key: string }>('register', {
+    rank: 0,
+    world_size: 1,
+  });
   const raw = new Dealer({ linger: 0 });
   raw.connect(eps.raw);
   const request = JSON.stringify({ id: 'bench.1', method: 'ping', params: {} });
@@ -163,7 +166,9 @@ try {
       await raw.receive();
     });
     await time(lat.ping as number[], () => client.ping());
-    await time(lat.heartbeat as number[], () => client.call('heartbeat', { worker_id: reg.worker_id }));
+    await time(lat.heartbeat as number[], () =>
+      client.call('heartbeat', { worker_id: reg.worker_id, lease_key: reg.lease_key }),
+    );
     await time(lat.status as number[], () => client.status());
   }
   raw.close();

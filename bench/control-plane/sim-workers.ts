@@ -16,7 +16,7 @@ const workers = await Promise.all(
   Array.from({ length: count }, async (_, i) => {
     const rank = first + i;
     const client = new CoordinatorClient(endpoint as string, { timeoutMs: 30_000 });
-    const reg = await client.call<{ worker_id: string }>('register', {
+    const reg = await client.call<{ worker_id: string; lease_key: string }>('register', {
       rank,
       world_size: world,
       node_id: 'sim',
@@ -33,6 +33,7 @@ const workers = await Promise.all(
             rank,
             digest: expectedDigest(plan, rank),
             workerId: reg.worker_id,
+            leaseKey: reg.lease_key,
           });
         })().catch((err: unknown) => process.stderr.write(`rank ${rank}: ${(err as Error).message}\n`));
       },

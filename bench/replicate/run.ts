@@ -35,7 +35,14 @@ const rounds = Number(arg('rounds', '2'));
 const hash = arg('hash', 'blake3');
 const work = arg('dir', '') || mkdtempSync(join(tmpdir(), 'hw-bench-replicate-'));
 const staging = mkdtempSync(join('/dev/shm', 'hw-bench-replicate-'));
-const env = { ...process.env, HOTWEIGHTS_STAGING_DIR: staging, HOTWEIGHTS_STATE_DIR: join(work, 'state') };
+// The checkpoints are published in this process, not by `hotweights publish`, so the source roots
+// the CLI may read are named here.
+const env = {
+  ...process.env,
+  HOTWEIGHTS_STAGING_DIR: staging,
+  HOTWEIGHTS_STATE_DIR: join(work, 'state'),
+  HOTWEIGHTS_SOURCE_ROOTS: join(work, 'ckpt'),
+};
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);

@@ -4,9 +4,9 @@
  * AdapterManager. The default is what it always was: `directory` when `--target` is given, else
  * `memory` (HOTWEIGHTS_ADAPTER overrides it, the flag overrides both).
  */
-import { type Adapter, type AdapterOptions, ConfigError } from '@hotweights/core';
+import { type Adapter, AdapterManager, type AdapterOptions, ConfigError } from '@hotweights/core';
 import type { Command } from 'commander';
-import type { CliContext } from './context.js';
+import { BUILTIN_ADAPTERS, type CliContext } from './context.js';
 
 export interface AdapterFlags {
   adapter?: string;
@@ -69,7 +69,10 @@ export async function openAdapter(
   defaults: Readonly<Record<string, Readonly<Record<string, string>>>> = {},
 ): Promise<Adapter> {
   const name = adapterName(c, flags, options.target);
-  const manager = await c.adapters();
+  // A built-in adapter wins over an installed package of the same name, so naming one needs no
+  // scan of node_modules (a few hundred package.json files on every command start).
+  const builtin = BUILTIN_ADAPTERS.some((p) => p.name === name);
+  const manager = builtin ? new AdapterManager({ providers: BUILTIN_ADAPTERS }) : await c.adapters();
   return manager.create(name, {
     ...options,
     config: c.config,

@@ -165,8 +165,12 @@ export async function discoverPlugins<P extends { name: string; version?: string
   const seen = new Set<string>();
   const found: PluginCandidate<P>[] = [];
   for (const nm of nodeModulesChain(fromDir)) {
-    for (const dir of await listPackageDirs(nm)) {
-      const pkg = await readPackageJson(dir);
+    // Read every package.json of a folder at once: one by one, a few hundred packages cost a
+    // CLI start ~0.2 s per plugin kind. Candidates are still taken in folder order.
+    const dirs = await listPackageDirs(nm);
+    const pkgs = await Promise.all(dirs.map(readPackageJson));
+    for (const [i, dir] of dirs.entries()) {
+      const pkg = pkgs[i];
       if (!pkg || !Array.isArray(pkg.keywords) || !pkg.keywords.includes(kind.keyword)) continue;
       const key = pkg.name ?? dir;
       if (seen.has(key)) continue;
