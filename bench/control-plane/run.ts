@@ -183,24 +183,28 @@ try {
   results.rpc = rpc;
 
   // ---- 2. begin -> commit with simulated workers ------------------------------------------
-  // Fresh coordinator state for the fleet: the RPC client above registered rank 0 of world 1.
+  // A fresh coordinator for the fleet: the RPC client above holds rank 0 of a world of 1, and a
+  // coordinator refuses workers of another world size while it is live.
+  const fleetServer = await startChild('servers.ts', redis ? [redis.url] : []);
+  children.push(fleetServer.child);
+  const fleet = JSON.parse(fleetServer.firstLine) as { endpoint: string; pubEndpoint: string };
   const per = Math.ceil(WORKERS / PROCS);
   for (let p = 0; p < PROCS; p++) {
     const first = p * per;
     const n = Math.min(per, WORKERS - first);
     if (n <= 0) break;
     const { child } = await startChild('sim-workers.ts', [
-      eps.endpoint,
-      eps.pubEndpoint,
+      fleet.endpoint,
+      fleet.pubEndpoint,
       String(first),
       String(n),
       String(WORKERS),
     ]);
     children.push(child);
   }
-  const driver = new CoordinatorClient(eps.endpoint, { timeoutMs: 30_000 });
+  const driver = new CoordinatorClient(fleet.endpoint, { timeoutMs: 30_000 });
   const commits = new Map<string, () => void>();
-  const sub = new EventSubscriber(eps.pubEndpoint, (e: CoordEvent) => {
+  const sub = new EventSubscriber(fleet.pubEndpoint, (e: CoordEvent) => {
     if (e.event === 'commit' || e.event === 'abort') commits.get(String(e.version))?.();
   });
   // Let every SUB socket finish joining before the first begin.
