@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, readdir, readFile, realpath, rm, writeFile } from 'node
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { DirectoryAdapter } from '@hotweights/adapter-directory';
-import { runAdapterCompliance, type VersionFiles } from '@hotweights/core/compliance/adapter';
+import { runAdapterCompliance, type VersionFiles } from '@hotweights/compliance/adapter';
 import { afterAll, describe, expect, it } from 'vitest';
 
 const work = await mkdtemp(join(tmpdir(), 'hw-dir-compliance-'));

@@ -1,5 +1,5 @@
 import { MemoryAdapter } from '@hotweights/adapter-memory';
-import { runAdapterCompliance } from '@hotweights/core/compliance/adapter';
+import { runAdapterCompliance } from '@hotweights/compliance/adapter';
 import { expect, it } from 'vitest';
 
 it('the memory adapter passes the adapter compliance suite', async () => {

@@ -46,7 +46,7 @@ beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'hw-third-party-'));
   // Build what is packed: the CLI and every package it references, then the template against
   // core's built output (as a third party builds against the published core).
-  await run('npx', ['tsc', '-b', 'packages/cli'], { cwd: REPO_ROOT });
+  await run('npx', ['tsc', '-b', 'packages/cli', 'packages/compliance'], { cwd: REPO_ROOT });
   await run('npx', ['tsc', '-p', 'templates/transport-template'], { cwd: REPO_ROOT });
 
   // A second copy of the template that claims a core API this hotweights does not provide.
@@ -63,17 +63,18 @@ beforeAll(async () => {
     }),
   );
 
-  app = await installPackedApp(work, [TEMPLATE, future]);
+  // The compliance suite is what the application's ranks run, as a plugin author's tests would.
+  app = await installPackedApp(work, [TEMPLATE, future, join(REPO_ROOT, 'packages', 'compliance')]);
 }, 240_000);
 
 afterAll(() => {
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
-/** One rank of a job in the application: select the transport by name, run core's compliance. */
+/** One rank of a job in the application: select the transport by name, run the compliance suite. */
 const RANK_SCRIPT = `
 import { loadConfig, readLaunchContext, TransportManager } from '@hotweights/core';
-import { runRankCompliance } from '@hotweights/core/compliance';
+import { runRankCompliance } from '@hotweights/compliance';
 const config = loadConfig();
 const { rank, worldSize, launcher } = readLaunchContext();
 const manager = new TransportManager();

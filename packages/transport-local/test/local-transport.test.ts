@@ -1,8 +1,8 @@
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { checkProviderContract } from '@hotweights/compliance';
 import { loadConfig, TransportError } from '@hotweights/core';
-import { checkProviderContract } from '@hotweights/core/compliance';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runRanks, spawnRank } from '../../runtime/test/spawn-ranks.js';
 import { LocalTransport, localTransportProvider } from '../src/local-transport.js';

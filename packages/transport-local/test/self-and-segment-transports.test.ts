@@ -7,8 +7,8 @@
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { checkProviderContract, runRankCompliance } from '@hotweights/compliance';
 import { loadConfig, TransportError } from '@hotweights/core';
-import { checkProviderContract, runRankCompliance } from '@hotweights/core/compliance';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   type SegmentHandle,

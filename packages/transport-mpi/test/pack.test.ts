@@ -49,7 +49,7 @@ describe('packed, installed without a compiler, discovered and selected', () => 
   let path = '';
   beforeAll(() => {
     // The CLI and every native package, with what they need at run time.
-    const dirs = workspaceClosure(['@hotweights/cli', ...NATIVE]);
+    const dirs = workspaceClosure(['@hotweights/cli', '@hotweights/compliance', ...NATIVE]);
     run('npx', ['tsc', '-b', ...dirs], REPO_ROOT);
     // As `npm pack` with each package's prepack: the prebuild from its own `prebuildify` script.
     const tarballs = packWorkspacePackages(dirs, { destination: tmp, scratch: join(tmp, 'src') });

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
+import { checkProviderContract } from '@hotweights/compliance';
 import { loadConfig, type ProbeContext } from '@hotweights/core';
-import { checkProviderContract } from '@hotweights/core/compliance';
 import { describe, expect, it } from 'vitest';
 import { loadNative, PACKAGE_ROOT, probeMpi, provider } from '../src/index.js';
 

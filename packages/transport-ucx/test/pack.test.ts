@@ -29,7 +29,7 @@ interface Report {
 describe('packed, installed without a compiler, discovered, probed and selected', () => {
   let path = '';
   beforeAll(() => {
-    const dirs = workspaceClosure(['@hotweights/cli', '@hotweights/transport-ucx']);
+    const dirs = workspaceClosure(['@hotweights/cli', '@hotweights/transport-ucx', '@hotweights/compliance']);
     run('npx', ['tsc', '-b', ...dirs], REPO_ROOT);
     const tarballs = packWorkspacePackages(dirs, { destination: tmp, scratch: join(tmp, 'src') });
     mkdirSync(app);

@@ -1,7 +1,7 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runAdapterCompliance } from '@hotweights/core/compliance/adapter';
+import { runAdapterCompliance } from '@hotweights/compliance/adapter';
 import { afterAll, expect, it } from 'vitest';
 import { KvAdapter } from '../src/index.js';
 

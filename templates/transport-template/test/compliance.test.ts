@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { checkProviderContract } from '@hotweights/compliance';
 import { loadConfig, type ProbeContext } from '@hotweights/core';
-import { checkProviderContract } from '@hotweights/core/compliance';
 import { afterEach, describe, expect, it } from 'vitest';
 import { provider } from '../src/index.js';
 

@@ -2,8 +2,9 @@
  * One rank of the compliance job: started once per rank with RANK, WORLD_SIZE, MASTER_ADDR and
  * MASTER_PORT set (by the test, or by torchrun / mpirun in real use). Prints a JSON summary.
  */
+
+import { runRankCompliance } from '@hotweights/compliance';
 import { loadConfig, readLaunchContext } from '@hotweights/core';
-import { runRankCompliance } from '@hotweights/core/compliance';
 import { provider } from '../src/index.js';
 
 const { rank, worldSize } = readLaunchContext();

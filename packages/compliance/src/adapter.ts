@@ -1,5 +1,5 @@
 /**
- * The adapter compliance suite (`@hotweights/core/compliance/adapter`). Our adapters and
+ * The adapter compliance suite (`@hotweights/compliance/adapter`). Our adapters and
  * third-party ones run it to show they keep the contract in src/adapter.ts: prepare leaves live
  * alone; commit flips atomically (a concurrent reader sees the old or the new version, never a mix
  * or nothing); abort, and a crash between prepare and commit, leave live and previous intact;
@@ -10,11 +10,19 @@
  * checkpoint, codec or transport: a delta changes one file, adds one and leaves others unchanged.
  */
 import { createHash } from 'node:crypto';
-import type { Adapter } from './adapter.js';
-import { assert, type ComplianceReport, Recorder } from './compliance-report.js';
-import { MANIFEST_SCHEMA, type Manifest, type ManifestEntry } from './manifest.js';
-import { PLAN_SCHEMA, PLAN_VERSION, type Plan, type PlanItem } from './plan.js';
-import type { StagedBucket, StagingAgent } from './staging.js';
+import {
+  type Adapter,
+  MANIFEST_SCHEMA,
+  type Manifest,
+  type ManifestEntry,
+  PLAN_SCHEMA,
+  PLAN_VERSION,
+  type Plan,
+  type PlanItem,
+  type StagedBucket,
+  type StagingAgent,
+} from '@hotweights/core';
+import { assert, type ComplianceReport, Recorder } from './report.js';
 
 /** A version as a reader sees it: relative path → bytes. */
 export type VersionFiles = ReadonlyMap<string, Uint8Array>;

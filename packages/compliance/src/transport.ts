@@ -10,10 +10,11 @@
  *
  * Both return a report and throw ComplianceError when something failed.
  */
-import { assert, type ComplianceReport, Recorder } from './compliance-report.js';
-import type { ProbeContext, Transport, TransportOptions, TransportProvider } from './transport.js';
 
-export { ComplianceError, type ComplianceFailure, type ComplianceReport } from './compliance-report.js';
+import type { ProbeContext, Transport, TransportOptions, TransportProvider } from '@hotweights/core';
+import { assert, type ComplianceReport, Recorder } from './report.js';
+
+export { ComplianceError, type ComplianceFailure, type ComplianceReport } from './report.js';
 
 /**
  * Checks a provider in one process. `options` are used for create() when the probe says the

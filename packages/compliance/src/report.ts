@@ -1,5 +1,5 @@
 /** The report and the check runner every compliance suite (transport, adapter) shares. */
-import { HotweightsError } from './errors.js';
+import { HotweightsError } from '@hotweights/core';
 
 export class ComplianceError extends HotweightsError {
   readonly failures: readonly ComplianceFailure[];
