@@ -6,6 +6,8 @@ export class CoordinatorMetrics {
   readonly precommitAcks: Gauge;
   readonly haveBuckets: Gauge;
   readonly ranksBehind: Gauge;
+  readonly requiredRanks: Gauge;
+  readonly updateBegunAt: Gauge;
   readonly handlesPosted: Counter;
   readonly handlesFetched: Counter;
   readonly handlesAcked: Counter;
@@ -30,6 +32,18 @@ export class CoordinatorMetrics {
     this.ranksBehind = new Gauge({
       name: 'hotweights_coord_ranks_behind',
       help: 'Ranks of the fleet not live on the current version (no worker, or another version live)',
+      registers,
+    });
+    // With precommit_acks these make an update's progress (acks / required) and its age
+    // (time() - begun), which is what a "stuck update" alert needs.
+    this.requiredRanks = new Gauge({
+      name: 'hotweights_coord_required_ranks',
+      help: 'Ranks whose precommit the active update needs (0 when no update is active)',
+      registers,
+    });
+    this.updateBegunAt = new Gauge({
+      name: 'hotweights_coord_update_begun_timestamp_seconds',
+      help: 'Unix time at which the active update began (0 when no update is active)',
       registers,
     });
     this.haveBuckets = new Gauge({

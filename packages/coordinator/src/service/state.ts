@@ -96,6 +96,8 @@ export class CoordinatorState {
     m.workers.set(this.workers.size);
     const active = this.active();
     m.precommitAcks.set(active ? Object.keys(active.precommits).length : 0);
+    m.requiredRanks.set(active ? active.required_ranks.length : 0);
+    m.updateBegunAt.set(active?.begun_at ? active.begun_at / 1000 : 0);
     const have = active ? this.have.get(active.version) : undefined;
     m.haveBuckets.set(have ? Object.values(have).reduce((n, ranks) => n + ranks.length, 0) : 0);
     m.handlesActive.set(this.handles.size);
