@@ -34,7 +34,7 @@ export class MemoryAdapter implements Adapter {
     const partialBase = this.partial && this.current === null;
     if (plan.prev_version !== null && plan.prev_version !== this.current && !partialBase) {
       throw new AdapterError(
-        `plan ${plan.version} is a delta from ${plan.prev_version}, but the live version is ${this.current ?? 'none'}`,
+        `plan ${plan.version} is a delta from ${plan.prev_version}, but the live version is ${this.current ?? 'none'}; make a full plan (no --prev) or deploy ${plan.prev_version} first`,
       );
     }
     const base =

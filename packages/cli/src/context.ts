@@ -16,6 +16,7 @@ import {
   loadConfig,
   TransportManager as Manager,
   readLaunchContext,
+  replacedVariableNotices,
   type TransportManager,
   type TransportProvider,
 } from '@hotweights/core';
@@ -76,6 +77,8 @@ export function createContext(env: NodeJS.ProcessEnv = process.env): CliContext 
   let manager: Promise<TransportManager> | undefined;
   let adapterManager: Promise<AdapterManager> | undefined;
   const loaded = loadConfig(env);
+  // A variable from an old preset that this design replaced: say so once, with what to use.
+  for (const notice of replacedVariableNotices(env)) process.stderr.write(`hotweights: note: ${notice}\n`);
   // Plans name the directory their source reads: by default only checkpoints published here.
   const config = Object.freeze({
     ...loaded,

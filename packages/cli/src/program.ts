@@ -61,7 +61,11 @@ export function describeError(err: unknown): { line: string; exitCode: number } 
   if (err instanceof CommanderError)
     return { line: `hotweights: ${oneLine(err.message.replace(/^error: /, ''))}`, exitCode: 2 };
   if (isHotweightsError(err))
-    return { line: `hotweights: error [${err.code}]: ${oneLine(err.message)}`, exitCode: 1 };
+    // A replaced seed command line is a usage mistake (2), like an unknown option.
+    return {
+      line: `hotweights: error [${err.code}]: ${oneLine(err.message)}`,
+      exitCode: err.code === 'HW_REPLACED' ? 2 : 1,
+    };
   const e = err as NodeJS.ErrnoException;
   if (e?.code && typeof e.message === 'string')
     return { line: `hotweights: error [${e.code}]: ${oneLine(e.message)}`, exitCode: 1 };

@@ -1,8 +1,8 @@
 /**
  * Per-command overrides of the transfer knobs that the seed documents offer as flags
- * (`--window`, `--mpi-chunk-mb`). Flags win over HOTWEIGHTS_INFLIGHT_BUCKETS /
- * HOTWEIGHTS_MPI_CHUNK_MB; the result is a context whose config carries them, so the Replicator
- * and transports read them as usual.
+ * (`--window`, `--mpi-chunk-mb`, and `--mpi` / `--ucx` for choosing the broadcast). Flags win over
+ * HOTWEIGHTS_INFLIGHT_BUCKETS / HOTWEIGHTS_MPI_CHUNK_MB; the result is a context whose config
+ * carries them, so the Replicator and transports read them as usual.
  */
 import { ConfigError } from '@hotweights/core';
 import type { Command } from 'commander';
@@ -11,6 +11,9 @@ import type { CliContext } from './context.js';
 export interface TransferFlags {
   window?: string;
   mpiChunkMb?: string;
+  transport?: string;
+  mpi?: boolean;
+  ucx?: boolean;
 }
 
 export function addTransferOptions(cmd: Command): Command {
@@ -19,7 +22,23 @@ export function addTransferOptions(cmd: Command): Command {
     .option(
       '--mpi-chunk-mb <mb>',
       'chunk size of MPI broadcasts, 0 = one broadcast per bucket (overrides HOTWEIGHTS_MPI_CHUNK_MB)',
+    )
+    .option('--mpi', 'broadcast over MPI: the same as --transport mpi')
+    .option('--ucx', 'broadcast over UCX: the same as --transport ucx');
+}
+
+/** The transport the flags force (`--transport`, or the seed documents' `--mpi` / `--ucx`). */
+export function forcedTransport(flags: TransferFlags): string | undefined {
+  const named = [flags.mpi ? 'mpi' : undefined, flags.ucx ? 'ucx' : undefined].filter(
+    (n): n is string => n !== undefined,
+  );
+  if (named.length > 1) throw new ConfigError('--mpi and --ucx name two transports: give one of them');
+  const [short] = named;
+  if (short && flags.transport !== undefined && flags.transport !== short)
+    throw new ConfigError(
+      `--${short} and --transport ${flags.transport} name two transports: give one of them`,
     );
+  return flags.transport ?? short;
 }
 
 /** The flags as arguments again, for rank processes a command starts itself. */

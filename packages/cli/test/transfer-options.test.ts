@@ -1,7 +1,7 @@
 import { ConfigError } from '@hotweights/core';
 import { describe, expect, it } from 'vitest';
 import { createContext } from '../src/context.js';
-import { transferArgs, withTransferOptions } from '../src/transfer-options.js';
+import { forcedTransport, transferArgs, withTransferOptions } from '../src/transfer-options.js';
 import { runCli } from './run-cli.js';
 
 describe('--window and --mpi-chunk-mb', () => {
@@ -35,5 +35,21 @@ describe('--window and --mpi-chunk-mb', () => {
         'hotweights: error [HW_CONFIG]: --window "two": expected an integer in 1..1024',
       );
     }
+  });
+});
+
+describe('--mpi and --ucx (the seed documents)', () => {
+  it('name a transport the way --transport does, and refuse two different names', () => {
+    expect(forcedTransport({ mpi: true })).toBe('mpi');
+    expect(forcedTransport({ ucx: true })).toBe('ucx');
+    expect(forcedTransport({ ucx: true, transport: 'ucx' })).toBe('ucx');
+    expect(forcedTransport({ transport: 'local' })).toBe('local');
+    expect(forcedTransport({})).toBeUndefined();
+    expect(() => forcedTransport({ mpi: true, ucx: true })).toThrowError(
+      '--mpi and --ucx name two transports',
+    );
+    expect(() => forcedTransport({ mpi: true, transport: 'local' })).toThrowError(
+      '--mpi and --transport local name two transports',
+    );
   });
 });

@@ -7,6 +7,7 @@ import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError } from './errors.js';
 import { MAX_WORLD_SIZE } from './plan.js';
+import { REPLACED_VARIABLES } from './seed-variables.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -402,6 +403,16 @@ export function loadConfig(env: Env = process.env): HotweightsConfig {
     ucxRetryDelayMs: readNumber(env, 'HOTWEIGHTS_UCX_RETRY_DELAY_MS', 250),
     ucxNetDevices: readString(env, 'HOTWEIGHTS_UCX_NET_DEVICES'),
   });
+}
+
+/**
+ * One line for each replaced seed variable (seed-variables.ts) set in `env`, to print once at
+ * start-up. A variable that hotweights reads again is taken out of that table, never left to warn.
+ */
+export function replacedVariableNotices(env: Env = process.env): string[] {
+  return REPLACED_VARIABLES.filter((v) => env[v.name] !== undefined).map(
+    (v) => `${v.name} is not read by this hotweights: ${v.replacement}`,
+  );
 }
 
 /** Where this process sits in a multi-rank job, from the launcher's variables. */

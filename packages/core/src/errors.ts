@@ -43,7 +43,9 @@ export type GeneralErrorCode =
   | 'HW_OUTPUT_IN_CHECKPOINT'
   | 'HW_ABORTED'
   | 'HW_METRICS_PORT'
-  | 'HW_COMPLIANCE';
+  | 'HW_COMPLIANCE'
+  /** A command, flag or variable of the seed documents that this design replaced (says with what). */
+  | 'HW_REPLACED';
 
 export type ErrorCode =
   | ConfigErrorCode

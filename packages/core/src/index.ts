@@ -25,6 +25,7 @@ export {
   readLaunchContext,
   readMasterAddress,
   renderConfigTable,
+  replacedVariableNotices,
   VARIABLES,
   type VariableName,
 } from './config.js';
@@ -86,6 +87,7 @@ export {
   type PluginCandidate,
   type PluginKind,
 } from './plugin-discovery.js';
+export { REPLACED_VARIABLES, type ReplacedVariable, renderReplacedVariables } from './seed-variables.js';
 export { type StagedItem, stagedItems } from './staged-items.js';
 export type { StagedBucket, StagingAgent } from './staging.js';
 export type {

@@ -2,9 +2,12 @@ import { readFileSync } from 'node:fs';
 import {
   ConfigError,
   loadConfig,
+  REPLACED_VARIABLES,
   readLaunchContext,
   readMasterAddress,
   renderConfigTable,
+  renderReplacedVariables,
+  replacedVariableNotices,
   VARIABLES,
 } from '@hotweights/core';
 import { describe, expect, it } from 'vitest';
@@ -83,6 +86,25 @@ describe('config', () => {
     const doc = readFileSync(new URL('../../../docs/CONFIG.md', import.meta.url), 'utf8');
     expect(doc).toContain(renderConfigTable());
     for (const v of VARIABLES) expect(doc).toContain(v.name);
+  });
+
+  it('names each replaced seed variable that is set, with what to use instead', () => {
+    expect(replacedVariableNotices({ HOTWEIGHTS_USE_GDS: '1', HOTWEIGHTS_BUCKET_MB: '8' })).toEqual([
+      'HOTWEIGHTS_USE_GDS is not read by this hotweights: GPUDirect Storage is not implemented: device staging is filled from host memory (docs/TRANSPORTS.md)',
+    ]);
+    expect(replacedVariableNotices({ HOTWEIGHTS_BCAST_CHUNK_MB: '' })[0]).toContain(
+      'HOTWEIGHTS_UCX_CHUNK_MB',
+    );
+    expect(replacedVariableNotices({})).toEqual([]);
+  });
+
+  it('a variable is either read or listed as replaced, never both, and docs/CONFIG.md lists the replaced ones', () => {
+    const read = new Set(
+      VARIABLES.flatMap((v) => [v.name, ...((v as { aliases?: string[] }).aliases ?? [])]),
+    );
+    expect(REPLACED_VARIABLES.filter((v) => read.has(v.name)).map((v) => v.name)).toEqual([]);
+    const doc = readFileSync(new URL('../../../docs/CONFIG.md', import.meta.url), 'utf8');
+    expect(doc).toContain(renderReplacedVariables());
   });
 
   it('no other module reads HOTWEIGHTS_* variables', async () => {

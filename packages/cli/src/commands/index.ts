@@ -33,6 +33,9 @@ export const COMMAND_LOADERS: Readonly<Record<string, () => Promise<CommandModul
   abort: async () => (await import('./abort.js')).abortCommand,
   'coord-status': async () => (await import('./coord-status.js')).coordStatusCommand,
   worker: async () => (await import('./worker.js')).workerCommand,
+  // Seed-document commands this design replaced: each answers with what to use instead.
+  metrics: async () => (await import('./replaced.js')).metricsCommand,
+  'bench-hierarchical': async () => (await import('./replaced.js')).benchHierarchicalCommand,
 };
 
 /** The named commands (every command when `names` is omitted), in the order of the table above. */

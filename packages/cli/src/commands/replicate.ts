@@ -46,10 +46,12 @@ import type { CommandModule } from '../command.js';
 import type { CliContext } from '../context.js';
 import {
   addTransferOptions,
+  forcedTransport,
   type TransferFlags,
   transferArgs,
   withTransferOptions,
 } from '../transfer-options.js';
+import { ReplacedError } from './replaced.js';
 import { MAX_LOCAL_RANKS, preflightReplicate } from './replicate-preflight.js';
 
 export interface ReplicateOptions {
@@ -409,6 +411,7 @@ interface RawOptions extends TransferFlags, AdapterFlags {
   rendezvous?: string;
   rankEvents?: boolean;
   json?: boolean;
+  coordEndpoint?: string;
 }
 
 export const replicateCommand: CommandModule = {
@@ -449,10 +452,18 @@ export const replicateCommand: CommandModule = {
         '--rendezvous <dir>',
         'under torchrun-style launchers: a directory every rank of the job can see, for the local transport (set automatically when replicate starts the ranks)',
       )
+      // The seed documents' way to report to a coordinator: answered with its replacement.
+      .addOption(new Option('--coord-endpoint <url>').hideHelp())
       // Set by the local launcher for the rank processes it starts.
       .addOption(new Option('--rank-events').hideHelp())
       .action(async (raw: RawOptions) => {
+        if (raw.coordEndpoint !== undefined)
+          throw new ReplacedError(
+            '`replicate --coord-endpoint`',
+            'run `hotweights worker --endpoint URL` beside each rank instead: the coordinator drives the update (coord-submit-plan, begin), commits it on every rank or none, and records the committed manifest that `plan --coord-endpoint` plans from (docs/DEPLOYMENT.md)',
+          );
         const c = withTransferOptions(ctx(), raw);
+        const transport = forcedTransport(raw);
         // Verification is on unless --no-verify (commander leaves it undefined otherwise).
         const verify = raw.verify !== false;
         if (raw.commit && !verify) throw new ConfigError('--commit needs verification: drop --no-verify');
@@ -464,7 +475,7 @@ export const replicateCommand: CommandModule = {
           ...(raw.manifestNext ? { manifestNext: raw.manifestNext } : {}),
           ...(raw.target ? { target: raw.target } : {}),
           ...(raw.worldSize ? { worldSize: raw.worldSize } : {}),
-          ...(raw.transport ? { transport: raw.transport } : {}),
+          ...(transport ? { transport } : {}),
           ...(raw.rendezvous ? { rendezvous: raw.rendezvous } : {}),
           ...(raw.rankEvents ? { rankEvents: true } : {}),
           ...(raw.json ? { json: true } : {}),

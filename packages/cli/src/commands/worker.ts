@@ -12,7 +12,12 @@ import { createPlan } from '@hotweights/planner';
 import { createMetricsRegistry, HostStaging, startMetricsServer } from '@hotweights/runtime';
 import { type AdapterFlags, addAdapterOptions, openAdapter } from '../adapter-options.js';
 import type { CommandModule } from '../command.js';
-import { addTransferOptions, type TransferFlags, withTransferOptions } from '../transfer-options.js';
+import {
+  addTransferOptions,
+  forcedTransport,
+  type TransferFlags,
+  withTransferOptions,
+} from '../transfer-options.js';
 import { resolveEndpoint } from './coord-client.js';
 import { FLEET_MARKER, type FleetMarker, readFleetMarker } from './rollback.js';
 
@@ -88,7 +93,7 @@ export const workerCommand: CommandModule = {
         const metrics =
           port === undefined ? undefined : await startMetricsServer(registry, port, metricsHost);
         const manager = await c.transports();
-        const forced = opts.transport ?? c.config.transport;
+        const forced = forcedTransport(opts) ?? c.config.transport;
         let finished = 0;
         let release!: () => void;
         const done = new Promise<void>((resolve) => {
