@@ -12,17 +12,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from './coord-process.js';
-import { CLI_SOURCE, SOURCE_NODE_ARGS } from './run-cli.js';
+import { CLI_SOURCE, type CliResult, collect, SOURCE_NODE_ARGS } from './run-cli.js';
 
 let work = '';
 let endpoint = '';
 const background: ChildProcess[] = [];
-
-interface Line {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
 
 function userEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
@@ -38,21 +32,9 @@ function userEnv(): NodeJS.ProcessEnv {
 }
 
 /** Runs one line of a seed document with `sh`, as a user pastes it. */
-function sh(line: string, cwd = work): Promise<Line> {
+function sh(line: string, cwd = work): Promise<CliResult> {
   const text = line.replaceAll('tcp://127.0.0.1:5555', endpoint);
-  return new Promise((resolve, reject) => {
-    const child = spawn('sh', ['-c', text], { cwd, env: userEnv() });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      stdout += d;
-    });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d;
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  return collect(spawn('sh', ['-c', text], { cwd, env: userEnv() }), 120_000);
 }
 
 /** Starts a line ending in `&` and resolves once its output shows `ready`. */
@@ -76,13 +58,13 @@ async function shBackground(line: string, ready: string): Promise<ChildProcess> 
   return child;
 }
 
-function expectWorks(r: Line, line: string): void {
+function expectWorks(r: CliResult, line: string): void {
   expect(r.stderr, line).not.toMatch(/unknown (command|option)/);
   expect(r.code, `${line}\n${r.stderr}`).toBe(0);
 }
 
 /** A replaced line exits 2 with one line naming its replacement. */
-function expectReplaced(r: Line, line: string, replacement: string): void {
+function expectReplaced(r: CliResult, line: string, replacement: string): void {
   expect(r.code, line).toBe(2);
   const lines = r.stderr.trim().split('\n');
   expect(lines, line).toHaveLength(1);
