@@ -7,7 +7,7 @@ import { loadConfig, type Manifest, type Plan } from '@hotweights/core';
 import { createPlan, publish } from '@hotweights/planner';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { updateOneRank } from './pipeline.js';
-import { PYTHON, type StandIn, startStandIn } from './stand-in.js';
+import { PYTHON, type StandIn, startStandIn, updateCalls } from './stand-in.js';
 
 const work = mkdtempSync(join(tmpdir(), 'hw-vllm-adapter-'));
 const shm = mkdtempSync(join('/dev/shm', 'hw-vllm-adapter-'));
@@ -63,22 +63,21 @@ describe('VllmAdapter against a stand-in vLLM server (TP 2)', { timeout: 180_000
     expect((await server.get<{ weight_version: string }>('/weight_info')).weight_version).toBe('v2');
     const calls = (await server.get<string[]>('/standin/calls')).slice(before);
     // hw_prepare runs while serving; the load happens inside one pause.
-    expect(calls).toEqual([
-      'hw_prepare',
-      'pause:wait',
-      'hw_commit',
-      'reset_prefix_cache',
-      'update_weight_version:v2',
-      'resume',
-      'hw_release',
-    ]);
+    expect(calls).toEqual(updateCalls('v2'));
     expect(await paused()).toBe(false);
 
+    // The workers keep what v2 overwrote: v1 can be re-committed without fetching it (fleet rollback).
+    expect(await a.previousVersion()).toBe('v1');
+    expect(await a.hasVersion('v1')).toBe(true);
+    expect(await a.hasVersion('v0')).toBe(false);
     // A fresh adapter (what `hotweights rollback --adapter vllm` opens) rolls back from the workers' state.
     expect(await (await adapter()).rollback()).toBe('v1');
     expect(await held()).toEqual(digests.v1);
     expect((await server.get<{ weight_version: string }>('/weight_info')).weight_version).toBe('v1');
-    await expect(a.rollback()).rejects.toThrow(/no previous version/);
+    // One version back is kept: a second rollback says so, and changes nothing.
+    await expect(a.rollback()).rejects.toThrow(/no previous version to roll back to from v1/);
+    expect(await a.previousVersion()).toBeNull();
+    expect(await held()).toEqual(digests.v1);
   });
 
   it('one rank failing hw_commit leaves every rank on the previous version and the server resumed', async () => {
