@@ -17,6 +17,7 @@ import json
 import os
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any, Optional
 
@@ -75,7 +76,8 @@ class Workers:
 def build(tp: int, sizes: dict[str, int]) -> FastAPI:
     app = FastAPI()
     dev = os.environ.get("VLLM_SERVER_DEV_MODE") == "1"
-    state: dict[str, Any] = {"paused": False, "weight_version": None, "calls": []}
+    state: dict[str, Any] = {"paused": False, "weight_version": None, "calls": [], "paused_at": None,
+                             "pauses": []}
     workers = Workers(tp, sizes) if dev else None
 
     @app.get("/health")
@@ -111,12 +113,16 @@ def build(tp: int, sizes: dict[str, int]) -> FastAPI:
             return JSONResponse({"error": f"bad mode {mode}"}, status_code=400)
         log(f"pause:{mode}")
         state["paused"] = True
+        state["paused_at"] = time.perf_counter()
         return JSONResponse({"status": "paused"})
 
     @app.post("/resume")
     async def resume() -> JSONResponse:
         log("resume")
         state["paused"] = False
+        if state["paused_at"] is not None:
+            state["pauses"].append(time.perf_counter() - state["paused_at"])
+            state["paused_at"] = None
         return JSONResponse({"status": "resumed"})
 
     @app.get("/is_paused")
@@ -150,6 +156,11 @@ def build(tp: int, sizes: dict[str, int]) -> FastAPI:
     @app.get("/standin/calls")
     async def calls() -> JSONResponse:
         return JSONResponse(state["calls"])
+
+    @app.get("/standin/pauses")
+    async def pauses() -> JSONResponse:
+        """Seconds from each /pause to the /resume after it, as this server saw them."""
+        return JSONResponse(state["pauses"])
 
     @app.get("/standin/digests")
     async def digests() -> JSONResponse:
