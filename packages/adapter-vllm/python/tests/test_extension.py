@@ -197,3 +197,14 @@ def test_a_tied_lm_head_is_skipped_like_vllm_does(tmp_path: Path) -> None:
     for w in ws:
         w.hw_commit("t", "v1")
     assert_holds(ws, tied)
+
+
+def test_a_new_prepare_drops_a_transaction_left_unfinished(tmp_path: Path, v1: Checkpoint) -> None:
+    ws = workers(1)
+    ws[0].hw_prepare("left-by-a-dead-sidecar", json.dumps(stage(tmp_path, "v1", v1)))
+    ws[0].hw_prepare("t", json.dumps(stage(tmp_path, "v1b", v1)))
+    assert ws[0].hw_info()["prepared"] == ["t"]
+    with pytest.raises(TxnError):
+        ws[0].hw_commit("left-by-a-dead-sidecar", "v1")
+    ws[0].hw_commit("t", "v1b")
+    assert_holds(ws, v1)

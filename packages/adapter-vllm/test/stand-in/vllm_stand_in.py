@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import hashlib
 import json
 import os
@@ -64,13 +65,16 @@ class Workers:
         f = self.faults[kind]
         return f is not None and f.get("method") == method and f.get("rank") == rank
 
-    def digests(self) -> dict[str, str]:
+    def held(self) -> dict[str, bytes]:
+        """The checkpoint the TP workers hold together: every tensor's bytes, by Hugging Face name."""
         import torch
         from vllm_double import gather
 
         held = gather([w.model_runner.model for w in self.workers])
-        return {n: hashlib.sha256(t.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()).hexdigest()
-                for n, t in held.items()}
+        return {n: t.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes() for n, t in held.items()}
+
+    def digests(self) -> dict[str, str]:
+        return {n: hashlib.sha256(b).hexdigest() for n, b in self.held().items()}
 
 
 def build(tp: int, sizes: dict[str, int]) -> FastAPI:
@@ -161,6 +165,15 @@ def build(tp: int, sizes: dict[str, int]) -> FastAPI:
     async def pauses() -> JSONResponse:
         """Seconds from each /pause to the /resume after it, as this server saw them."""
         return JSONResponse(state["pauses"])
+
+    @app.get("/standin/tensors")
+    async def tensors() -> JSONResponse:
+        """What a request would be served with: like vLLM, nothing is answered while paused."""
+        while state["paused"]:
+            await asyncio.sleep(0.005)
+        held = await asyncio.to_thread(workers.held)
+        return JSONResponse({"weight_version": state["weight_version"],
+                             "tensors": {n: base64.b64encode(b).decode() for n, b in held.items()}})
 
     @app.get("/standin/digests")
     async def digests() -> JSONResponse:

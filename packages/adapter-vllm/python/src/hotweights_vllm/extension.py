@@ -105,7 +105,10 @@ class HotweightsWorkerExtension:
         """Maps this rank's staged tensors and checks them against the model without touching it."""
         payload = parse_payload(plan)
         st = self._hw_state()
-        self.hw_release(txn)
+        # A server takes one transaction at a time: a new prepare drops any other (e.g. the one a
+        # sidecar left when it died between prepare and commit), with its mappings and host copies.
+        for other in list(st.prepared):
+            self.hw_release(other)
         tp_rank, tp_size = self._hw_tp()
         self._hw_check_supported()
         segments = MappedSegments()
