@@ -145,3 +145,39 @@ describe('VllmAdapter against a server without dev mode', { timeout: 180_000 }, 
     ).rejects.toThrow(/pause-mode=later: expected one of wait, abort, keep/);
   });
 });
+
+describe('VllmAdapter driving two servers (data parallel)', { timeout: 240_000 }, () => {
+  it('flips both together, puts both back when one fails, and rolls both back', async () => {
+    const [a, b] = await Promise.all([
+      startStandIn({ tp: 1, devMode: true }),
+      startStandIn({ tp: 1, devMode: true }),
+    ]);
+    try {
+      const options = { rank: 0, worldSize: 1, config, settings: { url: `${a.url},${b.url}` } };
+      const dp = (await vllmAdapterProvider.create(options)) as VllmAdapter;
+      const both = async () => Promise.all([a, b].map((s) => s.get<Digests>('/standin/digests')));
+      await updateOneRank(dp, full, m1, shm);
+      expect(await both()).toEqual([digests.v1, digests.v1]);
+
+      await b.post('/standin/faults', { fail: { method: 'hw_commit', rank: 0 } });
+      try {
+        await expect(updateOneRank(dp, delta, m2, shm)).rejects.toThrow(
+          new RegExp(`commit of v2 failed on ${b.url}; every server is back on v1`),
+        );
+      } finally {
+        await b.post('/standin/faults', {});
+      }
+      expect(await both()).toEqual([digests.v1, digests.v1]);
+      for (const s of [a, b]) {
+        expect((await s.get<{ is_paused: boolean }>('/is_paused')).is_paused).toBe(false);
+      }
+
+      await updateOneRank(dp, delta, m2, shm);
+      expect(await both()).toEqual([digests.v2, digests.v2]);
+      expect(await dp.rollback()).toBe('v1');
+      expect(await both()).toEqual([digests.v1, digests.v1]);
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+    }
+  });
+});
