@@ -282,7 +282,8 @@ class HotweightsWorkerExtension:
 
     def _hw_pp_size(self) -> int:
         try:
-            from vllm.distributed import get_pp_group  # type: ignore[import-not-found]
+            # (one import of vllm.distributed is enough for mypy to report it missing)
+            from vllm.distributed import get_pp_group  # type: ignore[import-not-found,unused-ignore]
 
             return int(get_pp_group().world_size)
         except Exception:  # no vLLM, or its groups are not initialised (tests, tools)
@@ -302,17 +303,18 @@ class HotweightsWorkerExtension:
         which post-processing ran."""
         skipped = set(load.skipped)
         weights = ((n, t.tensor) for n, t in zip(load.names, load.tensors) if n not in skipped)
+        model: Any = load.model  # a vLLM model: load_weights is its own, not nn.Module's
         if mode == "layerwise":
             api = self._hw_reload_api()
             assert api is not None
             with torch.device(self.device):
-                api[0](load.model)
-                loaded = load.model.load_weights(weights)
-                api[1](load.model, self.model_runner.model_config)
+                api[0](model)
+                loaded = model.load_weights(weights)
+                api[1](model, self.model_runner.model_config)
             post = "finalize_layerwise_reload"
         else:
-            loaded = load.model.load_weights(weights)
-            post = self._hw_post_process(load.model)
+            loaded = model.load_weights(weights)
+            post = self._hw_post_process(model)
         expected = {t.param for t in load.targets}
         if isinstance(loaded, (set, frozenset)) and not expected <= loaded:
             left = sorted(expected - loaded)
