@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { createPlan, publish, writeManifest, writePlan } from '@hotweights/planner';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PYTHON, type StandIn, startStandIn, updateCalls } from '../../adapter-vllm/test/stand-in.js';
+import { vllmDefaults, withVllmAdapter } from '../src/vllm-flags.js';
 import { type CoordProcess, startCoordProcess } from './coord-process.js';
 import { CLI_SOURCE, REPO_ROOT, runCli, SOURCE_NODE_ARGS } from './run-cli.js';
 
@@ -168,5 +169,31 @@ describe('hotweights worker --vllm-url against the stand-in vLLM server', { time
     ]);
     expect(mode.code).not.toBe(0);
     expect(mode.stderr).toMatch(/pause-mode=later: expected one of wait, abort, keep/);
+    // An --adapter-option wins over the flag of the same setting (here the bad value, so it shows).
+    const both = await cli([
+      'worker',
+      '--vllm-url',
+      server.url,
+      '--vllm-pause-mode',
+      'wait',
+      '--adapter-option',
+      'pause-mode=later',
+      '--metrics-port',
+      'off',
+    ]);
+    expect(both.stderr).toMatch(/pause-mode=later: expected one of wait, abort, keep/);
+  });
+
+  it('takes several servers, repeated or comma-separated', () => {
+    const flags = { vllmUrl: ['http://127.0.0.1:8000', 'http://127.0.0.1:8001,http://127.0.0.1:8002'] };
+    expect(withVllmAdapter(flags).adapter).toBe('vllm');
+    expect(vllmDefaults({ ...flags, vllmCommitTimeout: '90' })).toEqual({
+      vllm: {
+        url: 'http://127.0.0.1:8000,http://127.0.0.1:8001,http://127.0.0.1:8002',
+        'commit-timeout-s': '90',
+      },
+    });
+    expect(() => vllmDefaults({ vllmUrl: ['http://127.0.0.1:8000,'] })).toThrow(/--vllm-url: an empty URL/);
+    expect(vllmDefaults({})).toEqual({});
   });
 });
