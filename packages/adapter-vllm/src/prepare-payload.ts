@@ -12,6 +12,8 @@ export interface PayloadOptions {
   readonly rank: number;
   readonly verifyHashes: boolean;
   readonly allowDtypeCast: boolean;
+  /** Checkpoint names under this prefix go to the speculative-decoding drafter ('' for none). */
+  readonly drafterPrefix: string;
 }
 
 export interface PreparePayload {
@@ -20,6 +22,7 @@ export interface PreparePayload {
   readonly version: string;
   readonly verify_hashes: boolean;
   readonly allow_dtype_cast: boolean;
+  readonly drafter_prefix: string;
   readonly segments: readonly {
     readonly path: string;
     readonly offset: number;
@@ -69,6 +72,7 @@ export function preparePayload(plan: Plan, staging: StagingAgent, o: PayloadOpti
     version: plan.version,
     verify_hashes: o.verifyHashes,
     allow_dtype_cast: o.allowDtypeCast,
+    drafter_prefix: o.drafterPrefix,
     segments,
   };
 }

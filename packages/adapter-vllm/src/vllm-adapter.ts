@@ -39,6 +39,8 @@ export interface VllmAdapterOptions {
   readonly verifyHashes?: boolean;
   /** Accept checkpoint float dtypes that differ from the live parameters' (default false). */
   readonly allowDtypeCast?: boolean;
+  /** Tensors named under this prefix load into the speculative-decoding drafter (default `drafter.`). */
+  readonly drafterPrefix?: string;
 }
 
 interface Prepared {
@@ -70,6 +72,7 @@ export class VllmAdapter implements Adapter {
       requestTimeoutS: options.requestTimeoutS ?? 30,
       verifyHashes: options.verifyHashes ?? false,
       allowDtypeCast: options.allowDtypeCast ?? false,
+      drafterPrefix: options.drafterPrefix ?? 'drafter.',
     };
   }
 
@@ -111,9 +114,31 @@ export class VllmAdapter implements Adapter {
     this.prepared = { version: plan.version, txn };
   }
 
+  /** What `rollback` would make live: the version before the live one, if every worker kept it. */
+  async previousVersion(): Promise<string | null> {
+    const workers = (await this.info()).flat();
+    const targets = new Set(workers.map((w) => (w.can_roll_back === true ? (w.rollback_to ?? null) : null)));
+    const [target] = targets;
+    return targets.size === 1 && typeof target === 'string' ? target : null;
+  }
+
+  /**
+   * Whether `commit(version)` can make it live without more data: it is prepared, or it is the
+   * version before the live one, which the workers keep (a fleet rollback re-commits it).
+   */
+  async hasVersion(version: string): Promise<boolean> {
+    if (this.prepared?.version === version) return true;
+    return (await this.previousVersion().catch(() => null)) === version;
+  }
+
   async commit(version: string): Promise<void> {
     const prepared = this.prepared;
     if (prepared?.version !== version) {
+      // A fleet rollback re-commits the previous version from what the workers kept.
+      if (prepared === null && (await this.previousVersion()) === version) {
+        await this.rollback();
+        return;
+      }
       throw new AdapterError(`cannot commit ${version}: it was not prepared by this adapter`);
     }
     const previous = await this.currentVersion();

@@ -7,6 +7,19 @@ export const REPO = join(import.meta.dirname, '../../..');
 export const PYTHON = join(REPO, '.venv/bin/python');
 const SCRIPT = join(import.meta.dirname, 'stand-in/vllm_stand_in.py');
 
+/** What the stand-in records for one update driven by the adapter: prepare while serving, then one pause. */
+export function updateCalls(version: string): string[] {
+  return [
+    'hw_prepare',
+    'pause:wait',
+    'hw_commit',
+    'reset_prefix_cache',
+    `update_weight_version:${version}`,
+    'resume',
+    'hw_release',
+  ];
+}
+
 export interface StandIn {
   readonly url: string;
   get<T>(path: string): Promise<T>;

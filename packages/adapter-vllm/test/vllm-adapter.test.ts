@@ -7,7 +7,7 @@ import { loadConfig, type Manifest, type Plan } from '@hotweights/core';
 import { createPlan, publish } from '@hotweights/planner';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { updateOneRank } from './pipeline.js';
-import { PYTHON, type StandIn, startStandIn } from './stand-in.js';
+import { PYTHON, type StandIn, startStandIn, updateCalls } from './stand-in.js';
 
 const work = mkdtempSync(join(tmpdir(), 'hw-vllm-adapter-'));
 const shm = mkdtempSync(join('/dev/shm', 'hw-vllm-adapter-'));
@@ -63,22 +63,21 @@ describe('VllmAdapter against a stand-in vLLM server (TP 2)', { timeout: 180_000
     expect((await server.get<{ weight_version: string }>('/weight_info')).weight_version).toBe('v2');
     const calls = (await server.get<string[]>('/standin/calls')).slice(before);
     // hw_prepare runs while serving; the load happens inside one pause.
-    expect(calls).toEqual([
-      'hw_prepare',
-      'pause:wait',
-      'hw_commit',
-      'reset_prefix_cache',
-      'update_weight_version:v2',
-      'resume',
-      'hw_release',
-    ]);
+    expect(calls).toEqual(updateCalls('v2'));
     expect(await paused()).toBe(false);
 
+    // The workers keep what v2 overwrote: v1 can be re-committed without fetching it (fleet rollback).
+    expect(await a.previousVersion()).toBe('v1');
+    expect(await a.hasVersion('v1')).toBe(true);
+    expect(await a.hasVersion('v0')).toBe(false);
     // A fresh adapter (what `hotweights rollback --adapter vllm` opens) rolls back from the workers' state.
     expect(await (await adapter()).rollback()).toBe('v1');
     expect(await held()).toEqual(digests.v1);
     expect((await server.get<{ weight_version: string }>('/weight_info')).weight_version).toBe('v1');
-    await expect(a.rollback()).rejects.toThrow(/no previous version/);
+    // One version back is kept: a second rollback says so, and changes nothing.
+    await expect(a.rollback()).rejects.toThrow(/no previous version to roll back to from v1/);
+    expect(await a.previousVersion()).toBeNull();
+    expect(await held()).toEqual(digests.v1);
   });
 
   it('one rank failing hw_commit leaves every rank on the previous version and the server resumed', async () => {
@@ -144,5 +143,41 @@ describe('VllmAdapter against a server without dev mode', { timeout: 180_000 }, 
         settings: { url: 'http://127.0.0.1:1', 'pause-mode': 'later' },
       }),
     ).rejects.toThrow(/pause-mode=later: expected one of wait, abort, keep/);
+  });
+});
+
+describe('VllmAdapter driving two servers (data parallel)', { timeout: 240_000 }, () => {
+  it('flips both together, puts both back when one fails, and rolls both back', async () => {
+    const [a, b] = await Promise.all([
+      startStandIn({ tp: 1, devMode: true }),
+      startStandIn({ tp: 1, devMode: true }),
+    ]);
+    try {
+      const options = { rank: 0, worldSize: 1, config, settings: { url: `${a.url},${b.url}` } };
+      const dp = (await vllmAdapterProvider.create(options)) as VllmAdapter;
+      const both = async () => Promise.all([a, b].map((s) => s.get<Digests>('/standin/digests')));
+      await updateOneRank(dp, full, m1, shm);
+      expect(await both()).toEqual([digests.v1, digests.v1]);
+
+      await b.post('/standin/faults', { fail: { method: 'hw_commit', rank: 0 } });
+      try {
+        await expect(updateOneRank(dp, delta, m2, shm)).rejects.toThrow(
+          new RegExp(`commit of v2 failed on ${b.url}; every server is back on v1`),
+        );
+      } finally {
+        await b.post('/standin/faults', {});
+      }
+      expect(await both()).toEqual([digests.v1, digests.v1]);
+      for (const s of [a, b]) {
+        expect((await s.get<{ is_paused: boolean }>('/is_paused')).is_paused).toBe(false);
+      }
+
+      await updateOneRank(dp, delta, m2, shm);
+      expect(await both()).toEqual([digests.v2, digests.v2]);
+      expect(await dp.rollback()).toBe('v1');
+      expect(await both()).toEqual([digests.v1, digests.v1]);
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+    }
   });
 });

@@ -13,7 +13,8 @@ export interface AdapterFlags {
   adapterOption?: string[];
 }
 
-function collect(value: string, previous: string[] | undefined): string[] {
+/** Commander's accumulator for a repeatable option. */
+export function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
 }
 

@@ -12,6 +12,7 @@
 import { createHash } from 'node:crypto';
 import {
   type Adapter,
+  type AdapterUpdate,
   MANIFEST_SCHEMA,
   type Manifest,
   type ManifestEntry,
@@ -44,6 +45,17 @@ export interface AdapterHarness {
    * check that it is still there, untouched.
    */
   plantForeign?(): Promise<() => Promise<boolean>>;
+  /**
+   * Optional, for adapters whose place has a fixed set of entries of fixed sizes (a running
+   * model's parameters): entry name → size in bytes (at least three). The suite's versions then
+   * change the bytes of these entries only, instead of adding, removing and resizing files.
+   */
+  readonly fixedEntries?: ReadonlyMap<string, number>;
+  /**
+   * Optional: turns the suite's update (whole-file items, one bucket in process memory) into the
+   * one the adapter takes, e.g. tensor items staged in shared memory. Called before every prepare.
+   */
+  stage?(update: AdapterUpdate): Promise<AdapterUpdate>;
 }
 
 const encoder = new TextEncoder();
@@ -181,7 +193,8 @@ function same(a: VersionFiles | null, b: VersionFiles): boolean {
 }
 
 /** The four versions the suite moves through: each delta changes, adds or keeps files. */
-function versions(tag: string): { name: string; files: VersionFiles }[] {
+function versions(tag: string, fixed?: ReadonlyMap<string, number>): { name: string; files: VersionFiles }[] {
+  if (fixed) return fixedVersions(tag, fixed);
   const v1 = new Map([
     ['a.bin', content(`${tag}-a1`, 3000)],
     ['b.bin', content(`${tag}-b1`, 1500)],
@@ -194,10 +207,28 @@ function versions(tag: string): { name: string; files: VersionFiles }[] {
   return [v1, v2, v3, v4].map((files, i) => ({ name: `${tag}-v${i + 1}`, files }));
 }
 
+/** The same four steps over a fixed set of entries: each delta changes some entries' bytes. */
+function fixedVersions(
+  tag: string,
+  fixed: ReadonlyMap<string, number>,
+): { name: string; files: VersionFiles }[] {
+  const [a, b, c] = [...fixed.keys()].sort();
+  if (c === undefined) throw new Error('fixedEntries needs at least three entries');
+  const of = (path: string, n: number): [string, Uint8Array] => [
+    path,
+    content(`${tag}-${path}-${n}`, fixed.get(path) as number),
+  ];
+  const v1 = new Map([...fixed.keys()].map((path) => of(path, 1)));
+  const v2 = new Map([...v1, of(a as string, 2)]);
+  const v3 = new Map([...v2, of(b as string, 3)]);
+  const v4 = new Map([...v2, of(a as string, 4), of(c, 4)]);
+  return [v1, v2, v3, v4].map((files, i) => ({ name: `${tag}-v${i + 1}`, files }));
+}
+
 export async function runAdapterCompliance(harness: AdapterHarness): Promise<ComplianceReport> {
   const r = new Recorder();
   const tag = `compliance-${process.pid}-${Date.now().toString(36)}`;
-  const [v1, v2, v3, v4] = versions(tag) as [
+  const [v1, v2, v3, v4] = versions(tag, harness.fixedEntries) as [
     { name: string; files: VersionFiles },
     { name: string; files: VersionFiles },
     { name: string; files: VersionFiles },
@@ -221,6 +252,7 @@ export async function runAdapterCompliance(harness: AdapterHarness): Promise<Com
       assert(prev === previous, `previousVersion() is ${prev}, expected ${previous}`);
     }
   };
+  const staged = (u: AdapterUpdate) => (harness.stage ? harness.stage(u) : Promise.resolve(u));
   let adapter = await harness.open();
 
   await r.check('nothing is live on an empty place, and rollback then throws', async () => {
@@ -233,12 +265,12 @@ export async function runAdapterCompliance(harness: AdapterHarness): Promise<Com
     assert(!rolled, 'rollback() resolved with nothing to roll back to');
   });
   await r.check('a full update commits', async () => {
-    await adapter.prepare(update(v1.name, v1.files, null));
+    await adapter.prepare(await staged(update(v1.name, v1.files, null)));
     await adapter.commit(v1.name);
     await expectLive(adapter, v1);
   });
   await r.check('prepare leaves the live version untouched', async () => {
-    await adapter.prepare(update(v2.name, v2.files, v1));
+    await adapter.prepare(await staged(update(v2.name, v2.files, v1)));
     await expectLive(adapter, v1);
   });
   await r.check(
@@ -264,7 +296,7 @@ export async function runAdapterCompliance(harness: AdapterHarness): Promise<Com
     },
   );
   await r.check('abort leaves live and previous intact, and the aborted version cannot commit', async () => {
-    await adapter.prepare(update(v3.name, v3.files, v2));
+    await adapter.prepare(await staged(update(v3.name, v3.files, v2)));
     await adapter.abort(v3.name);
     await expectLive(adapter, v2, v1.name);
     const committed = await adapter.commit(v3.name).then(
@@ -277,11 +309,11 @@ export async function runAdapterCompliance(harness: AdapterHarness): Promise<Com
   await r.check(
     'a crash between prepare and commit leaves live and previous intact; the retry commits',
     async () => {
-      await adapter.prepare(update(v3.name, v3.files, v2));
+      await adapter.prepare(await staged(update(v3.name, v3.files, v2)));
       // The process "dies": its adapter object is dropped, a new one opens the same place.
       adapter = await harness.open();
       await expectLive(adapter, v2, v1.name);
-      await adapter.prepare(update(v3.name, v3.files, v2));
+      await adapter.prepare(await staged(update(v3.name, v3.files, v2)));
       await adapter.commit(v3.name);
       await expectLive(adapter, v3, v2.name);
     },
@@ -293,7 +325,7 @@ export async function runAdapterCompliance(harness: AdapterHarness): Promise<Com
   });
   await r.check('a later commit prunes only what the adapter made', async () => {
     const survived = await harness.plantForeign?.();
-    await adapter.prepare(update(v4.name, v4.files, v2));
+    await adapter.prepare(await staged(update(v4.name, v4.files, v2)));
     await adapter.commit(v4.name);
     await expectLive(adapter, v4, v2.name);
     if (survived) assert(await survived(), 'something the adapter did not make was removed or changed');

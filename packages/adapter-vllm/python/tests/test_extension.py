@@ -8,7 +8,9 @@ import pytest
 import torch
 from staging_double import stage, tensor_bytes
 from transformers import LlamaForCausalLM
-from vllm_double import TinyVllmLlama, fake_worker_class, gather, inject_extension, make_worker, tiny_config
+from checkpoints import CHANGED, Checkpoint
+from vllm_double import TinyVllmLlama, fake_worker_class, inject_extension, make_worker, tiny_config
+from worker_steps import assert_holds, digests, refused, update, workers
 
 from hotweights_vllm import (
     CommitFailedError,
@@ -18,46 +20,6 @@ from hotweights_vllm import (
     StagedBytesError,
     TxnError,
 )
-
-Checkpoint = list[tuple[str, torch.Tensor]]
-CHANGED = ("model.layers.0.self_attn.k_proj.weight", "model.layers.1.mlp.up_proj.weight", "model.norm.weight")
-
-
-@pytest.fixture(scope="module")
-def v1() -> Checkpoint:
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(tiny_config()).to(torch.bfloat16)
-    return [(n, t.detach().clone()) for n, t in model.state_dict().items()]
-
-
-@pytest.fixture(scope="module")
-def v2(v1: Checkpoint) -> Checkpoint:
-    g = torch.Generator().manual_seed(1)
-    return [(n, (t + torch.randn(t.shape, generator=g).to(t.dtype)) if n in CHANGED else t) for n, t in v1]
-
-
-def workers(tp: int) -> list[Any]:
-    return [make_worker(HotweightsWorkerExtension, TinyVllmLlama(tiny_config(), r, tp), r, tp) for r in range(tp)]
-
-
-def update(ws: list[Any], txn: str, payload: dict[str, Any]) -> list[dict[str, Any]]:
-    """What the adapter does through collective_rpc: prepare on every rank, then commit on every rank."""
-    wire = json.dumps(payload)  # vLLM's HTTP endpoint forwards string arguments only
-    for w in ws:
-        w.hw_prepare(txn, wire)
-    return [w.hw_commit(txn, payload["version"]) for w in ws]
-
-
-def assert_holds(ws: list[Any], checkpoint: Checkpoint) -> None:
-    held = gather([w.model_runner.model for w in ws])
-    assert sorted(held) == sorted(n for n, _ in checkpoint)
-    for name, t in checkpoint:
-        assert tensor_bytes(held[name]) == tensor_bytes(t), name
-
-
-def digests(ws: list[Any]) -> list[str]:
-    return [w.hw_verify()["digest"] for w in ws]
-
 
 @pytest.mark.parametrize("tp", [1, 2])
 def test_full_then_delta_update_is_byte_exact(tmp_path: Path, v1: Checkpoint, v2: Checkpoint, tp: int) -> None:
@@ -111,18 +73,6 @@ def test_replicas_of_one_tp_rank_report_the_same_digest(tmp_path: Path, v1: Chec
     assert digests(a) == digests(b)
     assert digests(a)[0] != digests(a)[1]
     assert a[0].hw_verify()["params"].keys() == dict(a[0].model_runner.model.named_parameters()).keys()
-
-
-def refused(ws: list[Any], payload: dict[str, Any], error: type, match: str) -> None:
-    """hw_prepare refuses on every rank, and nothing is loaded or left prepared."""
-    before = digests(ws)
-    for w in ws:
-        with pytest.raises(error, match=match):
-            w.hw_prepare("bad", json.dumps(payload))
-        assert w.hw_info()["prepared"] == []
-        with pytest.raises(TxnError):
-            w.hw_commit("bad", payload["version"])
-    assert digests(ws) == before
 
 
 @pytest.mark.parametrize("tp", [1, 2])
@@ -249,38 +199,12 @@ def test_a_tied_lm_head_is_skipped_like_vllm_does(tmp_path: Path) -> None:
     assert_holds(ws, tied)
 
 
-def quantized_worker(calls: list[str]) -> Any:
-    """A worker whose engine reports a quantized model and has vLLM's layer-wise reload (recorded)."""
-    w = workers(1)[0]
-    w.model_runner.model_config.quantization = "fp8"
-
-    def initialize(model: Any) -> None:
-        calls.append("initialize")
-
-    def finalize(model: Any, model_config: Any) -> None:
-        assert model_config is w.model_runner.model_config
-        calls.append("finalize")
-
-    w._hw_reload_api = lambda: (initialize, finalize)
-    return w
-
-
-def test_quantized_models_reload_whole_layers(tmp_path: Path, v1: Checkpoint, v2: Checkpoint) -> None:
-    calls: list[str] = []
-    w = quantized_worker(calls)
-    partial = stage(tmp_path, "v2", [(n, t) for n, t in v2 if n == "model.layers.0.self_attn.k_proj.weight"])
-    with pytest.raises(NameMismatchError, match=r"every tensor of each layer.*qkv_proj.weight \(q_proj\).*\(v_proj\)"):
-        w.hw_prepare("t", json.dumps(partial))
-    assert calls == []
-
-    result = update([w], "t", stage(tmp_path, "v1", v1))[0]
-    assert (result["mode"], result["post_processing"]) == ("layerwise", "finalize_layerwise_reload")
-    assert calls == ["initialize", "finalize"]
-    assert_holds([w], v1)
-
-
-def test_a_quantized_model_without_layerwise_reload_is_refused(tmp_path: Path, v1: Checkpoint) -> None:
-    w = quantized_worker([])
-    w._hw_reload_api = lambda: None
-    with pytest.raises(NameMismatchError, match="no layer-wise reload"):
-        w.hw_prepare("t", json.dumps(stage(tmp_path, "v1", v1)))
+def test_a_new_prepare_drops_a_transaction_left_unfinished(tmp_path: Path, v1: Checkpoint) -> None:
+    ws = workers(1)
+    ws[0].hw_prepare("left-by-a-dead-sidecar", json.dumps(stage(tmp_path, "v1", v1)))
+    ws[0].hw_prepare("t", json.dumps(stage(tmp_path, "v1b", v1)))
+    assert ws[0].hw_info()["prepared"] == ["t"]
+    with pytest.raises(TxnError):
+        ws[0].hw_commit("left-by-a-dead-sidecar", "v1")
+    ws[0].hw_commit("t", "v1b")
+    assert_holds(ws, v1)

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import hashlib
 import json
 import os
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any, Optional
 
@@ -63,19 +65,23 @@ class Workers:
         f = self.faults[kind]
         return f is not None and f.get("method") == method and f.get("rank") == rank
 
-    def digests(self) -> dict[str, str]:
+    def held(self) -> dict[str, bytes]:
+        """The checkpoint the TP workers hold together: every tensor's bytes, by Hugging Face name."""
         import torch
         from vllm_double import gather
 
         held = gather([w.model_runner.model for w in self.workers])
-        return {n: hashlib.sha256(t.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()).hexdigest()
-                for n, t in held.items()}
+        return {n: t.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes() for n, t in held.items()}
+
+    def digests(self) -> dict[str, str]:
+        return {n: hashlib.sha256(b).hexdigest() for n, b in self.held().items()}
 
 
 def build(tp: int, sizes: dict[str, int]) -> FastAPI:
     app = FastAPI()
     dev = os.environ.get("VLLM_SERVER_DEV_MODE") == "1"
-    state: dict[str, Any] = {"paused": False, "weight_version": None, "calls": []}
+    state: dict[str, Any] = {"paused": False, "weight_version": None, "calls": [], "paused_at": None,
+                             "pauses": []}
     workers = Workers(tp, sizes) if dev else None
 
     @app.get("/health")
@@ -111,12 +117,16 @@ def build(tp: int, sizes: dict[str, int]) -> FastAPI:
             return JSONResponse({"error": f"bad mode {mode}"}, status_code=400)
         log(f"pause:{mode}")
         state["paused"] = True
+        state["paused_at"] = time.perf_counter()
         return JSONResponse({"status": "paused"})
 
     @app.post("/resume")
     async def resume() -> JSONResponse:
         log("resume")
         state["paused"] = False
+        if state["paused_at"] is not None:
+            state["pauses"].append(time.perf_counter() - state["paused_at"])
+            state["paused_at"] = None
         return JSONResponse({"status": "resumed"})
 
     @app.get("/is_paused")
@@ -150,6 +160,20 @@ def build(tp: int, sizes: dict[str, int]) -> FastAPI:
     @app.get("/standin/calls")
     async def calls() -> JSONResponse:
         return JSONResponse(state["calls"])
+
+    @app.get("/standin/pauses")
+    async def pauses() -> JSONResponse:
+        """Seconds from each /pause to the /resume after it, as this server saw them."""
+        return JSONResponse(state["pauses"])
+
+    @app.get("/standin/tensors")
+    async def tensors() -> JSONResponse:
+        """What a request would be served with: like vLLM, nothing is answered while paused."""
+        while state["paused"]:
+            await asyncio.sleep(0.005)
+        held = await asyncio.to_thread(workers.held)
+        return JSONResponse({"weight_version": state["weight_version"],
+                             "tensors": {n: base64.b64encode(b).decode() for n, b in held.items()}})
 
     @app.get("/standin/digests")
     async def digests() -> JSONResponse:

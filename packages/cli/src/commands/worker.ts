@@ -18,6 +18,7 @@ import {
   type TransferFlags,
   withTransferOptions,
 } from '../transfer-options.js';
+import { addVllmOptions, type VllmFlags, vllmDefaults, withVllmAdapter } from '../vllm-flags.js';
 import { resolveEndpoint } from './coord-client.js';
 import { FLEET_MARKER, type FleetMarker, readFleetMarker } from './rollback.js';
 
@@ -36,7 +37,7 @@ function defaultMetricsPort(localRank: number): number {
   return localRank === 0 ? 9099 : 9100 + localRank;
 }
 
-interface WorkerOpts extends TransferFlags, AdapterFlags {
+interface WorkerOpts extends TransferFlags, AdapterFlags, VllmFlags {
   endpoint?: string;
   pubEndpoint?: string;
   target?: string;
@@ -51,7 +52,7 @@ interface WorkerOpts extends TransferFlags, AdapterFlags {
 export const workerCommand: CommandModule = {
   name: 'worker',
   register(program, ctx) {
-    addAdapterOptions(addTransferOptions(program.command('worker')))
+    addVllmOptions(addAdapterOptions(addTransferOptions(program.command('worker'))))
       .description('Run a worker agent: stage each update, precommit, and flip the adapter on commit')
       .option('--endpoint <url>', 'coordinator endpoint (default: HOTWEIGHTS_COORD)')
       .option('--pub-endpoint <url>', 'coordinator events endpoint (default: request port + 1)')
@@ -78,11 +79,12 @@ export const workerCommand: CommandModule = {
         const worldSize = parseCount(opts.worldSize, '--world-size', 1, MAX_WORLD_SIZE) ?? c.launch.worldSize;
         if (rank >= worldSize) throw new ConfigError(`rank ${rank} is not below world size ${worldSize}`);
         const exitAfter = parseCount(opts.exitAfter, '--exit-after', 1);
-        const adapter = await openAdapter(c, opts, {
-          rank,
-          worldSize,
-          ...(opts.target ? { target: opts.target } : {}),
-        });
+        const adapter = await openAdapter(
+          c,
+          withVllmAdapter(opts),
+          { rank, worldSize, ...(opts.target ? { target: opts.target } : {}) },
+          vllmDefaults(opts),
+        );
         const staging = await HostStaging.open({ dir: c.config.stagingDir, rank });
         const registry = createMetricsRegistry({ component: 'worker', rank: String(rank) });
         const port =

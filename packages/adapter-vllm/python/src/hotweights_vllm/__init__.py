@@ -7,6 +7,7 @@ from .errors import (
     PayloadError,
     StagedBytesError,
     TxnError,
+    UnsupportedModelError,
 )
 from .extension import HotweightsWorkerExtension
 from .payload import PAYLOAD_VERSION, SCHEMA
@@ -21,5 +22,6 @@ __all__ = [
     "PayloadError",
     "StagedBytesError",
     "TxnError",
+    "UnsupportedModelError",
 ]
 __version__ = "0.1.0"

@@ -40,3 +40,9 @@ class CommitFailedError(HotweightsVllmError):
     """load_weights or post-processing failed; the message says whether the weights were restored."""
 
     code = "E_VLLM_COMMIT"
+
+
+class UnsupportedModelError(HotweightsVllmError):
+    """A deployment this extension does not update in place yet (pipeline parallel, MoE experts)."""
+
+    code = "E_VLLM_UNSUPPORTED"

@@ -8,6 +8,7 @@ vLLM's HTTP endpoint forwards only string arguments, so the payload travels as o
       "version": "v2",                  # the version this transaction makes live
       "verify_hashes": false,           # re-hash every tensor here before accepting it
       "allow_dtype_cast": false,        # accept a float dtype other than the live parameter's
+      "drafter_prefix": "drafter.",     # optional: tensors named so go to the speculative drafter
       "segments": [{
         "path": "/dev/shm/hotweights.p123.ab12cd34.v2.r0.b0.seg",
         "offset": 0,                    # where the bucket starts in the file
@@ -42,6 +43,7 @@ from .errors import PayloadError
 SCHEMA = "hotweights.vllm.prepare"
 PAYLOAD_VERSION = 1
 SEGMENT_PREFIX = "hotweights."
+DRAFTER_PREFIX = "drafter."
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,8 @@ class Payload:
     verify_hashes: bool
     allow_dtype_cast: bool
     segments: tuple[Segment, ...]
+    # Checkpoint names under this prefix belong to the speculative-decoding drafter ("": none do).
+    drafter_prefix: str = DRAFTER_PREFIX
 
 
 def _fail(where: str, expected: str, got: Any) -> PayloadError:
@@ -187,6 +191,9 @@ def parse_payload(raw: Union[str, bytes, dict[str, Any]]) -> Payload:
     segments = _field(o, "segments", "(top level)")
     if not isinstance(segments, list):
         raise _fail("segments", "a list", segments)
+    prefix = o.get("drafter_prefix", DRAFTER_PREFIX)
+    if not isinstance(prefix, str):
+        raise _fail("drafter_prefix", "a string (\"\": no drafter tensors)", prefix)
     return Payload(_str(o, "version", "(top level)"), _bool(o, "verify_hashes", "(top level)"),
                    _bool(o, "allow_dtype_cast", "(top level)"),
-                   tuple(_segment(s, f"segments[{i}]") for i, s in enumerate(segments)))
+                   tuple(_segment(s, f"segments[{i}]") for i, s in enumerate(segments)), prefix)
