@@ -2,6 +2,7 @@ import type { ManifestEntry, ManifestFile, Plan } from '@hotweights/core';
 import { buildManifest, computePlanDigest } from '@hotweights/manifest';
 import { createPlan, planDigest, verifyPlan } from '@hotweights/planner';
 import { describe, expect, it } from 'vitest';
+import { bucketSource, type PlannedItems } from '../src/planned-items.js';
 
 function splitPlan(): Plan {
   const entries: ManifestEntry[] = [
@@ -245,6 +246,17 @@ describe('verifyPlan on createPlan columns', () => {
       items: [...b.items],
     })),
   });
+  /**
+   * Moves the second item of the first bucket holding two or more to `offset(columns, size)`,
+   * in the bucket's columns (before any item object is built from them).
+   */
+  const placeInColumns = (plan: Plan, offset: (items: PlannedItems, size: number) => number): Plan => {
+    const bucket = plan.buckets.find((b) => (bucketSource(b)?.items.length ?? 0) >= 2);
+    const source = bucket && bucketSource(bucket);
+    if (!bucket || !source) throw new Error('test plan has no createPlan bucket with two items');
+    source.items.offset[1] = offset(source.items, bucket.size);
+    return plan;
+  };
   const itemsBuilt = (plan: Plan) =>
     plan.buckets.some((b) => Object.getOwnPropertyDescriptor(b, 'items')?.get === undefined);
 
@@ -282,6 +294,10 @@ describe('verifyPlan on createPlan columns', () => {
         'bucket dropped',
         (p) => ({ ...p, buckets: p.buckets.filter((b) => !b.items.some((i) => i.part?.index === 1)) }),
       ],
+      // Placement errors createPlan never makes: written into the bucket's columns, so the column
+      // path sees them as well as the objects built from those columns.
+      ['overlap', (p) => placeInColumns(p, (items) => items.offset[0] as number)],
+      ['item outside its bucket', (p) => placeInColumns(p, (_items, size) => size - 1)],
     ];
     const optionSets = [
       { trusted: true },
@@ -304,6 +320,8 @@ describe('verifyPlan on createPlan columns', () => {
         ]);
       }
     for (const check of [
+      'overlap',
+      'item-outside-bucket',
       'alignment',
       'bucket-size',
       'total-bytes',
