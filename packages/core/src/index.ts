@@ -87,6 +87,7 @@ export {
   type PluginKind,
 } from './plugin-discovery.js';
 export { type StagedItem, stagedItems } from './staged-items.js';
+export { type SegmentTensorItem, type StagedSegment, stagedSegments } from './staged-segments.js';
 export type { StagedBucket, StagingAgent } from './staging.js';
 export type {
   BroadcastRequest,
