@@ -33,6 +33,8 @@ export const COMMAND_LOADERS: Readonly<Record<string, () => Promise<CommandModul
   abort: async () => (await import('./abort.js')).abortCommand,
   'coord-status': async () => (await import('./coord-status.js')).coordStatusCommand,
   worker: async () => (await import('./worker.js')).workerCommand,
+  'opt-check': async () => (await import('./opt-check.js')).optCheckCommand,
+  'kv-check': async () => (await import('./kv-check.js')).kvCheckCommand,
 };
 
 /** The named commands (every command when `names` is omitted), in the order of the table above. */
