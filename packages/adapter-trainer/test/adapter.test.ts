@@ -1,0 +1,123 @@
+/**
+ * The trainer adapter through the real update pipeline (host staging in /dev/shm, local
+ * transport) against real Python processes: the deadline, a vanished training process, options.
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type TrainerAdapter, trainerAdapterProvider } from '@hotweights/adapter-trainer';
+import { loadConfig, type Manifest, type Plan } from '@hotweights/core';
+import { createPlan, publish } from '@hotweights/planner';
+import { HostStaging, runRankUpdate } from '@hotweights/runtime';
+import { localTransportProvider } from '@hotweights/transport-local';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const REPO = join(import.meta.dirname, '../../..');
+const PYTHON = join(REPO, '.venv/bin/python');
+const HERE = join(import.meta.dirname, 'trainer');
+const work = mkdtempSync(join(tmpdir(), 'hw-trainer-adapter-'));
+const shm = mkdtempSync(join('/dev/shm', 'hw-trainer-adapter-'));
+const config = loadConfig({});
+let manifest: Manifest;
+let plan: Plan;
+
+beforeAll(async () => {
+  execFileSync(PYTHON, [join(HERE, 'make_checkpoints.py'), work], {
+    env: { ...process.env, PYTHONPATH: HERE },
+  });
+  const m1 = await publish({ checkpoint: join(work, 'v1'), version: 'v1' });
+  manifest = await publish({ checkpoint: join(work, 'v2'), version: 'v2' });
+  plan = createPlan({
+    prev: m1,
+    next: manifest,
+    checkpointRoot: join(work, 'v2'),
+    nextManifestPath: null,
+    bucketBytes: 512,
+  });
+});
+
+afterAll(() => {
+  rmSync(work, { recursive: true, force: true });
+  rmSync(shm, { recursive: true, force: true });
+});
+
+/** A training process that attaches (layout and pid) but never reaches a step boundary. */
+async function idleTrainer(dir: string): Promise<ChildProcess> {
+  const code = `import sys; from model import make_model; from hotweights_trainer import TrainerSwap
+TrainerSwap(sys.argv[1], make_model()); print("attached", flush=True); sys.stdin.read()`;
+  const child = spawn(PYTHON, ['-c', code, dir], {
+    env: { ...process.env, PYTHONPATH: `${HERE}:${join(import.meta.dirname, '../python/src')}` },
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout?.on('data', (d: Buffer) => d.toString().includes('attached') && resolve());
+    child.once('exit', (c) => reject(new Error(`the trainer exited (${c})`)));
+  });
+  return child;
+}
+
+async function update(adapter: TrainerAdapter) {
+  const staging = await HostStaging.open({ dir: shm });
+  const transport = await localTransportProvider.create({ rank: 0, worldSize: 1, config });
+  try {
+    return await runRankUpdate({
+      plan,
+      manifest,
+      rank: 0,
+      worldSize: 1,
+      transport,
+      staging,
+      adapter,
+      config,
+      commit: true,
+    });
+  } finally {
+    await transport.close();
+    await staging.close();
+  }
+}
+
+const open = async (settings: Record<string, string>) =>
+  (await trainerAdapterProvider.create({ rank: 0, worldSize: 1, config, settings })) as TrainerAdapter;
+
+describe('TrainerAdapter', { timeout: 120_000 }, () => {
+  it('cancels a commit the training process does not take before the deadline; nothing is applied', async () => {
+    const dir = join(shm, 'slow');
+    const trainer = await idleTrainer(dir);
+    try {
+      const probe = await trainerAdapterProvider.probe({ rank: 0, worldSize: 1, config, settings: { dir } });
+      expect(probe).toEqual({ available: true, detail: `training process ${trainer.pid} attached` });
+      const adapter = await open({ dir, 'commit-timeout-s': '0.5' });
+      await expect(update(adapter)).rejects.toThrow(
+        'v2 was not applied: the training process did not reach a step boundary within 0.5 s; the commit is cancelled, nothing changed',
+      );
+      expect(readdirSync(dir).sort()).toEqual(['layout.json', 'trainer.json']);
+      expect(await adapter.currentVersion()).toBeNull();
+    } finally {
+      trainer.kill('SIGKILL');
+    }
+  });
+
+  it('fails a commit at once when the training process is gone', async () => {
+    const dir = join(shm, 'gone');
+    const trainer = await idleTrainer(dir);
+    await new Promise((r) => trainer.once('exit', r).kill('SIGKILL'));
+    await expect(update(await open({ dir }))).rejects.toThrow(
+      `v2 was not applied: the training process (pid ${trainer.pid}) is gone; the commit is cancelled`,
+    );
+    expect(existsSync(join(dir, 'commit.json'))).toBe(false);
+  });
+
+  it('names the bad option', async () => {
+    await expect(open({})).rejects.toThrow('the trainer adapter needs the exchange directory');
+    await expect(open({ dir: shm, 'opt-policy': 'shrink' })).rejects.toThrow(
+      'trainer adapter option opt-policy=shrink: expected preserve, reset or attenuate',
+    );
+    await expect(open({ dir: shm, 'opt-attenuation': '2' })).rejects.toThrow(
+      'trainer adapter option opt-attenuation=2: expected a number in 0..1',
+    );
+    await expect(open({ dir: shm })).resolves.toBeDefined();
+    await expect((await open({ dir: shm })).rollback()).rejects.toThrow('keeps no previous version');
+  });
+});
