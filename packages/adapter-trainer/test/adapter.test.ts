@@ -9,9 +9,8 @@ import { join } from 'node:path';
 import { type TrainerAdapter, trainerAdapterProvider } from '@hotweights/adapter-trainer';
 import { loadConfig, type Manifest, type Plan } from '@hotweights/core';
 import { createPlan, publish } from '@hotweights/planner';
-import { HostStaging, runRankUpdate } from '@hotweights/runtime';
-import { localTransportProvider } from '@hotweights/transport-local';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { updateOneRank } from '../../adapter-vllm/test/pipeline.js';
 
 const REPO = join(import.meta.dirname, '../../..');
 const PYTHON = join(REPO, '.venv/bin/python');
@@ -57,26 +56,8 @@ TrainerSwap(sys.argv[1], make_model()); print("attached", flush=True); sys.stdin
   return child;
 }
 
-async function update(adapter: TrainerAdapter) {
-  const staging = await HostStaging.open({ dir: shm });
-  const transport = await localTransportProvider.create({ rank: 0, worldSize: 1, config });
-  try {
-    return await runRankUpdate({
-      plan,
-      manifest,
-      rank: 0,
-      worldSize: 1,
-      transport,
-      staging,
-      adapter,
-      config,
-      commit: true,
-    });
-  } finally {
-    await transport.close();
-    await staging.close();
-  }
-}
+// The update as `hotweights worker` runs it (stage, verify, prepare, vote, commit), shared with adapter-vllm's tests.
+const update = (adapter: TrainerAdapter) => updateOneRank(adapter, plan, manifest, shm);
 
 const open = async (settings: Record<string, string>) =>
   (await trainerAdapterProvider.create({ rank: 0, worldSize: 1, config, settings })) as TrainerAdapter;
