@@ -57,13 +57,11 @@ export const trainerAdapterProvider: AdapterProvider = {
   async probe(options: AdapterOptions) {
     try {
       const adapter = new TrainerAdapter(trainerAdapterOptions(options));
-      await adapter.exchange.open();
+      // Probing creates nothing: the worker's prepare or TrainerSwap makes the directory.
       const pid = await adapter.trainer();
       return {
         available: true,
-        detail: pid
-          ? `training process ${pid} attached`
-          : 'no training process attached yet (TrainerSwap(dir))',
+        detail: pid ? `training process ${pid} attached` : 'no training process attached yet',
       };
     } catch (err) {
       return { available: false, reason: (err as Error).message };
