@@ -15,6 +15,7 @@
  * put back, so the previous weights travel as a new version.
  */
 import { randomBytes } from 'node:crypto';
+import { readlinkSync } from 'node:fs';
 import { type Adapter, AdapterError, type AdapterUpdate, TimeoutError } from '@hotweights/core';
 import { Exchange } from './exchange.js';
 import { buildOffer, checkOffer, type Layout } from './offer.js';
@@ -43,6 +44,27 @@ interface Ack {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** This process's pid namespace (`pid:[4026531836]`), or null where /proc does not say. */
+function pidNamespace(): string | null {
+  try {
+    return readlinkSync('/proc/self/ns/pid');
+  } catch {
+    return null;
+  }
+}
+
+interface TrainerInfo {
+  readonly pid: number;
+  readonly pid_ns?: string | null;
+}
+
+/** False only when the training process is certainly gone: same pid namespace, no such pid. */
+function trainerAlive(t: TrainerInfo): boolean {
+  const ns = pidNamespace();
+  if (ns === null || t.pid_ns !== ns) return true;
+  return alive(t.pid);
+}
 
 function alive(pid: number): boolean {
   try {
@@ -75,8 +97,8 @@ export class TrainerAdapter implements Adapter {
 
   /** The training process's pid when one has attached (`TrainerSwap(dir)`) and is alive. */
   async trainer(): Promise<number | null> {
-    const t = await this.exchange.read<{ pid: number }>('trainer');
-    return t && alive(t.pid) ? t.pid : null;
+    const t = await this.exchange.read<TrainerInfo>('trainer');
+    return t && trainerAlive(t) ? t.pid : null;
   }
 
   async currentVersion(): Promise<string | null> {
@@ -140,8 +162,8 @@ export class TrainerAdapter implements Adapter {
     for (;;) {
       const ack = await this.exchange.read<Ack>('ack');
       if (ack?.txn === txn) return ack;
-      const pid = await this.exchange.read<{ pid: number }>('trainer');
-      const gone = pid !== null && !alive(pid.pid);
+      const pid = await this.exchange.read<TrainerInfo>('trainer');
+      const gone = pid !== null && !trainerAlive(pid);
       if (Date.now() > deadline || gone) {
         const why = gone
           ? `the training process (pid ${pid?.pid}) is gone`

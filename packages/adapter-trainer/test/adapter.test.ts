@@ -3,7 +3,7 @@
  * transport) against real Python processes: the deadline, a vanished training process, options.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type TrainerAdapter, trainerAdapterProvider } from '@hotweights/adapter-trainer';
@@ -88,6 +88,17 @@ describe('TrainerAdapter', { timeout: 120_000 }, () => {
       `v2 was not applied: the training process (pid ${trainer.pid}) is gone; the commit is cancelled`,
     );
     expect(existsSync(join(dir, 'commit.json'))).toBe(false);
+  });
+
+  it('does not judge a training process in another pid namespace (a sidecar container) by its pid', async () => {
+    const dir = join(shm, 'sidecar');
+    const trainer = await idleTrainer(dir);
+    await new Promise((r) => trainer.once('exit', r).kill('SIGKILL'));
+    const info = JSON.parse(readFileSync(join(dir, 'trainer.json'), 'utf8'));
+    writeFileSync(join(dir, 'trainer.json'), JSON.stringify({ ...info, pid_ns: 'pid:[1]' }));
+    await expect(update(await open({ dir, 'commit-timeout-s': '0.5' }))).rejects.toThrow(
+      'did not reach a step boundary within 0.5 s',
+    );
   });
 
   it('names the bad option', async () => {

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import math
 from pathlib import Path
 from typing import Any, Callable
@@ -193,3 +194,11 @@ def test_the_layout_is_published_for_the_worker_to_check(dirs: tuple[Path, Path]
     assert layout == {"schema": "hotweights.trainer.layout", "tensors": {
         "0.weight": {"dtype": "F32", "shape": [16, 6]}, "0.bias": {"dtype": "F32", "shape": [16]},
         "2.weight": {"dtype": "BF16", "shape": [3, 16]}, "2.bias": {"dtype": "BF16", "shape": [3]}}}
+
+
+def test_trainer_json_names_the_process_and_its_pid_namespace(dirs: tuple[Path, Path]) -> None:
+    exchange, _ = dirs
+    TrainerSwap(exchange)
+    info = json.loads((exchange / "trainer.json").read_text())
+    assert info["pid"] == os.getpid()
+    assert info["pid_ns"] == os.readlink("/proc/self/ns/pid")

@@ -3,7 +3,7 @@
 The worker (`hotweights worker --adapter trainer --adapter-option dir=EXCHANGE_DIR`) and this
 module talk through files in the exchange directory, each written whole (temp file + rename):
 
-    trainer.json  this process attached (pid), written by TrainerSwap()
+    trainer.json  this process attached (pid, pid namespace), written by TrainerSwap()
     layout.json   the live model's tensors {name: {dtype, shape}}, so the worker refuses an update
                   that does not fit before it votes (written once a model is known)
     offer.json    the worker staged and verified a version (worker's prepare)
@@ -51,6 +51,15 @@ class Applied:
     optimizer_params: int
 
 
+def _pid_namespace() -> Optional[str]:
+    # The worker checks that this pid is alive only from the same pid namespace (a sidecar
+    # container without a shared process namespace sees other pids).
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+
+
 def _write(path: Path, obj: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(obj), encoding="utf-8")
@@ -75,7 +84,7 @@ class TrainerSwap:
         self._layout_of: Optional[int] = None
         if model is not None:
             self.publish_layout(model)
-        _write(self.dir / "trainer.json", {"pid": os.getpid(), "attached_at": time.time()})
+        _write(self.dir / "trainer.json", {"pid": os.getpid(), "pid_ns": _pid_namespace(), "attached_at": time.time()})
 
     def publish_layout(self, model: torch.nn.Module) -> None:
         """Writes layout.json: the names, dtypes and shapes an update must match."""
