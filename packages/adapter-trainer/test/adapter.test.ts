@@ -41,19 +41,28 @@ afterAll(() => {
   rmSync(shm, { recursive: true, force: true });
 });
 
-/** A training process that attaches (layout and pid) but never reaches a step boundary. */
-async function idleTrainer(dir: string): Promise<ChildProcess> {
-  const code = `import sys; from model import make_model; from hotweights_trainer import TrainerSwap
-TrainerSwap(sys.argv[1], make_model()); print("attached", flush=True); sys.stdin.read()`;
+/** A Python process running `code` with argv[1] = dir, once it printed "attached". */
+async function pythonProcess(code: string, dir: string): Promise<{ child: ChildProcess; output(): string }> {
   const child = spawn(PYTHON, ['-c', code, dir], {
     env: { ...process.env, PYTHONPATH: `${HERE}:${join(import.meta.dirname, '../python/src')}` },
     stdio: ['pipe', 'pipe', 'inherit'],
   });
+  let out = '';
   await new Promise<void>((resolve, reject) => {
-    child.stdout?.on('data', (d: Buffer) => d.toString().includes('attached') && resolve());
+    child.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('attached')) resolve();
+    });
     child.once('exit', (c) => reject(new Error(`the trainer exited (${c})`)));
   });
-  return child;
+  return { child, output: () => out };
+}
+
+/** A training process that attaches (layout and pid) but never reaches a step boundary. */
+async function idleTrainer(dir: string): Promise<ChildProcess> {
+  const code = `import sys; from model import make_model; from hotweights_trainer import TrainerSwap
+TrainerSwap(sys.argv[1], make_model()); print("attached", flush=True); sys.stdin.read()`;
+  return (await pythonProcess(code, dir)).child;
 }
 
 // The update as `hotweights worker` runs it (stage, verify, prepare, vote, commit), shared with adapter-vllm's tests.
@@ -77,6 +86,29 @@ describe('TrainerAdapter', { timeout: 120_000 }, () => {
       expect(await adapter.currentVersion()).toBeNull();
     } finally {
       trainer.kill('SIGKILL');
+    }
+  });
+
+  it("fails the commit with the training process's reason when it refuses; nothing is applied", async () => {
+    const dir = join(shm, 'refuses');
+    // The model changes shape after it reported its layout, so only the training process sees it.
+    const code = `import sys, time, torch; from model import make_model; from hotweights_trainer import TrainerSwap
+m = make_model(); swap = TrainerSwap(sys.argv[1], m); m[2].bias = torch.nn.Parameter(torch.zeros(5))
+before = {n: t.clone() for n, t in m.state_dict().items()}
+print("attached", flush=True)
+while swap.last_refusal is None:
+    swap.maybe_apply(m); time.sleep(0.02)
+print("untouched" if all(torch.equal(t, before[n]) for n, t in m.state_dict().items()) else "CHANGED", flush=True)`;
+    const trainer = await pythonProcess(code, dir);
+    try {
+      await expect(update(await open({ dir }))).rejects.toThrow(
+        'the training process refused v2 (E_TRAINER_MISMATCH): version v2 does not fit the live model, nothing applied: 2.bias: staged shape [4], live [5]',
+      );
+      await new Promise((r) => trainer.child.once('exit', r));
+      expect(trainer.output()).toContain('untouched');
+      expect(readdirSync(dir).sort()).toEqual(['layout.json', 'trainer.json']);
+    } finally {
+      trainer.child.kill('SIGKILL');
     }
   });
 
