@@ -3,7 +3,7 @@
  * buckets as shared-memory segments, each with its plan items. Only tensor items travel; headers
  * and whole files are not weights a running model loads.
  */
-import { AdapterError, type Plan, type StagingAgent } from '@hotweights/core';
+import { type Plan, type StagedSegment, type StagingAgent, stagedSegments } from '@hotweights/core';
 
 export const PAYLOAD_SCHEMA = 'hotweights.vllm.prepare';
 export const PAYLOAD_VERSION = 1;
@@ -23,49 +23,12 @@ export interface PreparePayload {
   readonly verify_hashes: boolean;
   readonly allow_dtype_cast: boolean;
   readonly drafter_prefix: string;
-  readonly segments: readonly {
-    readonly path: string;
-    readonly offset: number;
-    readonly length: number;
-    readonly ranks: readonly number[] | null;
-    readonly items: readonly Record<string, unknown>[];
-  }[];
+  readonly segments: readonly (StagedSegment & { readonly ranks: readonly number[] | null })[];
 }
 
 export function preparePayload(plan: Plan, staging: StagingAgent, o: PayloadOptions): PreparePayload {
-  const segments: PreparePayload['segments'][number][] = [];
-  for (const bucket of plan.buckets) {
-    const staged = staging.get(plan.version, bucket.bucket_id);
-    if (!staged) {
-      if (bucket.consumer_ranks.includes(o.rank)) {
-        throw new AdapterError(
-          `bucket ${bucket.bucket_id} of ${plan.version} is not staged on rank ${o.rank}`,
-        );
-      }
-      continue;
-    }
-    if (!staged.segment) {
-      throw new AdapterError(
-        `bucket ${bucket.bucket_id} of ${plan.version} is not in a shared-memory segment: the vLLM ` +
-          'adapter needs host staging (HOTWEIGHTS_STAGING_DIR on the same host as vLLM)',
-      );
-    }
-    const items = bucket.items
-      .filter((it) => it.kind === 'tensor' && it.dtype !== null && it.shape !== null)
-      .map((it) => ({
-        key: it.key,
-        tensor: it.tensor,
-        dtype: it.dtype,
-        shape: it.shape,
-        offset: it.offset,
-        nbytes: it.nbytes,
-        hash: it.hash,
-        part: it.part ?? null,
-      }));
-    if (items.length === 0) continue;
-    // Every tensor-parallel rank of the server loads the full tensors and keeps its own slice.
-    segments.push({ ...staged.segment, ranks: null, items });
-  }
+  // Every tensor-parallel rank of the server loads the full tensors and keeps its own slice.
+  const segments = stagedSegments(plan, staging, o.rank, 'vLLM').map((seg) => ({ ...seg, ranks: null }));
   return {
     schema: PAYLOAD_SCHEMA,
     payload_version: PAYLOAD_VERSION,

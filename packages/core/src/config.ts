@@ -258,6 +258,42 @@ export const VARIABLES = [
     section: 'UCX',
     doc: "Network devices UCX may use (UCX's `UCX_NET_DEVICES`, e.g. `eth0` or `mlx5_0:1`); picks the NIC on multi-homed hosts.",
   },
+  // issue 17: the trainer adapter's optimizer-state policy and the GQA KV head maps of kv-check
+  {
+    name: 'HOTWEIGHTS_OPT_POLICY',
+    kind: { type: 'enum', values: ['preserve', 'reset', 'attenuate'] },
+    defaultText: 'preserve',
+    section: 'Training and KV cache',
+    doc: "What the `trainer` adapter does to the optimizer state of the parameters an update changes: `preserve` keeps Adam's moments and step, `reset` zeroes both moments and the step, `attenuate` multiplies both moments by `HOTWEIGHTS_OPT_ATTENUATION`. Unchanged parameters keep their state exactly. Read by the worker, passed to the training process with each commit; `--adapter-option opt-policy=` wins. Preview with `hotweights opt-check`.",
+  },
+  {
+    name: 'HOTWEIGHTS_OPT_ATTENUATION',
+    kind: { type: 'number', min: 0, max: 1 },
+    defaultText: '1.0',
+    section: 'Training and KV cache',
+    doc: 'Factor on both Adam moments of changed parameters under `HOTWEIGHTS_OPT_POLICY=attenuate` (1.0 = unchanged). `--adapter-option opt-attenuation=` wins.',
+  },
+  {
+    name: 'HOTWEIGHTS_KV_HEAD_MAP',
+    kind: { type: 'string' },
+    defaultText: '(derived)',
+    section: 'Training and KV cache',
+    doc: 'A query-head to KV-head map as an inline JSON list (entry `q` is the KV head query head `q` reads) for `hotweights kv-check` to validate instead of deriving one. Nothing transforms a live KV cache (see docs/VLLM.md).',
+  },
+  {
+    name: 'HOTWEIGHTS_KV_HEAD_MAP_FILE',
+    kind: { type: 'string' },
+    defaultText: '(unset)',
+    section: 'Training and KV cache',
+    doc: 'Path to a JSON file holding the map of `HOTWEIGHTS_KV_HEAD_MAP` (that variable wins when both are set).',
+  },
+  {
+    name: 'HOTWEIGHTS_KV_HEAD_ORDER',
+    kind: { type: 'enum', values: ['grouped', 'interleaved'] },
+    defaultText: 'grouped',
+    section: 'Training and KV cache',
+    doc: "`kv-check`'s derived map: `grouped` (query head `q` reads KV head `q / (H/K)`, as Llama, Mistral and Qwen lay heads out) or `interleaved` (`q mod K`). Same as `--order`.",
+  },
 ] as const satisfies readonly VariableSpec[];
 
 export type VariableName = (typeof VARIABLES)[number]['name'];
@@ -299,6 +335,11 @@ export interface HotweightsConfig {
   readonly ucxRetries: number;
   readonly ucxRetryDelayMs: number;
   readonly ucxNetDevices: string | undefined;
+  readonly optPolicy: 'preserve' | 'reset' | 'attenuate';
+  readonly optAttenuation: number;
+  readonly kvHeadMap: string | undefined;
+  readonly kvHeadMapFile: string | undefined;
+  readonly kvHeadOrder: 'grouped' | 'interleaved';
 }
 
 function spec(name: VariableName): VariableSpec {
@@ -402,6 +443,11 @@ export function loadConfig(env: Env = process.env): HotweightsConfig {
     ucxRetries: readNumber(env, 'HOTWEIGHTS_UCX_RETRIES', 240),
     ucxRetryDelayMs: readNumber(env, 'HOTWEIGHTS_UCX_RETRY_DELAY_MS', 250),
     ucxNetDevices: readString(env, 'HOTWEIGHTS_UCX_NET_DEVICES'),
+    optPolicy: readEnum(env, 'HOTWEIGHTS_OPT_POLICY', 'preserve'),
+    optAttenuation: readNumber(env, 'HOTWEIGHTS_OPT_ATTENUATION', 1),
+    kvHeadMap: readString(env, 'HOTWEIGHTS_KV_HEAD_MAP'),
+    kvHeadMapFile: readString(env, 'HOTWEIGHTS_KV_HEAD_MAP_FILE'),
+    kvHeadOrder: readEnum(env, 'HOTWEIGHTS_KV_HEAD_ORDER', 'grouped'),
   });
 }
 

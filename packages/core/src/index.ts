@@ -89,6 +89,7 @@ export {
 } from './plugin-discovery.js';
 export { REPLACED_VARIABLES, type ReplacedVariable, renderReplacedVariables } from './seed-variables.js';
 export { type StagedItem, stagedItems } from './staged-items.js';
+export { type SegmentTensorItem, type StagedSegment, stagedSegments } from './staged-segments.js';
 export type { StagedBucket, StagingAgent } from './staging.js';
 export type {
   BroadcastRequest,

@@ -33,6 +33,8 @@ export const COMMAND_LOADERS: Readonly<Record<string, () => Promise<CommandModul
   abort: async () => (await import('./abort.js')).abortCommand,
   'coord-status': async () => (await import('./coord-status.js')).coordStatusCommand,
   worker: async () => (await import('./worker.js')).workerCommand,
+  'opt-check': async () => (await import('./opt-check.js')).optCheckCommand,
+  'kv-check': async () => (await import('./kv-check.js')).kvCheckCommand,
   // Seed-document commands this design replaced: each answers with what to use instead.
   metrics: async () => (await import('./replaced.js')).metricsCommand,
   'bench-hierarchical': async () => (await import('./replaced.js')).benchHierarchicalCommand,
