@@ -163,6 +163,15 @@ describe('the seed documents, as written', { timeout: 240_000 }, () => {
     expect(r.stderr).toContain('transport "mpi" is unavailable: not started by an MPI launcher');
   });
 
+  it("the walkthroughs' CLI utilities: kv-check, opt-check and verify-plan", async () => {
+    for (const line of [
+      'hotweights kv-check --heads 32 --kv-heads 8 --order grouped',
+      'hotweights opt-check --updated 100 --unchanged 100 --policy attenuate --attenuation 0.5',
+      'hotweights verify-plan --plan plan.json --world-size 8 --require-consumers',
+    ])
+      expectWorks(await sh(line), line);
+  });
+
   it('the tuning guide: bench-hierarchical and the prototype variables', async () => {
     const bench = 'hotweights bench-hierarchical --size-mb 256 --repeat 3';
     expectReplaced(await sh(bench), bench, 'bench/');
