@@ -257,6 +257,14 @@ export const VARIABLES = [
     section: 'UCX',
     doc: "Network devices UCX may use (UCX's `UCX_NET_DEVICES`, e.g. `eth0` or `mlx5_0:1`); picks the NIC on multi-homed hosts.",
   },
+  // issue #13 (ucx-hosts): peers that fall silent (a host or link down) across hosts.
+  {
+    name: 'HOTWEIGHTS_UCX_PEER_TIMEOUT_S',
+    kind: { type: 'number', min: 0, max: 3600 },
+    defaultText: '10',
+    section: 'UCX',
+    doc: 'Seconds a UCX rank may stay silent on the control channel (it is pinged every second) before the others count it lost and fail the broadcasts that need it, naming it (0 = never; a dead process is noticed at once anyway). Catches a host or link that goes down without closing its connections.',
+  },
 ] as const satisfies readonly VariableSpec[];
 
 export type VariableName = (typeof VARIABLES)[number]['name'];
@@ -298,6 +306,7 @@ export interface HotweightsConfig {
   readonly ucxRetries: number;
   readonly ucxRetryDelayMs: number;
   readonly ucxNetDevices: string | undefined;
+  readonly ucxPeerTimeoutS: number;
 }
 
 function spec(name: VariableName): VariableSpec {
@@ -401,6 +410,7 @@ export function loadConfig(env: Env = process.env): HotweightsConfig {
     ucxRetries: readNumber(env, 'HOTWEIGHTS_UCX_RETRIES', 240),
     ucxRetryDelayMs: readNumber(env, 'HOTWEIGHTS_UCX_RETRY_DELAY_MS', 250),
     ucxNetDevices: readString(env, 'HOTWEIGHTS_UCX_NET_DEVICES'),
+    ucxPeerTimeoutS: readNumber(env, 'HOTWEIGHTS_UCX_PEER_TIMEOUT_S', 10),
   });
 }
 
