@@ -108,7 +108,7 @@ async function ours(tls: string, mib: number): Promise<number> {
   const [out] = await Promise.all(
     [0, 1].map((rank) => run(process.execPath, args, { ...env, RANK: String(rank) })),
   );
-  const line = (out ?? '').split('\n').find((l) => l.startsWith('{"seconds"'));
+  const line = (out ?? '').split('\n').find((l) => l.startsWith('{"mib"'));
   if (!line) throw new Error(`no timings from rank 0:\n${out}`);
   const { seconds } = JSON.parse(line) as { seconds: number[] };
   return (mib * 2 ** 20) / median(seconds) / 1e9;
