@@ -11,14 +11,11 @@
  * node side); cp, the N-1 copies of a file in /dev/shm (warm in the page cache) run one after the
  * other, as a script would. GB/s = bucket bytes / median time (1 GB = 1e9 B).
  */
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-const root = fileURLToPath(new URL('../../', import.meta.url));
+import { freePort, median, REPO_ROOT as root, run } from './jobs.js';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -29,42 +26,6 @@ const sizes = arg('sizes', '64,256').split(',').map(Number);
 const iterations = Number(arg('iterations', '3'));
 const rounds = Number(arg('rounds', '2'));
 const NODE = ['--conditions=@hotweights/source', '--import', 'tsx'];
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-};
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as { port: number };
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, {
-      cwd: root,
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      err += d.toString();
-    });
-    child.on('close', (code) => {
-      if (code !== 0 || err.includes('wrong bytes')) reject(new Error(`${cmd} exited ${code}: ${err}`));
-      else resolve(out);
-    });
-  });
-}
 
 /** Median seconds per size from rank 0's JSON lines. */
 function secondsBySize(out: string): Map<number, number> {

@@ -335,12 +335,13 @@ export class UcxTransport implements Transport {
         active.fail(new TransportError(`bucket ${active.bucketId}: the UCX transport is closed`));
       }
       // Rank 0 keeps its worker up while it lingers for the others; they flush their endpoints
-      // to it before they hang up. Then nobody is left to answer its own flushes.
+      // to it before they hang up. Then nobody is left to answer its own flushes. The others
+      // flush (a last acknowledgement may still be on its way) except to ranks that have left.
       if (this.rank === 0) {
         await this.#channel.close(HUB_LINGER_MS);
-        await this.#worker.close(undefined, { force: true });
+        await this.#worker.close(undefined, { gone: () => true });
       } else {
-        await this.#worker.close();
+        await this.#worker.close(undefined, { gone: (peer) => this.#gone.has(peer) });
         await this.#channel.close(0);
       }
     })();

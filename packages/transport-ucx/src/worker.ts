@@ -200,22 +200,19 @@ export class UcpWorker {
   }
 
   /**
-   * Flushes and closes every endpoint (capped: a dead peer never answers a flush; `force`: no
-   * flush), cancels what is still pending, then frees the worker and context.
+   * Flushes and closes every endpoint (capped: a dead peer never answers a flush; no flush to
+   * peers `gone` names), cancels what is still pending, then frees the worker and context.
    */
-  async close(limitMs = 2000, { force = false } = {}): Promise<void> {
+  async close(limitMs = 2000, { gone }: { gone?: (peer: number) => boolean } = {}): Promise<void> {
     if (this.#destroyed) return;
     clearInterval(this.#idle);
     const closing = new Set<number>();
     // Requests still pending belong to broadcasts that failed (a send whose receiver gave up can
     // never finish): a flush would wait for them, so such endpoints close without one. So do
-    // those of a caller that knows its peers are gone (a flush to them ends in a UCX timeout).
-    const mode =
-      force || this.#pending.size > 0
-        ? { op_attr_mask: UCP_OP_ATTR_FIELD_FLAGS, flags: UCP_EP_CLOSE_FLAG_FORCE }
-        : {};
-    for (const ep of this.#eps.values()) {
-      const r = this.#ucp.epClose(ep, mode);
+    // those to peers the caller knows are gone: a flush to them ends in a UCX timeout error.
+    const force = { op_attr_mask: UCP_OP_ATTR_FIELD_FLAGS, flags: UCP_EP_CLOSE_FLAG_FORCE };
+    for (const [peer, ep] of this.#eps) {
+      const r = this.#ucp.epClose(ep, this.#pending.size > 0 || gone?.(peer) ? force : {});
       if (r > 0) closing.add(r);
     }
     this.#eps.clear();
@@ -234,8 +231,12 @@ export class UcpWorker {
     this.#destroyed = true;
     if (this.#spinning) clearImmediate(this.#spinning);
     for (const op of this.#pending) op.reject(new Error(`${op.what}: the UCX worker closed`));
+    // Requests UCX still holds (a send to a peer behind a dead link, a close that did not finish
+    // in time) die with the worker, but only released ones: destroying an endpoint that still
+    // has an unreleased request trips an assertion in UCX and aborts the process.
+    for (const op of this.#pending) this.#ucp.requestFree(op.request);
+    for (const r of closing) this.#ucp.requestFree(r);
     this.#pending.clear();
-    // Requests UCX still holds (a close that did not finish in time) die with the worker.
     this.#ucp.workerDestroy(this.#worker);
     this.#ucp.cleanup(this.#context);
   }

@@ -13,7 +13,13 @@ const ENV = { UCX_TLS: 'tcp', HOTWEIGHTS_UCX_CHUNK_MB: '1' };
 
 async function run(victim: number, mode: 'kill' | 'abort' | 'stop') {
   const job = await startRanks(3, [...SOURCE_NODE_ARGS, 'test/fixtures/failing-rank.ts'], {
-    env: { ...ENV, HW_VICTIM: String(victim), HW_MODE: mode, HOTWEIGHTS_UCX_PEER_TIMEOUT_S: '2' },
+    env: {
+      ...ENV,
+      HW_VICTIM: String(victim),
+      HW_MODE: mode,
+      // The silent victim is noticed after this; the other modes must not depend on it.
+      HOTWEIGHTS_UCX_PEER_TIMEOUT_S: mode === 'stop' ? '4' : '0',
+    },
   });
   if (mode === 'stop') {
     // The stopped victim never exits by itself: end it once the others have reported.

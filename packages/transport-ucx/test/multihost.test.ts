@@ -180,7 +180,7 @@ describe('three hosts over UCX (network namespaces)', () => {
       plans.delta2,
       {
         HOTWEIGHTS_INFLIGHT_BUCKETS: '1',
-        HOTWEIGHTS_UCX_PEER_TIMEOUT_S: '3',
+        HOTWEIGHTS_UCX_PEER_TIMEOUT_S: '5',
         HOTWEIGHTS_TRANSFER_TIMEOUT_S: '60',
       },
       (rank, event) => {
