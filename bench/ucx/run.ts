@@ -9,13 +9,9 @@
  * the receiver acknowledged the whole bucket). ucx_perftest: its "overall" bandwidth (MiB/s,
  * converted). The ratio is the median over rounds of ours / ucx_perftest within each round.
  */
-import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { cpus, loadavg } from 'node:os';
-import { fileURLToPath } from 'node:url';
-
-const root = fileURLToPath(new URL('../../', import.meta.url));
+import { freePort, median, REPO_ROOT as root, run } from './jobs.js';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -30,42 +26,6 @@ const ALL_TRANSPORTS = [
 ];
 const only = arg('tls', '');
 const TRANSPORTS = ALL_TRANSPORTS.filter((t) => !only || t.tls === only);
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as { port: number };
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, {
-      cwd: root,
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      err += d.toString();
-    });
-    child.on('close', (code) =>
-      code === 0 ? resolve(out) : reject(new Error(`${cmd} exited ${code}: ${err}`)),
-    );
-  });
-}
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2
-    ? (s[(s.length - 1) / 2] as number)
-    : ((s[s.length / 2 - 1] as number) + (s[s.length / 2] as number)) / 2;
-};
 
 /** GB/s of `ucx_perftest -t tag_bw` for one message size. */
 async function perftest(tls: string, mib: number): Promise<number> {
@@ -108,7 +68,7 @@ async function ours(tls: string, mib: number): Promise<number> {
   const [out] = await Promise.all(
     [0, 1].map((rank) => run(process.execPath, args, { ...env, RANK: String(rank) })),
   );
-  const line = (out ?? '').split('\n').find((l) => l.startsWith('{"seconds"'));
+  const line = (out ?? '').split('\n').find((l) => l.startsWith('{"mib"'));
   if (!line) throw new Error(`no timings from rank 0:\n${out}`);
   const { seconds } = JSON.parse(line) as { seconds: number[] };
   return (mib * 2 ** 20) / median(seconds) / 1e9;

@@ -294,6 +294,14 @@ export const VARIABLES = [
     section: 'Training and KV cache',
     doc: "`kv-check`'s derived map: `grouped` (query head `q` reads KV head `q / (H/K)`, as Llama, Mistral and Qwen lay heads out) or `interleaved` (`q mod K`). Same as `--order`.",
   },
+  // issue #13 (ucx-hosts): peers that fall silent (a host or link down) across hosts.
+  {
+    name: 'HOTWEIGHTS_UCX_PEER_TIMEOUT_S',
+    kind: { type: 'number', min: 0, max: 3600 },
+    defaultText: '10',
+    section: 'UCX',
+    doc: 'Seconds a UCX rank may stay silent on the control channel (it is pinged every second) before the others count it lost and fail the broadcasts that need it, naming it (0 = never; a dead process is noticed at once anyway). Catches a host or link that goes down without closing its connections.',
+  },
 ] as const satisfies readonly VariableSpec[];
 
 export type VariableName = (typeof VARIABLES)[number]['name'];
@@ -340,6 +348,7 @@ export interface HotweightsConfig {
   readonly kvHeadMap: string | undefined;
   readonly kvHeadMapFile: string | undefined;
   readonly kvHeadOrder: 'grouped' | 'interleaved';
+  readonly ucxPeerTimeoutS: number;
 }
 
 function spec(name: VariableName): VariableSpec {
@@ -448,6 +457,7 @@ export function loadConfig(env: Env = process.env): HotweightsConfig {
     kvHeadMap: readString(env, 'HOTWEIGHTS_KV_HEAD_MAP'),
     kvHeadMapFile: readString(env, 'HOTWEIGHTS_KV_HEAD_MAP_FILE'),
     kvHeadOrder: readEnum(env, 'HOTWEIGHTS_KV_HEAD_ORDER', 'grouped'),
+    ucxPeerTimeoutS: readNumber(env, 'HOTWEIGHTS_UCX_PEER_TIMEOUT_S', 10),
   });
 }
 

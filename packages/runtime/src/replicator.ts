@@ -395,7 +395,11 @@ export async function replicateRank(options: ReplicateRankOptions): Promise<Rank
           );
         }
         if (isHotweightsError(err) && !isErrorKind(err, 'TransportError')) throw err;
-        throw new TransportError(`rank ${rank}: bucket ${bucket.bucket_id}: ${describe(err)}`, {
+        // Transports name the bucket themselves too ("bucket 7: rank 2 was lost"): say it once.
+        const said = describe(err);
+        const own = `bucket ${bucket.bucket_id}: `;
+        const why = said.startsWith(own) ? said.slice(own.length) : said;
+        throw new TransportError(`rank ${rank}: bucket ${bucket.bucket_id}: ${why}`, {
           cause: err,
           details: { rank, bucket: bucket.bucket_id, transport: transport.name },
         });

@@ -5,6 +5,10 @@
  * open afterwards as a star carrying three rare messages as JSON lines: an abort (relayed by rank
  * 0 to the others), a lost rank (rank 0 tells the others when a socket drops without a goodbye)
  * and a goodbye before a clean close. Bytes of buckets never travel here; UCX moves them.
+ *
+ * A host or link that goes down closes nothing: its sockets just fall silent, and TCP would wait
+ * for minutes. So both ends of every control socket ping once a second, and a peer silent for the
+ * peer timeout (HOTWEIGHTS_UCX_PEER_TIMEOUT_S) counts as lost, like one whose socket dropped.
  */
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -15,19 +19,22 @@ export type RendezvousAddress = MasterAddress;
 /** What travels on the control channel after the table. */
 export type ControlMessage =
   | { readonly t: 'abort'; readonly key: string; readonly from: number; readonly reason: string }
-  | { readonly t: 'lost'; readonly rank: number }
+  | { readonly t: 'lost'; readonly rank: number; readonly why?: string }
   | { readonly t: 'bye'; readonly rank: number };
 
 type Wire =
   | ControlMessage
   | { readonly t: 'hello'; readonly rank: number; readonly worldSize: number; readonly address: string }
   | { readonly t: 'table'; readonly addresses: readonly string[] }
-  | { readonly t: 'ready' | 'go' };
+  | { readonly t: 'ready' | 'go' | 'ping' };
 
 export interface ControlEvents {
   onMessage(message: ControlMessage): void;
-  /** A socket dropped without a goodbye: rank 0 sees each rank, the others see rank 0. */
-  onLost(rank: number): void;
+  /**
+   * A socket dropped without a goodbye, or fell silent (`why` says so): rank 0 sees each rank,
+   * the others see rank 0.
+   */
+  onLost(rank: number, why?: string): void;
 }
 
 export interface JoinOptions {
@@ -41,6 +48,8 @@ export interface JoinOptions {
 }
 
 const HUB = 0;
+/** How often each end of a control socket says it is alive. */
+const PING_MS = 1000;
 
 function lines(sock: Socket, onLine: (message: Wire) => void): void {
   let buffered = '';
@@ -75,6 +84,9 @@ export class ControlChannel {
   /** The start barrier: ranks that said ready (rank 0), and what to call when it lifts. */
   readonly #ready = new Set<number>();
   #barrier: { lift(): void; fail(err: Error): void } | undefined;
+  /** When a line last came from each peer, and the timer that pings them and checks. */
+  readonly #heard = new Map<number, number>();
+  #pulse: NodeJS.Timeout | undefined;
 
   private constructor(rank: number, addresses: Uint8Array[], peers: Map<number, Socket>, server?: Server) {
     this.#rank = rank;
@@ -250,10 +262,40 @@ export class ControlChannel {
     this.#barrier.lift();
   }
 
-  /** Starts delivering events; the sockets no longer keep the process alive on their own. */
-  listen(events: ControlEvents): void {
+  /**
+   * Starts delivering events; the sockets no longer keep the process alive on their own. A peer
+   * silent for `peerTimeoutMs` (0: never) is dropped as lost.
+   */
+  listen(events: ControlEvents, peerTimeoutMs = 0): void {
     this.#events = events;
     for (const s of this.#peers.values()) s.unref();
+    if (peerTimeoutMs > 0 && this.#peers.size > 0) this.#startPulse(peerTimeoutMs);
+  }
+
+  #startPulse(timeoutMs: number): void {
+    const every = Math.min(PING_MS, timeoutMs / 2);
+    let last = Date.now();
+    for (const peer of this.#peers.keys()) this.#heard.set(peer, last);
+    this.#pulse = setInterval(() => {
+      const now = Date.now();
+      // A tick far behind schedule means this process stalled, not its peers: their pings are
+      // still waiting unread in the sockets, so the silence is not theirs.
+      const stalled = now - last > 2 * every + 250;
+      last = now;
+      for (const [peer, sock] of this.#peers) {
+        write(sock, { t: 'ping' });
+        const silent = now - (this.#heard.get(peer) ?? now);
+        if (stalled) this.#heard.set(peer, now);
+        else if (silent > timeoutMs) {
+          sock.destroy();
+          this.#dropped(
+            peer,
+            `nothing heard from it for ${(silent / 1000).toFixed(1)} s: its host or the link to it is down`,
+          );
+        }
+      }
+    }, every);
+    this.#pulse.unref();
   }
 
   /** Tells the others (through rank 0) that this rank aborted the broadcast keyed `key`. */
@@ -266,6 +308,8 @@ export class ControlChannel {
   }
 
   #receive(from: number, message: Wire): void {
+    this.#heard.set(from, Date.now());
+    if (message.t === 'ping') return;
     if (message.t === 'ready' && this.#rank === HUB) {
       this.#ready.add(from);
       this.#maybeGo();
@@ -282,13 +326,13 @@ export class ControlChannel {
     this.#events?.onMessage(message);
   }
 
-  #dropped(peer: number): void {
+  #dropped(peer: number, why?: string): void {
     this.#peers.delete(peer);
     this.#barrier?.fail(new TransportError(`ucx: rank ${peer} left before the job started`));
     if (this.#departed.has(peer)) return;
     this.#departed.add(peer);
-    if (this.#rank === HUB) this.#send({ t: 'lost', rank: peer }, peer);
-    this.#events?.onLost(peer);
+    if (this.#rank === HUB) this.#send({ t: 'lost', rank: peer, ...(why ? { why } : {}) }, peer);
+    this.#events?.onLost(peer, why);
   }
 
   /**
@@ -297,6 +341,7 @@ export class ControlChannel {
    */
   async close(lingerMs: number): Promise<void> {
     this.#events = undefined;
+    clearInterval(this.#pulse);
     if (this.#rank === HUB) {
       const until = Date.now() + lingerMs;
       while (this.#peers.size > 0 && Date.now() < until) await sleep(20);

@@ -60,7 +60,7 @@ export class UcxTransport implements Transport {
   readonly #issued = new Map<string, number>();
   /** Aborts that arrived before this rank issued the broadcast they name. */
   readonly #abortedEarly = new Map<string, Error>();
-  /** Ranks that left (closed) or were lost, with why. */
+  /** Ranks that left (closed) or were lost, with what to say about it. */
   readonly #gone = new Map<number, string>();
   #closing: Promise<void> | undefined;
 
@@ -122,7 +122,10 @@ export class UcxTransport implements Transport {
         : new TransportError(`ucx: rank ${o.rank} could not join: ${(err as Error).message}`, { cause: err });
     }
     const t = new UcxTransport(o.rank, o.worldSize, worker, channel, o.config);
-    channel.listen({ onMessage: (m) => t.#onControl(m), onLost: (rank) => t.#onGone(rank, 'lost') });
+    channel.listen(
+      { onMessage: (m) => t.#onControl(m), onLost: (rank, why) => t.#onGone(rank, lostText(rank, why)) },
+      o.config.ucxPeerTimeoutS * 1000,
+    );
     return t;
   }
 
@@ -292,7 +295,7 @@ export class UcxTransport implements Transport {
 
   #onControl(m: ControlMessage): void {
     if (m.t !== 'abort') {
-      this.#onGone(m.rank, m.t === 'bye' ? 'closed' : 'lost');
+      this.#onGone(m.rank, m.t === 'bye' ? `rank ${m.rank} closed its transport` : lostText(m.rank, m.why));
       return;
     }
     const bucketId = Number(m.key.split(':')[1]);
@@ -307,7 +310,7 @@ export class UcxTransport implements Transport {
     else this.#abortedEarly.set(m.key, err);
   }
 
-  #onGone(rank: number, why: 'lost' | 'closed'): void {
+  #onGone(rank: number, why: string): void {
     if (rank === this.rank || this.#gone.has(rank)) return;
     this.#gone.set(rank, why);
     // New broadcasts that need the rank fail at once. Running ones get a moment: the rank may have
@@ -321,11 +324,7 @@ export class UcxTransport implements Transport {
   }
 
   #peerError(bucketId: number, peer: number, why: string): TransportError {
-    const text =
-      why === 'lost'
-        ? `rank ${peer} was lost (its process exited or its connection dropped)`
-        : `rank ${peer} closed its transport`;
-    return Object.assign(new TransportError(`bucket ${bucketId}: ${text}`, { details: { peer } }), {
+    return Object.assign(new TransportError(`bucket ${bucketId}: ${why}`, { details: { peer } }), {
       remote: true,
     });
   }
@@ -336,17 +335,22 @@ export class UcxTransport implements Transport {
         active.fail(new TransportError(`bucket ${active.bucketId}: the UCX transport is closed`));
       }
       // Rank 0 keeps its worker up while it lingers for the others; they flush their endpoints
-      // to it before they hang up.
+      // to it before they hang up. Then nobody is left to answer its own flushes. The others
+      // flush (a last acknowledgement may still be on its way) except to ranks that have left.
       if (this.rank === 0) {
         await this.#channel.close(HUB_LINGER_MS);
-        await this.#worker.close();
+        await this.#worker.close(undefined, { gone: () => true });
       } else {
-        await this.#worker.close();
+        await this.#worker.close(undefined, { gone: (peer) => this.#gone.has(peer) });
         await this.#channel.close(0);
       }
     })();
     return this.#closing;
   }
+}
+
+function lostText(rank: number, why: string | undefined): string {
+  return `rank ${rank} was lost (${why ?? 'its process exited or its connection dropped'})`;
 }
 
 function truncated(err: Error): boolean {
