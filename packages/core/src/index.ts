@@ -72,6 +72,13 @@ export {
   type ManifestFile,
 } from './manifest.js';
 export {
+  type BufferRef,
+  type DeviceBuffer,
+  type HostBuffer,
+  isDeviceBuffer,
+  type MemoryKind,
+} from './memory.js';
+export {
   MAX_WORLD_SIZE,
   PLAN_SCHEMA,
   PLAN_VERSION,
