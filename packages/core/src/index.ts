@@ -97,6 +97,7 @@ export { type StagedItem, stagedItems } from './staged-items.js';
 export type { StagedBucket, StagingAgent } from './staging.js';
 export type {
   BroadcastRequest,
+  DeviceStagingOptions,
   FetchRequest,
   ProbeContext,
   ProbeResult,

@@ -5,6 +5,7 @@
  */
 import type { HotweightsConfig } from './config.js';
 import type { DeviceBuffer, MemoryKind } from './memory.js';
+import type { StagingAgent } from './staging.js';
 
 /** Result of a probe. A probe never throws: failures become `{available: false, reason}`. */
 export type ProbeResult =
@@ -46,6 +47,20 @@ export interface TransportProvider {
   readonly description?: string;
   probe(ctx: ProbeContext): Promise<ProbeResult>;
   create(options: TransportOptions): Promise<Transport>;
+  /** Device API whose memory this provider can stage in (`cuda`), i.e. what `--device` names. */
+  readonly device?: string;
+  /** Opens a staging agent in that device's memory (`--device <device>`); throws StagingError when it cannot. */
+  createStaging?(options: DeviceStagingOptions): Promise<StagingAgent>;
+}
+
+/** What a device staging agent is opened with. */
+export interface DeviceStagingOptions {
+  readonly rank: number;
+  /** Rank on this host (picks the device when the config names none). */
+  readonly localRank: number;
+  readonly config: HotweightsConfig;
+  /** Page-lock the host copies (`--pinned`): faster copies to and from the device. */
+  readonly pinned: boolean;
 }
 
 export interface BroadcastRequest {
