@@ -5,7 +5,6 @@
  * commits byte-identical files; an unopenable handle, a peer dying mid-bucket and an
  * out-of-memory device each fail with a clear error and leave the previous version live.
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
   mkdirSync,
@@ -18,14 +17,11 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { createPlan, publish, writeManifest, writePlan, writeSafetensors } from '@hotweights/planner';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SOURCE_NODE_ARGS } from '../../runtime/test/spawn-ranks.js';
+import { runCli } from '../../cli/test/run-cli.js';
 import { standInEnv } from './stand-in.js';
 
-const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const CLI = join(REPO_ROOT, 'packages/cli/src/bin.ts');
 const work = mkdtempSync(join(tmpdir(), 'hw-cuda-e2e-'));
 const staging = mkdtempSync(join('/dev/shm', 'hw-cuda-e2e-'));
 const target = join(work, 'target');
@@ -74,15 +70,13 @@ async function planFor(prev: string | null, next: string, dir: string): Promise<
 }
 
 function replicate(plan: string, faults: Record<string, string> = {}) {
-  const args = [...SOURCE_NODE_ARGS, CLI, 'replicate', '--plan', plan, '--device', 'cuda', '--pinned'];
+  const args = ['replicate', '--plan', plan, '--device', 'cuda', '--pinned'];
   return run([...args, '--world-size', '2', '--target', target, '--commit', '--no-metrics'], faults);
 }
 
 function run(args: string[], faults: Record<string, string> = {}) {
-  const child = spawn(process.execPath, args, {
-    cwd: REPO_ROOT,
+  return runCli(args, {
     env: {
-      ...process.env,
       HOTWEIGHTS_STAGING_DIR: staging,
       HOTWEIGHTS_STATE_DIR: join(work, 'state'),
       HOTWEIGHTS_SOURCE_ROOTS: work,
@@ -90,19 +84,7 @@ function run(args: string[], faults: Record<string, string> = {}) {
       HOTWEIGHTS_IPC_COPY_CHUNK_MB: '0.0625',
       ...standInEnv(faults),
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => {
-    stdout += d;
-  });
-  child.stderr.setEncoding('utf8').on('data', (d: string) => {
-    stderr += d;
-  });
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
-    child.on('close', (code) => resolve({ code, stdout, stderr })),
-  );
 }
 
 function expectLive(version: string, dir: string): void {
@@ -187,7 +169,7 @@ describe('hotweights replicate --device cuda over the driver stand-in', { timeou
       /--device cuda: cannot stage in cuda memory here \(cuda-ipc: libcuda\.so\.1 not found \(no NVIDIA driver here\)\); use --device cpu/,
     );
     expectLive('v0', base);
-    const t = await run([...SOURCE_NODE_ARGS, CLI, 'transports'], {
+    const t = await run(['transports'], {
       HOTWEIGHTS_CUDA_LIBRARY: 'libcuda.so.1',
     });
     expect(t.code, t.stderr).toBe(0);
