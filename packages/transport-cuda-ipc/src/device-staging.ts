@@ -16,6 +16,8 @@ interface Slot {
   readonly ptr: bigint;
   readonly size: number;
   readonly host: Buffer;
+  /** Page-locked with cuMemHostRegister (unregistered before it is dropped). */
+  readonly pinned: boolean;
 }
 
 interface Entry {
@@ -27,6 +29,8 @@ export class CudaDeviceStaging implements StagingAgent {
   readonly memoryKind = 'device' as const;
   private readonly versions = new Map<string, Map<number, Entry>>();
   private readonly spares: Slot[] = [];
+  /** Why `--pinned` could not page-lock a host copy (then none is pinned), if it could not. */
+  pinFailure: string | undefined;
 
   private constructor(
     readonly device: CudaDevice,
@@ -130,8 +134,17 @@ export class CudaDeviceStaging implements StagingAgent {
       }
     }
     const host = Buffer.allocUnsafeSlow(Math.max(bucket.size, 1));
-    if (this.pinned) this.device.native.hostRegister(this.device.ordinal, host);
-    return { ptr, size: bucket.size, host };
+    let pinned = false;
+    if (this.pinned && this.pinFailure === undefined) {
+      try {
+        this.device.native.hostRegister(this.device.ordinal, host);
+        pinned = true;
+      } catch (err) {
+        // Page-locking is a speed-up, never a reason to fail an update: copies stay pageable.
+        this.pinFailure = (err as Error).message;
+      }
+    }
+    return { ptr, size: bucket.size, host, pinned };
   }
 
   private stagingError(err: unknown): StagingError {
@@ -147,7 +160,7 @@ export class CudaDeviceStaging implements StagingAgent {
 
   private freeSpares(): void {
     for (const s of this.spares.splice(0)) {
-      if (this.pinned) this.device.native.hostUnregister(this.device.ordinal, s.host);
+      if (s.pinned) this.device.native.hostUnregister(this.device.ordinal, s.host);
       this.device.free(s.ptr);
     }
   }
