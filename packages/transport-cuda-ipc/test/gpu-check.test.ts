@@ -16,7 +16,17 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 describe('scripts/gpu-check.sh without a GPU', () => {
   it('exits non-zero with a clear "no GPU" message and runs nothing', () => {
-    const path = toolBin(join(tmp, 'bin'), ['bash', 'dirname', 'node', 'npm', 'npx', 'mktemp', 'grep', 'head', 'rm']);
+    const path = toolBin(join(tmp, 'bin'), [
+      'bash',
+      'dirname',
+      'node',
+      'npm',
+      'npx',
+      'mktemp',
+      'grep',
+      'head',
+      'rm',
+    ]);
     const r = spawnSync('bash', [SCRIPT], { env: { PATH: path, TMPDIR: tmp }, encoding: 'utf8' });
     expect(r.status).toBe(2);
     expect(r.stdout).toBe('');
