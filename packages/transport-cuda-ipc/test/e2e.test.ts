@@ -141,17 +141,17 @@ describe('hotweights replicate --device cuda over the driver stand-in', { timeou
   it.each([
     [
       'a handle that cannot be opened',
-      { HOTWEIGHTS_CUDA_STANDIN_FAIL_IPC_OPEN: '1' },
+      { CUDA_STANDIN_FAIL_IPC_OPEN: '1' },
       /cannot open the IPC handle of bucket \S+ from rank 0 .*CUDA_ERROR_INVALID_HANDLE/,
     ],
     [
       'a peer dying mid-bucket',
-      { HOTWEIGHTS_CUDA_STANDIN_EXIT_ON_IPC_OPEN: '1' },
+      { CUDA_STANDIN_EXIT_ON_IPC_OPEN: '1' },
       /rank 1 (\(pid \d+\) exited|exited with code 9|died)/,
     ],
     [
       'an out-of-memory device',
-      { HOTWEIGHTS_CUDA_STANDIN_MEM_MB: '0' },
+      { CUDA_STANDIN_MEM_MB: '0' },
       /device 0 is out of memory allocating 0\.\d+ MiB for bucket \d+ of v1 on rank \d: lower HOTWEIGHTS_BUCKET_MB/,
     ],
   ])('%s fails clearly and commits nothing', async (_what, faults, message) => {

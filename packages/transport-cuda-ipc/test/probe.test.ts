@@ -21,13 +21,13 @@ describe('cuda-ipc probe', () => {
   });
 
   it('says there is no device when the driver finds none', () => {
-    process.env.HOTWEIGHTS_CUDA_STANDIN_DEVICES = '0';
+    process.env.CUDA_STANDIN_DEVICES = '0';
     try {
       const r = probeCudaIpc(ctx({ HOTWEIGHTS_CUDA_LIBRARY: standInLibrary() }));
       expect(r.available).toBe(false);
       expect(!r.available && r.reason).toMatch(/^no CUDA device \(cuInit: CUDA_ERROR_NO_DEVICE/);
     } finally {
-      delete process.env.HOTWEIGHTS_CUDA_STANDIN_DEVICES;
+      delete process.env.CUDA_STANDIN_DEVICES;
     }
   });
 

@@ -7,11 +7,11 @@
  * how a real GPU behaves; scripts/gpu-check.sh is what runs the package over the real libcuda.
  *
  * Fault injection (read at each call):
- *   HOTWEIGHTS_CUDA_STANDIN_DEVICES=N      number of devices (default 1; 0: cuInit says no device)
- *   HOTWEIGHTS_CUDA_STANDIN_MEM_MB=N       device memory per process (default 4096); beyond it,
+ *   CUDA_STANDIN_DEVICES=N      number of devices (default 1; 0: cuInit says no device)
+ *   CUDA_STANDIN_MEM_MB=N       device memory per process (default 4096); beyond it,
  *                                          cuMemAlloc returns CUDA_ERROR_OUT_OF_MEMORY
- *   HOTWEIGHTS_CUDA_STANDIN_FAIL_IPC_OPEN=1  cuIpcOpenMemHandle returns CUDA_ERROR_INVALID_HANDLE
- *   HOTWEIGHTS_CUDA_STANDIN_EXIT_ON_IPC_OPEN=1  the process exits (status 9) inside
+ *   CUDA_STANDIN_FAIL_IPC_OPEN=1  cuIpcOpenMemHandle returns CUDA_ERROR_INVALID_HANDLE
+ *   CUDA_STANDIN_EXIT_ON_IPC_OPEN=1  the process exits (status 9) inside
  *                                          cuIpcOpenMemHandle: a peer dying mid-bucket
  */
 #define _GNU_SOURCE
@@ -77,7 +77,7 @@ static long env_long(const char *name, long fallback) {
   return v && *v ? strtol(v, NULL, 10) : fallback;
 }
 
-static int device_count(void) { return (int)env_long("HOTWEIGHTS_CUDA_STANDIN_DEVICES", 1); }
+static int device_count(void) { return (int)env_long("CUDA_STANDIN_DEVICES", 1); }
 
 /* Segments of processes that died (a crashed test) would stay in /dev/shm: remove them. */
 static void reclaim_stale(void) {
@@ -135,7 +135,7 @@ CUresult cuDeviceGetName(char *name, int len, CUdevice dev) {
 CUresult cuDeviceTotalMem_v2(size_t *bytes, CUdevice dev) {
   (void)dev;
   if (!bytes) return ERR_INVALID_VALUE;
-  *bytes = (size_t)env_long("HOTWEIGHTS_CUDA_STANDIN_MEM_MB", 4096) << 20;
+  *bytes = (size_t)env_long("CUDA_STANDIN_MEM_MB", 4096) << 20;
   return OK;
 }
 
@@ -165,7 +165,7 @@ CUresult cuCtxGetCurrent(CUcontext *ctx) {
 CUresult cuCtxSynchronize(void) { return t_current ? OK : ERR_INVALID_CONTEXT; }
 
 CUresult cuMemGetInfo_v2(size_t *free_bytes, size_t *total) {
-  size_t limit = (size_t)env_long("HOTWEIGHTS_CUDA_STANDIN_MEM_MB", 4096) << 20;
+  size_t limit = (size_t)env_long("CUDA_STANDIN_MEM_MB", 4096) << 20;
   pthread_mutex_lock(&g_lock);
   if (free_bytes) *free_bytes = g_used > limit ? 0 : limit - g_used;
   pthread_mutex_unlock(&g_lock);
@@ -182,7 +182,7 @@ static struct mapping *find(uintptr_t p) {
 CUresult cuMemAlloc_v2(CUdeviceptr *dptr, size_t size) {
   if (!t_current) return ERR_INVALID_CONTEXT;
   if (!dptr || size == 0) return ERR_INVALID_VALUE;
-  size_t limit = (size_t)env_long("HOTWEIGHTS_CUDA_STANDIN_MEM_MB", 4096) << 20;
+  size_t limit = (size_t)env_long("CUDA_STANDIN_MEM_MB", 4096) << 20;
   pthread_mutex_lock(&g_lock);
   if (g_used + size > limit) {
     pthread_mutex_unlock(&g_lock);
@@ -362,8 +362,8 @@ CUresult cuIpcGetMemHandle(CUipcMemHandle *h, CUdeviceptr dptr) {
 CUresult cuIpcOpenMemHandle_v2(CUdeviceptr *dptr, CUipcMemHandle h, unsigned flags) {
   (void)flags;
   if (!t_current) return ERR_INVALID_CONTEXT;
-  if (env_long("HOTWEIGHTS_CUDA_STANDIN_EXIT_ON_IPC_OPEN", 0)) _exit(9);
-  if (env_long("HOTWEIGHTS_CUDA_STANDIN_FAIL_IPC_OPEN", 0)) return ERR_INVALID_HANDLE;
+  if (env_long("CUDA_STANDIN_EXIT_ON_IPC_OPEN", 0)) _exit(9);
+  if (env_long("CUDA_STANDIN_FAIL_IPC_OPEN", 0)) return ERR_INVALID_HANDLE;
   if (!dptr || memcmp(h.reserved, MAGIC, 16) != 0) return ERR_INVALID_HANDLE;
   char name[48];
   memcpy(name, h.reserved + 16, sizeof name);
