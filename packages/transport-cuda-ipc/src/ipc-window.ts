@@ -28,7 +28,8 @@ const EWMA = 0.3;
 export class IpcWindow {
   limit: number;
   recommended: number;
-  private active = 0;
+  /** Buckets exported now (public for tests of the rule). */
+  active = 0;
   private avgMs: number | undefined;
   private readonly waiting: (() => void)[] = [];
   private readonly gauges: { window?: GaugeLike; recommended?: GaugeLike; handle?: HistogramLike } = {};
