@@ -22,12 +22,13 @@ std::string OpenFailure(const std::string &path, const char *err) {
   return "cannot open " + path + ": " + text;
 }
 
-// The driver exports versioned entry points (`cuMemAlloc_v2`) beside legacy ones with the same
-// base name and an older ABI; the versioned one is the right one when it exists.
+// The driver keeps legacy entry points beside versioned ones (`cuMemAlloc` with 32-bit sizes next
+// to `cuMemAlloc_v2`); the names below are the ones the CUDA 11/12 headers map each call to.
+// `fallback` is tried when `name` is missing (older drivers without cuIpcOpenMemHandle_v2).
 template <typename T>
-void Resolve(void *handle, const char *name, T *out, std::string *missing) {
-  void *sym = dlsym(handle, (std::string(name) + "_v2").c_str());
-  if (!sym) sym = dlsym(handle, name);
+void Resolve(void *handle, const char *name, T *out, std::string *missing, const char *fallback = nullptr) {
+  void *sym = dlsym(handle, name);
+  if (!sym && fallback) sym = dlsym(handle, fallback);
   if (!sym) {
     if (!missing->empty()) *missing += ", ";
     *missing += name;
@@ -52,25 +53,25 @@ LoadResult Load(const std::string &path) {
   Resolve(handle, "cuDeviceGetName", &a.DeviceGetName, &missing);
   Resolve(handle, "cuDevicePrimaryCtxRetain", &a.DevicePrimaryCtxRetain, &missing);
   Resolve(handle, "cuCtxSetCurrent", &a.CtxSetCurrent, &missing);
-  Resolve(handle, "cuMemGetInfo", &a.MemGetInfo, &missing);
-  Resolve(handle, "cuMemAlloc", &a.MemAlloc, &missing);
-  Resolve(handle, "cuMemFree", &a.MemFree, &missing);
-  Resolve(handle, "cuMemGetAddressRange", &a.MemGetAddressRange, &missing);
-  Resolve(handle, "cuMemcpyHtoDAsync", &a.MemcpyHtoDAsync, &missing);
-  Resolve(handle, "cuMemcpyDtoHAsync", &a.MemcpyDtoHAsync, &missing);
-  Resolve(handle, "cuMemcpyDtoDAsync", &a.MemcpyDtoDAsync, &missing);
-  Resolve(handle, "cuMemHostRegister", &a.MemHostRegister, &missing);
+  Resolve(handle, "cuMemGetInfo_v2", &a.MemGetInfo, &missing);
+  Resolve(handle, "cuMemAlloc_v2", &a.MemAlloc, &missing);
+  Resolve(handle, "cuMemFree_v2", &a.MemFree, &missing);
+  Resolve(handle, "cuMemGetAddressRange_v2", &a.MemGetAddressRange, &missing);
+  Resolve(handle, "cuMemcpyHtoDAsync_v2", &a.MemcpyHtoDAsync, &missing);
+  Resolve(handle, "cuMemcpyDtoHAsync_v2", &a.MemcpyDtoHAsync, &missing);
+  Resolve(handle, "cuMemcpyDtoDAsync_v2", &a.MemcpyDtoDAsync, &missing);
+  Resolve(handle, "cuMemHostRegister_v2", &a.MemHostRegister, &missing);
   Resolve(handle, "cuMemHostUnregister", &a.MemHostUnregister, &missing);
   Resolve(handle, "cuStreamCreate", &a.StreamCreate, &missing);
-  Resolve(handle, "cuStreamDestroy", &a.StreamDestroy, &missing);
+  Resolve(handle, "cuStreamDestroy_v2", &a.StreamDestroy, &missing);
   Resolve(handle, "cuStreamSynchronize", &a.StreamSynchronize, &missing);
   Resolve(handle, "cuEventCreate", &a.EventCreate, &missing);
-  Resolve(handle, "cuEventDestroy", &a.EventDestroy, &missing);
+  Resolve(handle, "cuEventDestroy_v2", &a.EventDestroy, &missing);
   Resolve(handle, "cuEventRecord", &a.EventRecord, &missing);
   Resolve(handle, "cuEventSynchronize", &a.EventSynchronize, &missing);
   Resolve(handle, "cuEventElapsedTime", &a.EventElapsedTime, &missing);
   Resolve(handle, "cuIpcGetMemHandle", &a.IpcGetMemHandle, &missing);
-  Resolve(handle, "cuIpcOpenMemHandle", &a.IpcOpenMemHandle, &missing);
+  Resolve(handle, "cuIpcOpenMemHandle_v2", &a.IpcOpenMemHandle, &missing, "cuIpcOpenMemHandle");
   Resolve(handle, "cuIpcCloseMemHandle", &a.IpcCloseMemHandle, &missing);
   Resolve(handle, "cuGetErrorString", &a.GetErrorString, &missing);
   Resolve(handle, "cuGetErrorName", &a.GetErrorName, &missing);
