@@ -2,8 +2,9 @@
  * End to end over the driver stand-in (a test double of the CUDA driver API over host memory; no
  * GPU ran here): `hotweights replicate --device cuda --world-size 2 --target DIR --commit` stages
  * every bucket in (stand-in) device memory, moves it over CUDA IPC, copies it back to verify and
- * commits byte-identical files; an unopenable handle, a peer dying mid-bucket and an
- * out-of-memory device each fail with a clear error and leave the previous version live.
+ * commits byte-identical files; an unopenable handle, a peer dying mid-bucket, an out-of-memory
+ * device and bytes corrupted by a device copy each fail with a clear error and leave the previous
+ * version live.
  */
 import { randomBytes } from 'node:crypto';
 import {
@@ -153,6 +154,11 @@ describe('hotweights replicate --device cuda over the driver stand-in', { timeou
       'an out-of-memory device',
       { CUDA_STANDIN_MEM_MB: '0' },
       /device 0 is out of memory allocating 0\.\d+ MiB for bucket \d+ of v1 on rank \d: lower HOTWEIGHTS_BUCKET_MB/,
+    ],
+    [
+      'bytes that land wrong on the device',
+      { CUDA_STANDIN_CORRUPT_DTOD: '1' },
+      /rank 1: item \S+ \(\S+, bucket \d+\) does not match its hash/,
     ],
   ])('%s fails clearly and commits nothing', async (_what, faults, message) => {
     const r = await replicate(plans.delta as string, faults);

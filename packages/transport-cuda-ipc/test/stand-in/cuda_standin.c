@@ -13,6 +13,8 @@
  *   CUDA_STANDIN_FAIL_IPC_OPEN=1  cuIpcOpenMemHandle returns CUDA_ERROR_INVALID_HANDLE
  *   CUDA_STANDIN_EXIT_ON_IPC_OPEN=1  the process exits (status 9) inside
  *                                          cuIpcOpenMemHandle: a peer dying mid-bucket
+ *   CUDA_STANDIN_CORRUPT_DTOD=1            every device-to-device copy flips its first byte:
+ *                                          bytes that land wrong on the device
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -275,6 +277,7 @@ CUresult cuMemcpyDtoH_v2(void *dst, CUdeviceptr src, size_t n) {
 CUresult cuMemcpyDtoD_v2(CUdeviceptr dst, CUdeviceptr src, size_t n) {
   if (!valid_range(dst, n) || !valid_range(src, n)) return ERR_INVALID_VALUE;
   memmove((void *)(uintptr_t)dst, (const void *)(uintptr_t)src, n);
+  if (n > 0 && env_long("CUDA_STANDIN_CORRUPT_DTOD", 0)) *(unsigned char *)(uintptr_t)dst ^= 0xff;
   return OK;
 }
 
