@@ -7,7 +7,8 @@
  * exported as a metric) either way, so operators can see what adapting would choose.
  *
  * Metrics (in the registry given to the transport): hotweights_ipc_window,
- * hotweights_ipc_recommended_window, hotweights_ipc_handle_creation_seconds.
+ * hotweights_ipc_recommended_window, hotweights_ipc_handle_creation_seconds,
+ * hotweights_ipc_bucket_seconds (a root's round trip per bucket).
  */
 import { createRequire } from 'node:module';
 import type { HotweightsConfig } from '@hotweights/core';
@@ -32,7 +33,12 @@ export class IpcWindow {
   active = 0;
   private avgMs: number | undefined;
   private readonly waiting: (() => void)[] = [];
-  private readonly gauges: { window?: GaugeLike; recommended?: GaugeLike; handle?: HistogramLike } = {};
+  private readonly gauges: {
+    window?: GaugeLike;
+    recommended?: GaugeLike;
+    handle?: HistogramLike;
+    bucket?: HistogramLike;
+  } = {};
 
   constructor(
     private readonly config: HotweightsConfig,
@@ -80,6 +86,7 @@ export class IpcWindow {
   }
 
   private observe(ms: number): void {
+    this.gauges.bucket?.observe(ms / 1000);
     this.avgMs = this.avgMs === undefined ? ms : EWMA * ms + (1 - EWMA) * this.avgMs;
     const { ipcTargetBucketMs: target, ipcMinInflight: min, ipcMaxInflight: max } = this.config;
     // Well under the target: room for another bucket in flight; over it: copies contend, back off.
@@ -124,6 +131,16 @@ export class IpcWindow {
           name: 'hotweights_ipc_handle_creation_seconds',
           help: 'Time to export a bucket as a CUDA IPC handle (cuIpcGetMemHandle)',
           buckets: [1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1],
+          registers,
+        }),
+    );
+    this.gauges.bucket = get(
+      'hotweights_ipc_bucket_seconds',
+      () =>
+        new prom.Histogram({
+          name: 'hotweights_ipc_bucket_seconds',
+          help: "A root's round trip per CUDA-IPC bucket: export, every consumer's copy, the acks",
+          buckets: [1e-3, 1e-2, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
           registers,
         }),
     );

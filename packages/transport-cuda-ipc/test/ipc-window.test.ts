@@ -21,6 +21,10 @@ describe('IpcWindow', () => {
     expect([w.limit, w.recommended]).toEqual([3, 4]);
     expect(await gauge(registry, 'hotweights_ipc_window')).toBe(3);
     expect(await gauge(registry, 'hotweights_ipc_recommended_window')).toBe(4);
+    const bucket = await registry.getSingleMetric('hotweights_ipc_bucket_seconds')?.get();
+    expect(bucket?.values.find((v) => v.metricName === 'hotweights_ipc_bucket_seconds_sum')?.value).toBe(
+      0.01,
+    );
   });
 
   it('adapts one step at a time within the bounds', () => {
