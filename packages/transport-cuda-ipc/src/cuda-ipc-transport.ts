@@ -162,6 +162,7 @@ export class CudaIpcTransport implements Transport {
     let pooled: { ptr: bigint; size: number } | undefined;
     let completed = false;
     const hdr = join(dir, `hdr.${seg}`);
+    const acks = [...awaits.values()];
     try {
       let header: Header = { handle: '', offset: 0, length: 0, rank: this.rank, pid: process.pid };
       if (data.byteLength > 0) {
@@ -194,8 +195,7 @@ export class CudaIpcTransport implements Transport {
       completed = true;
     } finally {
       await rm(hdr, { force: true });
-      await Promise.all([...awaits.values()].map((name) => rm(join(dir, name), { force: true })));
-      for (const r of this.peers.keys()) await rm(join(dir, `ack.${seg}.${r}`), { force: true });
+      await Promise.all(acks.map((name) => rm(join(dir, name), { force: true })));
       if (pooled) this.pool.push(pooled);
       this.window.release(completed ? performance.now() - t0 : undefined);
     }
