@@ -50,6 +50,21 @@ export class CudaDeviceStaging implements StagingAgent {
     return new CudaDeviceStaging(device, o.pinned, o.rank);
   }
 
+  /**
+   * Fails before anything lands when the device cannot hold `bytes` more (what the Replicator
+   * needs at once: the window, or the whole share when nothing streams). Spares count as room.
+   */
+  async ensureCapacity(bytes: number, what: string): Promise<void> {
+    const free = this.device.native.device(this.device.ordinal).free;
+    const spare = this.spares.reduce((n, s) => n + s.size, 0);
+    if (free + spare >= bytes) return;
+    const mib = (n: number) => (n / 2 ** 20).toFixed(1);
+    throw new StagingError(
+      `--device cuda: device ${this.device.ordinal} has ${mib(free + spare)} MiB free, ${what} needs ${mib(bytes)} MiB: lower HOTWEIGHTS_BUCKET_MB (smaller buckets) or HOTWEIGHTS_INFLIGHT_BUCKETS (fewer at once), or free device memory`,
+      { code: 'HW_STAGING_NO_SPACE', details: { device: this.device.ordinal, free: free + spare, bytes } },
+    );
+  }
+
   async allocate(version: string, bucket: PlanBucket): Promise<StagedBucket> {
     const have = this.get(version, bucket.bucket_id);
     if (have) return have;

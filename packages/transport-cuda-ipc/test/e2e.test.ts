@@ -153,7 +153,7 @@ describe('hotweights replicate --device cuda over the driver stand-in', { timeou
     [
       'an out-of-memory device',
       { CUDA_STANDIN_MEM_MB: '0' },
-      /device 0 is out of memory allocating 0\.\d+ MiB for bucket \d+ of v1 on rank \d: lower HOTWEIGHTS_BUCKET_MB/,
+      /--device cuda: device 0 has 0\.0 MiB free, version v1 on rank \d needs \d+\.\d MiB: lower HOTWEIGHTS_BUCKET_MB/,
     ],
     [
       'bytes that land wrong on the device',
