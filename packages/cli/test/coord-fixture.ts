@@ -94,6 +94,10 @@ export function startWorker(args: {
   pubEndpoint: string;
   fleet: Fleet;
   env?: NodeJS.ProcessEnv;
+  /** Default `local`. */
+  transport?: string;
+  /** More worker flags (e.g. `--device cuda`). */
+  args?: readonly string[];
 }): WorkerProcess {
   const child = spawn(
     process.execPath,
@@ -110,7 +114,8 @@ export function startWorker(args: {
       '--metrics-port',
       '0',
       '--transport',
-      'local',
+      args.transport ?? 'local',
+      ...(args.args ?? []),
     ],
     {
       cwd: REPO_ROOT,

@@ -151,6 +151,7 @@ describe('the seed documents, as written', { timeout: 240_000 }, () => {
       'hotweights plan --next ./m_next.json --strict --output plan.json',
       'hotweights verify-plan --plan plan.json --require-consumers || true',
       'hotweights replicate --plan plan.json --verify --commit',
+      'hotweights replicate --plan plan.json --verify --commit --device cpu',
     ])
       expectWorks(await sh(line), line);
     const report =
@@ -170,6 +171,14 @@ describe('the seed documents, as written', { timeout: 240_000 }, () => {
       'hotweights verify-plan --plan plan.json --world-size 8 --require-consumers',
     ])
       expectWorks(await sh(line), line);
+  });
+
+  it("the deployment guide's GPU line says, on a machine without a GPU, why it cannot run", async () => {
+    const line = 'HOTWEIGHTS_USE_GDS=1 hotweights replicate --plan plan.json --device cuda';
+    const r = await sh(line);
+    expect(r.code, line).toBe(1);
+    expect(r.stderr).toContain('hotweights: note: HOTWEIGHTS_USE_GDS is not read by this hotweights:');
+    expect(r.stderr).toContain('libcuda.so.1');
   });
 
   it('the tuning guide: bench-hierarchical and the prototype variables', async () => {

@@ -6,6 +6,7 @@
 import type { FileHandle } from 'node:fs/promises';
 import type { HotweightsConfig } from './config.js';
 import type { Manifest } from './manifest.js';
+import type { DeviceBuffer } from './memory.js';
 import type { Plan, PlanBucket, PlanItem } from './plan.js';
 import type { StagingAgent } from './staging.js';
 import type { ProbeResult } from './transport.js';
@@ -40,8 +41,10 @@ export interface AdapterPreparation {
   /**
    * Takes one consumed bucket whose items are all verified. `bytes` may be reused for another
    * bucket once this resolves. Buckets arrive in any order; a split tensor's parts in several.
+   * With device staging, `device` holds the same verified bytes in device memory (adapters that
+   * feed a GPU copy from there; others ignore it).
    */
-  bucket(bucket: PlanBucket, bytes: Uint8Array): Promise<void>;
+  bucket(bucket: PlanBucket, bytes: Uint8Array, device?: DeviceBuffer): Promise<void>;
   /**
    * Optional, for adapters whose version lives in files: lands one item straight from the
    * checkpoint file into its place in the version being prepared (a kernel copy; no staging, no

@@ -302,6 +302,63 @@ export const VARIABLES = [
     section: 'UCX',
     doc: 'Seconds a UCX rank may stay silent on the control channel (it is pinged every second) before the others count it lost and fail the broadcasts that need it, naming it (0 = never; a dead process is noticed at once anyway). Catches a host or link that goes down without closing its connections.',
   },
+  // Device path (issue #15): the CUDA driver library, the device, and the CUDA-IPC window and copy knobs.
+  {
+    name: 'HOTWEIGHTS_CUDA_LIBRARY',
+    kind: { type: 'string' },
+    defaultText: 'libcuda.so.1',
+    section: 'Device (CUDA)',
+    doc: 'The CUDA driver library the device packages open with dlopen. Tests point it at the stand-in (a test double of the driver API over host memory, built from `packages/transport-cuda-ipc/test/stand-in`); real machines keep the default.',
+  },
+  {
+    name: 'HOTWEIGHTS_CUDA_DEVICE',
+    kind: { type: 'int', min: 0, max: 1023 },
+    defaultText: '(local rank mod device count)',
+    section: 'Device (CUDA)',
+    doc: 'CUDA device ordinal this rank stages on with `--device cuda`.',
+  },
+  {
+    name: 'HOTWEIGHTS_IPC_ADAPT',
+    kind: { type: 'bool' },
+    defaultText: '0',
+    section: 'Device (CUDA)',
+    doc: "`1`: the CUDA-IPC transport adapts how many buckets it keeps exported at once (its device pool window) so a bucket's copies take about `HOTWEIGHTS_IPC_TARGET_BUCKET_MS`, between the min and max below. `0`: the window is `HOTWEIGHTS_INFLIGHT_BUCKETS`.",
+  },
+  {
+    name: 'HOTWEIGHTS_IPC_MIN_INFLIGHT',
+    kind: { type: 'int', min: 1, max: 1024 },
+    defaultText: '1',
+    section: 'Device (CUDA)',
+    doc: 'Smallest adaptive CUDA-IPC window.',
+  },
+  {
+    name: 'HOTWEIGHTS_IPC_MAX_INFLIGHT',
+    kind: { type: 'int', min: 1, max: 1024 },
+    defaultText: '16',
+    section: 'Device (CUDA)',
+    doc: 'Largest adaptive CUDA-IPC window.',
+  },
+  {
+    name: 'HOTWEIGHTS_IPC_TARGET_BUCKET_MS',
+    kind: { type: 'number', min: 1, max: 600_000 },
+    defaultText: '250',
+    section: 'Device (CUDA)',
+    doc: 'Time per bucket the adaptive CUDA-IPC window aims at: faster buckets widen it, slower ones narrow it.',
+  },
+  {
+    name: 'HOTWEIGHTS_IPC_COPY_CHUNK_MB',
+    kind: { type: 'number', min: 0.0625, max: 4096 },
+    defaultText: '16',
+    section: 'Device (CUDA)',
+    doc: 'Size of each device copy (device to device, and the copy back to host that verification hashes).',
+  },
+  {
+    name: 'HOTWEIGHTS_IPC_COPY_STREAMS',
+    kind: { type: 'int', min: 1, max: 64 },
+    defaultText: '2',
+    section: 'Device (CUDA)',
+    doc: "CUDA streams a bucket's chunked copies are spread over.",
+  },
 ] as const satisfies readonly VariableSpec[];
 
 export type VariableName = (typeof VARIABLES)[number]['name'];
@@ -349,6 +406,15 @@ export interface HotweightsConfig {
   readonly kvHeadMapFile: string | undefined;
   readonly kvHeadOrder: 'grouped' | 'interleaved';
   readonly ucxPeerTimeoutS: number;
+  readonly cudaLibrary: string;
+  /** Unset: the local rank modulo the device count. */
+  readonly cudaDevice: number | undefined;
+  readonly ipcAdapt: boolean;
+  readonly ipcMinInflight: number;
+  readonly ipcMaxInflight: number;
+  readonly ipcTargetBucketMs: number;
+  readonly ipcCopyChunkMb: number;
+  readonly ipcCopyStreams: number;
 }
 
 function spec(name: VariableName): VariableSpec {
@@ -409,6 +475,39 @@ function readEnum<T extends string>(env: Env, name: VariableName, fallback: T): 
   return r.value as T;
 }
 
+function readBool(env: Env, name: VariableName, fallback: boolean): boolean {
+  const r = raw(env, name);
+  if (!r) return fallback;
+  const v = r.value.toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+  if (['0', 'false', 'no', 'off'].includes(v)) return false;
+  throw new ConfigError(`${r.name}=${JSON.stringify(r.value)}: expected 1 or 0`, {
+    details: { variable: r.name },
+  });
+}
+
+/** The device path's variables (issue #15). */
+function readDeviceConfig(env: Env) {
+  const cudaDevice = raw(env, 'HOTWEIGHTS_CUDA_DEVICE');
+  const min = readNumber(env, 'HOTWEIGHTS_IPC_MIN_INFLIGHT', 1);
+  const max = readNumber(env, 'HOTWEIGHTS_IPC_MAX_INFLIGHT', 16);
+  if (min > max)
+    throw new ConfigError(
+      `HOTWEIGHTS_IPC_MIN_INFLIGHT=${min} is above HOTWEIGHTS_IPC_MAX_INFLIGHT=${max}: lower the min or raise the max`,
+      { details: { variable: 'HOTWEIGHTS_IPC_MIN_INFLIGHT' } },
+    );
+  return {
+    cudaLibrary: readString(env, 'HOTWEIGHTS_CUDA_LIBRARY') ?? 'libcuda.so.1',
+    cudaDevice: cudaDevice ? readNumber(env, 'HOTWEIGHTS_CUDA_DEVICE', 0) : undefined,
+    ipcAdapt: readBool(env, 'HOTWEIGHTS_IPC_ADAPT', false),
+    ipcMinInflight: min,
+    ipcMaxInflight: max,
+    ipcTargetBucketMs: readNumber(env, 'HOTWEIGHTS_IPC_TARGET_BUCKET_MS', 250),
+    ipcCopyChunkMb: readNumber(env, 'HOTWEIGHTS_IPC_COPY_CHUNK_MB', 16),
+    ipcCopyStreams: readNumber(env, 'HOTWEIGHTS_IPC_COPY_STREAMS', 2),
+  };
+}
+
 function expandHome(path: string): string {
   return path === '~' || path.startsWith('~/') ? join(homedir(), path.slice(1)) : path;
 }
@@ -458,6 +557,7 @@ export function loadConfig(env: Env = process.env): HotweightsConfig {
     kvHeadMapFile: readString(env, 'HOTWEIGHTS_KV_HEAD_MAP_FILE'),
     kvHeadOrder: readEnum(env, 'HOTWEIGHTS_KV_HEAD_ORDER', 'grouped'),
     ucxPeerTimeoutS: readNumber(env, 'HOTWEIGHTS_UCX_PEER_TIMEOUT_S', 10),
+    ...readDeviceConfig(env),
   });
 }
 

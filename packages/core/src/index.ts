@@ -73,6 +73,13 @@ export {
   type ManifestFile,
 } from './manifest.js';
 export {
+  type BufferRef,
+  type DeviceBuffer,
+  type HostBuffer,
+  isDeviceBuffer,
+  type MemoryKind,
+} from './memory.js';
+export {
   MAX_WORLD_SIZE,
   PLAN_SCHEMA,
   PLAN_VERSION,
@@ -93,6 +100,7 @@ export { type SegmentTensorItem, type StagedSegment, stagedSegments } from './st
 export type { StagedBucket, StagingAgent } from './staging.js';
 export type {
   BroadcastRequest,
+  DeviceStagingOptions,
   FetchRequest,
   ProbeContext,
   ProbeResult,

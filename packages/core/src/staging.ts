@@ -3,18 +3,28 @@
  * shared-memory segments that other processes on the host can map; device staging (CUDA) keeps
  * them in device buffers.
  */
+import type { DeviceBuffer, MemoryKind } from './memory.js';
 import type { PlanBucket } from './plan.js';
 
 export interface StagedBucket {
   readonly version: string;
   readonly bucketId: number;
-  /** The bucket's bytes (a view of the segment). */
+  /**
+   * The bucket's bytes in host memory (a view of the segment). For a device-staged bucket this is
+   * its host copy: the source fills it from the checkpoint, and on consumers the Replicator copies
+   * the landed device bytes back into it to verify them, so adapters that only read host memory
+   * get exactly the verified bytes.
+   */
   readonly bytes: Uint8Array;
+  /** The bucket in device memory, for device staging (same length as `bytes`). */
+  readonly device?: DeviceBuffer;
   /** Shared-memory segment holding the bytes, for other processes on the host. */
   readonly segment?: { readonly path: string; readonly offset: number; readonly length: number };
 }
 
 export interface StagingAgent {
+  /** Where `allocate` puts buckets (default `host`); `device` buckets carry `StagedBucket.device`. */
+  readonly memoryKind?: MemoryKind;
   /** Reserves room for a bucket of `version`. Fails with StagingError before writing anything. */
   allocate(version: string, bucket: PlanBucket): Promise<StagedBucket>;
   /** A bucket staged earlier in this process, if any. */

@@ -4,6 +4,8 @@
  * transport's job: core's Replicator does them once for every transport.
  */
 import type { HotweightsConfig } from './config.js';
+import type { DeviceBuffer, MemoryKind } from './memory.js';
+import type { StagingAgent } from './staging.js';
 
 /** Result of a probe. A probe never throws: failures become `{available: false, reason}`. */
 export type ProbeResult =
@@ -28,6 +30,11 @@ export interface TransportOptions {
    * what they use.
    */
   readonly rendezvous?: Readonly<Record<string, string>>;
+  /**
+   * A prom-client Registry the transport may register its own metrics in (the CLI's metrics
+   * server exports it). Typed loosely so core needs no prom-client; transports document theirs.
+   */
+  readonly metrics?: object;
 }
 
 export interface TransportProvider {
@@ -40,6 +47,20 @@ export interface TransportProvider {
   readonly description?: string;
   probe(ctx: ProbeContext): Promise<ProbeResult>;
   create(options: TransportOptions): Promise<Transport>;
+  /** Device API whose memory this provider can stage in (`cuda`), i.e. what `--device` names. */
+  readonly device?: string;
+  /** Opens a staging agent in that device's memory (`--device <device>`); throws StagingError when it cannot. */
+  createStaging?(options: DeviceStagingOptions): Promise<StagingAgent>;
+}
+
+/** What a device staging agent is opened with. */
+export interface DeviceStagingOptions {
+  readonly rank: number;
+  /** Rank on this host (picks the device when the config names none). */
+  readonly localRank: number;
+  readonly config: HotweightsConfig;
+  /** Page-lock the host copies (`--pinned`): faster copies to and from the device. */
+  readonly pinned: boolean;
 }
 
 export interface BroadcastRequest {
@@ -53,6 +74,13 @@ export interface BroadcastRequest {
   readonly ranks: readonly number[];
   /** On the root: the bytes to send. On other ranks: where the bytes land (same length). */
   readonly data: Uint8Array;
+  /**
+   * Device memory of the bucket, given only to transports whose `memoryKinds` include `device`
+   * when the rank stages on a device: on the root the bytes to send are there (and also in
+   * `data`), on other ranks they must land there (`data` is then scratch the transport may leave
+   * untouched). Same length as `data`.
+   */
+  readonly device?: DeviceBuffer;
   readonly signal?: AbortSignal;
 }
 
@@ -68,6 +96,12 @@ export interface Transport {
   readonly name: string;
   readonly rank: number;
   readonly worldSize: number;
+  /**
+   * Memory kinds `broadcast` moves (default `['host']`). A transport listing `device` takes
+   * `BroadcastRequest.device`; any other gets host memory and the Replicator copies to and from
+   * the device around it.
+   */
+  readonly memoryKinds?: readonly MemoryKind[];
   /**
    * Called once by every rank of the world before the first broadcast, with every distinct
    * participant set the plan will use, so transports that need collective set-up (MPI

@@ -18,12 +18,19 @@
  *   buckets reuse: staging holds about the window instead of the whole version, and writing the
  *   version overlaps receiving it.
  *
+ * - Device staging (a StagingAgent whose buckets carry `device`): the source copies what it read
+ *   into the device buffer before sending; a transport that moves device memory lands straight in
+ *   the consumers' device buffers (any other lands in host memory, then copied in); then each
+ *   consumer copies the landed device bytes back over the bucket's host copy and verifies that, so
+ *   the hash covers exactly what the device holds (see docs/DEVICE.md for the cost).
+ *
  * Nothing here touches live weights: on success the version is staged and verified and the caller
  * commits through an adapter; on failure everything staged for the version is released and the
  * error names the rank, the bucket and, for bad bytes, the item.
  */
 
 import type {
+  DeviceBuffer,
   HotweightsConfig,
   ItemSource,
   LandedRange,
@@ -84,7 +91,7 @@ export interface ReplicateRankOptions {
    * Takes each consumed bucket once every item in it is verified (split tensors: once all parts
    * are). The bucket is dropped from staging when this resolves (if the staging agent can drop).
    */
-  readonly onBucketReady?: (bucket: PlanBucket, bytes: Uint8Array) => Promise<void>;
+  readonly onBucketReady?: (bucket: PlanBucket, bytes: Uint8Array, device?: DeviceBuffer) => Promise<void>;
   /** Keep handed-over buckets staged (peers on this host copy them); default: drop each one. */
   readonly keepStaged?: boolean;
   /**
@@ -333,7 +340,7 @@ export async function replicateRank(options: ReplicateRankOptions): Promise<Rank
     const staged = staging.get(plan.version, id);
     if (!bucket || !staged || !handOn) return;
     if (ctrl.signal.aborted) throw ctrl.signal.reason;
-    await handOn(bucket, staged.bytes);
+    await handOn(bucket, staged.bytes, staged.device);
     if (!options.keepStaged) await staging.drop?.(plan.version, id);
   }
 
@@ -346,6 +353,7 @@ export async function replicateRank(options: ReplicateRankOptions): Promise<Rank
     const t0 = performance.now();
     const consume = bucket.consumer_ranks.includes(rank);
     let pooled: Buffer | undefined;
+    let device: DeviceBuffer | undefined;
     // Buckets get their memory and their checkpoint bytes one at a time, in plan order: the first
     // bucket is then ready (and its writing can start) after one bucket's work, not after the
     // whole window's, while later buckets' reads still overlap earlier buckets' hashing and writing.
@@ -359,7 +367,9 @@ export async function replicateRank(options: ReplicateRankOptions): Promise<Rank
       try {
         await myTurn;
         if (consume) {
-          data = (await staging.allocate(plan.version, bucket)).bytes;
+          const staged = await staging.allocate(plan.version, bucket);
+          data = staged.bytes;
+          device = staged.device;
         } else {
           pooled = pool.take(bucket.size);
           data = pooled.subarray(0, bucket.size);
@@ -368,6 +378,10 @@ export async function replicateRank(options: ReplicateRankOptions): Promise<Rank
       } finally {
         endTurn();
       }
+      // Device staging: the source's bytes go to its device buffer before they are sent.
+      if (device && isSource) await device.copyFromHost(0, data);
+      // A transport that moves device memory gets the buffer; any other lands in host memory.
+      const onDevice = device && transport.memoryKinds?.includes('device') ? device : undefined;
       await previous;
       if (ctrl.signal.aborted) throw ctrl.signal.reason;
       const timeout = AbortSignal.timeout(config.transferTimeoutS * 1000);
@@ -379,6 +393,7 @@ export async function replicateRank(options: ReplicateRankOptions): Promise<Rank
           root: source,
           ranks: bucketParticipants(plan, bucket),
           data,
+          ...(onDevice ? { device: onDevice } : {}),
           signal,
         });
       } finally {
@@ -405,6 +420,11 @@ export async function replicateRank(options: ReplicateRankOptions): Promise<Rank
         });
       }
       if (consume) {
+        if (device) {
+          if (!onDevice && !isSource) await device.copyFromHost(0, data);
+          // What gets hashed is what the device holds: copied back over the host copy.
+          await device.copyToHost(0, data);
+        }
         const ready = verify ? await verifier.bucketLanded(bucket, data) : [bucket.bucket_id];
         const host = staging as StagingAgent & { seal?: (v: string, id: number) => Promise<void> };
         await host.seal?.(plan.version, bucket.bucket_id);

@@ -113,7 +113,9 @@ export async function stageUpdate(o: StageUpdateOptions): Promise<StagedUpdate> 
       ...(o.onProgress ? { onProgress: o.onProgress } : {}),
       ...(o.verify === undefined ? {} : { verify: o.verify }),
       ...(o.keepStaged ? { keepStaged: true } : {}),
-      ...(streaming ? { onBucketReady: (bucket, bytes) => streaming.bucket(bucket, bytes) } : {}),
+      ...(streaming
+        ? { onBucketReady: (bucket, bytes, device) => streaming.bucket(bucket, bytes, device) }
+        : {}),
       ...(copyItem
         ? {
             copyItem: (item, source) => {

@@ -178,6 +178,7 @@ export function copyRange(
   return load().copyRange(inFd, inOffset, outFd, outOffset, length);
 }
 
+export { DirectoryWaiter, joinRendezvous } from './directory-waiter.js';
 export {
   processAlive,
   registerSharedBytes,

@@ -9,94 +9,13 @@
  * under the staging dir). Each rank registers `rank.<r>.pid` there; a participant that waits on a
  * rank whose process has exited fails at once instead of waiting for the timeout.
  */
-import { constants, existsSync, type FSWatcher, watch } from 'node:fs';
-import { open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { constants, existsSync } from 'node:fs';
+import { open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BroadcastRequest, Transport, TransportOptions, TransportProvider } from '@hotweights/core';
 import { BUILTIN_PRIORITIES, isErrorKind, TransportError } from '@hotweights/core';
-import { processAlive, sharedLocationOf } from '@hotweights/shm';
+import { DirectoryWaiter, joinRendezvous, processAlive, sharedLocationOf } from '@hotweights/shm';
 import { abortReason } from './abort-reason.js';
-
-const POLL_MS = 20;
-const LIVENESS_MS = 200;
-
-/** Waits for file names to appear in one directory (inotify plus a polling safety net). */
-class DirectoryWaiter {
-  private readonly waiters = new Map<string, Set<() => void>>();
-  private watcher: FSWatcher | undefined;
-  private timer: NodeJS.Timeout | undefined;
-  private scanning = false;
-  private lastLiveness = 0;
-
-  constructor(
-    private readonly dir: string,
-    private readonly liveness: () => void,
-  ) {}
-
-  wait(name: string, signal: AbortSignal | undefined): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      let set = this.waiters.get(name);
-      if (!set) {
-        set = new Set();
-        this.waiters.set(name, set);
-      }
-      const done = () => {
-        signal?.removeEventListener('abort', onAbort);
-        resolve();
-      };
-      const onAbort = () => {
-        this.waiters.get(name)?.delete(done);
-        if (this.waiters.get(name)?.size === 0) this.waiters.delete(name);
-        this.stopIfIdle();
-        reject(abortReason(signal as AbortSignal));
-      };
-      set.add(done);
-      signal?.addEventListener('abort', onAbort, { once: true });
-      this.start();
-      void this.scan();
-    });
-  }
-
-  private start(): void {
-    if (this.timer) return;
-    try {
-      this.watcher = watch(this.dir, () => void this.scan());
-      this.watcher.on('error', () => {});
-    } catch {
-      // Polling alone still works.
-    }
-    this.timer = setInterval(() => void this.scan(), POLL_MS);
-  }
-
-  private stopIfIdle(): void {
-    if (this.waiters.size > 0) return;
-    this.watcher?.close();
-    this.watcher = undefined;
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
-  }
-
-  private async scan(): Promise<void> {
-    if (this.scanning || this.waiters.size === 0) return;
-    this.scanning = true;
-    try {
-      const names = new Set(await readdir(this.dir).catch(() => [] as string[]));
-      for (const [name, set] of [...this.waiters]) {
-        if (!names.has(name)) continue;
-        this.waiters.delete(name);
-        for (const w of set) w();
-      }
-      const now = Date.now();
-      if (this.waiters.size > 0 && now - this.lastLiveness >= LIVENESS_MS) {
-        this.lastLiveness = now;
-        this.liveness();
-      }
-    } finally {
-      this.scanning = false;
-      this.stopIfIdle();
-    }
-  }
-}
 
 interface Pending {
   /** Rank -> the file whose appearance shows that rank did its part; removed once seen. */
@@ -139,30 +58,13 @@ export class LocalTransport implements Transport {
       );
     }
     const t = new LocalTransport(options);
-    if (t.dir && worldSize > 1) {
-      const dir = t.dir;
-      await writeFile(join(dir, `rank.${rank}.pid.tmp${process.pid}`), String(process.pid));
-      await rename(join(dir, `rank.${rank}.pid.tmp${process.pid}`), join(dir, `rank.${rank}.pid`));
-      const ctrl = new AbortController();
-      const timer = setTimeout(
-        () =>
-          ctrl.abort(
-            new TransportError(
-              `local: not every rank joined ${dir} within ${options.config.transferTimeoutS} s`,
-              { code: 'HW_TIMEOUT' },
-            ),
-          ),
-        options.config.transferTimeoutS * 1000,
-      );
-      try {
-        for (let r = 0; r < worldSize; r++) {
-          await t.waiter?.wait(`rank.${r}.pid`, ctrl.signal);
-          const pid = Number(await readFile(join(dir, `rank.${r}.pid`), 'utf8'));
-          t.peers.set(r, pid);
-        }
-      } finally {
-        clearTimeout(timer);
-      }
+    if (t.dir && worldSize > 1 && t.waiter) {
+      t.peers = await joinRendezvous(t.dir, t.waiter, {
+        rank,
+        worldSize,
+        timeoutS: options.config.transferTimeoutS,
+        timeoutError: (message) => new TransportError(`local: ${message}`, { code: 'HW_TIMEOUT' }),
+      });
     }
     return t;
   }

@@ -1,9 +1,10 @@
 /**
- * The packages as users get them: every native package (this one, @hotweights/shm and
- * @hotweights/planner) packed with the prebuilt addon its `prebuildify` script makes on `prepack`,
+ * The packages as users get them: every native package (this one, @hotweights/transport-cuda-ipc,
+ * @hotweights/shm and @hotweights/planner) packed with the prebuilt addon its `prebuildify` script makes on `prepack`,
  * installed with the CLI into a fresh application on a PATH that has no compiler, each addon
  * loaded from its prebuild there; this transport discovered by `hotweights transports` and
- * selected under mpirun.
+ * selected under mpirun; the CUDA-IPC transport discovered, unavailable here (no NVIDIA driver)
+ * and available over the driver stand-in (a test double of the CUDA driver API, not a GPU).
  */
 import { spawnSync } from 'node:child_process';
 import {
@@ -20,10 +21,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { packWorkspacePackages, toolBin, workspaceClosure } from '@hotweights/release-tools/pack';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { standInLibrary } from '../../transport-cuda-ipc/test/stand-in.js';
 import { jsonLines, MPI_ENV, mpirun, REPO_ROOT } from './mpirun.js';
 
 /** Every package with a native addon: each must install from its tarball without a compiler. */
-const NATIVE = ['@hotweights/transport-mpi', '@hotweights/shm', '@hotweights/planner'];
+const NATIVE = [
+  '@hotweights/transport-mpi',
+  '@hotweights/transport-cuda-ipc',
+  '@hotweights/shm',
+  '@hotweights/planner',
+];
 const TUPLE = `${process.platform}-${process.arch}`;
 
 const tmp = mkdtempSync(join(tmpdir(), 'hw-mpi-pack-'));
@@ -114,6 +121,23 @@ describe('packed, installed without a compiler, discovered and selected', () => 
     expect(mpi).toMatchObject({ origin: '@hotweights/transport-mpi', available: false });
     expect(mpi?.reason).toContain('run under mpirun');
     expect(report.selected).not.toBe('mpi');
+  });
+
+  it('discovers the CUDA-IPC transport: unavailable without a driver, available over the stand-in', () => {
+    type Listing = { transports: { name: string; available: boolean; reason?: string; detail?: string }[] };
+    const hotweights = join(app, 'node_modules/.bin/hotweights');
+    const none = JSON.parse(run(hotweights, ['transports', '--json'], app, { PATH: path })) as Listing;
+    expect(none.transports.find((t) => t.name === 'cuda-ipc')).toMatchObject({
+      available: false,
+      reason: 'libcuda.so.1 not found (no NVIDIA driver here)',
+    });
+    // The installed prebuild opens whatever driver library it is given: here the stand-in.
+    const env = { PATH: path, HOTWEIGHTS_CUDA_LIBRARY: standInLibrary() };
+    const some = JSON.parse(run(hotweights, ['transports', '--json'], app, env)) as Listing;
+    expect(some.transports.find((t) => t.name === 'cuda-ipc')).toMatchObject({ available: true });
+    expect(some.transports.find((t) => t.name === 'cuda-ipc')?.detail).toMatch(
+      /stand-in 0 \(host memory, not a GPU\)/,
+    );
   });
 
   it('is selected under mpirun -n 2 on every rank', async () => {

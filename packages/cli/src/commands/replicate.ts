@@ -30,7 +30,6 @@ import {
   checkPlanWorld,
   createMetricsRegistry,
   createRendezvousDir,
-  HostStaging,
   launchLocalRanks,
   type MetricsServer,
   type RankEvent,
@@ -44,6 +43,7 @@ import { type Command, Option } from 'commander';
 import { type AdapterFlags, adapterArgs, addAdapterOptions, openAdapter } from '../adapter-options.js';
 import type { CommandModule } from '../command.js';
 import type { CliContext } from '../context.js';
+import { addDeviceOptions, type DeviceFlags, deviceArgs, openStaging } from '../device-options.js';
 import {
   addTransferOptions,
   forcedTransport,
@@ -73,6 +73,8 @@ export interface ReplicateOptions {
   readonly transfer?: TransferFlags;
   /** --adapter / --adapter-option as given, forwarded to rank processes started here. */
   readonly adapter?: AdapterFlags;
+  /** --device / --pinned as given, forwarded to rank processes started here. */
+  readonly device?: DeviceFlags;
 }
 
 export interface ReplicateSummary {
@@ -155,9 +157,13 @@ async function runRank(
   // Under mpirun/torchrun this is the first look at the world: check before opening anything.
   checkPlanWorld(plan, { rank, worldSize, source: opts.plan });
   const manifest = await loadNextManifest(plan, opts);
+  // --device cuda: staging in GPU memory, and the transport that owns it unless one is forced.
+  const { staging, provider: deviceProvider } = await openStaging(c, opts.device ?? {}, { rank, worldSize });
   let provider: TransportProvider;
   const forced = opts.transport ?? c.config.transport;
-  if (opts.rendezvous && !forced) {
+  if (deviceProvider && !forced) {
+    provider = deviceProvider;
+  } else if (opts.rendezvous && !forced) {
     provider = localTransportProvider;
   } else if (worldSize === 1 && !forced) {
     provider = localTransportProvider;
@@ -180,7 +186,6 @@ async function runRank(
     // Verify-only runs: a delta may land on an empty memory adapter.
     { memory: { partial: 'true' } },
   );
-  const staging = await HostStaging.open({ dir: c.config.stagingDir, rank });
   const ctrl = new AbortController();
   const onSignal = (sig: NodeJS.Signals) => ctrl.abort(new Error(`received ${sig}`));
   process.once('SIGTERM', onSignal);
@@ -207,6 +212,7 @@ async function runRank(
     worldSize,
     config: c.config,
     ...(opts.rendezvous ? { rendezvous: { dir: opts.rendezvous } } : {}),
+    ...(registry ? { metrics: registry } : {}),
   });
   try {
     const result = await runRankUpdate({
@@ -291,8 +297,12 @@ function rootCause(
   );
   if (best) return String(best.ev.message);
   if (crashed) return `rank ${crashed.rank} died (${crashed.signal}) during the update`;
+  // A rank's own failure explains more than the aborts it caused in the others (the launcher
+  // stops every rank once one fails).
+  const own = errors.find((e) => e.ev.code !== 'HW_ABORTED');
+  if (own) return String(own.ev.message);
   const silent = exits.find((e) => e.code !== 0 && !e.events.some((ev) => ev.type === 'error'));
-  if (silent && !errors.length)
+  if (silent)
     return `rank ${silent.rank} exited with code ${silent.code}: ${silent.stderr.trim().split('\n').pop() ?? ''}`;
   return String(errors[0]?.ev.message ?? 'a rank failed');
 }
@@ -335,6 +345,7 @@ export async function replicateLocally(
       ...(opts.transport ? ['--transport', opts.transport] : []),
       ...transferArgs(opts.transfer ?? {}),
       ...adapterArgs(opts.adapter ?? {}),
+      ...deviceArgs(opts.device ?? {}),
       ...(opts.metricsPort === false ? ['--no-metrics'] : ['--metrics-port', String(opts.metricsPort)]),
     ];
     const done = new Map<number, number>();
@@ -398,7 +409,7 @@ function parsePort(v: string): number {
   return n;
 }
 
-interface RawOptions extends TransferFlags, AdapterFlags {
+interface RawOptions extends TransferFlags, AdapterFlags, DeviceFlags {
   plan: string;
   manifestNext?: string;
   verify?: boolean;
@@ -417,7 +428,7 @@ interface RawOptions extends TransferFlags, AdapterFlags {
 export const replicateCommand: CommandModule = {
   name: 'replicate',
   register(program: Command, ctx) {
-    addAdapterOptions(addTransferOptions(program.command('replicate')))
+    addDeviceOptions(addAdapterOptions(addTransferOptions(program.command('replicate'))))
       .description("Move a plan's buckets to every rank, verify every item, and commit everywhere or nowhere")
       .requiredOption('--plan <file>', 'plan made by `hotweights plan`')
       .option(
@@ -481,6 +492,7 @@ export const replicateCommand: CommandModule = {
           ...(raw.json ? { json: true } : {}),
           transfer: { window: raw.window, mpiChunkMb: raw.mpiChunkMb },
           adapter: { adapter: raw.adapter, adapterOption: raw.adapterOption },
+          device: { device: raw.device, pinned: raw.pinned },
         };
         if (c.launch.launcher !== 'none') {
           await runUnderLauncher(c, opts);

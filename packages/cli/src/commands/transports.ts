@@ -2,6 +2,12 @@ import { chooseTransport, type ProbedCandidate } from '@hotweights/core';
 import type { CommandModule } from '../command.js';
 import { probeStatus, renderTable } from '../plugin-table.js';
 
+/** The device transports of the design, so a CPU machine hears about them even when not installed. */
+const DEVICE_TRANSPORTS: readonly { name: string; pkg: string }[] = [
+  { name: 'cuda-ipc', pkg: '@hotweights/transport-cuda-ipc' },
+  { name: 'nccl', pkg: '@hotweights/transport-nccl' },
+];
+
 function table(probed: readonly ProbedCandidate[], selected: string | undefined): string[] {
   const header = ['  name', 'priority', 'version', 'origin', 'status'];
   const rows = probed.map((p) => [
@@ -39,8 +45,10 @@ export const transportsCommand: CommandModule = {
         } catch (err) {
           failure = err;
         }
+        const missing = DEVICE_TRANSPORTS.filter((d) => !probed.some((p) => p.name === d.name));
         if (opts.json) {
           c.json({
+            not_installed: missing.map((d) => ({ name: d.name, package: d.pkg })),
             selected: selected ?? null,
             forced: forced ?? null,
             transports: probed.map((p) => ({
@@ -55,6 +63,7 @@ export const transportsCommand: CommandModule = {
           });
         } else {
           for (const line of table(probed, selected)) c.out(line);
+          for (const d of missing) c.out(`  ${d.name}: not installed (npm install ${d.pkg})`);
           if (selected)
             c.out(`selected: ${selected}${forced ? ' (forced)' : ' (highest priority available)'}`);
           else if (!forced) c.out('selected: none (no transport is available)');

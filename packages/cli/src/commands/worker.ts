@@ -9,9 +9,10 @@ import { metricsHostFor, WorkerAgent } from '@hotweights/coordinator';
 import { ConfigError, MAX_WORLD_SIZE } from '@hotweights/core';
 import { loadManifest } from '@hotweights/manifest';
 import { createPlan } from '@hotweights/planner';
-import { createMetricsRegistry, HostStaging, startMetricsServer } from '@hotweights/runtime';
+import { createMetricsRegistry, startMetricsServer } from '@hotweights/runtime';
 import { type AdapterFlags, addAdapterOptions, openAdapter } from '../adapter-options.js';
 import type { CommandModule } from '../command.js';
+import { addDeviceOptions, type DeviceFlags, openStaging } from '../device-options.js';
 import {
   addTransferOptions,
   forcedTransport,
@@ -37,7 +38,7 @@ function defaultMetricsPort(localRank: number): number {
   return localRank === 0 ? 9099 : 9100 + localRank;
 }
 
-interface WorkerOpts extends TransferFlags, AdapterFlags, VllmFlags {
+interface WorkerOpts extends TransferFlags, AdapterFlags, VllmFlags, DeviceFlags {
   endpoint?: string;
   pubEndpoint?: string;
   target?: string;
@@ -52,7 +53,7 @@ interface WorkerOpts extends TransferFlags, AdapterFlags, VllmFlags {
 export const workerCommand: CommandModule = {
   name: 'worker',
   register(program, ctx) {
-    addVllmOptions(addAdapterOptions(addTransferOptions(program.command('worker'))))
+    addDeviceOptions(addVllmOptions(addAdapterOptions(addTransferOptions(program.command('worker')))))
       .description('Run a worker agent: stage each update, precommit, and flip the adapter on commit')
       .option('--endpoint <url>', 'coordinator endpoint (default: HOTWEIGHTS_COORD)')
       .option('--pub-endpoint <url>', 'coordinator events endpoint (default: request port + 1)')
@@ -85,7 +86,8 @@ export const workerCommand: CommandModule = {
           { rank, worldSize, ...(opts.target ? { target: opts.target } : {}) },
           vllmDefaults(opts),
         );
-        const staging = await HostStaging.open({ dir: c.config.stagingDir, rank });
+        // --device cuda: staging in GPU memory, and its transport unless one is forced.
+        const { staging, provider: deviceProvider } = await openStaging(c, opts, { rank, worldSize });
         const registry = createMetricsRegistry({ component: 'worker', rank: String(rank) });
         const port =
           opts.metricsPort === 'off'
@@ -95,7 +97,7 @@ export const workerCommand: CommandModule = {
         const metrics =
           port === undefined ? undefined : await startMetricsServer(registry, port, metricsHost);
         const manager = await c.transports();
-        const forced = forcedTransport(opts) ?? c.config.transport;
+        const forced = forcedTransport(opts) ?? c.config.transport ?? deviceProvider?.name;
         let finished = 0;
         let release!: () => void;
         const done = new Promise<void>((resolve) => {
@@ -140,7 +142,7 @@ export const workerCommand: CommandModule = {
           openTransport: async ({ rendezvous }) => {
             const probe = { rank, worldSize, launcher: c.launch.launcher, config: c.config };
             const { provider } = await manager.select(probe, forced);
-            return provider.create({ rank, worldSize, config: c.config, rendezvous });
+            return provider.create({ rank, worldSize, config: c.config, rendezvous, metrics: registry });
           },
           loadManifest: async (plan) => {
             const path = plan.next_manifest.path;
