@@ -257,6 +257,28 @@ export const VARIABLES = [
     section: 'UCX',
     doc: "Network devices UCX may use (UCX's `UCX_NET_DEVICES`, e.g. `eth0` or `mlx5_0:1`); picks the NIC on multi-homed hosts.",
   },
+  // Issue 15 (transport-nccl): the libraries the NCCL transport opens, and its chunk size.
+  {
+    name: 'HOTWEIGHTS_NCCL_LIBRARY',
+    kind: { type: 'string' },
+    defaultText: 'libnccl.so.2',
+    section: 'NCCL',
+    doc: 'The NCCL shared library the nccl transport opens with dlopen. Tests point it at a stand-in (a test double of NCCL over local sockets).',
+  },
+  {
+    name: 'HOTWEIGHTS_CUDART_LIBRARY',
+    kind: { type: 'string' },
+    defaultText: 'libcudart.so.12:libcudart.so',
+    section: 'NCCL',
+    doc: 'The CUDA runtime the nccl transport opens with dlopen (`:`-separated alternatives, the first that opens wins). Tests point it at a stand-in (a test double over host memory).',
+  },
+  {
+    name: 'HOTWEIGHTS_NCCL_CHUNK_MB',
+    kind: { type: 'number', min: 0 },
+    defaultText: '16',
+    section: 'NCCL',
+    doc: 'Bytes per ncclBroadcast call of a bucket, staged through two device buffers of this size so one chunk is copied while the previous one is broadcast (0 = the whole bucket at once).',
+  },
 ] as const satisfies readonly VariableSpec[];
 
 export type VariableName = (typeof VARIABLES)[number]['name'];
@@ -298,6 +320,10 @@ export interface HotweightsConfig {
   readonly ucxRetries: number;
   readonly ucxRetryDelayMs: number;
   readonly ucxNetDevices: string | undefined;
+  // Issue 15 (transport-nccl)
+  readonly ncclLibrary: string;
+  readonly cudartLibrary: string;
+  readonly ncclChunkMb: number;
 }
 
 function spec(name: VariableName): VariableSpec {
@@ -401,6 +427,10 @@ export function loadConfig(env: Env = process.env): HotweightsConfig {
     ucxRetries: readNumber(env, 'HOTWEIGHTS_UCX_RETRIES', 240),
     ucxRetryDelayMs: readNumber(env, 'HOTWEIGHTS_UCX_RETRY_DELAY_MS', 250),
     ucxNetDevices: readString(env, 'HOTWEIGHTS_UCX_NET_DEVICES'),
+    // Issue 15 (transport-nccl)
+    ncclLibrary: readString(env, 'HOTWEIGHTS_NCCL_LIBRARY') ?? 'libnccl.so.2',
+    cudartLibrary: readString(env, 'HOTWEIGHTS_CUDART_LIBRARY') ?? 'libcudart.so.12:libcudart.so',
+    ncclChunkMb: readNumber(env, 'HOTWEIGHTS_NCCL_CHUNK_MB', 16),
   });
 }
 

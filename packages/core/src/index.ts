@@ -86,6 +86,13 @@ export {
   type PluginCandidate,
   type PluginKind,
 } from './plugin-discovery.js';
+export {
+  ControlChannel,
+  type ControlEvents,
+  type ControlMessage,
+  type JoinOptions,
+  type RendezvousAddress,
+} from './rendezvous.js';
 export { type StagedItem, stagedItems } from './staged-items.js';
 export type { StagedBucket, StagingAgent } from './staging.js';
 export type {

@@ -1,0 +1,334 @@
+/**
+ * The NCCL transport: one bucket = one ncclBroadcast per chunk, staged host -> device -> host by
+ * the addon's engine thread (two device slots, copies overlapping the broadcast), over a
+ * communicator of exactly the bucket's participants. Rank 0's NCCL unique id travels through the
+ * torchrun-style rendezvous (MASTER_ADDR/MASTER_PORT), whose control star stays up to spread
+ * aborts and lost ranks. A collective cannot be cancelled: when one outlives the deadline, a
+ * signal aborts it, a peer aborts or a peer's process goes away, the transport calls
+ * ncclCommAbort on its communicators, fails with what happened, and stays unusable (as MPI does).
+ */
+import {
+  type BroadcastRequest,
+  ControlChannel,
+  type ControlMessage,
+  type HotweightsConfig,
+  isErrorKind,
+  type RendezvousAddress,
+  readLaunchContext,
+  TimeoutError,
+  type Transport,
+  TransportError,
+  type TransportOptions,
+} from '@hotweights/core';
+import type { NativeNccl } from './native.js';
+
+const MIB = 1024 * 1024;
+const RETRY_DELAY_MS = 250;
+/** How long rank 0 keeps the control star up at close() for ranks that are still working. */
+const HUB_LINGER_MS = 5000;
+
+function checkRanks(ranks: readonly number[], worldSize: number, what: string): void {
+  for (let i = 0; i < ranks.length; i++) {
+    const r = ranks[i] as number;
+    if (!Number.isInteger(r) || r < 0 || r >= worldSize) {
+      throw new TransportError(`${what}: rank ${String(r)} is not in the world of ${worldSize} ranks`, {
+        code: 'HW_TRANSPORT_INVALID',
+      });
+    }
+    if (i > 0 && r <= (ranks[i - 1] as number)) {
+      throw new TransportError(`${what}: ranks must be sorted ascending without repeats (got [${ranks}])`, {
+        code: 'HW_TRANSPORT_INVALID',
+      });
+    }
+  }
+}
+
+function abortReason(signal: AbortSignal): Error {
+  const r: unknown = signal.reason;
+  return r instanceof Error ? r : new Error(String(r ?? 'aborted'));
+}
+
+export function chunkBytes(config: HotweightsConfig): number {
+  return Math.round(config.ncclChunkMb * MIB);
+}
+
+/** A communicator: its addon id, and its creation (false: this rank is not a member). */
+interface Comm {
+  readonly id: number;
+  readonly done: Promise<boolean>;
+}
+
+export interface NcclOpenOptions extends TransportOptions {
+  readonly at: RendezvousAddress;
+  readonly devices: number;
+  readonly split: boolean;
+}
+
+export class NcclTransport implements Transport {
+  readonly name = 'nccl';
+  readonly rank: number;
+  readonly worldSize: number;
+  /** The CUDA device this rank uses (LOCAL_RANK modulo the devices it sees). */
+  readonly device: number;
+  readonly #native: NativeNccl;
+  readonly #engine: number;
+  readonly #channel: ControlChannel;
+  readonly #options: NcclOpenOptions;
+  readonly #chunkBytes: number;
+  readonly #timeoutMs: number;
+  readonly #world: Comm;
+  /** Participant set ("0,2") -> its communicator, made in prepare. */
+  readonly #comms = new Map<string, Comm>();
+  readonly #inflight = new Set<Promise<unknown>>();
+  #broken: Error | undefined;
+  #closed = false;
+
+  private constructor(
+    native: NativeNccl,
+    engine: number,
+    device: number,
+    channel: ControlChannel,
+    world: Comm,
+    o: NcclOpenOptions,
+  ) {
+    this.#native = native;
+    this.#engine = engine;
+    this.device = device;
+    this.#channel = channel;
+    this.#world = world;
+    this.#options = o;
+    this.rank = o.rank;
+    this.worldSize = o.worldSize;
+    this.#chunkBytes = chunkBytes(o.config);
+    this.#timeoutMs = o.config.transferTimeoutS * 1000;
+  }
+
+  /**
+   * Joins the job: rank 0 makes the unique id, the rendezvous hands it to every rank, and every
+   * rank creates the world communicator on its device (ncclCommInitRank, collective).
+   */
+  static async open(native: NativeNccl, o: NcclOpenOptions): Promise<NcclTransport> {
+    const { ncclLibrary, cudartLibrary } = o.config;
+    const timeoutMs = o.config.transferTimeoutS * 1000;
+    const device = readLaunchContext().localRank % o.devices;
+    const id = o.rank === 0 ? native.uniqueId(ncclLibrary, cudartLibrary) : new Uint8Array(0);
+    const channel = await ControlChannel.join(o.at, {
+      label: 'nccl',
+      retryHint: 'HOTWEIGHTS_TRANSFER_TIMEOUT_S',
+      rank: o.rank,
+      worldSize: o.worldSize,
+      address: id,
+      retries: Math.ceil(timeoutMs / RETRY_DELAY_MS),
+      retryDelayMs: RETRY_DELAY_MS,
+      timeoutMs,
+    });
+    const { engine, done } = native.open(ncclLibrary, cudartLibrary, device);
+    const world = native.initComm(engine, channel.addresses[0] as Uint8Array, o.worldSize, o.rank);
+    const t = new NcclTransport(
+      native,
+      engine,
+      device,
+      channel,
+      { ...world, done: world.done.then(() => true) },
+      o,
+    );
+    channel.listen({ onMessage: (m) => t.#onControl(m), onLost: (rank) => t.#onLost(rank) });
+    try {
+      await t.#deadline(
+        Promise.all([done, world.done]),
+        undefined,
+        `joining the NCCL world of ${o.worldSize} ranks on device ${device}`,
+      );
+    } catch (err) {
+      await t.close();
+      throw err;
+    }
+    return t;
+  }
+
+  /** Bytes per ncclBroadcast call (0 = whole bucket). */
+  get chunkBytes(): number {
+    return this.#chunkBytes;
+  }
+
+  /**
+   * Makes one communicator per participant set, collectively: every rank of the world walks the
+   * same sorted list. With ncclCommSplit every rank takes part in each split (non-members pass
+   * NCCL_SPLIT_NOCOLOR); without it, rank 0 makes a unique id per set, broadcasts them over the
+   * world communicator, and the members of each set call ncclCommInitRank.
+   */
+  async prepare(groups: readonly (readonly number[])[]): Promise<void> {
+    this.#usable('prepare');
+    const all = this.#allRanks();
+    const byKey = new Map<string, readonly number[]>();
+    for (const g of groups) {
+      checkRanks(g, this.worldSize, 'prepare');
+      const key = g.join(',');
+      if (g.length >= 2 && key !== all && !this.#comms.has(key)) byKey.set(key, g);
+    }
+    const sets = [...byKey.keys()].sort().map((k) => byKey.get(k) as readonly number[]);
+    if (sets.length === 0) return;
+    const made: Promise<boolean>[] = [];
+    if (this.#options.split) {
+      for (const g of sets) {
+        const member = g.includes(this.rank);
+        const comm = this.#native.split(this.#engine, this.#world.id, member ? 0 : -1, this.rank);
+        this.#keep(g, comm, made);
+      }
+    } else {
+      const { ncclLibrary, cudartLibrary } = this.#options.config;
+      const ids = new Uint8Array(128 * sets.length);
+      if (this.rank === 0)
+        sets.forEach((_, i) => {
+          ids.set(this.#native.uniqueId(ncclLibrary, cudartLibrary), i * 128);
+        });
+      // The ids are copied into each ncclCommInitRank call when it is submitted, so after they came.
+      const sent = this.#native.bcast(this.#engine, this.#world.id, 0, this.rank, ids, 0);
+      await this.#deadline(sent, undefined, `handing out ${sets.length} NCCL unique id(s)`);
+      sets.forEach((g, i) => {
+        if (!g.includes(this.rank)) return;
+        const comm = this.#native.initComm(
+          this.#engine,
+          ids.subarray(i * 128, (i + 1) * 128),
+          g.length,
+          g.indexOf(this.rank),
+        );
+        this.#keep(g, { id: comm.id, done: comm.done.then(() => true) }, made);
+      });
+    }
+    await this.#deadline(Promise.all(made), undefined, `creating ${sets.length} communicator(s)`);
+  }
+
+  #keep(g: readonly number[], comm: Comm, made: Promise<boolean>[]): void {
+    comm.done.catch(() => {});
+    this.#comms.set(g.join(','), comm);
+    made.push(comm.done);
+  }
+
+  async broadcast(request: BroadcastRequest): Promise<void> {
+    const { bucketId, root, ranks, data, signal } = request;
+    const what = `bucket ${bucketId}`;
+    this.#usable(what);
+    if (signal?.aborted) throw abortReason(signal);
+    checkRanks(ranks, this.worldSize, what);
+    if (!ranks.includes(root) || !ranks.includes(this.rank)) {
+      throw new TransportError(
+        `${what}: root ${root} and this rank ${this.rank} must both be among the participants [${ranks}]`,
+        { code: 'HW_TRANSPORT_INVALID' },
+      );
+    }
+    if (!(data instanceof Uint8Array)) {
+      throw new TransportError(`${what}: data must be a Uint8Array`, { code: 'HW_TRANSPORT_INVALID' });
+    }
+    if (data.byteLength === 0 || ranks.length === 1) return;
+    const key = ranks.join(',');
+    const comm = key === this.#allRanks() ? this.#world : this.#comms.get(key);
+    if (!comm) {
+      throw new TransportError(
+        `${what}: no communicator for the participants [${ranks}]: prepare() must be called by every rank with every participant set first`,
+        { code: 'HW_TRANSPORT_INVALID' },
+      );
+    }
+    const sent = this.#native.bcast(
+      this.#engine,
+      comm.id,
+      ranks.indexOf(root),
+      ranks.indexOf(this.rank),
+      data,
+      this.#chunkBytes,
+    );
+    sent.catch(() => {});
+    const work = comm.done.then(() => sent);
+    this.#inflight.add(work);
+    try {
+      await this.#deadline(work, signal, `${what} (${data.byteLength} B from rank ${root} to [${ranks}])`);
+    } finally {
+      this.#inflight.delete(work);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (!this.#broken) {
+      await Promise.allSettled([...this.#inflight]);
+      await this.#native.close(this.#engine).catch(() => {});
+    }
+    // After an abort the engine thread may be stuck for good: nothing there is waited for.
+    await this.#channel.close(this.#broken ? 0 : HUB_LINGER_MS);
+  }
+
+  #allRanks(): string {
+    return Array.from({ length: this.worldSize }, (_, i) => i).join(',');
+  }
+
+  #usable(what: string): void {
+    if (this.#closed) throw new TransportError(`${what}: the NCCL transport is closed`);
+    if (this.#broken) {
+      throw new TransportError(
+        `${what}: the NCCL transport is unusable after an earlier failure: ${this.#broken.message}`,
+        { cause: this.#broken },
+      );
+    }
+  }
+
+  /** Aborts every communicator of this rank (ncclCommAbort) and tells the other ranks why. */
+  #abort(failure: Error, tellOthers: boolean): void {
+    if (this.#broken) return;
+    this.#broken = failure;
+    this.#native.abort(this.#engine, failure.message);
+    if (tellOthers) this.#channel.abort('nccl', failure.message);
+  }
+
+  #onControl(m: ControlMessage): void {
+    if (m.t === 'abort' && m.from !== this.rank) {
+      this.#abort(new TransportError(`nccl: rank ${m.from} aborted the job: ${m.reason}`), false);
+    }
+    if (m.t === 'lost') this.#onLost(m.rank);
+  }
+
+  #onLost(rank: number): void {
+    this.#abort(
+      new TransportError(`nccl: rank ${rank} is gone (its control connection dropped without a goodbye)`),
+      false,
+    );
+  }
+
+  /**
+   * Waits for `work` until the transfer deadline or the signal. Giving up on (or failing in) a
+   * collective aborts every communicator: the ranks can no longer agree on what comes next.
+   */
+  async #deadline(work: Promise<unknown>, signal: AbortSignal | undefined, what: string): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    let onAbort: (() => void) | undefined;
+    const giveUp = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        reject(
+          new TimeoutError(
+            `NCCL: ${what} did not finish within ${this.#timeoutMs / 1000} s on rank ${this.rank}: a peer rank is dead or stuck; the communicators were aborted (ncclCommAbort)`,
+            { details: { rank: this.rank, timeoutMs: this.#timeoutMs } },
+          ),
+        );
+      }, this.#timeoutMs);
+      if (signal) {
+        onAbort = () => reject(abortReason(signal));
+        signal.addEventListener('abort', onAbort, { once: true });
+      }
+    });
+    try {
+      await Promise.race([work, giveUp]);
+    } catch (err) {
+      const ours = isErrorKind(err, 'TimeoutError') || err === (signal?.reason as unknown) || signal?.aborted;
+      const failure = ours
+        ? (err as Error)
+        : new TransportError(`NCCL: ${what} failed on rank ${this.rank}: ${(err as Error).message}`, {
+            cause: err,
+          });
+      this.#abort(failure, true);
+      throw failure;
+    } finally {
+      clearTimeout(timer);
+      if (signal && onAbort) signal.removeEventListener('abort', onAbort);
+    }
+  }
+}
