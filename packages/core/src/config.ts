@@ -268,7 +268,7 @@ export const VARIABLES = [
   {
     name: 'HOTWEIGHTS_CUDART_LIBRARY',
     kind: { type: 'string' },
-    defaultText: 'libcudart.so.12:libcudart.so',
+    defaultText: 'libcudart.so.13:libcudart.so.12:libcudart.so',
     section: 'NCCL',
     doc: 'The CUDA runtime the nccl transport opens with dlopen (`:`-separated alternatives, the first that opens wins). Tests point it at a stand-in (a test double over host memory).',
   },
@@ -429,7 +429,7 @@ export function loadConfig(env: Env = process.env): HotweightsConfig {
     ucxNetDevices: readString(env, 'HOTWEIGHTS_UCX_NET_DEVICES'),
     // Issue 15 (transport-nccl)
     ncclLibrary: readString(env, 'HOTWEIGHTS_NCCL_LIBRARY') ?? 'libnccl.so.2',
-    cudartLibrary: readString(env, 'HOTWEIGHTS_CUDART_LIBRARY') ?? 'libcudart.so.12:libcudart.so',
+    cudartLibrary: readString(env, 'HOTWEIGHTS_CUDART_LIBRARY') ?? 'libcudart.so.13:libcudart.so.12:libcudart.so',
     ncclChunkMb: readNumber(env, 'HOTWEIGHTS_NCCL_CHUNK_MB', 16),
   });
 }

@@ -45,10 +45,12 @@ std::string Version(int code, bool nccl) {
   return s.str();
 }
 
+// Every reason that applies, NCCL's first, so one look at `hotweights transports` tells what
+// is missing on this machine (the library, the runtime, the device).
 Libraries Load(const std::string &nccl_path, const std::string &cudart_paths) {
   Libraries r;
+  std::string nccl_reason, cuda_reason;
   void *cudart = nullptr;
-  std::string cudart_failure;
   for (size_t start = 0; start <= cudart_paths.size();) {
     size_t end = cudart_paths.find(':', start);
     if (end == std::string::npos) end = cudart_paths.size();
@@ -61,70 +63,70 @@ Libraries Load(const std::string &nccl_path, const std::string &cudart_paths) {
       break;
     }
     std::string why = OpenFailure(one, dlerror());
-    cudart_failure = cudart_failure.empty() ? why : cudart_failure + "; " + why;
-  }
-  // RTLD_GLOBAL: NCCL loads its network plugins, which look for its symbols.
-  void *nccl = dlopen(nccl_path.c_str(), RTLD_NOW | RTLD_GLOBAL);
-  if (!nccl || !cudart) {
-    // Both named at once, so one look at `hotweights transports` tells what to install.
-    if (!nccl) r.reason = OpenFailure(nccl_path, dlerror()) + " (NCCL; set HOTWEIGHTS_NCCL_LIBRARY)";
-    if (!cudart) {
-      if (!r.reason.empty()) r.reason += "; ";
-      r.reason += (cudart_failure.empty() ? "no CUDA runtime library named" : cudart_failure) +
-                  " (the CUDA runtime; set HOTWEIGHTS_CUDART_LIBRARY)";
-    }
-    return r;
+    cuda_reason = cuda_reason.empty() ? why : cuda_reason + ", " + why;
   }
   CudaApi c;
   std::string missing;
-  Resolve(cudart, "cudaRuntimeGetVersion", &c.RuntimeGetVersion, &missing);
-  Resolve(cudart, "cudaGetDeviceCount", &c.GetDeviceCount, &missing);
-  Resolve(cudart, "cudaSetDevice", &c.SetDevice, &missing);
-  Resolve(cudart, "cudaMalloc", &c.Malloc, &missing);
-  Resolve(cudart, "cudaFree", &c.Free, &missing);
-  Resolve(cudart, "cudaMemcpyAsync", &c.MemcpyAsync, &missing);
-  Resolve(cudart, "cudaStreamCreateWithFlags", &c.StreamCreateWithFlags, &missing);
-  Resolve(cudart, "cudaStreamQuery", &c.StreamQuery, &missing);
-  Resolve(cudart, "cudaStreamSynchronize", &c.StreamSynchronize, &missing);
-  Resolve(cudart, "cudaStreamWaitEvent", &c.StreamWaitEvent, &missing);
-  Resolve(cudart, "cudaStreamDestroy", &c.StreamDestroy, &missing);
-  Resolve(cudart, "cudaEventCreateWithFlags", &c.EventCreateWithFlags, &missing);
-  Resolve(cudart, "cudaEventRecord", &c.EventRecord, &missing);
-  Resolve(cudart, "cudaEventDestroy", &c.EventDestroy, &missing);
-  Resolve(cudart, "cudaGetErrorString", &c.GetErrorString, &missing);
-  if (!missing.empty()) {
-    r.reason = r.cudart_path + " is not a usable CUDA runtime (missing " + missing + ")";
-    return r;
+  if (!cudart) {
+    cuda_reason = (cuda_reason.empty() ? "no CUDA runtime library named" : cuda_reason) +
+                  " (the CUDA runtime; set HOTWEIGHTS_CUDART_LIBRARY)";
+  } else {
+    Resolve(cudart, "cudaRuntimeGetVersion", &c.RuntimeGetVersion, &missing);
+    Resolve(cudart, "cudaGetDeviceCount", &c.GetDeviceCount, &missing);
+    Resolve(cudart, "cudaSetDevice", &c.SetDevice, &missing);
+    Resolve(cudart, "cudaMalloc", &c.Malloc, &missing);
+    Resolve(cudart, "cudaFree", &c.Free, &missing);
+    Resolve(cudart, "cudaMemcpyAsync", &c.MemcpyAsync, &missing);
+    Resolve(cudart, "cudaStreamCreateWithFlags", &c.StreamCreateWithFlags, &missing);
+    Resolve(cudart, "cudaStreamQuery", &c.StreamQuery, &missing);
+    Resolve(cudart, "cudaStreamSynchronize", &c.StreamSynchronize, &missing);
+    Resolve(cudart, "cudaStreamWaitEvent", &c.StreamWaitEvent, &missing);
+    Resolve(cudart, "cudaStreamDestroy", &c.StreamDestroy, &missing);
+    Resolve(cudart, "cudaEventCreateWithFlags", &c.EventCreateWithFlags, &missing);
+    Resolve(cudart, "cudaEventRecord", &c.EventRecord, &missing);
+    Resolve(cudart, "cudaEventDestroy", &c.EventDestroy, &missing);
+    Resolve(cudart, "cudaGetErrorString", &c.GetErrorString, &missing);
+    if (!missing.empty()) {
+      cuda_reason = r.cudart_path + " is not a usable CUDA runtime (missing " + missing + ")";
+    } else {
+      g_cuda = c;  // for CudaErrorText
+      c.RuntimeGetVersion(&r.cuda_runtime_version);
+      cudaError_t rc = c.GetDeviceCount(&r.devices);
+      if (rc != kCudaSuccess || r.devices <= 0) {
+        r.devices = 0;
+        cuda_reason = "no CUDA device (" + CudaErrorText("cudaGetDeviceCount", rc) + ", runtime " + r.cudart_path + ")";
+      }
+    }
   }
-  c.RuntimeGetVersion(&r.cuda_runtime_version);
 
+  // RTLD_GLOBAL: NCCL loads its network plugins, which look for its symbols.
+  void *nccl = dlopen(nccl_path.c_str(), RTLD_NOW | RTLD_GLOBAL);
   NcclApi n;
-  Resolve(nccl, "ncclGetVersion", &n.GetVersion, &missing);
-  Resolve(nccl, "ncclGetUniqueId", &n.GetUniqueId, &missing);
-  Resolve(nccl, "ncclCommInitRank", &n.CommInitRank, &missing);
-  Resolve(nccl, "ncclBroadcast", &n.Broadcast, &missing);
-  Resolve(nccl, "ncclCommGetAsyncError", &n.CommGetAsyncError, &missing);
-  Resolve(nccl, "ncclCommAbort", &n.CommAbort, &missing);
-  Resolve(nccl, "ncclCommDestroy", &n.CommDestroy, &missing);
-  Resolve(nccl, "ncclGetErrorString", &n.GetErrorString, &missing);
-  Resolve(nccl, "ncclCommSplit", &n.CommSplit, nullptr);
-  Resolve(nccl, "ncclGetLastError", &n.GetLastError, nullptr);
-  if (!missing.empty()) {
-    r.reason = nccl_path + " is not a usable NCCL (missing " + missing + ")";
-    return r;
+  if (!nccl) {
+    nccl_reason = OpenFailure(nccl_path, dlerror()) + " (NCCL; set HOTWEIGHTS_NCCL_LIBRARY)";
+  } else {
+    missing.clear();
+    Resolve(nccl, "ncclGetVersion", &n.GetVersion, &missing);
+    Resolve(nccl, "ncclGetUniqueId", &n.GetUniqueId, &missing);
+    Resolve(nccl, "ncclCommInitRank", &n.CommInitRank, &missing);
+    Resolve(nccl, "ncclBroadcast", &n.Broadcast, &missing);
+    Resolve(nccl, "ncclCommGetAsyncError", &n.CommGetAsyncError, &missing);
+    Resolve(nccl, "ncclCommAbort", &n.CommAbort, &missing);
+    Resolve(nccl, "ncclCommDestroy", &n.CommDestroy, &missing);
+    Resolve(nccl, "ncclGetErrorString", &n.GetErrorString, &missing);
+    Resolve(nccl, "ncclCommSplit", &n.CommSplit, nullptr);
+    Resolve(nccl, "ncclGetLastError", &n.GetLastError, nullptr);
+    if (!missing.empty()) {
+      nccl_reason = nccl_path + " is not a usable NCCL (missing " + missing + ")";
+    } else {
+      n.GetVersion(&r.nccl_version);
+      r.split = n.CommSplit != nullptr && r.nccl_version >= kNcclSplitMinVersion;
+      g_nccl = n;
+    }
   }
-  n.GetVersion(&r.nccl_version);
-  r.split = n.CommSplit != nullptr && r.nccl_version >= kNcclSplitMinVersion;
-  g_nccl = n;
-  g_cuda = c;
-
-  cudaError_t rc = c.GetDeviceCount(&r.devices);
-  if (rc != kCudaSuccess || r.devices <= 0) {
-    r.devices = 0;
-    r.reason = "no CUDA device (" + CudaErrorText("cudaGetDeviceCount", rc) + ")";
-    return r;
-  }
-  r.ok = true;
+  r.reason = nccl_reason;
+  if (!cuda_reason.empty()) r.reason += (r.reason.empty() ? "" : "; ") + cuda_reason;
+  r.ok = r.reason.empty();
   return r;
 }
 

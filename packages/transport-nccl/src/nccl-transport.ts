@@ -276,8 +276,9 @@ export class NcclTransport implements Transport {
   #abort(failure: Error, tellOthers: boolean): void {
     if (this.#broken) return;
     this.#broken = failure;
-    this.#native.abort(this.#engine, failure.message);
+    // Others first: once this rank's sockets close, they would see only a lost connection.
     if (tellOthers) this.#channel.abort('nccl', failure.message);
+    this.#native.abort(this.#engine, failure.message);
   }
 
   #onControl(m: ControlMessage): void {

@@ -7,6 +7,8 @@
  *   STANDIN_CUDA_DEVICES       number of devices (default 1; 0 = no device)
  *   STANDIN_CUDA_MEMORY_BYTES  capacity of each device; cudaMalloc beyond it fails with
  *                              cudaErrorMemoryAllocation (default: unlimited)
+ *   STANDIN_FAULT_RANK         apply the memory limit only in the process whose RANK (the
+ *                              launcher's variable) equals this
  */
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +39,9 @@ static int device_count(void) {
 }
 
 static size_t capacity(void) {
+  const char *only = getenv("STANDIN_FAULT_RANK");
+  const char *rank = getenv("RANK");
+  if (only && (!rank || strcmp(only, rank) != 0)) return (size_t)-1;
   const char *v = getenv("STANDIN_CUDA_MEMORY_BYTES");
   return v ? (size_t)strtoull(v, NULL, 10) : (size_t)-1;
 }

@@ -14,6 +14,8 @@
  *   STANDIN_NCCL_EXIT_AFTER_BYTES  SIGKILL this process once it received that many broadcast bytes
  *   STANDIN_NCCL_STALL_AFTER_BYTES stop taking part (block) once it received that many bytes
  *   STANDIN_NCCL_ADDR              address the rings and the bootstrap listen on (127.0.0.1)
+ *   STANDIN_FAULT_RANK             apply the two faults above only in the process whose RANK
+ *                                  (the launcher's variable) equals this
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -330,8 +332,15 @@ static size_t type_size(int datatype) {
   return datatype >= 0 && datatype < 10 ? sizes[datatype] : 0;
 }
 
+static int fault_here(void) {
+  const char *only = getenv("STANDIN_FAULT_RANK");
+  const char *rank = getenv("RANK");
+  return !only || (rank && strcmp(only, rank) == 0);
+}
+
 static void inject_faults(ncclComm_t c, size_t just_received) {
   g_received += just_received;
+  if (!fault_here()) return;
   long long die = env_ll("STANDIN_NCCL_EXIT_AFTER_BYTES");
   if (die >= 0 && g_received >= (uint64_t)die) raise(SIGKILL);
   long long stall = env_ll("STANDIN_NCCL_STALL_AFTER_BYTES");
