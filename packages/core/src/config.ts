@@ -429,7 +429,8 @@ export function loadConfig(env: Env = process.env): HotweightsConfig {
     ucxNetDevices: readString(env, 'HOTWEIGHTS_UCX_NET_DEVICES'),
     // Issue 15 (transport-nccl)
     ncclLibrary: readString(env, 'HOTWEIGHTS_NCCL_LIBRARY') ?? 'libnccl.so.2',
-    cudartLibrary: readString(env, 'HOTWEIGHTS_CUDART_LIBRARY') ?? 'libcudart.so.13:libcudart.so.12:libcudart.so',
+    cudartLibrary:
+      readString(env, 'HOTWEIGHTS_CUDART_LIBRARY') ?? 'libcudart.so.13:libcudart.so.12:libcudart.so',
     ncclChunkMb: readNumber(env, 'HOTWEIGHTS_NCCL_CHUNK_MB', 16),
   });
 }
