@@ -17,6 +17,7 @@ export {
   discoverAdapterPackages,
   type ProbedAdapter,
 } from './adapter-manager.js';
+export { checkParticipants, signalReason } from './broadcast-checks.js';
 export {
   type HotweightsConfig,
   type LaunchContext,

@@ -111,7 +111,16 @@ Napi::Value Open(const Napi::CallbackInfo &info) {
   }
   int id = g_state.next_engine++;
   auto *engine = new Engine(device, [](Op *op) {
-    g_state.tsfn.NonBlockingCall(op, [](Napi::Env env, Napi::Function, Op *done) { Settle(env, done); });
+    g_state.tsfn.NonBlockingCall(op, [](Napi::Env env, Napi::Function, Op *done) {
+      // An op abandoned after an abort may finish while the process exits: then there is no env,
+      // or one that can no longer run JS (napi calls fail and node-addon-api throws). Nothing is
+      // waiting for it any more.
+      if (static_cast<napi_env>(env) == nullptr) return;
+      try {
+        Settle(env, done);
+      } catch (const Napi::Error &) {
+      }
+    });
   });
   g_state.engines[id] = engine;
   auto *op = new Op(env);

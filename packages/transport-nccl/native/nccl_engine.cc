@@ -199,6 +199,13 @@ bool Engine::StageThroughDevice(Op *op, ncclComm_t comm) {
   bool root = op->rank == op->root;
   size_t k = 0;
   for (size_t offset = 0; offset < op->length; offset += step, k++) {
+    if (aborted_) {
+      // ncclCommAbort freed the communicator: no further call may name it.
+      std::lock_guard<std::mutex> lock(mutex_);
+      op->ok = false;
+      op->error = "ncclBroadcast was stopped by ncclCommAbort: " + abort_reason_;
+      return false;
+    }
     size_t s = k % 2;
     size_t len = std::min(step, op->length - offset);
     void *slot = slots_[s];

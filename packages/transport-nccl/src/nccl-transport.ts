@@ -11,10 +11,12 @@ import {
   type BroadcastRequest,
   ControlChannel,
   type ControlMessage,
+  checkParticipants,
   type HotweightsConfig,
   isErrorKind,
   type RendezvousAddress,
   readLaunchContext,
+  signalReason,
   TimeoutError,
   type Transport,
   TransportError,
@@ -24,29 +26,10 @@ import type { NativeNccl } from './native.js';
 
 const MIB = 1024 * 1024;
 const RETRY_DELAY_MS = 250;
+/** Longest wait for every rank to join (processes of one job may start far apart). */
+const JOIN_TIMEOUT_MS = 120_000;
 /** How long rank 0 keeps the control star up at close() for ranks that are still working. */
 const HUB_LINGER_MS = 5000;
-
-function checkRanks(ranks: readonly number[], worldSize: number, what: string): void {
-  for (let i = 0; i < ranks.length; i++) {
-    const r = ranks[i] as number;
-    if (!Number.isInteger(r) || r < 0 || r >= worldSize) {
-      throw new TransportError(`${what}: rank ${String(r)} is not in the world of ${worldSize} ranks`, {
-        code: 'HW_TRANSPORT_INVALID',
-      });
-    }
-    if (i > 0 && r <= (ranks[i - 1] as number)) {
-      throw new TransportError(`${what}: ranks must be sorted ascending without repeats (got [${ranks}])`, {
-        code: 'HW_TRANSPORT_INVALID',
-      });
-    }
-  }
-}
-
-function abortReason(signal: AbortSignal): Error {
-  const r: unknown = signal.reason;
-  return r instanceof Error ? r : new Error(String(r ?? 'aborted'));
-}
 
 export function chunkBytes(config: HotweightsConfig): number {
   return Math.round(config.ncclChunkMb * MIB);
@@ -109,7 +92,7 @@ export class NcclTransport implements Transport {
    */
   static async open(native: NativeNccl, o: NcclOpenOptions): Promise<NcclTransport> {
     const { ncclLibrary, cudartLibrary } = o.config;
-    const timeoutMs = o.config.transferTimeoutS * 1000;
+    const timeoutMs = Math.max(JOIN_TIMEOUT_MS, o.config.transferTimeoutS * 1000);
     const device = readLaunchContext().localRank % o.devices;
     const id = o.rank === 0 ? native.uniqueId(ncclLibrary, cudartLibrary) : new Uint8Array(0);
     const channel = await ControlChannel.join(o.at, {
@@ -138,6 +121,7 @@ export class NcclTransport implements Transport {
         Promise.all([done, world.done]),
         undefined,
         `joining the NCCL world of ${o.worldSize} ranks on device ${device}`,
+        timeoutMs,
       );
     } catch (err) {
       await t.close();
@@ -162,7 +146,7 @@ export class NcclTransport implements Transport {
     const all = this.#allRanks();
     const byKey = new Map<string, readonly number[]>();
     for (const g of groups) {
-      checkRanks(g, this.worldSize, 'prepare');
+      checkParticipants(g, this.worldSize, 'prepare');
       const key = g.join(',');
       if (g.length >= 2 && key !== all && !this.#comms.has(key)) byKey.set(key, g);
     }
@@ -209,8 +193,8 @@ export class NcclTransport implements Transport {
     const { bucketId, root, ranks, data, signal } = request;
     const what = `bucket ${bucketId}`;
     this.#usable(what);
-    if (signal?.aborted) throw abortReason(signal);
-    checkRanks(ranks, this.worldSize, what);
+    if (signal?.aborted) throw signalReason(signal);
+    checkParticipants(ranks, this.worldSize, what);
     if (!ranks.includes(root) || !ranks.includes(this.rank)) {
       throw new TransportError(
         `${what}: root ${root} and this rank ${this.rank} must both be among the participants [${ranks}]`,
@@ -299,20 +283,25 @@ export class NcclTransport implements Transport {
    * Waits for `work` until the transfer deadline or the signal. Giving up on (or failing in) a
    * collective aborts every communicator: the ranks can no longer agree on what comes next.
    */
-  async #deadline(work: Promise<unknown>, signal: AbortSignal | undefined, what: string): Promise<void> {
+  async #deadline(
+    work: Promise<unknown>,
+    signal: AbortSignal | undefined,
+    what: string,
+    timeoutMs = this.#timeoutMs,
+  ): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
     let onAbort: (() => void) | undefined;
     const giveUp = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         reject(
           new TimeoutError(
-            `NCCL: ${what} did not finish within ${this.#timeoutMs / 1000} s on rank ${this.rank}: a peer rank is dead or stuck; the communicators were aborted (ncclCommAbort)`,
-            { details: { rank: this.rank, timeoutMs: this.#timeoutMs } },
+            `NCCL: ${what} did not finish within ${timeoutMs / 1000} s on rank ${this.rank}: a peer rank is dead or stuck; the communicators were aborted (ncclCommAbort)`,
+            { details: { rank: this.rank, timeoutMs } },
           ),
         );
-      }, this.#timeoutMs);
+      }, timeoutMs);
       if (signal) {
-        onAbort = () => reject(abortReason(signal));
+        onAbort = () => reject(signalReason(signal));
         signal.addEventListener('abort', onAbort, { once: true });
       }
     });
