@@ -62,6 +62,8 @@ export class NcclTransport implements Transport {
   readonly #world: Comm;
   /** Participant set ("0,2") -> its communicator, made in prepare. */
   readonly #comms = new Map<string, Comm>();
+  /** Every participant set prepare() made a communicator for (on this rank or not). */
+  readonly #prepared = new Set<string>();
   readonly #inflight = new Set<Promise<unknown>>();
   #broken: Error | undefined;
   #closed = false;
@@ -148,10 +150,12 @@ export class NcclTransport implements Transport {
     for (const g of groups) {
       checkParticipants(g, this.worldSize, 'prepare');
       const key = g.join(',');
-      if (g.length >= 2 && key !== all && !this.#comms.has(key)) byKey.set(key, g);
+      if (g.length >= 2 && key !== all && !this.#prepared.has(key)) byKey.set(key, g);
     }
     const sets = [...byKey.keys()].sort().map((k) => byKey.get(k) as readonly number[]);
     if (sets.length === 0) return;
+    // Members and non-members alike: a later prepare() must skip the same sets on every rank.
+    for (const g of sets) this.#prepared.add(g.join(','));
     const made: Promise<boolean>[] = [];
     if (this.#options.split) {
       for (const g of sets) {

@@ -68,4 +68,21 @@ describe('compliance suite over the stand-in NCCL and CUDA runtime, between proc
       }
     });
   }
+
+  for (const version of ['21903', '21700']) {
+    it(`prepare() twice, the second time with one set more, NCCL ${version}`, async () => {
+      const job = await startRanks(3, [...SOURCE_NODE_ARGS, 'test/fixtures/prepare-rank.ts'], {
+        cwd: PACKAGE_ROOT,
+        env: { ...standins.env, STANDIN_NCCL_VERSION: version },
+      });
+      const results = await job.done;
+      for (const r of results) expect(r.code, r.stderr).toBe(0);
+      const got = results.flatMap((r) => jsonLines<{ rank: number; got: object }>(r.stdout));
+      expect(got.sort((a, b) => a.rank - b.rank)).toEqual([
+        { rank: 0, got: { '0,2': true } },
+        { rank: 1, got: { '1,2': true } },
+        { rank: 2, got: { '0,2': true, '1,2': true } },
+      ]);
+    });
+  }
 });
