@@ -4,6 +4,7 @@
 #include <napi.h>
 
 #include <cstring>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 
@@ -26,7 +27,24 @@ struct State {
   std::unordered_map<int, Engine *> engines;
 };
 
-State g_state;
+// Never destroyed: detached engine threads may still run while the process exits.
+State &g_state = *new State;
+
+// Guards the hand-over of finished ops to the JS thread against the environment's teardown: once
+// the cleanup hook ran, engine threads (some may outlive it, after an abort) never touch the
+// thread-safe function again, which Node frees with the environment.
+std::mutex &g_exit_mutex = *new std::mutex;
+bool g_exiting = false;
+
+void OnEnvCleanup(void *) {
+  {
+    std::lock_guard<std::mutex> lock(g_exit_mutex);
+    g_exiting = true;
+  }
+  // An engine may still be copying into a JS buffer (an op abandoned after an abort): let it
+  // finish that before V8's heap goes away.
+  for (auto &entry : g_state.engines) entry.second->Quiesce(2000);
+}
 
 std::string Str(const Napi::CallbackInfo &info, size_t i, const char *what) {
   if (info.Length() <= i || !info[i].IsString())
@@ -108,9 +126,13 @@ Napi::Value Open(const Napi::CallbackInfo &info) {
         env, Napi::Function::New(env, [](const Napi::CallbackInfo &) {}), "hotweights-nccl", 0, 1);
     g_state.tsfn.Unref(env);
     g_state.tsfn_made = true;
+    // Registered after the thread-safe function, so it runs before that is torn down.
+    napi_add_env_cleanup_hook(env, OnEnvCleanup, nullptr);
   }
   int id = g_state.next_engine++;
   auto *engine = new Engine(device, [](Op *op) {
+    std::lock_guard<std::mutex> lock(g_exit_mutex);
+    if (g_exiting) return;  // the op is abandoned with the process
     g_state.tsfn.NonBlockingCall(op, [](Napi::Env env, Napi::Function, Op *done) {
       // An op abandoned after an abort may finish while the process exits: then there is no env,
       // or one that can no longer run JS (napi calls fail and node-addon-api throws). Nothing is

@@ -39,6 +39,13 @@ void Engine::Abort(const std::string &why) {
   comms_.clear();
 }
 
+void Engine::Quiesce(int ms) {
+  Abort("the process is exiting");
+  // Deliberately never unlocked: the next op (failed at once after the abort) waits forever on a
+  // detached thread, which dies with the process.
+  if (!busy_.try_lock_for(std::chrono::milliseconds(ms))) return;
+}
+
 void Engine::Run() {
   for (;;) {
     Op *op = nullptr;
@@ -49,7 +56,10 @@ void Engine::Run() {
       op = queue_.front();
       queue_.pop_front();
     }
-    Execute(op);
+    {
+      std::lock_guard<std::timed_mutex> busy(busy_);
+      Execute(op);
+    }
     done_(op);
   }
 }

@@ -53,6 +53,9 @@ class Engine {
   // From the JS thread: ncclCommAbort on every communicator; everything later fails with `why`.
   void Abort(const std::string &why);
   bool aborted() const { return aborted_; }
+  // At process exit: aborts, then waits (up to `ms`) until no op touches JS-owned host memory,
+  // and keeps it that way, since the memory goes with the environment.
+  void Quiesce(int ms);
 
  private:
   void Run();
@@ -77,6 +80,7 @@ class Engine {
   Completion done_;
   std::thread thread_;
   std::mutex mutex_;  // guards queue_, comms_ and abort_reason_
+  std::timed_mutex busy_;  // held by the engine thread while it executes an op
   std::condition_variable cv_;
   std::deque<Op *> queue_;
   std::unordered_map<int, ncclComm_t> comms_;

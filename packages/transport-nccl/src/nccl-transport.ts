@@ -7,6 +7,7 @@
  * signal aborts it, a peer aborts or a peer's process goes away, the transport calls
  * ncclCommAbort on its communicators, fails with what happened, and stays unusable (as MPI does).
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   type BroadcastRequest,
   ControlChannel,
@@ -28,6 +29,8 @@ const MIB = 1024 * 1024;
 const RETRY_DELAY_MS = 250;
 /** Longest wait for every rank to join (processes of one job may start far apart). */
 const JOIN_TIMEOUT_MS = 120_000;
+/** How long a failed rank listens for a peer's explanation before reporting its own symptom. */
+const EXPLAIN_MS = 500;
 /** How long rank 0 keeps the control star up at close() for ranks that are still working. */
 const HUB_LINGER_MS = 5000;
 
@@ -283,6 +286,10 @@ export class NcclTransport implements Transport {
     );
   }
 
+  async #reasonFromPeers(ms: number): Promise<void> {
+    for (let waited = 0; !this.#broken && waited < ms; waited += 20) await sleep(20);
+  }
+
   /**
    * Waits for `work` until the transfer deadline or the signal. Giving up on (or failing in) a
    * collective aborts every communicator: the ranks can no longer agree on what comes next.
@@ -313,11 +320,13 @@ export class NcclTransport implements Transport {
       await Promise.race([work, giveUp]);
     } catch (err) {
       const ours = isErrorKind(err, 'TimeoutError') || err === (signal?.reason as unknown) || signal?.aborted;
+      // A peer that aborts closes its connections as it tells the others why: the lost connection
+      // often arrives first. The reason, when it follows shortly, says what really happened.
+      if (!ours) await this.#reasonFromPeers(EXPLAIN_MS);
+      const why = this.#broken ?? (err as Error);
       const failure = ours
         ? (err as Error)
-        : new TransportError(`NCCL: ${what} failed on rank ${this.rank}: ${(err as Error).message}`, {
-            cause: err,
-          });
+        : new TransportError(`NCCL: ${what} failed on rank ${this.rank}: ${why.message}`, { cause: err });
       this.#abort(failure, true);
       throw failure;
     } finally {
