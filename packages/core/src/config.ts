@@ -359,6 +359,28 @@ export const VARIABLES = [
     section: 'Device (CUDA)',
     doc: "CUDA streams a bucket's chunked copies are spread over.",
   },
+  // Issue 15 (transport-nccl): the libraries the NCCL transport opens, and its chunk size.
+  {
+    name: 'HOTWEIGHTS_NCCL_LIBRARY',
+    kind: { type: 'string' },
+    defaultText: 'libnccl.so.2',
+    section: 'NCCL',
+    doc: 'The NCCL shared library the nccl transport opens with dlopen. Tests point it at a stand-in (a test double of NCCL over local sockets).',
+  },
+  {
+    name: 'HOTWEIGHTS_CUDART_LIBRARY',
+    kind: { type: 'string' },
+    defaultText: 'libcudart.so.13:libcudart.so.12:libcudart.so',
+    section: 'NCCL',
+    doc: 'The CUDA runtime the nccl transport opens with dlopen (`:`-separated alternatives, the first that opens wins). Tests point it at a stand-in (a test double over host memory).',
+  },
+  {
+    name: 'HOTWEIGHTS_NCCL_CHUNK_MB',
+    kind: { type: 'number', min: 0 },
+    defaultText: '16',
+    section: 'NCCL',
+    doc: 'Bytes per ncclBroadcast call of a bucket, staged through two device buffers of this size so one chunk is copied while the previous one is broadcast (0 = the whole bucket at once).',
+  },
 ] as const satisfies readonly VariableSpec[];
 
 export type VariableName = (typeof VARIABLES)[number]['name'];
@@ -415,6 +437,10 @@ export interface HotweightsConfig {
   readonly ipcTargetBucketMs: number;
   readonly ipcCopyChunkMb: number;
   readonly ipcCopyStreams: number;
+  // Issue 15 (transport-nccl)
+  readonly ncclLibrary: string;
+  readonly cudartLibrary: string;
+  readonly ncclChunkMb: number;
 }
 
 function spec(name: VariableName): VariableSpec {
@@ -558,6 +584,11 @@ export function loadConfig(env: Env = process.env): HotweightsConfig {
     kvHeadOrder: readEnum(env, 'HOTWEIGHTS_KV_HEAD_ORDER', 'grouped'),
     ucxPeerTimeoutS: readNumber(env, 'HOTWEIGHTS_UCX_PEER_TIMEOUT_S', 10),
     ...readDeviceConfig(env),
+    // Issue 15 (transport-nccl)
+    ncclLibrary: readString(env, 'HOTWEIGHTS_NCCL_LIBRARY') ?? 'libnccl.so.2',
+    cudartLibrary:
+      readString(env, 'HOTWEIGHTS_CUDART_LIBRARY') ?? 'libcudart.so.13:libcudart.so.12:libcudart.so',
+    ncclChunkMb: readNumber(env, 'HOTWEIGHTS_NCCL_CHUNK_MB', 16),
   });
 }
 

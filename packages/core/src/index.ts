@@ -17,6 +17,7 @@ export {
   discoverAdapterPackages,
   type ProbedAdapter,
 } from './adapter-manager.js';
+export { checkParticipants, signalReason } from './broadcast-checks.js';
 export {
   type HotweightsConfig,
   type LaunchContext,
@@ -94,6 +95,13 @@ export {
   type PluginCandidate,
   type PluginKind,
 } from './plugin-discovery.js';
+export {
+  ControlChannel,
+  type ControlEvents,
+  type ControlMessage,
+  type JoinOptions,
+  type RendezvousAddress,
+} from './rendezvous.js';
 export { REPLACED_VARIABLES, type ReplacedVariable, renderReplacedVariables } from './seed-variables.js';
 export { type StagedItem, stagedItems } from './staged-items.js';
 export { type SegmentTensorItem, type StagedSegment, stagedSegments } from './staged-segments.js';

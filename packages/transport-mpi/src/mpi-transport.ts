@@ -6,8 +6,10 @@
  */
 import {
   type BroadcastRequest,
+  checkParticipants,
   type HotweightsConfig,
   isErrorKind,
+  signalReason,
   TimeoutError,
   type Transport,
   TransportError,
@@ -16,27 +18,6 @@ import {
 import type { MpiSession } from './session.js';
 
 const MIB = 1024 * 1024;
-
-function checkRanks(ranks: readonly number[], worldSize: number, what: string): void {
-  for (let i = 0; i < ranks.length; i++) {
-    const r = ranks[i];
-    if (!Number.isInteger(r) || (r as number) < 0 || (r as number) >= worldSize) {
-      throw new TransportError(`${what}: rank ${String(r)} is not in the world of ${worldSize} ranks`, {
-        code: 'HW_TRANSPORT_INVALID',
-      });
-    }
-    if (i > 0 && (r as number) <= (ranks[i - 1] as number)) {
-      throw new TransportError(`${what}: ranks must be sorted ascending without repeats (got [${ranks}])`, {
-        code: 'HW_TRANSPORT_INVALID',
-      });
-    }
-  }
-}
-
-function abortReason(signal: AbortSignal): Error {
-  const r: unknown = signal.reason;
-  return r instanceof Error ? r : new Error(String(r ?? 'aborted'));
-}
 
 export class MpiTransport implements Transport {
   readonly name = 'mpi';
@@ -67,7 +48,7 @@ export class MpiTransport implements Transport {
     this.#usable('prepare');
     const byKey = new Map<string, readonly number[]>();
     for (const g of groups) {
-      checkRanks(g, this.worldSize, 'prepare');
+      checkParticipants(g, this.worldSize, 'prepare');
       byKey.set(g.join(','), g);
     }
     // Sorted so every rank creates the communicators in the same order whatever order it got.
@@ -83,9 +64,9 @@ export class MpiTransport implements Transport {
   async broadcast(request: BroadcastRequest): Promise<void> {
     const { bucketId, root, ranks, data, signal } = request;
     this.#usable(`bucket ${bucketId}`);
-    if (signal?.aborted) throw abortReason(signal);
+    if (signal?.aborted) throw signalReason(signal);
     const what = `bucket ${bucketId}`;
-    checkRanks(ranks, this.worldSize, what);
+    checkParticipants(ranks, this.worldSize, what);
     if (!ranks.includes(root) || !ranks.includes(this.rank)) {
       throw new TransportError(
         `${what}: root ${root} and this rank ${this.rank} must both be among the participants [${ranks}]`,
@@ -117,7 +98,7 @@ export class MpiTransport implements Transport {
     ranks: readonly number[] = Array.from({ length: this.worldSize }, (_, i) => i),
   ): Promise<void> {
     this.#usable('barrier');
-    checkRanks(ranks, this.worldSize, 'barrier');
+    checkParticipants(ranks, this.worldSize, 'barrier');
     if (ranks.length < 2) return;
     const comm = this.#comm(ranks);
     const done = this.#session.native.barrier(comm.id);
@@ -185,7 +166,7 @@ export class MpiTransport implements Transport {
         );
       }, this.#timeoutMs);
       if (signal) {
-        onAbort = () => reject(abortReason(signal));
+        onAbort = () => reject(signalReason(signal));
         signal.addEventListener('abort', onAbort, { once: true });
       }
     });

@@ -1,16 +1,21 @@
 /**
  * The UCX transport: buckets move as pipelined chain broadcasts over tagged UCX messages (see
- * chain.ts), and a small TCP star (rendezvous.ts) carries aborts and lost ranks so that no rank
+ * chain.ts), and a small TCP star (core's rendezvous.ts) carries aborts and lost ranks so that no rank
  * waits on a peer that is gone. Like every transport it does not window, retry or hash: the
  * Replicator does that once for all of them.
  */
 
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { BroadcastRequest, HotweightsConfig, Transport } from '@hotweights/core';
-import { TransportError } from '@hotweights/core';
+import type {
+  BroadcastRequest,
+  ControlMessage,
+  HotweightsConfig,
+  RendezvousAddress,
+  Transport,
+} from '@hotweights/core';
+import { ControlChannel, TransportError } from '@hotweights/core';
 import { ByteBudget } from './budget.js';
 import { chainPosition, chunkRanges, MAX_BUCKET_ID, MAX_CHUNKS, MAX_RANKS, TagKind, tagOf } from './chain.js';
-import { ControlChannel, type ControlMessage, type RendezvousAddress } from './rendezvous.js';
 import type { Ucp } from './ucp.js';
 import { type Operation, UcpWorker, UcxStatusError } from './worker.js';
 
@@ -106,6 +111,8 @@ export class UcxTransport implements Transport {
         rank: o.rank,
         worldSize: o.worldSize,
         address: worker.address,
+        label: 'ucx',
+        retryHint: 'HOTWEIGHTS_UCX_RETRIES, HOTWEIGHTS_UCX_RETRY_DELAY_MS',
         retries: o.config.ucxRetries,
         retryDelayMs: o.config.ucxRetryDelayMs,
         timeoutMs: JOIN_TIMEOUT_MS,

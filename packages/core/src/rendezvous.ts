@@ -1,18 +1,21 @@
 /**
- * Rendezvous the torchrun way, and the small control channel it leaves behind. Rank 0 listens on
- * MASTER_ADDR:MASTER_PORT; every other rank connects, says who it is and sends its UCX worker
- * address; once all have come, rank 0 hands everyone the table of addresses. The sockets stay
- * open afterwards as a star carrying three rare messages as JSON lines: an abort (relayed by rank
- * 0 to the others), a lost rank (rank 0 tells the others when a socket drops without a goodbye)
- * and a goodbye before a clean close. Bytes of buckets never travel here; UCX moves them.
+ * Rendezvous the torchrun way, and the small control channel it leaves behind, shared by the
+ * socket-bootstrapped transports (ucx: worker addresses; nccl: rank 0's NCCL unique id). Rank 0
+ * listens on MASTER_ADDR:MASTER_PORT; every other rank connects, says who it is and sends its
+ * address bytes; once all have come, rank 0 hands everyone the table of addresses. The sockets
+ * stay open afterwards as a star carrying three rare messages as JSON lines: an abort (relayed by
+ * rank 0 to the others), a lost rank (rank 0 tells the others when a socket drops without a
+ * goodbye) and a goodbye before a clean close. Bytes of buckets never travel here.
  *
  * A host or link that goes down closes nothing: its sockets just fall silent, and TCP would wait
  * for minutes. So both ends of every control socket ping once a second, and a peer silent for the
- * peer timeout (HOTWEIGHTS_UCX_PEER_TIMEOUT_S) counts as lost, like one whose socket dropped.
+ * peer timeout (the transport's, e.g. HOTWEIGHTS_UCX_PEER_TIMEOUT_S) counts as lost, like one
+ * whose socket dropped.
  */
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type MasterAddress, TransportError } from '@hotweights/core';
+import type { MasterAddress } from './config.js';
+import { TransportError } from './errors.js';
 
 export type RendezvousAddress = MasterAddress;
 
@@ -38,6 +41,10 @@ export interface ControlEvents {
 }
 
 export interface JoinOptions {
+  /** The transport's name, which starts every error message (`ucx: rank 2 could not …`). */
+  readonly label: string;
+  /** The settings that tune the retries, named when rank 0 cannot be reached. */
+  readonly retryHint: string;
   readonly rank: number;
   readonly worldSize: number;
   readonly address: Uint8Array;
@@ -74,9 +81,10 @@ function write(sock: Socket, message: Wire): void {
 
 /** The star of control sockets, once every rank has joined. */
 export class ControlChannel {
-  /** Every rank's UCX worker address, by rank. */
+  /** Every rank's address bytes, by rank. */
   readonly addresses: readonly Uint8Array[];
   readonly #rank: number;
+  readonly #label: string;
   readonly #peers: Map<number, Socket>;
   readonly #server: Server | undefined;
   readonly #departed = new Set<number>();
@@ -88,7 +96,14 @@ export class ControlChannel {
   readonly #heard = new Map<number, number>();
   #pulse: NodeJS.Timeout | undefined;
 
-  private constructor(rank: number, addresses: Uint8Array[], peers: Map<number, Socket>, server?: Server) {
+  private constructor(
+    label: string,
+    rank: number,
+    addresses: Uint8Array[],
+    peers: Map<number, Socket>,
+    server?: Server,
+  ) {
+    this.#label = label;
     this.#rank = rank;
     this.addresses = addresses;
     this.#peers = peers;
@@ -97,7 +112,7 @@ export class ControlChannel {
 
   /** Joins the job: every rank calls it; resolves when rank 0 has handed out the address table. */
   static async join(at: RendezvousAddress, options: JoinOptions): Promise<ControlChannel> {
-    if (options.worldSize === 1) return new ControlChannel(0, [options.address], new Map());
+    if (options.worldSize === 1) return new ControlChannel(options.label, 0, [options.address], new Map());
     return options.rank === HUB ? ControlChannel.#host(at, options) : ControlChannel.#dial(at, options);
   }
 
@@ -106,7 +121,7 @@ export class ControlChannel {
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err) =>
         reject(
-          new TransportError(`ucx: rank 0 cannot listen on ${at.host}:${at.port}: ${err.message}`, {
+          new TransportError(`${o.label}: rank 0 cannot listen on ${at.host}:${at.port}: ${err.message}`, {
             cause: err,
           }),
         ),
@@ -123,7 +138,7 @@ export class ControlChannel {
           () =>
             reject(
               new TransportError(
-                `ucx: only ${peers.size + 1} of ${o.worldSize} ranks reached ${at.host}:${at.port} within ${o.timeoutMs} ms`,
+                `${o.label}: only ${peers.size + 1} of ${o.worldSize} ranks reached ${at.host}:${at.port} within ${o.timeoutMs} ms`,
               ),
             ),
           o.timeoutMs,
@@ -165,7 +180,7 @@ export class ControlChannel {
       for (const s of peers.values()) s.destroy();
       throw err;
     }
-    channel = new ControlChannel(HUB, addresses, peers, server);
+    channel = new ControlChannel(o.label, HUB, addresses, peers, server);
     return channel;
   }
 
@@ -178,7 +193,7 @@ export class ControlChannel {
         // rank 0 may not be listening yet
         if (attempt >= o.retries) {
           throw new TransportError(
-            `ucx: rank ${o.rank} could not reach rank 0 at ${at.host}:${at.port} after ${attempt + 1} attempts (HOTWEIGHTS_UCX_RETRIES, HOTWEIGHTS_UCX_RETRY_DELAY_MS): ${(err as Error).message}`,
+            `${o.label}: rank ${o.rank} could not reach rank 0 at ${at.host}:${at.port} after ${attempt + 1} attempts (${o.retryHint}): ${(err as Error).message}`,
             { cause: err },
           );
         }
@@ -194,7 +209,7 @@ export class ControlChannel {
         hub.destroy();
         reject(
           new TransportError(
-            `ucx: the job did not start within ${o.timeoutMs} ms (are all ${o.worldSize} ranks running?)`,
+            `${o.label}: the job did not start within ${o.timeoutMs} ms (are all ${o.worldSize} ranks running?)`,
           ),
         );
       }, o.timeoutMs);
@@ -209,7 +224,7 @@ export class ControlChannel {
         if (channel) return channel.#dropped(HUB);
         reject(
           new TransportError(
-            `ucx: rank 0 at ${at.host}:${at.port} hung up before the job started (does its WORLD_SIZE equal ${o.worldSize}? is rank ${o.rank} started twice?)`,
+            `${o.label}: rank 0 at ${at.host}:${at.port} hung up before the job started (does its WORLD_SIZE equal ${o.worldSize}? is rank ${o.rank} started twice?)`,
           ),
         );
       });
@@ -220,13 +235,13 @@ export class ControlChannel {
         address: Buffer.from(o.address).toString('base64'),
       });
     });
-    channel = new ControlChannel(o.rank, addresses, new Map([[HUB, hub]]));
+    channel = new ControlChannel(o.label, o.rank, addresses, new Map([[HUB, hub]]));
     return channel;
   }
 
   /**
    * The start barrier, after every rank has created its endpoints: no rank may start (and perhaps
-   * close and free its UCX worker) while another still connects to it.
+   * close and free what the peers connect to) while another still connects to it.
    */
   async started(timeoutMs: number): Promise<void> {
     if (this.#peers.size === 0) return;
@@ -235,7 +250,7 @@ export class ControlChannel {
         () =>
           reject(
             new TransportError(
-              `ucx: rank ${this.#rank}: the ranks did not all connect within ${timeoutMs} ms`,
+              `${this.#label}: rank ${this.#rank}: the ranks did not all connect within ${timeoutMs} ms`,
             ),
           ),
         timeoutMs,
@@ -328,7 +343,7 @@ export class ControlChannel {
 
   #dropped(peer: number, why?: string): void {
     this.#peers.delete(peer);
-    this.#barrier?.fail(new TransportError(`ucx: rank ${peer} left before the job started`));
+    this.#barrier?.fail(new TransportError(`${this.#label}: rank ${peer} left before the job started`));
     if (this.#departed.has(peer)) return;
     this.#departed.add(peer);
     if (this.#rank === HUB) this.#send({ t: 'lost', rank: peer, ...(why ? { why } : {}) }, peer);
