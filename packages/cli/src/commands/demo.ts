@@ -38,6 +38,7 @@ import {
 import { recordSourceRoot } from '@hotweights/runtime';
 import type { CommandModule } from '../command.js';
 import type { CliContext } from '../context.js';
+import { onStop } from '../signals.js';
 import { type ReplicateSummary, rankTarget, replicateLocally } from './replicate.js';
 
 const MARKER = '.hotweights-demo';
@@ -290,6 +291,10 @@ async function runFleet(
   const client = new CoordinatorClient(coord.endpoint, { token: c.config.coordToken });
   const workers: WorkerProc[] = [];
   let ok = false;
+  // Stopping the demo stops its workers (each discards its staging).
+  const unregister = onStop(() => {
+    for (const w of workers) if (!exited(w)) w.child.kill('SIGTERM');
+  });
   try {
     for (let r = 0; r < args.worldSize; r++) {
       const target = rankTarget(args.target, r, args.worldSize);
@@ -306,6 +311,7 @@ async function runFleet(
     return { summaries, endpoint: coord.endpoint, logs };
   } finally {
     // On any failure no worker outlives the demo.
+    unregister();
     if (!ok) for (const w of workers) if (!exited(w)) w.child.kill('SIGKILL');
     client.close();
     await coord.close();

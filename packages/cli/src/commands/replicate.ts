@@ -44,6 +44,7 @@ import { type Command, Option } from 'commander';
 import { type AdapterFlags, adapterArgs, addAdapterOptions, openAdapter } from '../adapter-options.js';
 import type { CommandModule } from '../command.js';
 import type { CliContext } from '../context.js';
+import { onStop, STOP_GRACE_MS } from '../signals.js';
 import {
   addTransferOptions,
   type TransferFlags,
@@ -180,9 +181,7 @@ async function runRank(
   );
   const staging = await HostStaging.open({ dir: c.config.stagingDir, rank });
   const ctrl = new AbortController();
-  const onSignal = (sig: NodeJS.Signals) => ctrl.abort(new Error(`received ${sig}`));
-  process.once('SIGTERM', onSignal);
-  process.once('SIGINT', onSignal);
+  const unregister = onStop((sig) => ctrl.abort(new Error(`received ${sig}`)));
   let metrics: MetricsServer | undefined;
   // --no-metrics: nothing could read them, so none are kept (and prom-client is never loaded).
   const registry =
@@ -225,8 +224,7 @@ async function runRank(
     });
     return { result, transport: transport.name };
   } finally {
-    process.off('SIGTERM', onSignal);
-    process.off('SIGINT', onSignal);
+    unregister();
     await transport.close();
     await staging.close();
     await metrics?.close();
@@ -316,6 +314,9 @@ export async function replicateLocally(
     return summarise(plan, 1, transport, [result], targets);
   }
   const rendezvous = await createRendezvousDir(c.config.stagingDir);
+  // A signal to this launcher stops every rank (each discards its staging), not just this process.
+  const stopRanks = new AbortController();
+  const unregister = onStop(() => stopRanks.abort());
   try {
     const args = [
       ...process.execArgv,
@@ -342,6 +343,8 @@ export async function replicateLocally(
       worldSize,
       command: process.execPath,
       args,
+      signal: stopRanks.signal,
+      killGraceMs: STOP_GRACE_MS - 1000,
       // The ranks share this host's cores: split them for hashing unless the user chose a count.
       ...(c.config.hashThreads === undefined
         ? {
@@ -378,6 +381,7 @@ export async function replicateLocally(
       targets,
     );
   } finally {
+    unregister();
     await removeRendezvousDir(rendezvous);
   }
 }

@@ -12,6 +12,7 @@ import { createPlan } from '@hotweights/planner';
 import { createMetricsRegistry, HostStaging, startMetricsServer } from '@hotweights/runtime';
 import { type AdapterFlags, addAdapterOptions, openAdapter } from '../adapter-options.js';
 import type { CommandModule } from '../command.js';
+import { onStop } from '../signals.js';
 import { addTransferOptions, type TransferFlags, withTransferOptions } from '../transfer-options.js';
 import { resolveEndpoint } from './coord-client.js';
 import { FLEET_MARKER, type FleetMarker, readFleetMarker } from './rollback.js';
@@ -163,10 +164,9 @@ export const workerCommand: CommandModule = {
           },
         });
         if (metrics) c.out(`worker metrics on ${metrics.url}`);
-        const stop = () => release();
-        process.once('SIGINT', stop);
-        process.once('SIGTERM', stop);
+        const unregister = onStop(() => release());
         await done;
+        unregister();
         await agent.stop();
         // Stopped cleanly: no fleet worker serves the target now (a killed one leaves the mark).
         if (opts.target) await rm(join(opts.target, FLEET_MARKER), { force: true });
