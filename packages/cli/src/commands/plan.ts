@@ -105,6 +105,12 @@ async function previousManifest(
     };
   }
   const prev = await readCommittedManifest(c.config.stateDir, next, { lazyIndex: true, map: true });
+  // A delta from a version to itself is never meant: another model's record under the same
+  // (default) model id, or a checkpoint published again under the committed name.
+  if (prev && prev.version === next.version)
+    throw new ConfigError(
+      `the version committed last on this host (recorded in ${c.config.stateDir}) is also named ${next.version}${next.model_id ? '' : ' (manifests without --model-id share one record)'}: pass --prev MANIFEST to choose the base, or publish each model with its own --model-id`,
+    );
   return {
     prev,
     source: prev

@@ -368,7 +368,7 @@ export async function replicateLocally(
     if (exits.some((e) => e.code !== 0) || results.some((r) => r === undefined)) {
       const committedSomewhere = results.some((r) => r?.committed === true);
       throw new CommitError(
-        `update ${plan.version} failed: ${rootCause(exits)}; ${committedSomewhere ? 'WARNING: some ranks committed before the failure' : `nothing was committed, the live version is unchanged${plan.prev_version ? ` (${plan.prev_version})` : ''}`}`,
+        `update ${plan.version} failed: ${rootCause(exits)}; ${committedSomewhere ? 'WARNING: some ranks committed before the failure' : `nothing was committed, ${await liveAfterFailure(c, opts, worldSize)}`}`,
         { details: { ranks: exits.map((e) => ({ rank: e.rank, code: e.code, signal: e.signal })) } },
       );
     }
@@ -383,6 +383,24 @@ export async function replicateLocally(
   } finally {
     unregister();
     await removeRendezvousDir(rendezvous);
+  }
+}
+
+/** What is live now, read from rank 0's target (never assumed from the plan's previous version). */
+async function liveAfterFailure(c: CliContext, opts: ReplicateOptions, worldSize: number): Promise<string> {
+  if (!opts.target) return 'the live version is unchanged';
+  try {
+    const adapter = await openAdapter(c, opts.adapter ?? {}, {
+      rank: 0,
+      worldSize,
+      target: rankTarget(opts.target, 0, worldSize),
+    });
+    const live = await adapter.currentVersion();
+    return live === null
+      ? 'nothing is live in the target (as before)'
+      : `the live version is unchanged (${live})`;
+  } catch {
+    return 'the live version is unchanged';
   }
 }
 
