@@ -18,6 +18,7 @@ import {
   readLaunchContext,
   type TransportManager,
   type TransportProvider,
+  unknownVariables,
 } from '@hotweights/core';
 import { recordedSourceRoots } from '@hotweights/runtime';
 import { localTransportProvider } from '@hotweights/transport-local';
@@ -76,6 +77,10 @@ export function createContext(env: NodeJS.ProcessEnv = process.env): CliContext 
   let manager: Promise<TransportManager> | undefined;
   let adapterManager: Promise<AdapterManager> | undefined;
   const loaded = loadConfig(env);
+  for (const { name, suggestion } of unknownVariables(env))
+    process.stderr.write(
+      `hotweights: warning: ${name} is not a hotweights variable, ignored${suggestion ? ` (did you mean ${suggestion}?)` : ''}; docs/CONFIG.md lists them\n`,
+    );
   // Plans name the directory their source reads: by default only checkpoints published here.
   const config = Object.freeze({
     ...loaded,

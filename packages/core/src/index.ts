@@ -25,6 +25,7 @@ export {
   readLaunchContext,
   readMasterAddress,
   renderConfigTable,
+  unknownVariables,
   VARIABLES,
   type VariableName,
 } from './config.js';

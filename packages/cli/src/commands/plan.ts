@@ -200,6 +200,15 @@ export const planCommand: CommandModule = {
         const prevLoad = opts.prev ? loadManifest(opts.prev, { lazyIndex: true, map: true }) : undefined;
         prevLoad?.catch(() => {});
         const next = await loadManifest(opts.next, { map: true });
+        // A pattern that matches nothing is a typo or a stale map: its ranks would get nothing.
+        for (const rule of consumers.groupMap ?? []) {
+          let hit = false;
+          for (let i = 0; i < next.size && !hit; i++) hit = rule.regex.test(next.columns.tensor.get(i));
+          if (!hit)
+            c.err(
+              `hotweights: warning: --group-map pattern ${JSON.stringify(rule.pattern)} matches no tensor of ${next.version} (globs on tensor names: * and ?); it gives its ranks nothing`,
+            );
+        }
         const { prev, source } = await previousManifest(opts, next, c, prevLoad);
         const checkpointRoot = opts.checkpoint ?? next.checkpoint_root;
         if (!checkpointRoot)

@@ -22,6 +22,7 @@ import {
   type HotweightsError,
   isHotweightsError,
   type Manifest,
+  NoTransportError,
   type Plan,
   type TransportProvider,
 } from '@hotweights/core';
@@ -45,6 +46,7 @@ import { type AdapterFlags, adapterArgs, addAdapterOptions, openAdapter } from '
 import type { CommandModule } from '../command.js';
 import type { CliContext } from '../context.js';
 import { onStop, STOP_GRACE_MS } from '../signals.js';
+import { checkStagingDir } from '../staging-check.js';
 import {
   addTransferOptions,
   type TransferFlags,
@@ -162,9 +164,24 @@ async function runRank(
     provider = localTransportProvider;
   } else {
     const manager = await c.transports();
-    provider = (
-      await manager.select({ rank, worldSize, launcher: c.launch.launcher, config: c.config }, forced)
-    ).provider;
+    const selected = await manager.select(
+      { rank, worldSize, launcher: c.launch.launcher, config: c.config },
+      forced,
+    );
+    provider = selected.provider;
+    // Ranks that another launcher started have no shared rendezvous directory, so `local` cannot
+    // connect them: say why the transports for that launcher are unavailable instead.
+    if (provider.name === 'local' && worldSize > 1 && !opts.rendezvous) {
+      const reasons = Object.fromEntries(
+        selected.probed
+          .filter((p) => p.name !== 'local')
+          .map((p) => [p.name, p.result.available ? 'available' : p.result.reason]),
+      );
+      throw new NoTransportError(
+        `${worldSize} ranks started by ${c.launch.launcher === 'env' ? 'a launcher (RANK/WORLD_SIZE)' : c.launch.launcher} need a transport that connects processes, and none is available`,
+        reasons,
+      );
+    }
   }
   const adapter = await openAdapter(
     c,
@@ -294,11 +311,20 @@ function rootCause(
 }
 
 /** Launches the ranks on this host (or runs in-process for one rank) and returns the summary. */
+/** Transports that only a job launcher can start, and how to start such a job. */
+const LAUNCHED_TRANSPORTS: Readonly<Record<string, string>> = { mpi: 'mpirun -n N' };
+
 export async function replicateLocally(
   c: CliContext,
   opts: ReplicateOptions,
   onProgress?: (done: number, total: number) => void,
 ): Promise<ReplicateSummary> {
+  const forced = opts.transport ?? c.config.transport;
+  const launch = forced ? LAUNCHED_TRANSPORTS[forced] : undefined;
+  if (forced && launch)
+    throw new ConfigError(
+      `${opts.transport ? `--transport ${forced}` : `HOTWEIGHTS_TRANSPORT=${forced}`}: the ${forced} transport runs only in a job its launcher started, and this \`hotweights replicate\` was not started by one: run \`${launch} hotweights replicate …\`, or drop it to use local`,
+    );
   const plan = await loadPlan(opts.plan);
   const worldSize = opts.worldSize ?? defaultWorldSize(plan);
   // Before any rank starts: a plan for another world would fail late, on some entry.
@@ -493,6 +519,8 @@ export const replicateCommand: CommandModule = {
           transfer: { window: raw.window, mpiChunkMb: raw.mpiChunkMb },
           adapter: { adapter: raw.adapter, adapterOption: raw.adapterOption },
         };
+        // Ranks our launcher starts were checked by it; under mpirun/torchrun rank 0 warns.
+        if (!opts.rankEvents) await checkStagingDir(c, { warn: c.launch.rank === 0 });
         if (c.launch.launcher !== 'none') {
           await runUnderLauncher(c, opts);
           return;

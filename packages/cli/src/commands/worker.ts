@@ -13,6 +13,7 @@ import { createMetricsRegistry, HostStaging, startMetricsServer } from '@hotweig
 import { type AdapterFlags, addAdapterOptions, openAdapter } from '../adapter-options.js';
 import type { CommandModule } from '../command.js';
 import { onStop } from '../signals.js';
+import { checkStagingDir } from '../staging-check.js';
 import { addTransferOptions, type TransferFlags, withTransferOptions } from '../transfer-options.js';
 import { resolveEndpoint } from './coord-client.js';
 import { FLEET_MARKER, type FleetMarker, readFleetMarker } from './rollback.js';
@@ -79,6 +80,7 @@ export const workerCommand: CommandModule = {
           worldSize,
           ...(opts.target ? { target: opts.target } : {}),
         });
+        await checkStagingDir(c, { warn: true });
         const staging = await HostStaging.open({ dir: c.config.stagingDir, rank });
         const registry = createMetricsRegistry({ component: 'worker', rank: String(rank) });
         const port =
