@@ -45,6 +45,7 @@ import { type Command, Option } from 'commander';
 import { type AdapterFlags, adapterArgs, addAdapterOptions, openAdapter } from '../adapter-options.js';
 import type { CommandModule } from '../command.js';
 import type { CliContext } from '../context.js';
+import { rootCause } from '../rank-failure.js';
 import { onStop, STOP_GRACE_MS } from '../signals.js';
 import { checkStagingDir } from '../staging-check.js';
 import {
@@ -275,42 +276,6 @@ function summarise(
   };
 }
 
-/** The first root cause among failed ranks: bad bytes and bad input before transport fallout. */
-function rootCause(
-  exits: {
-    rank: number;
-    code: number | null;
-    signal: NodeJS.Signals | null;
-    events: readonly RankEvent[];
-    stderr: string;
-  }[],
-): string {
-  const errors = exits.flatMap((e) =>
-    e.events.filter((ev) => ev.type === 'error').map((ev) => ({ rank: e.rank, ev })),
-  );
-  const primary = [
-    'HW_VERIFY',
-    'HW_CHECKPOINT',
-    'HW_PATH_ESCAPE',
-    'HW_ADAPTER',
-    'HW_STAGING',
-    'HW_STAGING_NO_SPACE',
-    'HW_SCHEMA',
-    'HW_CONFIG',
-  ];
-  const best = errors.find((e) => primary.includes(String(e.ev.code))) ?? undefined;
-  const crashed = exits.find(
-    (e) => e.signal !== null && e.signal !== 'SIGTERM' && !e.events.some((ev) => ev.type === 'error'),
-  );
-  if (best) return String(best.ev.message);
-  if (crashed) return `rank ${crashed.rank} died (${crashed.signal}) during the update`;
-  const silent = exits.find((e) => e.code !== 0 && !e.events.some((ev) => ev.type === 'error'));
-  if (silent && !errors.length)
-    return `rank ${silent.rank} exited with code ${silent.code}: ${silent.stderr.trim().split('\n').pop() ?? ''}`;
-  return String(errors[0]?.ev.message ?? 'a rank failed');
-}
-
-/** Launches the ranks on this host (or runs in-process for one rank) and returns the summary. */
 /** Transports that only a job launcher can start, and how to start such a job. */
 const LAUNCHED_TRANSPORTS: Readonly<Record<string, string>> = { mpi: 'mpirun -n N' };
 
