@@ -129,7 +129,7 @@ export function describeSummary(s: ReplicateSummary): string[] {
       ? ` (${((100 * s.bytes_planned) / s.checkpoint_bytes).toFixed(1)}% of the ${fmtBytes(s.checkpoint_bytes)} checkpoint)`
       : '';
   const lines = [
-    `replicated ${s.version} to ${s.world_size} rank(s) over ${s.transport}: ${s.buckets} bucket(s), ${fmtBytes(s.bytes_planned)}${pct} in ${s.seconds.toFixed(3)} s (${s.throughput_gbps.toFixed(2)} GB/s), ${s.items_verified} item(s) verified`,
+    `replicated ${s.version} to ${s.world_size} rank(s) over ${s.transport}: ${s.buckets} bucket(s), ${fmtBytes(s.bytes_planned)}${pct} in ${s.seconds.toFixed(3)} s (${s.throughput_gbps.toFixed(2)} GB/s), ${s.items_verified} item(s) verified on rank 0`,
   ];
   if (s.committed && s.targets.length === 0) {
     lines.push(
@@ -268,7 +268,8 @@ function summarise(
     checkpoint_bytes: plan.checkpoint_bytes,
     seconds,
     throughput_gbps: seconds > 0 ? plan.total_bytes / seconds / 1e9 : 0,
-    items_verified: results.reduce((n, r) => n + r.report.itemsVerified, 0),
+    // Rank 0's count: what every launcher can report (under mpirun a rank knows only its own).
+    items_verified: results[0]?.report.itemsVerified ?? 0,
     committed: results.every((r) => r.committed),
     pause_ms: Math.max(...results.map((r) => r.commitSeconds)) * 1000,
     live: results[0]?.live ?? null,
