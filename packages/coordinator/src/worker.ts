@@ -500,7 +500,7 @@ export class WorkerAgent {
       if (have.length && lease)
         await this.client.reportHave(a.version, this.rank, have, lease).catch(() => {});
       digest = stagedDigest(a.version, staged.buckets);
-      what = `staged ${staged.buckets.length} bucket(s) (${staged.prepared}), verified`;
+      what = `staged ${staged.buckets.length} bucket(s) (${(staged.report.bytesLanded / 2 ** 20).toFixed(1)} MiB landed, ${staged.report.itemsVerified} item(s), ${staged.prepared}), verified`;
     }
     a.phase = 'prepared';
     if (signal.aborted) throw signal.reason;
