@@ -492,10 +492,15 @@ export const replicateCommand: CommandModule = {
           return;
         }
         let lastDraw = 0;
+        const started = Date.now();
         const summary = await replicateLocally(c, opts, (done, total) => {
           if (!c.interactive || Date.now() - lastDraw < 100) return;
           lastDraw = Date.now();
-          process.stderr.write(`\r  ${fmtBytes(done)} / ${fmtBytes(total)} staged and verified`);
+          const rate = done / Math.max(0.001, (lastDraw - started) / 1000);
+          const eta = rate > 0 && total > done ? `, ${((total - done) / rate).toFixed(0)} s left` : '';
+          process.stderr.write(
+            `\r\x1b[K  ${fmtBytes(done)} / ${fmtBytes(total)} staged and verified (${fmtBytes(rate)}/s${eta})`,
+          );
         });
         if (c.interactive) process.stderr.write('\r\x1b[K');
         if (opts.json) c.json(summary);
