@@ -47,12 +47,13 @@ function freshEnv(home: string, bin: string): NodeJS.ProcessEnv {
   return { ...env, HOME: home, PATH: `${bin}:${process.env.PATH}`, HOTWEIGHTS_STAGING_DIR: staging };
 }
 
-/** Lines the test does not run: it already runs inside an installed checkout. */
+/**
+ * The block as written, less the lines the test does not run (it already runs inside an installed
+ * checkout). A block that fails half way leaves no background job behind: the trap stops them.
+ */
 function runnable(script: string): string {
-  return script
-    .split('\n')
-    .filter((line) => !/^npm ci\b/.test(line.trim()))
-    .join('\n');
+  const lines = script.split('\n').filter((line) => !/^npm ci\b/.test(line.trim()));
+  return ["trap 'rc=$?; kill $(jobs -p) 2>/dev/null || true; wait; exit $rc' EXIT", ...lines].join('\n');
 }
 
 describe('the docs, as written', { timeout: 600_000 }, () => {
