@@ -37,13 +37,15 @@ export interface DirectoryAdapterOptions {
   readonly target: string;
   /** When set, commit and rollback record the live manifest there (core's recordCommittedManifest). */
   readonly stateDir?: string;
-  /** This process's rank, used in error messages. */
+  /** This process's rank: the buckets it consumes land here (all of them without), and errors name it. */
   readonly rank?: number;
 }
 
 interface VersionMeta {
   readonly version: string;
   readonly manifest_digest: string;
+  /** The files this rank holds, when it holds only its share (tensor-parallel shards). */
+  readonly files?: readonly string[];
 }
 
 async function readLink(path: string): Promise<string | null> {
@@ -81,12 +83,15 @@ export class DirectoryAdapter implements Adapter {
   readonly layout: TargetLayout;
   private readonly stateDir: string | undefined;
   private readonly who: string;
+  /** Under tensor parallelism a rank holds only its share of a version (see preparation.ts). */
+  private readonly rank: number | undefined;
   /** Seconds the last commit or rollback took to flip `current` (the serving pause). */
   lastSwitchSeconds = 0;
 
   constructor(options: DirectoryAdapterOptions) {
     this.layout = new TargetLayout(options.target);
     this.stateDir = options.stateDir;
+    this.rank = options.rank;
     this.who = options.rank === undefined ? options.target : `${options.target} (rank ${options.rank})`;
   }
 
@@ -174,7 +179,15 @@ export class DirectoryAdapter implements Adapter {
           plan,
           manifest,
           dirName,
-          live: live && liveManifest ? { dirName: live.dirName, manifest: liveManifest } : null,
+          live:
+            live && liveManifest
+              ? {
+                  dirName: live.dirName,
+                  manifest: liveManifest,
+                  held: live.meta.files ? new Set(live.meta.files) : null,
+                }
+              : null,
+          rank: this.rank,
         },
         partial,
         partialRecord,

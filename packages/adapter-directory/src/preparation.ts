@@ -6,6 +6,11 @@
  * land, and `finish` fills what staging did not carry (unchanged entries of rebuilt files), checks
  * that every entry is accounted for, and renames the directory into `versions/`.
  *
+ * A rank holds its share of a version: under tensor parallelism, the files with its shards (and
+ * the whole files every rank gets), as a serving engine loads them. A file none of whose entries
+ * this rank consumes, and that its live version does not hold, is left out; the version's record
+ * then lists the files it holds.
+ *
  * Files keep the source's mode bits: read from the checkpoint when it is on this host (the plan's
  * source root), else the live version's file's, else the default (0644 under the usual umask).
  */
@@ -57,8 +62,17 @@ export interface PreparationInput {
   readonly manifest: Manifest;
   /** Directory name (under versions/) the prepared version gets. */
   readonly dirName: string;
-  /** Live version's directory name and manifest, when something is live. */
-  readonly live: { readonly dirName: string; readonly manifest: Manifest } | null;
+  /**
+   * Live version's directory name and manifest, when something is live, and the files it holds
+   * when it holds only part of its manifest (null: all of them).
+   */
+  readonly live: {
+    readonly dirName: string;
+    readonly manifest: Manifest;
+    readonly held: ReadonlySet<string> | null;
+  } | null;
+  /** This rank: only the plan's buckets it consumes land here (undefined: every bucket). */
+  readonly rank?: number | undefined;
 }
 
 /** Permission bits of a regular file (of `size` bytes, when given), or undefined. */
@@ -98,6 +112,8 @@ export class DirectoryPreparation implements AdapterPreparation {
   /** Every operation still running, so `discard` never removes files under a writer. */
   private readonly running = new Set<Promise<unknown>>();
   private state: 'open' | 'finished' | 'discarded' = 'open';
+  /** Files of the manifest this rank does not hold (other ranks' shards). */
+  private readonly skipped: string[] = [];
 
   private constructor(
     private readonly input: PreparationInput,
@@ -129,10 +145,17 @@ export class DirectoryPreparation implements AdapterPreparation {
     return live ? this.input.layout.versionDir(live.dirName) : null;
   }
 
+  /** Whether the live version holds `file` on this rank. */
+  private liveHolds(file: string): boolean {
+    const live = this.input.live;
+    return live !== null && (live.held === null || live.held.has(file));
+  }
+
   private sameAsLive(e: ManifestEntry): boolean {
     const old = this.input.live?.manifest.get(e.key);
     return (
       old !== undefined &&
+      this.liveHolds(old.file) &&
       old.hash === e.hash &&
       old.nbytes === e.nbytes &&
       old.file === e.file &&
@@ -142,13 +165,17 @@ export class DirectoryPreparation implements AdapterPreparation {
 
   /** Chooses how each file of the version is made and starts the work that needs no staging. */
   private async layOut(): Promise<void> {
-    const { plan, manifest, live } = this.input;
+    const { plan, manifest, live, rank } = this.input;
     const planned = new Set<string>();
+    /** Entries that land on this rank. */
+    const mine = new Set<string>();
     // Files in the order the plan's buckets first touch them: copies the next bucket needs go first.
     const order = new Map<string, number>();
     for (const b of plan.buckets) {
+      const consumed = rank === undefined || b.consumer_ranks.includes(rank);
       for (const item of b.items) {
         planned.add(item.key);
+        if (consumed) mine.add(item.key);
         const file = manifest.get(item.key)?.file;
         if (file !== undefined && !order.has(file)) order.set(file, order.size);
       }
@@ -160,7 +187,14 @@ export class DirectoryPreparation implements AdapterPreparation {
     const liveDir = this.liveDir;
     for (const file of files) {
       const entries = manifest.entriesOfFile(file.path);
-      const liveFile = live?.manifest.files.find((f) => f.path === file.path);
+      // Another rank's shard: nothing of it lands here, and this rank never held it.
+      if (entries.length > 0 && !entries.some((e) => mine.has(e.key)) && !this.liveHolds(file.path)) {
+        this.skipped.push(file.path);
+        continue;
+      }
+      const liveFile = this.liveHolds(file.path)
+        ? live?.manifest.files.find((f) => f.path === file.path)
+        : undefined;
       const sameLayout = liveDir !== null && liveFile !== undefined && liveFile.size === file.size;
       const dest = join(this.partial, file.path);
       await mkdir(dirname(dest), { recursive: true });
@@ -281,7 +315,12 @@ export class DirectoryPreparation implements AdapterPreparation {
       }
       await mkdir(layout.metaDir, { recursive: true });
       await writeFile(layout.manifestFile(dirName), serializeManifest(manifest));
-      const meta = { version: plan.version, manifest_digest: manifest.digest };
+      const meta = {
+        version: plan.version,
+        manifest_digest: manifest.digest,
+        // Only part of the manifest (this rank's shards): which files are here.
+        ...(this.skipped.length ? { files: [...this.jobs.keys()].sort() } : {}),
+      };
       await writeFile(layout.metaFile(dirName), `${JSON.stringify(meta)}\n`);
       const final = layout.versionDir(dirName);
       // A leftover from an aborted attempt of the same version (never live) is replaced.
@@ -316,7 +355,14 @@ export class DirectoryPreparation implements AdapterPreparation {
         if (job.mode === 'patch' && this.sameAsLive(e)) continue;
         const old = live?.manifest.get(e.key);
         const liveDir = this.liveDir;
-        if (job.mode !== 'build' || !liveDir || !old || old.hash !== e.hash || old.nbytes !== e.nbytes) {
+        if (
+          job.mode !== 'build' ||
+          !liveDir ||
+          !old ||
+          !this.liveHolds(old.file) ||
+          old.hash !== e.hash ||
+          old.nbytes !== e.nbytes
+        ) {
           throw new AdapterError(
             `${who}: entry ${e.key} of ${job.path} is neither in this rank's staged buckets nor unchanged in the live version ${live?.manifest.version ?? '(none)'}`,
             { details: { key: e.key, file: job.path } },

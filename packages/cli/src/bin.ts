@@ -1,5 +1,8 @@
 #!/usr/bin/env node
 import { main } from './program.js';
+import { installStopSignals } from './signals.js';
+
+installStopSignals();
 
 // A reader that went away (`hotweights coord-status | head`) ends the output, not in a stack trace.
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {
@@ -8,11 +11,11 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
 });
 
 main().then(
-  (code) => {
-    process.exitCode = code;
-  },
+  // The command is done: exit even if a handle is left open (a transport still waiting for a
+  // peer that never came must not keep a stopped worker alive).
+  (code) => process.exit(code),
   (err: unknown) => {
     process.stderr.write(`hotweights: internal error: ${String(err)}\n`);
-    process.exitCode = 70;
+    process.exit(70);
   },
 );

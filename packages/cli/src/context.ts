@@ -19,6 +19,7 @@ import {
   replacedVariableNotices,
   type TransportManager,
   type TransportProvider,
+  unknownVariables,
 } from '@hotweights/core';
 import { recordedSourceRoots } from '@hotweights/runtime';
 import { localTransportProvider } from '@hotweights/transport-local';
@@ -79,6 +80,10 @@ export function createContext(env: NodeJS.ProcessEnv = process.env): CliContext 
   const loaded = loadConfig(env);
   // A variable from an old preset that this design replaced: say so once, with what to use.
   for (const notice of replacedVariableNotices(env)) process.stderr.write(`hotweights: note: ${notice}\n`);
+  for (const { name, suggestion } of unknownVariables(env))
+    process.stderr.write(
+      `hotweights: warning: ${name} is not a hotweights variable, ignored${suggestion ? ` (did you mean ${suggestion}?)` : ''}; docs/CONFIG.md lists them\n`,
+    );
   // Plans name the directory their source reads: by default only checkpoints published here.
   const config = Object.freeze({
     ...loaded,

@@ -193,7 +193,7 @@ describe('control-plane commands against a real coord-serve', { timeout: 120_000
     const planFile = join(dir, 'plan2.json');
     await writeFile(planFile, JSON.stringify(p));
     const noToken = await runCli(['coord-submit-plan', '--plan', planFile, '--endpoint', coord.endpoint], {
-      env: { HOTWEIGHTS_COORD_TOKEN: '' },
+      env: { HOTWEIGHTS_COORD_TOKEN: undefined },
     });
     expect(noToken.code).toBe(1);
     expect(noToken.stderr).toContain('[HW_COORD_UNAUTHORIZED]');
@@ -203,7 +203,7 @@ describe('control-plane commands against a real coord-serve', { timeout: 120_000
     expect(wrong.stderr).toContain('[HW_COORD_UNAUTHORIZED]');
     // Reading needs no token.
     const status = await runCli(['coord-status', '--endpoint', coord.endpoint], {
-      env: { HOTWEIGHTS_COORD_TOKEN: '' },
+      env: { HOTWEIGHTS_COORD_TOKEN: undefined },
     });
     expect(status.code).toBe(0);
     expect(status.stdout).toContain('auth token');

@@ -81,10 +81,10 @@ describe('hotweights demo', { timeout: 180_000 }, () => {
       const log = readFileSync(join(dir, `logs/worker-${r}.log`), 'utf8');
       expect(log).toContain(`worker rank ${r}/2 registered as`);
       expect(log).toMatch(
-        /update v0: staged 8 bucket\(s\) \(streaming\), verified, precommitted\nupdate v0: committed, live v0/,
+        /update v0: staged 8 bucket\(s\) \(28\.0 MiB landed, \d+ item\(s\), streaming\), verified, precommitted\nupdate v0: committed, live v0/,
       );
       expect(log).toMatch(
-        /update v1: staged 2 bucket\(s\) \(streaming\), verified, precommitted\nupdate v1: committed, live v1/,
+        /update v1: staged 2 bucket\(s\) \(6\.0 MiB landed, \d+ item\(s\), streaming\), verified, precommitted\nupdate v1: committed, live v1/,
       );
       expect(log).toContain(`worker rank ${r} stopped; live v1`);
     }

@@ -246,7 +246,7 @@ describe('fleet truth: every rank on the committed version, or a clear report', 
       `is rank 1 of the fleet at ${t.coord().endpoint}: rolling back one host would split the fleet; run \`hotweights rollback --endpoint ${t.coord().endpoint}\``,
     );
     const forced = await t.cli(['rollback', '--target', t.fleet.target(1), '--force']);
-    expect(forced.stdout).toContain('rolled back from v1 to v0');
+    expect(forced.stdout).toContain('switched from v1 to the previous version v0');
     await w1.waitFor(/converged: live v1 \(was v0; finished the flip/);
     await expectConverged(t, 'v1', 2, t.fleet.ckptB, B_FILES);
 

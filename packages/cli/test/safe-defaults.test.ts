@@ -42,7 +42,7 @@ function listenAddress(port: number): string | undefined {
 describe('coord-serve defaults', () => {
   it('refuses a non-loopback endpoint without a token, naming the fix', async () => {
     const r = await runCli(['coord-serve', '--endpoint', 'tcp://0.0.0.0:5999', '--metrics-port', 'off'], {
-      env: { ...env, HOTWEIGHTS_COORD_TOKEN: '' },
+      env: { ...env, HOTWEIGHTS_COORD_TOKEN: undefined },
     });
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('coord-serve on tcp://0.0.0.0:5999 without a token');

@@ -148,7 +148,7 @@ describe('a third-party adapter installed next to the CLI', { timeout: 60_000 },
     expect(v1.files['config.json']?.toString()).toBe('{"layers": 2}\n');
 
     expect(await hotweights(['rollback', '--target', target, '--adapter', 'kv'])).toMatch(
-      /rolled back from v1 to v0/,
+      /switched from v1 to the previous version v0/,
     );
     const back = readKv(target);
     expect(back).toMatchObject({ live: 'v0', previous: 'v1' });

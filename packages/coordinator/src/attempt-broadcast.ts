@@ -18,6 +18,10 @@ export async function broadcastAttempt(ctx: AttemptContext): Promise<AttemptResu
   const { plan, rank, services } = ctx;
   const transport = ctx.worldSize === 1 ? new SelfTransport(rank, 1) : await openTransport(ctx);
   const consumed = consumedBy(plan, rank).map((b) => b.bucket_id);
+  const bytes = consumedBy(plan, rank).reduce((n, b) => n + b.size, 0);
+  ctx.log(
+    `update ${plan.version}: rank ${rank} over ${transport.name}: ${consumed.length} bucket(s), ${mib(bytes)} to land${rank === plan.source.rank ? `, ${plan.buckets.length} bucket(s) to send` : ''}`,
+  );
   let staged: AttemptResult['staged'];
   try {
     staged = await stageUpdate({ ...pipelineOptions(ctx), transport, keepStaged: ctx.worldSize > 1 });
@@ -27,6 +31,10 @@ export async function broadcastAttempt(ctx: AttemptContext): Promise<AttemptResu
   await postHandles({ ...ctx, version: plan.version }, services.staging, rank, consumed);
   const have = rank === plan.source.rank ? plan.buckets.map((b) => b.bucket_id) : consumed;
   return { staged, have };
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 }
 
 /** Opens this rank's transport with a rendezvous every rank of this update derives alike. */

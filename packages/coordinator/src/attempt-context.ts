@@ -56,10 +56,24 @@ export function consumedBy(plan: Plan, rank: number): PlanBucket[] {
   return plan.buckets.filter((b) => b.consumer_ranks.includes(rank));
 }
 
+/** How often a worker logs the progress of an update in flight. */
+const PROGRESS_EVERY_MS = 5_000;
+
 /** The pipeline options every strategy shares; each adds its transport and route. */
 export function pipelineOptions(ctx: AttemptContext): Omit<StageUpdateOptions, 'transport'> {
   const s = ctx.services;
+  // A long update shows in the worker's log as it goes (a short one only at its end).
+  let lastLog = performance.now();
   return {
+    onProgress: (p) => {
+      const now = performance.now();
+      if (now - lastLog < PROGRESS_EVERY_MS || p.bytesTotal === 0) return;
+      lastLog = now;
+      const rate = p.elapsedS > 0 ? p.bytesDone / p.elapsedS : 0;
+      ctx.log(
+        `update ${p.version}: ${(p.bytesDone / 2 ** 20).toFixed(1)} of ${(p.bytesTotal / 2 ** 20).toFixed(1)} MiB landed (${Math.floor((100 * p.bytesDone) / p.bytesTotal)}%, ${(rate / 2 ** 20).toFixed(1)} MiB/s)`,
+      );
+    },
     plan: ctx.plan,
     manifest: ctx.manifest,
     rank: ctx.rank,

@@ -500,7 +500,7 @@ export class WorkerAgent {
       if (have.length && lease)
         await this.client.reportHave(a.version, this.rank, have, lease).catch(() => {});
       digest = stagedDigest(a.version, staged.buckets);
-      what = `staged ${staged.buckets.length} bucket(s) (${staged.prepared}), verified`;
+      what = `staged ${staged.buckets.length} bucket(s) (${(staged.report.bytesLanded / 2 ** 20).toFixed(1)} MiB landed, ${staged.report.itemsVerified} item(s), ${staged.prepared}), verified`;
     }
     a.phase = 'prepared';
     if (signal.aborted) throw signal.reason;
@@ -630,7 +630,11 @@ export class WorkerAgent {
       await rm(a.rendezvous, { recursive: true, force: true }).catch(() => {});
   }
 
-  /** Stops following the coordinator; an update in progress on this worker is abandoned locally. */
+  /**
+   * Stops following the coordinator. An update in progress on this worker is abandoned locally:
+   * what it staged is discarded, unless this rank voted yes (in doubt: a restarted worker finishes
+   * the flip from it once the coordinator decides). Live weights are not touched.
+   */
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
@@ -642,7 +646,14 @@ export class WorkerAgent {
     }
     await Promise.allSettled([...this.#attempts.values()].map((a) => a.done));
     await this.#reconciling?.catch(() => {});
-    for (const a of this.#attempts.values()) if (a.phase !== 'finished') await this.#cleanup(a);
+    for (const a of this.#attempts.values()) {
+      if (a.phase === 'finished') continue;
+      if (a.phase !== 'precommitted') {
+        await (a.staged ? a.staged.discard() : this.#o.adapter.abort(a.version)).catch(() => {});
+        this.#log(`update ${a.version}: worker stopping; staging discarded, live ${this.#live ?? 'none'}`);
+      }
+      await this.#cleanup(a);
+    }
     this.client.close();
   }
 }

@@ -141,8 +141,12 @@ describe('WorkerAgent with the update pipeline', { timeout: 60_000 }, () => {
     expectLiveEqualsCheckpoint(s, join(s.dir, 'target-0'));
     expect(created.names).toEqual([]);
     expect(adapter.fullPrepares).toBe(0);
-    expect(lines).toContain(
-      `update v0: staged ${plan.buckets.length} bucket(s) (direct), verified, precommitted`,
+    expect(lines).toContainEqual(
+      expect.stringMatching(
+        new RegExp(
+          `^update v0: staged ${plan.buckets.length} bucket\\(s\\) \\([\\d.]+ MiB landed, \\d+ item\\(s\\), direct\\), verified, precommitted$`,
+        ),
+      ),
     );
     expect(lines).toContain('update v0: committed, live v0');
   });
@@ -163,7 +167,16 @@ describe('WorkerAgent with the update pipeline', { timeout: 60_000 }, () => {
       expectLiveEqualsCheckpoint(s, join(s.dir, `target-${r}`));
       expect(ranks[r]?.adapter.fullPrepares).toBe(0);
       const n = plan.buckets.filter((b) => b.consumer_ranks.includes(r)).length;
-      expect(lines[r]).toContain(`update v0: staged ${n} bucket(s) (streaming), verified, precommitted`);
+      expect(lines[r]).toContainEqual(
+        expect.stringMatching(
+          new RegExp(
+            `^update v0: staged ${n} bucket\\(s\\) \\(.* MiB landed, .*streaming\\), verified, precommitted$`,
+          ),
+        ),
+      );
+      expect(lines[r]).toContainEqual(
+        expect.stringMatching(/^update v0: rank \d over local: \d+ bucket\(s\), /),
+      );
     }
     // Rank 1's buckets came through staging segments (the watcher sees them), released on commit.
     expect(created.names.filter((n) => n.endsWith('.seg')).length).toBeGreaterThan(0);

@@ -481,6 +481,21 @@ function readString(env: Env, name: VariableName): string | undefined {
   return raw(env, name)?.value;
 }
 
+/**
+ * Set but blank is a token that failed to arrive (`"$(cat /etc/hotweights/token)"` with the file
+ * missing), never a request for no auth: refused, so nothing starts open by accident.
+ */
+function readToken(env: Env): string | undefined {
+  const name: VariableName = 'HOTWEIGHTS_COORD_TOKEN';
+  const value = env[name];
+  if (value !== undefined && value.trim() === '')
+    throw new ConfigError(
+      'HOTWEIGHTS_COORD_TOKEN is set but empty (was its token file missing or unreadable?): set it to the token, or unset it to run without auth',
+      { details: { variable: name } },
+    );
+  return readString(env, name);
+}
+
 function readNumber(env: Env, name: VariableName, fallback: number): number {
   const r = raw(env, name);
   if (!r) return fallback;
@@ -561,7 +576,7 @@ export function loadConfig(env: Env = process.env): HotweightsConfig {
     coordEndpoint: readString(env, 'HOTWEIGHTS_COORD'),
     coordBackend: readEnum(env, 'HOTWEIGHTS_COORD_BACKEND', 'memory'),
     redisUrl: readString(env, 'HOTWEIGHTS_REDIS_URL') ?? 'redis://127.0.0.1:6379/0',
-    coordToken: readString(env, 'HOTWEIGHTS_COORD_TOKEN'),
+    coordToken: readToken(env),
     leaseKey: readString(env, 'HOTWEIGHTS_LEASE_KEY'),
     handleTtlS: readNumber(env, 'HOTWEIGHTS_HANDLE_TTL', 30),
     leaseS: readNumber(env, 'HOTWEIGHTS_LEASE_S', 10),
@@ -621,6 +636,47 @@ const LAUNCHER_VARIABLES = [
   },
   { launcher: 'pmix', rank: 'PMIX_RANK', size: 'PMI_SIZE', local: 'MPI_LOCALRANKID' },
 ] as const;
+
+/** Edit distance between two short names (a misspelt variable is a letter or two away). */
+function distance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++)
+      next[j] = Math.min(
+        (row[j] ?? 0) + 1,
+        (next[j - 1] ?? 0) + 1,
+        (row[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+    row = next;
+  }
+  return row[b.length] ?? 0;
+}
+
+/**
+ * HOTWEIGHTS_* names set in `env` that no variable (or alias) declares: a misspelt name would
+ * otherwise be ignored without a word. Each comes with the closest declared name, if one is close.
+ */
+export function unknownVariables(env: Env = process.env): { name: string; suggestion: string | undefined }[] {
+  const known: string[] = VARIABLES.flatMap((v: VariableSpec) => [v.name, ...(v.aliases ?? [])]);
+  const bare = (name: string) => name.replace(/^HOTWEIGHTS_/, '').replace(/_/g, '');
+  const replaced = new Set(REPLACED_VARIABLES.map((v) => v.name));
+  return (
+    Object.keys(env)
+      // A seed variable this design replaced gets its own note (replacedVariableNotices), not this.
+      .filter((name) => name.startsWith('HOTWEIGHTS_') && !known.includes(name) && !replaced.has(name))
+      .sort()
+      .map((name) => {
+        let best: { name: string; d: number } | undefined;
+        for (const k of known) {
+          const d = distance(bare(name), bare(k));
+          if (!best || d < best.d) best = { name: k, d };
+        }
+        const close = best !== undefined && best.d <= Math.max(2, Math.floor(bare(name).length / 4));
+        return { name, suggestion: close ? best?.name : undefined };
+      })
+  );
+}
 
 /**
  * Rank and world size from torchrun-style RANK/WORLD_SIZE, or from mpirun's variables.

@@ -27,6 +27,7 @@ export {
   readMasterAddress,
   renderConfigTable,
   replacedVariableNotices,
+  unknownVariables,
   VARIABLES,
   type VariableName,
 } from './config.js';

@@ -8,11 +8,37 @@ import {
   renderConfigTable,
   renderReplacedVariables,
   replacedVariableNotices,
+  unknownVariables,
   VARIABLES,
 } from '@hotweights/core';
 import { describe, expect, it } from 'vitest';
 
 describe('config', () => {
+  it('names HOTWEIGHTS_* variables it does not know, with the closest known one', () => {
+    expect(
+      unknownVariables({
+        HOTWEIGHTS_BUCKETMB: '8',
+        HOTWEIGHTS_STAGNG_DIR: '/x',
+        HOTWEIGHTS_NOT_A_THING_AT_ALL: '1',
+        HOTWEIGHTS_BUCKET_MB: '8',
+        PATH: '/bin',
+      }),
+    ).toEqual([
+      { name: 'HOTWEIGHTS_BUCKETMB', suggestion: 'HOTWEIGHTS_BUCKET_MB' },
+      { name: 'HOTWEIGHTS_NOT_A_THING_AT_ALL', suggestion: undefined },
+      { name: 'HOTWEIGHTS_STAGNG_DIR', suggestion: 'HOTWEIGHTS_STAGING_DIR' },
+    ]);
+    expect(unknownVariables({ HOTWEIGHTS_TRANSPORT: 'local' })).toEqual([]);
+  });
+
+  it('refuses a coordinator token that is set but empty (a token file that was not read)', () => {
+    expect(() => loadConfig({ HOTWEIGHTS_COORD_TOKEN: '' })).toThrow(
+      /HOTWEIGHTS_COORD_TOKEN is set but empty .*unset it to run without auth/,
+    );
+    expect(loadConfig({}).coordToken).toBeUndefined();
+    expect(loadConfig({ HOTWEIGHTS_COORD_TOKEN: 's3cret' }).coordToken).toBe('s3cret');
+  });
+
   it('uses documented defaults when nothing is set', () => {
     const c = loadConfig({});
     expect(c.inflightBuckets).toBe(4);
@@ -96,6 +122,8 @@ describe('config', () => {
       'HOTWEIGHTS_UCX_CHUNK_MB',
     );
     expect(replacedVariableNotices({})).toEqual([]);
+    // ... and is not also warned about as an unknown name.
+    expect(unknownVariables({ HOTWEIGHTS_USE_GDS: '1' })).toEqual([]);
   });
 
   it('a variable is either read or listed as replaced, never both, and docs/CONFIG.md lists the replaced ones', () => {

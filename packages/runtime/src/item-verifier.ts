@@ -109,7 +109,7 @@ export class ItemVerifier {
     if (got !== hex) {
       this.onFailure?.();
       throw new VerificationError(
-        `rank ${this.rank}: item ${item.key} (${item.uri}, bucket ${bucketId}) does not match its hash: expected ${item.hash}, landed ${algo}:${got}`,
+        `rank ${this.rank}: item ${item.key} (${item.uri}, bucket ${bucketId}) does not match its hash: expected ${item.hash}, landed ${algo}:${got} (if the checkpoint changed after it was published, publish and plan it again)`,
         {
           details: {
             rank: this.rank,

@@ -22,6 +22,8 @@ export interface LocalRankExit {
   readonly events: readonly RankEvent[];
   /** Everything the rank wrote to stderr. */
   readonly stderr: string;
+  /** The launcher stopped it (SIGTERM) after another rank failed: its own error is fallout. */
+  readonly stopped: boolean;
 }
 
 export interface LocalLaunchOptions {
@@ -63,10 +65,15 @@ export async function launchLocalRanks(o: LocalLaunchOptions): Promise<LocalRank
     }),
   );
   let stopping = false;
+  const stopped = new Set<number>();
   const stopAll = () => {
     if (stopping) return;
     stopping = true;
-    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
+    children.forEach((c, rank) => {
+      if (c.exitCode !== null || c.signalCode !== null) return;
+      stopped.add(rank);
+      c.kill('SIGTERM');
+    });
     const t = setTimeout(() => {
       for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
     }, o.killGraceMs ?? 10_000);
@@ -105,7 +112,7 @@ export async function launchLocalRanks(o: LocalLaunchOptions): Promise<LocalRank
             child.on('error', reject);
             child.on('close', (code, signal) => {
               if (code !== 0) stopAll();
-              resolve({ rank, code, signal, events, stderr });
+              resolve({ rank, code, signal, events, stderr, stopped: stopped.has(rank) });
             });
           }),
       ),

@@ -4,7 +4,7 @@
  * processes that map the same file (another Node rank, Python's mmap/numpy) see the same bytes.
  * The mapping is released when the ArrayBuffer is garbage-collected.
  */
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, fstatSync, openSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { lazyAddon } from '@hotweights/native-loader';
 
@@ -65,12 +65,31 @@ export interface MapOptions {
   readonly writable?: boolean;
 }
 
+/** A mapping that would reach past the end of its file (touching those bytes raises SIGBUS). */
+export class MapBeyondFileError extends RangeError {
+  readonly code = 'HW_SHM_BEYOND_EOF';
+  override readonly name = 'MapBeyondFileError';
+}
+
+/**
+ * Refuses a mapping of bytes the file does not have: the kernel would allow it and the first
+ * access past the end would kill the process with a bus error instead of an error to catch.
+ */
+function checkInsideFile(fd: number, offset: number, length: number): void {
+  const st = fstatSync(fd);
+  if (!st.isFile() || offset + length <= st.size) return;
+  throw new MapBeyondFileError(
+    `cannot map bytes ${offset}..${offset + length} of a file of ${st.size} bytes: map at most its size, or grow it first (ftruncate, or reserveFd on /dev/shm)`,
+  );
+}
+
 /** Maps an open file descriptor. The descriptor may be closed afterwards; the mapping stays. */
 export function mapFd(fd: number, options: MapOptions): Uint8Array {
   const b = load();
   const offset = options.offset ?? 0;
   if (offset % b.pageSize !== 0) throw new RangeError(`offset ${offset} is not a multiple of ${b.pageSize}`);
   if (options.length === 0) return new Uint8Array(0);
+  checkInsideFile(fd, offset, options.length);
   return new Uint8Array(b.map(fd, options.length, offset, options.writable ?? true));
 }
 
@@ -124,6 +143,7 @@ export function mapRangeFd(
   if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0)
     throw new RangeError(`offset ${offset} and length ${length} must be non-negative integers`);
   if (length === 0) return { view: new Uint8Array(0), unmap: () => {} };
+  checkInsideFile(fd, offset, length);
   const start = offset - (offset % b.pageSize);
   const ab = b.mapRange(fd, length + (offset - start), start, ADVICE[options.advice ?? 'none']);
   return { view: new Uint8Array(ab, offset - start, length), unmap: () => void b.unmapRange(ab) };

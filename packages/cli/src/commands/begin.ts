@@ -18,13 +18,40 @@ export function describeUpdate(u: UpdateView): string {
  * both steps; throws CommitError when aborted, HW_FLEET_BEHIND when ranks stay behind.
  */
 export async function followUpdate(
-  c: { out(line: string): void },
+  c: { out(line: string): void; err(line: string): void; readonly interactive: boolean },
   client: Parameters<typeof waitForOutcome>[0],
   begun: UpdateView,
   opts: { waitTimeout: string; json?: boolean },
 ): Promise<UpdateView> {
   const deadline = Date.now() + parseSeconds(opts.waitTimeout, '--wait-timeout') * 1000;
-  const u = await waitForOutcome(client, begun, deadline, opts.waitTimeout);
+  const started = Date.now();
+  let warned = '';
+  let lastCheck = 0;
+  let drawn = false;
+  const u = await waitForOutcome(client, begun, deadline, opts.waitTimeout, async (cur) => {
+    // A required rank that no worker serves cannot precommit: say so, now and when it changes.
+    if (Date.now() - lastCheck >= 2000) {
+      lastCheck = Date.now();
+      const { workers } = await client.status();
+      const unserved = cur.missing_ranks.filter((r) => !workers.some((w) => w.rank === r));
+      const key = unserved.join(',');
+      if (unserved.length && key !== warned) {
+        if (drawn) process.stderr.write('\r\x1b[K');
+        c.err(
+          `hotweights: warning: no worker serves rank(s) ${key} of update ${cur.version}: it cannot commit until one registers (start \`hotweights worker\` with RANK=${unserved[0]}), and aborts after three leases without one`,
+        );
+      }
+      warned = key;
+    }
+    // On a terminal: one line that redraws; piped output stays quiet.
+    if (c.interactive && !opts.json) {
+      drawn = true;
+      process.stderr.write(
+        `\r\x1b[K  ${describeUpdate(cur)}, ${((Date.now() - started) / 1000).toFixed(0)} s`,
+      );
+    }
+  });
+  if (drawn) process.stderr.write('\r\x1b[K');
   if (!opts.json) c.out(describeUpdate(u));
   if (u.state === 'aborted') {
     throw new CommitError(

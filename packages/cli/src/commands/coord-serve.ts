@@ -8,6 +8,7 @@ import {
 import { ConfigError } from '@hotweights/core';
 import { createMetricsRegistry, startMetricsServer } from '@hotweights/runtime';
 import type { CommandModule } from '../command.js';
+import { onStop } from '../signals.js';
 
 export const coordServeCommand: CommandModule = {
   name: 'coord-serve',
@@ -99,9 +100,7 @@ export const coordServeCommand: CommandModule = {
               `recovered update ${st.active.version} (${st.active.state}) with ${st.workers.length} worker(s)`,
             );
           await new Promise<void>((resolve) => {
-            const stop = () => resolve();
-            process.once('SIGINT', stop);
-            process.once('SIGTERM', stop);
+            onStop(() => resolve());
           });
           await server.close();
           await metrics?.close();

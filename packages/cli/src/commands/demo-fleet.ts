@@ -16,6 +16,7 @@ import {
 import { CommitError, type Manifest, type Plan, TimeoutError } from '@hotweights/core';
 import { serializeManifest } from '@hotweights/manifest';
 import type { CliContext } from '../context.js';
+import { onStop } from '../signals.js';
 
 export function fmt(n: number): string {
   return n >= 2 ** 20 ? `${(n / 2 ** 20).toFixed(1)} MiB` : `${(n / 1024).toFixed(1)} KiB`;
@@ -227,6 +228,10 @@ export async function runFleet(
   const client = new CoordinatorClient(coord.endpoint, { token: c.config.coordToken });
   const workers: WorkerProc[] = [];
   let ok = false;
+  // Stopping the demo stops its workers (each discards its staging).
+  const unregister = onStop(() => {
+    for (const w of workers) if (!exited(w)) w.child.kill('SIGTERM');
+  });
   try {
     for (let r = 0; r < args.worldSize; r++) {
       workers.push(spawnWorker(r, args.worldSize, coord, args.adapterArgs(r), join(logs, `worker-${r}.log`)));
@@ -241,6 +246,7 @@ export async function runFleet(
     ok = true;
     return { summaries, endpoint: coord.endpoint, logs };
   } finally {
+    unregister();
     // On any failure no worker outlives the demo.
     if (!ok) for (const w of workers) if (!exited(w)) w.child.kill('SIGKILL');
     client.close();

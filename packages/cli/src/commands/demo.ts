@@ -63,7 +63,7 @@ function line(label: string, s: ReplicateSummary): string {
   const share = s.checkpoint_bytes
     ? ` of ${fmt(s.checkpoint_bytes)} (${((100 * s.bytes_planned) / s.checkpoint_bytes).toFixed(1)}%)`
     : '';
-  return `  ${label}: ${fmt(s.bytes_planned)}${share} to ${s.world_size} ranks in ${s.seconds.toFixed(3)} s (${s.throughput_gbps.toFixed(2)} GB/s), ${s.items_verified} items verified, committed, pause ${s.pause_ms.toFixed(2)} ms`;
+  return `  ${label}: ${fmt(s.bytes_planned)}${share} to ${s.world_size} ranks in ${s.seconds.toFixed(3)} s (${s.throughput_gbps.toFixed(2)} GB/s), ${s.items_verified} items verified on rank 0, committed, pause ${s.pause_ms.toFixed(2)} ms`;
 }
 
 interface DemoOpts {

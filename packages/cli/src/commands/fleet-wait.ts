@@ -14,12 +14,14 @@ export async function waitForOutcome(
   u: UpdateView,
   deadline: number,
   waited: string,
+  onPoll?: (u: UpdateView) => void | Promise<void>,
 ): Promise<UpdateView> {
   let cur = u;
   while (cur.state !== 'committed' && cur.state !== 'aborted') {
     if (Date.now() > deadline) {
       throw new TimeoutError(`update ${u.version} is still ${cur.state} after ${waited} s`);
     }
+    await onPoll?.(cur);
     await new Promise((r) => setTimeout(r, POLL_MS));
     const found = (await client.getUpdate(u.version)).update;
     if (found && found.begun_at === u.begun_at) cur = found;

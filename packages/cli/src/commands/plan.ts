@@ -105,6 +105,12 @@ async function previousManifest(
     };
   }
   const prev = await readCommittedManifest(c.config.stateDir, next, { lazyIndex: true, map: true });
+  // A delta from a version to itself is never meant: another model's record under the same
+  // (default) model id, or a checkpoint published again under the committed name.
+  if (prev && prev.version === next.version)
+    throw new ConfigError(
+      `the version committed last on this host (recorded in ${c.config.stateDir}) is also named ${next.version}${next.model_id ? '' : ' (manifests without --model-id share one record)'}: pass --prev MANIFEST to choose the base, or publish each model with its own --model-id`,
+    );
   return {
     prev,
     source: prev
@@ -194,6 +200,15 @@ export const planCommand: CommandModule = {
         const prevLoad = opts.prev ? loadManifest(opts.prev, { lazyIndex: true, map: true }) : undefined;
         prevLoad?.catch(() => {});
         const next = await loadManifest(opts.next, { map: true });
+        // A pattern that matches nothing is a typo or a stale map: its ranks would get nothing.
+        for (const rule of consumers.groupMap ?? []) {
+          let hit = false;
+          for (let i = 0; i < next.size && !hit; i++) hit = rule.regex.test(next.columns.tensor.get(i));
+          if (!hit)
+            c.err(
+              `hotweights: warning: --group-map pattern ${JSON.stringify(rule.pattern)} matches no tensor of ${next.version} (globs on tensor names: * and ?); it gives its ranks nothing`,
+            );
+        }
         const { prev, source } = await previousManifest(opts, next, c, prevLoad);
         const checkpointRoot = opts.checkpoint ?? next.checkpoint_root;
         if (!checkpointRoot)

@@ -22,6 +22,7 @@ import {
   type HotweightsError,
   isHotweightsError,
   type Manifest,
+  NoTransportError,
   type Plan,
   type TransportProvider,
 } from '@hotweights/core';
@@ -44,6 +45,9 @@ import { type AdapterFlags, adapterArgs, addAdapterOptions, openAdapter } from '
 import type { CommandModule } from '../command.js';
 import type { CliContext } from '../context.js';
 import { addDeviceOptions, type DeviceFlags, deviceArgs, openStaging } from '../device-options.js';
+import { rootCause } from '../rank-failure.js';
+import { onStop, STOP_GRACE_MS } from '../signals.js';
+import { checkStagingDir } from '../staging-check.js';
 import {
   addTransferOptions,
   forcedTransport,
@@ -129,7 +133,7 @@ export function describeSummary(s: ReplicateSummary): string[] {
       ? ` (${((100 * s.bytes_planned) / s.checkpoint_bytes).toFixed(1)}% of the ${fmtBytes(s.checkpoint_bytes)} checkpoint)`
       : '';
   const lines = [
-    `replicated ${s.version} to ${s.world_size} rank(s) over ${s.transport}: ${s.buckets} bucket(s), ${fmtBytes(s.bytes_planned)}${pct} in ${s.seconds.toFixed(3)} s (${s.throughput_gbps.toFixed(2)} GB/s), ${s.items_verified} item(s) verified`,
+    `replicated ${s.version} to ${s.world_size} rank(s) over ${s.transport}: ${s.buckets} bucket(s), ${fmtBytes(s.bytes_planned)}${pct} in ${s.seconds.toFixed(3)} s (${s.throughput_gbps.toFixed(2)} GB/s), ${s.items_verified} item(s) verified on rank 0`,
   ];
   if (s.committed && s.targets.length === 0) {
     lines.push(
@@ -169,9 +173,24 @@ async function runRank(
     provider = localTransportProvider;
   } else {
     const manager = await c.transports();
-    provider = (
-      await manager.select({ rank, worldSize, launcher: c.launch.launcher, config: c.config }, forced)
-    ).provider;
+    const selected = await manager.select(
+      { rank, worldSize, launcher: c.launch.launcher, config: c.config },
+      forced,
+    );
+    provider = selected.provider;
+    // Ranks that another launcher started have no shared rendezvous directory, so `local` cannot
+    // connect them: say why the transports for that launcher are unavailable instead.
+    if (provider.name === 'local' && worldSize > 1 && !opts.rendezvous) {
+      const reasons = Object.fromEntries(
+        selected.probed
+          .filter((p) => p.name !== 'local')
+          .map((p) => [p.name, p.result.available ? 'available' : p.result.reason]),
+      );
+      throw new NoTransportError(
+        `${worldSize} ranks started by ${c.launch.launcher === 'env' ? 'a launcher (RANK/WORLD_SIZE)' : c.launch.launcher} need a transport that connects processes, and none is available`,
+        reasons,
+      );
+    }
   }
   const adapter = await openAdapter(
     c,
@@ -187,9 +206,7 @@ async function runRank(
     { memory: { partial: 'true' } },
   );
   const ctrl = new AbortController();
-  const onSignal = (sig: NodeJS.Signals) => ctrl.abort(new Error(`received ${sig}`));
-  process.once('SIGTERM', onSignal);
-  process.once('SIGINT', onSignal);
+  const unregister = onStop((sig) => ctrl.abort(new Error(`received ${sig}`)));
   let metrics: MetricsServer | undefined;
   // --no-metrics: nothing could read them, so none are kept (and prom-client is never loaded).
   const registry =
@@ -233,8 +250,7 @@ async function runRank(
     });
     return { result, transport: transport.name };
   } finally {
-    process.off('SIGTERM', onSignal);
-    process.off('SIGINT', onSignal);
+    unregister();
     await transport.close();
     await staging.close();
     await metrics?.close();
@@ -260,7 +276,8 @@ function summarise(
     checkpoint_bytes: plan.checkpoint_bytes,
     seconds,
     throughput_gbps: seconds > 0 ? plan.total_bytes / seconds / 1e9 : 0,
-    items_verified: results.reduce((n, r) => n + r.report.itemsVerified, 0),
+    // Rank 0's count: what every launcher can report (under mpirun a rank knows only its own).
+    items_verified: results[0]?.report.itemsVerified ?? 0,
     committed: results.every((r) => r.committed),
     pause_ms: Math.max(...results.map((r) => r.commitSeconds)) * 1000,
     live: results[0]?.live ?? null,
@@ -268,51 +285,20 @@ function summarise(
   };
 }
 
-/** The first root cause among failed ranks: bad bytes and bad input before transport fallout. */
-function rootCause(
-  exits: {
-    rank: number;
-    code: number | null;
-    signal: NodeJS.Signals | null;
-    events: readonly RankEvent[];
-    stderr: string;
-  }[],
-): string {
-  const errors = exits.flatMap((e) =>
-    e.events.filter((ev) => ev.type === 'error').map((ev) => ({ rank: e.rank, ev })),
-  );
-  const primary = [
-    'HW_VERIFY',
-    'HW_CHECKPOINT',
-    'HW_PATH_ESCAPE',
-    'HW_ADAPTER',
-    'HW_STAGING',
-    'HW_STAGING_NO_SPACE',
-    'HW_SCHEMA',
-    'HW_CONFIG',
-  ];
-  const best = errors.find((e) => primary.includes(String(e.ev.code))) ?? undefined;
-  const crashed = exits.find(
-    (e) => e.signal !== null && e.signal !== 'SIGTERM' && !e.events.some((ev) => ev.type === 'error'),
-  );
-  if (best) return String(best.ev.message);
-  if (crashed) return `rank ${crashed.rank} died (${crashed.signal}) during the update`;
-  // A rank's own failure explains more than the aborts it caused in the others (the launcher
-  // stops every rank once one fails).
-  const own = errors.find((e) => e.ev.code !== 'HW_ABORTED');
-  if (own) return String(own.ev.message);
-  const silent = exits.find((e) => e.code !== 0 && !e.events.some((ev) => ev.type === 'error'));
-  if (silent)
-    return `rank ${silent.rank} exited with code ${silent.code}: ${silent.stderr.trim().split('\n').pop() ?? ''}`;
-  return String(errors[0]?.ev.message ?? 'a rank failed');
-}
+/** Transports that only a job launcher can start, and how to start such a job. */
+const LAUNCHED_TRANSPORTS: Readonly<Record<string, string>> = { mpi: 'mpirun -n N' };
 
-/** Launches the ranks on this host (or runs in-process for one rank) and returns the summary. */
 export async function replicateLocally(
   c: CliContext,
   opts: ReplicateOptions,
   onProgress?: (done: number, total: number) => void,
 ): Promise<ReplicateSummary> {
+  const forced = opts.transport ?? c.config.transport;
+  const launch = forced ? LAUNCHED_TRANSPORTS[forced] : undefined;
+  if (forced && launch)
+    throw new ConfigError(
+      `${opts.transport ? `--transport ${forced}` : `HOTWEIGHTS_TRANSPORT=${forced}`}: the ${forced} transport runs only in a job its launcher started, and this \`hotweights replicate\` was not started by one: run \`${launch} hotweights replicate …\`, or drop it to use local`,
+    );
   const plan = await loadPlan(opts.plan);
   const worldSize = opts.worldSize ?? defaultWorldSize(plan);
   // Before any rank starts: a plan for another world would fail late, on some entry.
@@ -328,6 +314,9 @@ export async function replicateLocally(
     return summarise(plan, 1, transport, [result], targets);
   }
   const rendezvous = await createRendezvousDir(c.config.stagingDir);
+  // A signal to this launcher stops every rank (each discards its staging), not just this process.
+  const stopRanks = new AbortController();
+  const unregister = onStop(() => stopRanks.abort());
   try {
     const args = [
       ...process.execArgv,
@@ -355,6 +344,8 @@ export async function replicateLocally(
       worldSize,
       command: process.execPath,
       args,
+      signal: stopRanks.signal,
+      killGraceMs: STOP_GRACE_MS - 1000,
       // The ranks share this host's cores: split them for hashing unless the user chose a count.
       ...(c.config.hashThreads === undefined
         ? {
@@ -378,7 +369,7 @@ export async function replicateLocally(
     if (exits.some((e) => e.code !== 0) || results.some((r) => r === undefined)) {
       const committedSomewhere = results.some((r) => r?.committed === true);
       throw new CommitError(
-        `update ${plan.version} failed: ${rootCause(exits)}; ${committedSomewhere ? 'WARNING: some ranks committed before the failure' : `nothing was committed, the live version is unchanged${plan.prev_version ? ` (${plan.prev_version})` : ''}`}`,
+        `update ${plan.version} failed: ${rootCause(exits)}; ${committedSomewhere ? 'WARNING: some ranks committed before the failure' : `nothing was committed, ${await liveAfterFailure(c, opts, worldSize)}`}`,
         { details: { ranks: exits.map((e) => ({ rank: e.rank, code: e.code, signal: e.signal })) } },
       );
     }
@@ -391,7 +382,26 @@ export async function replicateLocally(
       targets,
     );
   } finally {
+    unregister();
     await removeRendezvousDir(rendezvous);
+  }
+}
+
+/** What is live now, read from rank 0's target (never assumed from the plan's previous version). */
+async function liveAfterFailure(c: CliContext, opts: ReplicateOptions, worldSize: number): Promise<string> {
+  if (!opts.target) return 'the live version is unchanged';
+  try {
+    const adapter = await openAdapter(c, opts.adapter ?? {}, {
+      rank: 0,
+      worldSize,
+      target: rankTarget(opts.target, 0, worldSize),
+    });
+    const live = await adapter.currentVersion();
+    return live === null
+      ? 'nothing is live in the target (as before)'
+      : `the live version is unchanged (${live})`;
+  } catch {
+    return 'the live version is unchanged';
   }
 }
 
@@ -494,15 +504,22 @@ export const replicateCommand: CommandModule = {
           adapter: { adapter: raw.adapter, adapterOption: raw.adapterOption },
           device: { device: raw.device, pinned: raw.pinned },
         };
+        // Ranks our launcher starts were checked by it; under mpirun/torchrun rank 0 warns.
+        if (!opts.rankEvents) await checkStagingDir(c, { warn: c.launch.rank === 0 });
         if (c.launch.launcher !== 'none') {
           await runUnderLauncher(c, opts);
           return;
         }
         let lastDraw = 0;
+        const started = Date.now();
         const summary = await replicateLocally(c, opts, (done, total) => {
           if (!c.interactive || Date.now() - lastDraw < 100) return;
           lastDraw = Date.now();
-          process.stderr.write(`\r  ${fmtBytes(done)} / ${fmtBytes(total)} staged and verified`);
+          const rate = done / Math.max(0.001, (lastDraw - started) / 1000);
+          const eta = rate > 0 && total > done ? `, ${((total - done) / rate).toFixed(0)} s left` : '';
+          process.stderr.write(
+            `\r\x1b[K  ${fmtBytes(done)} / ${fmtBytes(total)} staged and verified (${fmtBytes(rate)}/s${eta})`,
+          );
         });
         if (c.interactive) process.stderr.write('\r\x1b[K');
         if (opts.json) c.json(summary);

@@ -135,9 +135,12 @@ export const rollbackCommand: CommandModule = {
           results.push({ target, from, to, pause_ms: performance.now() - t0 });
         }
         if (opts.json) c.json({ rolled_back: results });
+        // A rollback swaps live and previous: a second one goes forward again, so say "switched".
         else
           for (const r of results)
-            c.out(`${r.target}: rolled back from ${r.from} to ${r.to} (pause ${r.pause_ms.toFixed(1)} ms)`);
+            c.out(
+              `${r.target}: switched from ${r.from} to the previous version ${r.to} (pause ${r.pause_ms.toFixed(1)} ms); rollback again switches back to ${r.from}`,
+            );
       });
   },
 };

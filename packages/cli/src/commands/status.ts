@@ -8,6 +8,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readCommittedRecord } from '@hotweights/manifest';
+import { formatBytes } from '@hotweights/planner';
 import { reclaimStaleSegments, SEGMENT_PREFIX } from '@hotweights/runtime';
 import { type AdapterFlags, addAdapterOptions, openAdapter } from '../adapter-options.js';
 import type { CommandModule } from '../command.js';
@@ -120,14 +121,17 @@ export const statusCommand: CommandModule = {
         }
         const live = segs.filter((s) => s.alive);
         c.out(
-          `staging ${report.staging_dir}: ${live.length} segment(s) of running processes (${report.staged_bytes} bytes in all)${reclaimed ? `; reclaimed ${reclaimed} stale` : ''}`,
+          `staging ${report.staging_dir}: ${live.length} segment(s) of running processes (${formatBytes(report.staged_bytes)} in all)${reclaimed ? `; reclaimed ${reclaimed} stale` : ''}`,
         );
         if (report.stale_segments.length > 0) {
           c.out(
             `  ${report.stale_segments.length} stale segment(s) from crashed runs (removed by the next replicate, or now with --reclaim)`,
           );
         }
-        if (records.length === 0) c.out(`committed: none recorded in ${report.state_dir}`);
+        if (records.length === 0)
+          c.out(
+            `committed: no version recorded in ${report.state_dir} (\`replicate --commit --target\` records one for \`plan\` without --prev; fleet workers' versions are in their targets and the coordinator)`,
+          );
         for (const r of records) c.out(`committed: ${r.model} at ${r.version} (${r.path})`);
         for (const t of targets)
           c.out(`target ${t.target}: live ${t.current ?? 'none'}, previous ${t.previous ?? 'none'}`);

@@ -13,6 +13,8 @@ import { createMetricsRegistry, startMetricsServer } from '@hotweights/runtime';
 import { type AdapterFlags, addAdapterOptions, openAdapter } from '../adapter-options.js';
 import type { CommandModule } from '../command.js';
 import { addDeviceOptions, type DeviceFlags, openStaging } from '../device-options.js';
+import { onStop } from '../signals.js';
+import { checkStagingDir } from '../staging-check.js';
 import {
   addTransferOptions,
   forcedTransport,
@@ -86,6 +88,7 @@ export const workerCommand: CommandModule = {
           { rank, worldSize, ...(opts.target ? { target: opts.target } : {}) },
           vllmDefaults(opts),
         );
+        await checkStagingDir(c, { warn: true });
         // --device cuda: staging in GPU memory, and its transport unless one is forced.
         const { staging, provider: deviceProvider } = await openStaging(c, opts, { rank, worldSize });
         const registry = createMetricsRegistry({ component: 'worker', rank: String(rank) });
@@ -172,10 +175,9 @@ export const workerCommand: CommandModule = {
           },
         });
         if (metrics) c.out(`worker metrics on ${metrics.url}`);
-        const stop = () => release();
-        process.once('SIGINT', stop);
-        process.once('SIGTERM', stop);
+        const unregister = onStop(() => release());
         await done;
+        unregister();
         await agent.stop();
         // Stopped cleanly: no fleet worker serves the target now (a killed one leaves the mark).
         if (opts.target) await rm(join(opts.target, FLEET_MARKER), { force: true });
