@@ -257,6 +257,14 @@ export const VARIABLES = [
     section: 'UCX',
     doc: "Network devices UCX may use (UCX's `UCX_NET_DEVICES`, e.g. `eth0` or `mlx5_0:1`); picks the NIC on multi-homed hosts.",
   },
+  // Issue #16 (sparse deltas): patch items.
+  {
+    name: 'HOTWEIGHTS_PATCHES',
+    kind: { type: 'enum', values: ['0', '1'] },
+    defaultText: '0',
+    section: 'Publishing and planning',
+    doc: '`1`: `hotweights plan` encodes each changed tensor as a patch against the previous version when that is smaller (the previous checkpoint must be readable), like `--patches`. Opt-in while patches prove themselves (docs/PATCHES.md).',
+  },
 ] as const satisfies readonly VariableSpec[];
 
 export type VariableName = (typeof VARIABLES)[number]['name'];
@@ -298,6 +306,8 @@ export interface HotweightsConfig {
   readonly ucxRetries: number;
   readonly ucxRetryDelayMs: number;
   readonly ucxNetDevices: string | undefined;
+  /** Issue #16: plan patch items by default (HOTWEIGHTS_PATCHES=1). */
+  readonly patches: boolean;
 }
 
 function spec(name: VariableName): VariableSpec {
@@ -401,6 +411,7 @@ export function loadConfig(env: Env = process.env): HotweightsConfig {
     ucxRetries: readNumber(env, 'HOTWEIGHTS_UCX_RETRIES', 240),
     ucxRetryDelayMs: readNumber(env, 'HOTWEIGHTS_UCX_RETRY_DELAY_MS', 250),
     ucxNetDevices: readString(env, 'HOTWEIGHTS_UCX_NET_DEVICES'),
+    patches: readEnum<'0' | '1'>(env, 'HOTWEIGHTS_PATCHES', '0') === '1',
   });
 }
 
