@@ -1,8 +1,9 @@
 /**
  * Landing patch items (issue #16): once a bucket's bytes are verified as they arrived (each patch
  * against its own hash), every patch item in it is rebuilt into the whole new tensor from the
- * adapter's live bytes of that tensor, which must match the patch's recorded base, and the result
- * must match the new version's hash. Adapters then receive an ordinary bucket of whole tensors;
+ * adapter's live bytes of that tensor, and the result must match the new version's hash (which
+ * it does exactly when the live bytes were the patch's recorded base; when not, the base is
+ * hashed to say so). Adapters then receive an ordinary bucket of whole tensors;
  * reconstruction happens here, once, for every adapter that can hand over its live bytes
  * (`Adapter.liveItem`). Any mismatch throws before the adapter sees the bucket, so nothing commits.
  */
@@ -72,22 +73,32 @@ export class PatchLanding {
         `${who} is a patch against ${this.plan.prev_version ?? '(none)'}, but the live version has no ${item.key}: this rank needs a full update`,
         { details: { rank: this.rank, key: item.key } },
       );
-    const { algo } = parseItemHash(p.base_hash, item.key);
-    const baseHash = hashItem(algo, [base]);
+    // XOR is a bijection: the rebuilt tensor matches its hash exactly when the base was the
+    // patch's base. So the base is hashed only to say which went wrong when the result does not.
+    const algo = parseItemHash(item.hash, item.key).algo;
+    let rebuilt: Uint8Array | undefined;
+    let decodeError: unknown;
+    try {
+      rebuilt = applyPatch(p.encoding, base, patchBytes, p.tensor_nbytes, item.key);
+    } catch (err) {
+      decodeError = err;
+    }
+    const got = rebuilt ? hashItem(algo, [rebuilt]) : undefined;
+    if (rebuilt && got === item.hash) {
+      this.rebuilt++;
+      return rebuilt;
+    }
+    const baseHash = hashItem(parseItemHash(p.base_hash, item.key).algo, [base]);
     if (baseHash !== p.base_hash)
       throw new VerificationError(
         `${who}: the live base does not match the patch's base (expected ${p.base_hash}, live ${baseHash}): this rank is not on the bytes of ${this.plan.prev_version ?? '(none)'} the plan was made against; plan against its live version or without --patches`,
         { details: { rank: this.rank, key: item.key, expected: p.base_hash, got: baseHash } },
       );
-    const rebuilt = applyPatch(p.encoding, base, patchBytes, p.tensor_nbytes, item.key);
-    const got = hashItem(parseItemHash(item.hash, item.key).algo, [rebuilt]);
-    if (got !== item.hash)
-      throw new VerificationError(
-        `${who}: the tensor rebuilt from the patch does not match its hash (expected ${item.hash}, rebuilt ${got})`,
-        { details: { rank: this.rank, key: item.key, expected: item.hash, got } },
-      );
-    this.rebuilt++;
-    return rebuilt;
+    if (decodeError) throw decodeError;
+    throw new VerificationError(
+      `${who}: the tensor rebuilt from the patch does not match its hash (expected ${item.hash}, rebuilt ${got})`,
+      { details: { rank: this.rank, key: item.key, expected: item.hash, got } },
+    );
   }
 
   /**
