@@ -60,7 +60,7 @@ export interface PlanItem {
 }
 
 /** Lossless encodings of a tensor's difference to its previous version (manifest's patch-codec). */
-export type PatchEncoding = 'xor-brotli';
+export type PatchEncoding = 'sparse-brotli' | 'xor-brotli';
 
 export interface PlanItemPatch {
   readonly encoding: PatchEncoding;

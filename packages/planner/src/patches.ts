@@ -93,13 +93,13 @@ export async function writePatches(o: WritePatchesOptions): Promise<WrittenPatch
       triedBytes += e.nbytes;
       const base = await readEntry(prevFiles, o.prevRoot, old, algo, prev.version);
       const now = await readEntry(nextFiles, o.nextRoot, e, algo, next.version);
-      const encoded = encodePatch(base, now);
+      const { encoding, bytes: encoded } = encodePatch(base, now);
       if (encoded.length >= e.nbytes || encoded.length > o.maxPatchBytes) continue;
       await out.write(encoded, 0, encoded.length, bytes);
       patches.set(e.key, {
         nbytes: encoded.length,
         patch: {
-          encoding: 'xor-brotli',
+          encoding,
           base_hash: old.hash,
           hash: hashItem(algo, [encoded]),
           file_offset: bytes,

@@ -94,7 +94,14 @@ export class PatchLanding {
         `${who}: the live base does not match the patch's base (expected ${p.base_hash}, live ${baseHash}): this rank is not on the bytes of ${this.plan.prev_version ?? '(none)'} the plan was made against; plan against its live version or without --patches`,
         { details: { rank: this.rank, key: item.key, expected: p.base_hash, got: baseHash } },
       );
-    if (decodeError) throw decodeError;
+    if (decodeError)
+      throw new VerificationError(
+        `rank ${this.rank}: ${(decodeError as Error).message} (${this.plan.version})`,
+        {
+          cause: decodeError,
+          details: { rank: this.rank, key: item.key },
+        },
+      );
     throw new VerificationError(
       `${who}: the tensor rebuilt from the patch does not match its hash (expected ${item.hash}, rebuilt ${got})`,
       { details: { rank: this.rank, key: item.key, expected: item.hash, got } },
