@@ -64,7 +64,13 @@ function cli(args: string[]): Promise<{ seconds: number; stdout: string }> {
     });
     child.on('close', (code) => {
       if (code !== 0) reject(new Error(`hotweights ${args.join(' ')} failed (${code}): ${stderr}`));
-      else resolve({ seconds: (performance.now() - t0) / 1000, stdout });
+      const m = /cpu ([\d.]+) ([\d.]+)\s*$/.exec(stderr);
+      if (code === 0)
+        resolve({
+          seconds: (performance.now() - t0) / 1000,
+          cpu: m ? Number(m[1]) + Number(m[2]) : Number.NaN,
+          stdout,
+        });
     });
   });
 }
@@ -89,7 +95,11 @@ interface Row {
   publish_s: number;
   plan_delta_s: number;
   plan_patches_s: number;
-  e2e: Record<string, { delta_s: number[]; patches_s: number[] }>;
+  e2e: Record<
+    string,
+    { delta_s: number[]; patches_s: number[]; delta_cpu_s: number[]; patches_cpu_s: number[] }
+  >;
+  loadavg_1m: number[];
 }
 const rows: Row[] = [];
 
@@ -116,6 +126,7 @@ for (const lr of Object.keys(changed.rates)) {
     plan_delta_s: 0,
     plan_patches_s: 0,
     e2e: {},
+    loadavg_1m: [],
   };
   for (const ranks of rankCounts) {
     const common = { bucketBytes: bucketMb << 20, worldSize: ranks };
@@ -165,13 +176,19 @@ for (const lr of Object.keys(changed.rates)) {
       String(ranks),
       '--no-metrics',
     ]);
-    const e2e = { delta_s: [] as number[], patches_s: [] as number[] };
+    const e2e = {
+      delta_s: [] as number[],
+      patches_s: [] as number[],
+      delta_cpu_s: [] as number[],
+      patches_cpu_s: [] as number[],
+    };
     for (let r = 0; r < rounds; r++) {
-      for (const [plan, into] of [
-        [delta, e2e.delta_s],
-        [patched, e2e.patches_s],
+      for (const [plan, into, cpu] of [
+        [delta, e2e.delta_s, e2e.delta_cpu_s],
+        [patched, e2e.patches_s, e2e.patches_cpu_s],
       ] as const) {
         settle(dir(2));
+        row.loadavg_1m.push(loadavg()[0] as number);
         const res = await cli([
           'replicate',
           '--plan',
@@ -184,6 +201,7 @@ for (const lr of Object.keys(changed.rates)) {
           '--no-metrics',
         ]);
         into.push(res.seconds);
+        cpu.push(res.cpu);
         await cli(['rollback', '--target', target]);
       }
     }
@@ -205,6 +223,7 @@ const table = rows.map((r) => {
     'publish s': r.publish_s.toFixed(2),
     'plan delta s': r.plan_delta_s.toFixed(2),
     'plan patches s': r.plan_patches_s.toFixed(2),
+    load: `${Math.min(...r.loadavg_1m).toFixed(0)}-${Math.max(...r.loadavg_1m).toFixed(0)}`,
   };
   for (const [ranks, e] of Object.entries(r.e2e)) {
     const dS = median(e.delta_s);
@@ -212,6 +231,8 @@ const table = rows.map((r) => {
     out[`${ranks}r delta s`] = dS.toFixed(2);
     out[`${ranks}r patches s`] = pS.toFixed(2);
     out[`${ranks}r ratio`] = (pS / dS).toFixed(2);
+    out[`${ranks}r CPU-s delta/patches`] =
+      `${median(e.delta_cpu_s).toFixed(2)} / ${median(e.patches_cpu_s).toFixed(2)}`;
   }
   return out;
 });

@@ -73,8 +73,10 @@ export class PatchLanding {
         `${who} is a patch against ${this.plan.prev_version ?? '(none)'}, but the live version has no ${item.key}: this rank needs a full update`,
         { details: { rank: this.rank, key: item.key } },
       );
-    // XOR is a bijection: the rebuilt tensor matches its hash exactly when the base was the
-    // patch's base. So the base is hashed only to say which went wrong when the result does not.
+    // With XOR the rebuilt tensor matches its hash exactly when the base was the patch's base (a
+    // bijection), so the base is hashed only to say which went wrong. Runs overwrite only what
+    // changed: a base that differs under a run would go unnoticed, so it is hashed first.
+    if (p.encoding !== 'xor-brotli') this.checkBase(who, item, base);
     const algo = parseItemHash(item.hash, item.key).algo;
     let rebuilt: Uint8Array | undefined;
     let decodeError: unknown;
@@ -88,12 +90,7 @@ export class PatchLanding {
       this.rebuilt++;
       return rebuilt;
     }
-    const baseHash = hashItem(parseItemHash(p.base_hash, item.key).algo, [base]);
-    if (baseHash !== p.base_hash)
-      throw new VerificationError(
-        `${who}: the live base does not match the patch's base (expected ${p.base_hash}, live ${baseHash}): this rank is not on the bytes of ${this.plan.prev_version ?? '(none)'} the plan was made against; plan against its live version or without --patches`,
-        { details: { rank: this.rank, key: item.key, expected: p.base_hash, got: baseHash } },
-      );
+    if (p.encoding === 'xor-brotli') this.checkBase(who, item, base);
     if (decodeError)
       throw new VerificationError(
         `rank ${this.rank}: ${(decodeError as Error).message} (${this.plan.version})`,
@@ -106,6 +103,17 @@ export class PatchLanding {
       `${who}: the tensor rebuilt from the patch does not match its hash (expected ${item.hash}, rebuilt ${got})`,
       { details: { rank: this.rank, key: item.key, expected: item.hash, got } },
     );
+  }
+
+  /** Throws when the live bytes are not the patch's recorded base. */
+  private checkBase(who: string, item: PlanItem, base: Uint8Array): void {
+    const p = item.patch as NonNullable<PlanItem['patch']>;
+    const baseHash = hashItem(parseItemHash(p.base_hash, item.key).algo, [base]);
+    if (baseHash !== p.base_hash)
+      throw new VerificationError(
+        `${who}: the live base does not match the patch's base (expected ${p.base_hash}, live ${baseHash}): this rank is not on the bytes of ${this.plan.prev_version ?? '(none)'} the plan was made against; plan against its live version or without --patches`,
+        { details: { rank: this.rank, key: item.key, expected: p.base_hash, got: baseHash } },
+      );
   }
 
   /**
