@@ -49,7 +49,7 @@ const median = (xs: number[]) => {
 function cli(args: string[]): Promise<{ seconds: number; stdout: string }> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
-    const child = spawn(process.execPath, [CLI, ...args], {
+    const child = spawn('/usr/bin/time', ['-f', 'cpu %U %S', process.execPath, CLI, ...args], {
       cwd: root,
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
