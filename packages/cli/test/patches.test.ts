@@ -150,6 +150,31 @@ describe('patch items through plan --patches and replicate', { timeout: 240_000 
     }
   });
 
+  it('refuses --patches without a readable previous checkpoint, leaving no patch file', async () => {
+    const out = join(work, 'unreadable.json');
+    const r = await runCli(
+      [
+        'plan',
+        '--prev',
+        manifest(0),
+        '--next',
+        manifest(1),
+        '--output',
+        out,
+        '--patches',
+        '--prev-checkpoint',
+        join(work, 'gone'),
+      ],
+      { env },
+    );
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(
+      /--patches: cannot read model-00001\.safetensors of version v0 in \S+gone \(ENOENT\): pass the directory it was published from/,
+    );
+    expect(existsSync(`${out}.patches`)).toBe(false);
+    expect(existsSync(out)).toBe(false);
+  });
+
   it("fails the rank whose live base is not the patch's base (its prepare), and nothing commits anywhere", async () => {
     const target = join(work, 'tampered');
     expect((await replicate(plans.full as string, target)).code).toBe(0);

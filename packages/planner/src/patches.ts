@@ -6,7 +6,7 @@
  * from bytes that changed after publish would fail on every rank. The patches go into one file
  * (the plan's `patches.path`), which the source rank reads instead of the tensor's bytes.
  */
-import { type FileHandle, open } from 'node:fs/promises';
+import { type FileHandle, open, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { CheckpointError, type Manifest, type ManifestEntry, type PlanItemPatch } from '@hotweights/core';
 import { encodePatch, type HashAlgorithm, hashItem, isHashAlgorithm } from '@hotweights/manifest';
@@ -49,7 +49,13 @@ async function readEntry(
 ): Promise<Uint8Array> {
   let fh = files.get(e.file);
   if (!fh) {
-    fh = open(join(root, e.file), 'r');
+    fh = open(join(root, e.file), 'r').catch((err: unknown) => {
+      throw new CheckpointError(
+        `--patches: cannot read ${e.file} of version ${version} in ${root} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): pass the directory it was published from (--prev-checkpoint for the previous version, --checkpoint for the next)`,
+        { cause: err, details: { file: e.file } },
+      );
+    });
+    fh.catch(() => {});
     files.set(e.file, fh);
   }
   const buf = new Uint8Array(e.nbytes);
@@ -109,8 +115,13 @@ export async function writePatches(o: WritePatchesOptions): Promise<WrittenPatch
       bytes += encoded.length;
     }
     await out.sync();
+  } catch (err) {
+    // No half-written patch file stays behind a failed plan.
+    await out.close().catch(() => {});
+    await rm(path, { force: true });
+    throw err;
   } finally {
-    await out.close();
+    await out.close().catch(() => {});
     for (const fh of [...prevFiles.values(), ...nextFiles.values()])
       await fh.then((h) => h.close()).catch(() => {});
   }
