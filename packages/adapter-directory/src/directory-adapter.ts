@@ -17,6 +17,7 @@ import {
   access,
   lstat,
   mkdir,
+  open,
   readdir,
   readFile,
   readlink,
@@ -27,7 +28,7 @@ import {
   writeFile,
 } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { type Adapter, AdapterError, type AdapterUpdate, isErrorKind } from '@hotweights/core';
+import { type Adapter, AdapterError, type AdapterUpdate, isErrorKind, type Manifest } from '@hotweights/core';
 import { loadManifest, recordCommittedManifest } from '@hotweights/manifest';
 import { safeVersion, TargetLayout } from './layout.js';
 import { DirectoryPreparation } from './preparation.js';
@@ -120,6 +121,39 @@ export class DirectoryAdapter implements Adapter {
 
   async previousVersion(): Promise<string | null> {
     return (await this.linked('previous'))?.meta.version ?? null;
+  }
+
+  /** The live version's manifest, loaded once per live version (for liveItem). */
+  private liveManifest: { dirName: string; manifest: Promise<Manifest> } | undefined;
+
+  /**
+   * The live version's bytes of one entry, read from its file (what patch items apply to); null
+   * when nothing is live or the live version has no such entry.
+   */
+  async liveItem(key: string): Promise<Uint8Array | null> {
+    const live = await this.linked('current');
+    if (!live) return null;
+    if (this.liveManifest?.dirName !== live.dirName)
+      this.liveManifest = {
+        dirName: live.dirName,
+        manifest: loadManifest(this.layout.manifestFile(live.dirName)),
+      };
+    const e = (await this.liveManifest.manifest).get(key);
+    if (!e) return null;
+    const fh = await open(join(this.layout.versionDir(live.dirName), e.file), 'r');
+    try {
+      const buf = new Uint8Array(e.nbytes);
+      let done = 0;
+      while (done < e.nbytes) {
+        const { bytesRead } = await fh.read(buf, done, e.nbytes - done, e.file_offset + done);
+        if (bytesRead === 0)
+          throw new AdapterError(`${this.who}: live file ${e.file} is shorter than its manifest says`);
+        done += bytesRead;
+      }
+      return buf;
+    } finally {
+      await fh.close();
+    }
   }
 
   /** Directory holding the live version's files (DIR/current resolved), or null. */

@@ -1,7 +1,8 @@
 /**
  * One version being prepared beside the live one. The files are laid out as soon as the update
- * starts: hard links for files that did not change, kernel copies of live files that get a few
- * tensors patched (started in the order buckets will need them), new files for the rest. Each
+ * starts: hard links for files that did not change, kernel copies of live files of which less than
+ * half changes (started in the order buckets will need them), new files for the rest (their
+ * unchanged entries kernel-copied from the live version in `finish`). Each
  * verified bucket is then written straight from staging into place while later buckets still
  * land, and `finish` fills what staging did not carry (unchanged entries of rebuilt files), checks
  * that every entry is accounted for, and renames the directory into `versions/`.
@@ -33,8 +34,6 @@ import { serializeManifest } from '@hotweights/manifest';
 import { copyFileRange, writeAllAt } from '@hotweights/runtime';
 import type { TargetLayout } from './layout.js';
 
-/** Buffer for copying unchanged entries out of the live version. */
-const COPY_CHUNK = 4 << 20;
 /** Concurrent kernel copies of live files (each is CPU-bound in the kernel: one per core). */
 const COPY_CONCURRENCY = 2;
 
@@ -205,7 +204,14 @@ export class DirectoryPreparation implements AdapterPreparation {
       if (sameLayout && entries.every((e) => !planned.has(e.key) && this.sameAsLive(e))) {
         // A hard link shares the live file's mode: copy instead when the source's differs.
         mode = sourceMode === undefined || sourceMode === liveMode ? 'link' : 'patch';
-      } else if (sameLayout && entries.every((e) => planned.has(e.key) || this.sameAsLive(e))) mode = 'patch';
+      } else if (sameLayout && entries.every((e) => planned.has(e.key) || this.sameAsLive(e))) {
+        // Copying the live file whole and then overwriting most of it writes its changed bytes
+        // twice (an RL step changes every tensor): when at least half the file changes, it is
+        // built new and only its unchanged entries are copied (kernel copies, in finish).
+        let changed = 0;
+        for (const e of entries) if (planned.has(e.key)) changed += e.nbytes;
+        mode = 2 * changed >= file.size ? 'build' : 'patch';
+      }
       const fileMode = sourceMode ?? liveMode;
       const job: FileJob = { path: file.path, size: file.size, mode, fileMode, tail: Promise.resolve() };
       this.jobs.set(file.path, job);
@@ -306,11 +312,10 @@ export class DirectoryPreparation implements AdapterPreparation {
     const { layout, manifest, plan, dirName } = this.input;
     try {
       await Promise.all(this.background);
-      const buf = Buffer.allocUnsafeSlow(COPY_CHUNK);
       for (const job of this.jobs.values()) {
         if (!job.handle) continue;
         const fh = await job.handle;
-        await this.complete(job, fh, buf);
+        await this.complete(job, fh);
         if (job.fileMode !== undefined) await fh.chmod(job.fileMode);
       }
       await mkdir(layout.metaDir, { recursive: true });
@@ -339,7 +344,7 @@ export class DirectoryPreparation implements AdapterPreparation {
   }
 
   /** Fills what staging did not carry into a patched or rebuilt file and checks every entry. */
-  private async complete(job: FileJob, fh: FileHandle, buf: Buffer): Promise<void> {
+  private async complete(job: FileJob, fh: FileHandle): Promise<void> {
     const { manifest, who, plan, live } = this.input;
     let sources: Map<string, FileHandle> | undefined;
     try {
@@ -374,13 +379,14 @@ export class DirectoryPreparation implements AdapterPreparation {
           src = await open(join(liveDir, old.file), 'r');
           sources.set(old.file, src);
         }
-        for (let done = 0; done < e.nbytes; ) {
-          const n = Math.min(buf.length, e.nbytes - done);
-          const { bytesRead } = await src.read(buf, 0, n, old.file_offset + done);
-          if (bytesRead === 0)
-            throw new AdapterError(`${who}: live file ${old.file} is shorter than its manifest says`);
-          await writeAllAt(fh, buf.subarray(0, bytesRead), e.file_offset + done);
-          done += bytesRead;
+        // A kernel copy (a reflink where the filesystem shares extents); never through memory.
+        try {
+          await copyFileRange(src, old.file_offset, fh, e.file_offset, e.nbytes);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException)?.code !== 'ESHORT') throw err;
+          throw new AdapterError(`${who}: live file ${old.file} is shorter than its manifest says`, {
+            cause: err,
+          });
         }
       }
       // Entries cover the file; a trailing empty tensor still leaves the size to set.

@@ -74,6 +74,11 @@ export class MemoryAdapter implements Adapter {
     return this.current as string;
   }
 
+  /** The live version's bytes of `key` (what patch items apply to), or null. */
+  async liveItem(key: string): Promise<Uint8Array | null> {
+    return this.read(key) ?? null;
+  }
+
   /** Bytes of an item of the live version (or of `version`). */
   read(key: string, version = this.current): Uint8Array | undefined {
     return version === null ? undefined : this.versions.get(version)?.get(key);

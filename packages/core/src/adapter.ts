@@ -83,6 +83,13 @@ export interface Adapter {
    * back, finishes from what it has instead of fetching the version again.
    */
   hasVersion?(version: string): Promise<boolean>;
+  /**
+   * Optional: the live version's bytes of one item (by plan key), or null when the live version
+   * has no such item. What a patch item is applied to (issue #16): the runtime rebuilds the new
+   * tensor from these bytes and checks both against the plan's hashes; adapters without it
+   * refuse plans with patch items.
+   */
+  liveItem?(key: string): Promise<Uint8Array | null>;
   /** Makes the prepared version live atomically. */
   commit(version: string): Promise<void>;
   /** Discards a prepared version that will not be committed. */

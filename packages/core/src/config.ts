@@ -381,6 +381,14 @@ export const VARIABLES = [
     section: 'NCCL',
     doc: 'Bytes per ncclBroadcast call of a bucket, staged through two device buffers of this size so one chunk is copied while the previous one is broadcast (0 = the whole bucket at once).',
   },
+  // Issue #16 (sparse deltas): patch items.
+  {
+    name: 'HOTWEIGHTS_PATCHES',
+    kind: { type: 'enum', values: ['0', '1'] },
+    defaultText: '0',
+    section: 'Publishing and planning',
+    doc: '`1`: `hotweights plan` encodes each changed tensor as a patch against the previous version when that is smaller (the previous checkpoint must be readable), like `--patches`. Opt-in while patches prove themselves (docs/PATCHES.md).',
+  },
 ] as const satisfies readonly VariableSpec[];
 
 export type VariableName = (typeof VARIABLES)[number]['name'];
@@ -441,6 +449,8 @@ export interface HotweightsConfig {
   readonly ncclLibrary: string;
   readonly cudartLibrary: string;
   readonly ncclChunkMb: number;
+  /** Issue #16: plan patch items by default (HOTWEIGHTS_PATCHES=1). */
+  readonly patches: boolean;
 }
 
 function spec(name: VariableName): VariableSpec {
@@ -604,6 +614,7 @@ export function loadConfig(env: Env = process.env): HotweightsConfig {
     cudartLibrary:
       readString(env, 'HOTWEIGHTS_CUDART_LIBRARY') ?? 'libcudart.so.13:libcudart.so.12:libcudart.so',
     ncclChunkMb: readNumber(env, 'HOTWEIGHTS_NCCL_CHUNK_MB', 16),
+    patches: readEnum<'0' | '1'>(env, 'HOTWEIGHTS_PATCHES', '0') === '1',
   });
 }
 

@@ -83,12 +83,16 @@ export {
 } from './memory.js';
 export {
   MAX_WORLD_SIZE,
+  type PatchEncoding,
   PLAN_SCHEMA,
   PLAN_VERSION,
+  PLAN_VERSION_PATCHES,
+  PLAN_VERSIONS,
   type Plan,
   type PlanBucket,
   type PlanItem,
   type PlanItemPart,
+  type PlanItemPatch,
 } from './plan.js';
 export {
   CORE_API_VERSION,

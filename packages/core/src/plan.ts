@@ -5,6 +5,10 @@
 
 /** Bumped only on incompatible changes; every load checks it. */
 export const PLAN_VERSION = 1 as const;
+/** Plans with patch items (issue #16) are version 2; plans without any stay version 1. */
+export const PLAN_VERSION_PATCHES = 2 as const;
+/** Every plan_version this hotweights reads. */
+export const PLAN_VERSIONS: readonly number[] = [PLAN_VERSION, PLAN_VERSION_PATCHES];
 export const PLAN_SCHEMA = 'hotweights.plan' as const;
 /**
  * Largest world size any command accepts. Consumer sets are lists of ranks, so a plan for a
@@ -47,6 +51,27 @@ export interface PlanItem {
   /** Byte offset of the item inside its bucket (aligned to `plan.alignment`). */
   readonly offset: number;
   readonly part?: PlanItemPart;
+  /**
+   * Set when the item's bytes are a patch against the previous version's bytes of the same key
+   * (never together with `part`): `nbytes` is the patch's size, `hash` still the whole new
+   * tensor's. A rank rebuilds the tensor from its live base and checks it against `hash`.
+   */
+  readonly patch?: PlanItemPatch;
+}
+
+/** Lossless encodings of a tensor's difference to its previous version (manifest's patch-codec). */
+export type PatchEncoding = 'sparse-brotli' | 'xor-brotli';
+
+export interface PlanItemPatch {
+  readonly encoding: PatchEncoding;
+  /** `<algo>:<hex>` of the base tensor the patch applies to (the previous version's bytes). */
+  readonly base_hash: string;
+  /** `<algo>:<hex>` of the patch bytes themselves (checked as they land, like any item). */
+  readonly hash: string;
+  /** Where the patch bytes are in the plan's patch file (`Plan.patches.path`). */
+  readonly file_offset: number;
+  /** Bytes of the whole new tensor the patch rebuilds. */
+  readonly tensor_nbytes: number;
 }
 
 export interface PlanBucket {
@@ -60,7 +85,7 @@ export interface PlanBucket {
 
 export interface Plan {
   readonly schema: typeof PLAN_SCHEMA;
-  readonly plan_version: typeof PLAN_VERSION;
+  readonly plan_version: typeof PLAN_VERSION | typeof PLAN_VERSION_PATCHES;
   /** Version the plan moves to. */
   readonly version: string;
   /** Version the delta was computed against (null: full plan). */
@@ -84,6 +109,11 @@ export interface Plan {
   readonly buckets: readonly PlanBucket[];
   /** Keys present in the previous manifest and absent from the next one. */
   readonly removed: readonly string[];
+  /**
+   * Version 2 plans with patch items: the file on the source host that holds every patch's bytes
+   * (absolute; read by the source rank only, like `source.root`).
+   */
+  readonly patches?: { readonly path: string; readonly bytes: number };
   /** `sha256:<hex>` of the canonical JSON of the plan without this field. */
   readonly digest: string;
 }

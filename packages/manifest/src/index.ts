@@ -37,6 +37,7 @@ export {
 } from './manifest-record.js';
 export type { ManifestLoadOptions } from './manifest-validate.js';
 export { hashName, NameColumn } from './name-column.js';
+export { applyPatch, encodePatch, PATCH_ENCODINGS } from './patch-codec.js';
 export { computePlanDigest, loadPlan, parsePlan, validatePlan } from './plan-io.js';
 export { canonicalJson, isConfinedRelativePath, type JsonObject, SchemaChecker } from './schema-check.js';
 export { siblingModule, startModuleWorker } from './worker-module.js';

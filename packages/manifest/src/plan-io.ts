@@ -5,13 +5,17 @@ import {
   HotweightsError,
   PLAN_SCHEMA,
   PLAN_VERSION,
+  PLAN_VERSION_PATCHES,
+  PLAN_VERSIONS,
   type Plan,
   type PlanBucket,
   type PlanItem,
   type PlanItemPart,
+  type PlanItemPatch,
   SchemaError,
 } from '@hotweights/core';
 import { HASH_ALGORITHMS } from './hash-algorithms.js';
+import { PATCH_ENCODINGS } from './patch-codec.js';
 import { canonicalJson, type JsonObject, SchemaChecker } from './schema-check.js';
 
 /** `sha256:<hex>` of the canonical JSON of the plan without its `digest` field. */
@@ -20,7 +24,18 @@ export function computePlanDigest(plan: Omit<Plan, 'digest'> | Plan): string {
   return `sha256:${createHash('sha256').update(canonicalJson(rest)).digest('hex')}`;
 }
 
-function validateItem(c: SchemaChecker, raw: unknown, field: string): PlanItem {
+function validatePatch(c: SchemaChecker, raw: unknown, field: string): PlanItemPatch {
+  const p = c.object(raw, field);
+  return {
+    encoding: c.oneOf(p.encoding, `${field}.encoding`, PATCH_ENCODINGS),
+    base_hash: c.hash(p.base_hash, `${field}.base_hash`),
+    hash: c.hash(p.hash, `${field}.hash`),
+    file_offset: c.count(p.file_offset, `${field}.file_offset`),
+    tensor_nbytes: c.count(p.tensor_nbytes, `${field}.tensor_nbytes`),
+  };
+}
+
+function validateItem(c: SchemaChecker, raw: unknown, field: string, patches: boolean): PlanItem {
   const o = c.object(raw, field);
   const kind = c.oneOf(o.kind, `${field}.kind`, ['tensor', 'header', 'file'] as const);
   const shapeRaw = o.shape;
@@ -40,6 +55,17 @@ function validateItem(c: SchemaChecker, raw: unknown, field: string): PlanItem {
     if (part.index >= part.count)
       c.fail(`${field}.part.index`, `an index below part.count (${part.count})`, part.index);
   }
+  let patch: PlanItemPatch | undefined;
+  if (o.patch !== undefined) {
+    if (!patches)
+      c.fail(
+        `${field}.patch`,
+        `no patch in a plan_version ${PLAN_VERSION} plan (patches need ${PLAN_VERSION_PATCHES})`,
+        o.patch,
+      );
+    if (part) c.fail(`${field}.patch`, 'no patch on a split part', o.patch);
+    patch = validatePatch(c, o.patch, `${field}.patch`);
+  }
   const item: PlanItem = {
     key: c.string(o.key, `${field}.key`, { nonEmpty: true }),
     tensor: c.string(o.tensor, `${field}.tensor`, { nonEmpty: true }),
@@ -53,18 +79,19 @@ function validateItem(c: SchemaChecker, raw: unknown, field: string): PlanItem {
     shape,
     offset: c.count(o.offset, `${field}.offset`),
     ...(part ? { part } : {}),
+    ...(patch ? { patch } : {}),
   };
   return item;
 }
 
-function validateBucket(c: SchemaChecker, raw: unknown, field: string): PlanBucket {
+function validateBucket(c: SchemaChecker, raw: unknown, field: string, patches: boolean): PlanBucket {
   const o = c.object(raw, field);
   const consumers = c
     .array(o.consumer_ranks, `${field}.consumer_ranks`)
     .map((r, i) => c.count(r, `${field}.consumer_ranks[${i}]`));
   const items = c
     .array(o.items, `${field}.items`)
-    .map((it, i) => validateItem(c, it, `${field}.items[${i}]`));
+    .map((it, i) => validateItem(c, it, `${field}.items[${i}]`, patches));
   const bucket: PlanBucket = {
     bucket_id: c.count(o.bucket_id, `${field}.bucket_id`),
     size: c.count(o.size, `${field}.size`),
@@ -87,18 +114,30 @@ export function validatePlan(value: unknown, file?: string): Plan {
   const c = new SchemaChecker(file);
   const o: JsonObject = c.object(value, '(root)');
   if (o.schema !== PLAN_SCHEMA) c.fail('schema', JSON.stringify(PLAN_SCHEMA), o.schema);
-  if (o.plan_version !== PLAN_VERSION)
+  if (!PLAN_VERSIONS.includes(o.plan_version as number))
     c.fail(
       'plan_version',
-      `${PLAN_VERSION} (this hotweights reads plan_version ${PLAN_VERSION})`,
+      `one of ${PLAN_VERSIONS.join(', ')} (the plan_versions this hotweights reads)`,
       o.plan_version,
     );
+  const patched = o.plan_version === PLAN_VERSION_PATCHES;
   const source = c.object(o.source, 'source');
   const next = c.object(o.next_manifest, 'next_manifest');
-  const buckets = c.array(o.buckets, 'buckets').map((b, i) => validateBucket(c, b, `buckets[${i}]`));
+  const buckets = c.array(o.buckets, 'buckets').map((b, i) => validateBucket(c, b, `buckets[${i}]`, patched));
+  let patches: Plan['patches'];
+  if (o.patches !== undefined && o.patches !== null) {
+    if (!patched) c.fail('patches', `no patch file in a plan_version ${PLAN_VERSION} plan`, o.patches);
+    const p = c.object(o.patches, 'patches');
+    patches = {
+      path: c.string(p.path, 'patches.path', { nonEmpty: true }),
+      bytes: c.count(p.bytes, 'patches.bytes'),
+    };
+  }
+  if (patched && !patches && buckets.some((b) => b.items.some((it) => it.patch)))
+    c.fail('patches', 'the patch file of a plan with patch items ({"path", "bytes"})', o.patches);
   const plan: Plan = {
     schema: PLAN_SCHEMA,
-    plan_version: PLAN_VERSION,
+    plan_version: patched ? PLAN_VERSION_PATCHES : PLAN_VERSION,
     version: c.string(o.version, 'version', { nonEmpty: true }),
     prev_version: c.nullableString(o.prev_version, 'prev_version'),
     model_id: c.nullableString(o.model_id, 'model_id'),
@@ -122,6 +161,7 @@ export function validatePlan(value: unknown, file?: string): Plan {
         : c.count(o.world_size, 'world_size', { min: 1 }),
     buckets,
     removed: c.array(o.removed, 'removed').map((k, i) => c.string(k, `removed[${i}]`)),
+    ...(patches ? { patches } : {}),
     digest: c.string(o.digest, 'digest', { nonEmpty: true }),
   };
   const ids = new Set<number>();

@@ -68,9 +68,31 @@ describe('plan loading', () => {
       'p.json: buckets[0].items[0].nbytes: expected an integer >= 0 (got -5)',
     );
     expect(() => parsePlan('{not json', 'p.json')).toThrowError(/p\.json: \(root\): expected valid JSON/);
-    expect(() => validatePlan({ ...plan, plan_version: 2 }, 'p.json')).toThrowError(
-      /plan_version: expected 1/,
+    expect(() => validatePlan({ ...plan, plan_version: 3 }, 'p.json')).toThrowError(
+      /plan_version: expected one of 1, 2/,
     );
+    // A patch item only in a version 2 plan (old plans still load as version 1).
+    const patched = structuredClone(plan) as { buckets: { items: Record<string, unknown>[] }[] };
+    const item = patched.buckets[0]!.items[0]!;
+    item.patch = {
+      encoding: 'xor-brotli',
+      base_hash: item.hash,
+      hash: item.hash,
+      file_offset: 0,
+      tensor_nbytes: item.nbytes,
+    };
+    expect(() => validatePlan(patched, 'p.json')).toThrowError(
+      /items\[0\]\.patch: expected no patch in a plan_version 1 plan/,
+    );
+    expect(() => validatePlan({ ...patched, plan_version: 2 }, 'p.json')).toThrowError(
+      /patches: expected the patch file/,
+    );
+    const v2 = validatePlan(
+      { ...patched, plan_version: 2, patches: { path: '/x.patches', bytes: 10 } },
+      'p.json',
+    );
+    expect(v2.plan_version).toBe(2);
+    expect(v2.buckets[0]!.items[0]!.patch).toMatchObject({ encoding: 'xor-brotli', file_offset: 0 });
   });
 
   it('rejects paths that escape the checkpoint root', () => {

@@ -12,12 +12,16 @@ import {
   type Manifest,
   PLAN_SCHEMA,
   PLAN_VERSION,
+  PLAN_VERSION_PATCHES,
   type Plan,
   type PlanBucket,
+  type PlanItem,
+  type PlanItemPatch,
 } from '@hotweights/core';
 import { type ColumnarManifest, HASH_HEX_LENGTH, toColumnar } from '@hotweights/manifest';
 import { type ConsumerOptions, consumerResolver } from './consumers.js';
 import { packFirstFitDecreasingInto } from './packing.js';
+import type { WrittenPatches } from './patches.js';
 import { encodePlan, rememberEncoding } from './plan-text.js';
 import { ItemWriter, PlannedItems, plannedBucket } from './planned-items.js';
 
@@ -38,6 +42,11 @@ export interface CreatePlanOptions {
   readonly worldSize?: number;
   readonly consumers?: ConsumerOptions;
   readonly createdAt?: string;
+  /**
+   * Patches against `prev` (writePatches): a changed tensor with one moves as its patch, and the
+   * plan is a plan_version 2 plan naming the patch file.
+   */
+  readonly patches?: WrittenPatches;
 }
 
 /**
@@ -180,6 +189,8 @@ export function createPlan(options: CreatePlanOptions): Plan {
   const sameHash = prev ? hashComparer(prev, next) : null;
   let changed = 0;
   let added = 0;
+  const patchOf = options.patches?.patches;
+  const patched = new Map<number, PlanItemPatch>();
   for (let i = 0; i < next.size; i++) {
     const sr = nc.shard_rank[i] as number;
     if (sr > maxShard) maxShard = sr;
@@ -191,8 +202,15 @@ export function createPlan(options: CreatePlanOptions): Plan {
         if (prev.columns.nbytes[j] === nbytes && sameHash?.(j, i)) continue;
       }
     }
-    if (match && (match[i] as number) >= 0) changed++;
-    else added++;
+    if (match && (match[i] as number) >= 0) {
+      changed++;
+      const p = patchOf && patchOf.size > 0 ? patchOf.get(next.key(i)) : undefined;
+      if (p && p.nbytes <= bucketBytes) {
+        patched.set(i, p.patch);
+        pending.push(i, p.nbytes, -1);
+        continue;
+      }
+    } else added++;
     if (nbytes <= bucketBytes) {
       pending.push(i, nbytes, -1);
       continue;
@@ -261,12 +279,22 @@ export function createPlan(options: CreatePlanOptions): Plan {
     let size = 0;
     for (let k = 0; k < items.length; k++)
       size = Math.max(size, (items.offset[k] as number) + (items.nbytes[k] as number));
-    return plannedBucket(b, size, [...(ranksByBucket[b] as readonly number[])], { items, writer });
+    const consumers = [...(ranksByBucket[b] as readonly number[])];
+    if (patched.size === 0) return plannedBucket(b, size, consumers, { items, writer });
+    // A plan with patches is written item object by item object (patch plans are per tensor,
+    // thousands of items, not the million-entry case the columns are for).
+    const list: PlanItem[] = [];
+    for (let k = 0; k < items.length; k++) {
+      const item = writer.item(items, k);
+      const patch = patched.get(items.entry[k] as number);
+      list.push(patch ? { ...item, patch } : item);
+    }
+    return { bucket_id: b, size, consumer_ranks: consumers, items: list };
   });
 
   const body: Omit<Plan, 'digest'> = {
     schema: PLAN_SCHEMA,
-    plan_version: PLAN_VERSION,
+    plan_version: patched.size > 0 ? PLAN_VERSION_PATCHES : PLAN_VERSION,
     version: next.version,
     prev_version: prev?.version ?? null,
     model_id: next.model_id,
@@ -284,8 +312,9 @@ export function createPlan(options: CreatePlanOptions): Plan {
     world_size: worldSize,
     buckets,
     removed,
+    ...(patched.size > 0 && options.patches ? { patches: options.patches.file } : {}),
   };
-  const encoded = encodePlan(body, { trusted: true });
+  const encoded = encodePlan(body, { trusted: patched.size === 0 });
   const plan: Plan = { ...body, digest: encoded.digest };
   rememberEncoding(plan, encoded);
   deltaCounts.set(plan, { changed, added });

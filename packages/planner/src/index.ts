@@ -30,6 +30,12 @@ export {
   packFirstFitDecreasing,
   packFirstFitDecreasingInto,
 } from './packing.js';
+export {
+  type PatchCandidate,
+  type WritePatchesOptions,
+  type WrittenPatches,
+  writePatches,
+} from './patches.js';
 export { type EncodedPlan, encodePlan, planDigest, planFileBytes } from './plan-text.js';
 export { writePlan } from './plan-writer.js';
 export { type PublishOptions, type PublishProgress, publish, shardRankOfPath } from './publish.js';

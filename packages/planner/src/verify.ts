@@ -9,7 +9,7 @@
  * every group.
  */
 
-import type { Plan, PlanItem } from '@hotweights/core';
+import { PLAN_VERSION_PATCHES, type Plan, type PlanItem } from '@hotweights/core';
 import { isConfinedRelativePath, isHashAlgorithm, unknownHashAlgorithmMessage } from '@hotweights/manifest';
 import { checkConsumers, type ItemShards } from './consumer-checks.js';
 import type { TpGroups } from './consumers.js';
@@ -119,6 +119,7 @@ function checkItemObjects(
           bucket_id: id,
           message: `item ${it.key} is both planned and listed as removed`,
         });
+      if (it.patch) checkPatch(f, plan, id, it);
       if (it.part) {
         let list = parts.get(it.key);
         if (!list) {
@@ -146,6 +147,28 @@ function checkItemObjects(
       f.add(true, { check: 'duplicate-key', message: `item ${key} is planned both whole and split` });
   }
   return total;
+}
+
+/**
+ * A patch item: only in a plan_version 2 plan that names its patch file, whole (never split),
+ * with hashes of the plan's algorithm, inside the patch file, and smaller than the tensor it
+ * rebuilds (else the planner would have moved the tensor).
+ */
+function checkPatch(f: Findings, plan: Plan, id: number, it: PlanItem): void {
+  const p = it.patch as NonNullable<PlanItem['patch']>;
+  const bad = (why: string) =>
+    f.add(true, { check: 'patch', bucket_id: id, message: `bucket ${id}: patch item ${it.key}: ${why}` });
+  if (plan.plan_version !== PLAN_VERSION_PATCHES) bad(`patches need plan_version ${PLAN_VERSION_PATCHES}`);
+  if (!plan.patches) bad('the plan names no patch file (patches.path)');
+  else if (p.file_offset + it.nbytes > plan.patches.bytes)
+    bad(
+      `its bytes ${p.file_offset}..${p.file_offset + it.nbytes} run past the patch file (${plan.patches.bytes} bytes)`,
+    );
+  if (it.part) bad('a patch is never split into parts');
+  if (it.kind !== 'tensor') bad(`only tensors are patched (kind ${it.kind})`);
+  if (it.nbytes >= p.tensor_nbytes) bad(`${it.nbytes} patch bytes for a ${p.tensor_nbytes}-byte tensor`);
+  for (const h of [p.base_hash, p.hash])
+    if (!h.startsWith(`${plan.hash_algo}:`)) bad(`hash ${h} is not a ${plan.hash_algo} hash`);
 }
 
 function itemShards(items: readonly PlanItem[]): ItemShards {

@@ -337,3 +337,53 @@ describe('verifyPlan on createPlan columns', () => {
       expect(kinds).toContain(check);
   });
 });
+
+describe('verifyPlan on patch items', () => {
+  it('reports a patch in a version 1 plan, past its patch file, split, not smaller, or of another hash', () => {
+    const plan = splitPlan();
+    const bucket = plan.buckets.find((b) => b.items.some((it) => it.key === 'small.bin:0'));
+    const small = bucket?.items.find((it) => it.key === 'small.bin:0');
+    if (!bucket || !small) throw new Error('small.bin is not planned');
+    const id = bucket.bucket_id;
+    const patchOf = (over: object) => ({
+      encoding: 'xor-brotli' as const,
+      base_hash: `blake3:${'c'.repeat(64)}`,
+      hash: `blake3:${'d'.repeat(64)}`,
+      file_offset: 0,
+      tensor_nbytes: 100,
+      ...over,
+    });
+    const withPatch = (patch: object, head: Partial<Plan> = {}): Plan => {
+      const body = {
+        ...plan,
+        ...head,
+        buckets: plan.buckets.map((b) =>
+          b === bucket
+            ? { ...b, items: b.items.map((it) => (it === small ? { ...it, patch: patchOf(patch) } : it)) }
+            : b,
+        ),
+      } as Plan;
+      return { ...body, digest: computePlanDigest(body) };
+    };
+    const checks = (p: Plan) =>
+      verifyPlan(p)
+        .problems.filter((f) => f.check === 'patch')
+        .map((f) => f.message);
+    const ok = { plan_version: 2 as const, patches: { path: '/p.patches', bytes: 10 } };
+    expect(checks(withPatch({}, ok))).toEqual([
+      `bucket ${id}: patch item small.bin:0: only tensors are patched (kind file)`,
+    ]);
+    const v1 = checks(withPatch({}));
+    expect(v1).toContain(`bucket ${id}: patch item small.bin:0: patches need plan_version 2`);
+    expect(v1).toContain(`bucket ${id}: patch item small.bin:0: the plan names no patch file (patches.path)`);
+    expect(checks(withPatch({ file_offset: 5 }, ok))).toContain(
+      `bucket ${id}: patch item small.bin:0: its bytes 5..15 run past the patch file (10 bytes)`,
+    );
+    expect(checks(withPatch({ tensor_nbytes: 10 }, ok))).toContain(
+      `bucket ${id}: patch item small.bin:0: 10 patch bytes for a 10-byte tensor`,
+    );
+    expect(checks(withPatch({ hash: `sha256:${'e'.repeat(64)}` }, ok))).toContain(
+      `bucket ${id}: patch item small.bin:0: hash sha256:${'e'.repeat(64)} is not a blake3 hash`,
+    );
+  });
+});

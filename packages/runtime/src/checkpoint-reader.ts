@@ -16,7 +16,13 @@ export class CheckpointReader {
   private readonly handles = new Map<string, Promise<FileHandle>>();
   private rootReal: Promise<string> | undefined;
 
-  constructor(readonly root: string) {}
+  private patchHandle: Promise<FileHandle> | undefined;
+
+  /** `patchFile`: the plan's patch file (`plan.patches.path`), read for patch items. */
+  constructor(
+    readonly root: string,
+    private readonly patchFile?: string,
+  ) {}
 
   /** The open checkpoint file `uri`, confined to the root (opened once, shared by every caller). */
   async file(uri: string): Promise<FileHandle> {
@@ -61,6 +67,7 @@ export class CheckpointReader {
 
   /** Reads `item` into `target` at `item.offset` (or at `at` when given). */
   async readItem(item: PlanItem, target: Uint8Array, at = item.offset): Promise<void> {
+    if (item.patch) return this.readPatch(item, target, at);
     const fh = await this.handle(item.uri);
     let done = 0;
     while (done < item.nbytes) {
@@ -80,7 +87,37 @@ export class CheckpointReader {
     }
   }
 
+  /** A patch item's bytes, from the plan's patch file. */
+  private async readPatch(item: PlanItem, target: Uint8Array, at: number): Promise<void> {
+    const p = item.patch as NonNullable<PlanItem['patch']>;
+    const path = this.patchFile;
+    if (!path)
+      throw new CheckpointError(`item ${item.key} is a patch, but the plan names no patch file`, {
+        details: { key: item.key },
+      });
+    this.patchHandle ??= open(path, 'r').catch((err: unknown) => {
+      throw new CheckpointError(
+        `cannot open the plan's patch file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+        { cause: err },
+      );
+    });
+    const fh = await this.patchHandle;
+    let done = 0;
+    while (done < item.nbytes) {
+      const { bytesRead } = await fh.read(target, at + done, item.nbytes - done, p.file_offset + done);
+      if (bytesRead === 0)
+        throw new CheckpointError(
+          `patch file ${path} ends before the patch of ${item.key} (needs bytes ${p.file_offset}..${p.file_offset + item.nbytes}): it changed after the plan was made?`,
+          { details: { key: item.key } },
+        );
+      done += bytesRead;
+    }
+  }
+
   async close(): Promise<void> {
+    const patch = this.patchHandle;
+    this.patchHandle = undefined;
+    await patch?.then((fh) => fh.close()).catch(() => {});
     const all = [...this.handles.values()];
     this.handles.clear();
     await Promise.all(all.map((h) => h.then((fh) => fh.close()).catch(() => {})));

@@ -104,18 +104,21 @@ export class ItemVerifier {
   }
 
   private async check(item: PlanItem, chunks: readonly HashInput[], bucketId: number): Promise<void> {
-    const { algo, hex } = parseItemHash(item.hash, item.key);
+    // A patch item's landed bytes are the patch: checked against the patch's own hash here, and
+    // the tensor rebuilt from it against item.hash before the adapter takes it (patch-landing.ts).
+    const expected = item.patch?.hash ?? item.hash;
+    const { algo, hex } = parseItemHash(expected, item.key);
     const got = this.pool ? await this.pool.hash(algo, chunks) : hashHere(algo, chunks);
     if (got !== hex) {
       this.onFailure?.();
       throw new VerificationError(
-        `rank ${this.rank}: item ${item.key} (${item.uri}, bucket ${bucketId}) does not match its hash: expected ${item.hash}, landed ${algo}:${got} (if the checkpoint changed after it was published, publish and plan it again)`,
+        `rank ${this.rank}: ${item.patch ? 'patch of ' : ''}item ${item.key} (${item.uri}, bucket ${bucketId}) does not match its hash: expected ${expected}, landed ${algo}:${got} (if the checkpoint changed after it was published, publish and plan it again)`,
         {
           details: {
             rank: this.rank,
             key: item.key,
             bucket: bucketId,
-            expected: item.hash,
+            expected,
             got: `${algo}:${got}`,
           },
         },

@@ -250,9 +250,14 @@ export async function replicateRank(options: ReplicateRankOptions): Promise<Rank
   options.signal?.addEventListener('abort', onOuterAbort, { once: true });
 
   // A root the plan names is read only when the operator allows it (an explicit sourceRoot is theirs).
-  if (isSource && options.sourceRoot === undefined && config.sourceRoots)
+  if (isSource && options.sourceRoot === undefined && config.sourceRoots) {
     await checkSourceRoot(plan.source.root, config.sourceRoots);
-  const reader = isSource ? new CheckpointReader(options.sourceRoot ?? plan.source.root) : undefined;
+    // The patch file is read too: `plan --patches` records it beside the checkpoints it allows.
+    if (plan.patches) await checkSourceRoot(plan.patches.path, config.sourceRoots);
+  }
+  const reader = isSource
+    ? new CheckpointReader(options.sourceRoot ?? plan.source.root, plan.patches?.path)
+    : undefined;
   // Hashing on worker threads pays off once there is more to hash than a worker costs to start.
   const hashBytes = consumed.reduce((n, b) => n + b.size, 0);
   const hashPool =

@@ -23,6 +23,7 @@ import type {
 } from '@hotweights/core';
 import { CommitError } from '@hotweights/core';
 import type { Registry } from 'prom-client';
+import { PatchLanding, planHasPatches } from './patch-landing.js';
 import { checkPlanWorld } from './plan-world.js';
 import { type RankReport, type ReplicationProgress, replicateRank } from './replicator.js';
 
@@ -97,9 +98,13 @@ export async function stageUpdate(o: StageUpdateOptions): Promise<StagedUpdate> 
   let preparation: AdapterPreparation | undefined;
   let prepared = false;
   try {
+    // Patch items are rebuilt into whole tensors from the live version before any adapter sees them.
+    const patches = planHasPatches(plan) ? new PatchLanding(plan, adapter, o.rank) : undefined;
     preparation = await adapter.beginPrepare?.({ plan, ...manifest });
     const streaming = preparation;
-    const copyItem = streaming?.copyItem?.bind(streaming);
+    // A patch item's whole tensor is on the source's disk, but the patch must be applied to the
+    // live version and checked, so patch plans never take the direct-copy path.
+    const copyItem = patches ? undefined : streaming?.copyItem?.bind(streaming);
     let direct = false;
     const report = await replicateRank({
       plan: route.plan,
@@ -114,7 +119,14 @@ export async function stageUpdate(o: StageUpdateOptions): Promise<StagedUpdate> 
       ...(o.verify === undefined ? {} : { verify: o.verify }),
       ...(o.keepStaged ? { keepStaged: true } : {}),
       ...(streaming
-        ? { onBucketReady: (bucket, bytes, device) => streaming.bucket(bucket, bytes, device) }
+        ? {
+            onBucketReady: async (bucket, bytes, device) => {
+              if (!patches) return streaming.bucket(bucket, bytes, device);
+              // A patched bucket reaches the adapter rebuilt, from host memory.
+              const whole = await patches.expand(bucket, bytes);
+              await streaming.bucket(whole.bucket, whole.bytes);
+            },
+          }
         : {}),
       ...(copyItem
         ? {
@@ -126,6 +138,8 @@ export async function stageUpdate(o: StageUpdateOptions): Promise<StagedUpdate> 
         : {}),
     });
     if (streaming) await streaming.finish();
+    else if (patches)
+      await adapter.prepare({ ...(await patches.expandStaged(staging, o.rank)), ...manifest });
     else await adapter.prepare({ plan, staging, ...manifest });
     prepared = true;
     return new Staged(o, report, streaming ? (direct ? 'direct' : 'streaming') : 'staged');

@@ -17,8 +17,11 @@ import {
   parseTpGroups,
   planDeltaCounts,
   verifyPlan,
+  type WrittenPatches,
+  writePatches,
   writePlan,
 } from '@hotweights/planner';
+import { recordSourceRoot } from '@hotweights/runtime';
 import type { CommandModule } from '../command.js';
 import type { CliContext } from '../context.js';
 
@@ -67,6 +70,9 @@ interface PlanFlags {
   strict?: boolean;
   json?: boolean;
   coordEndpoint?: string;
+  patches?: boolean;
+  prevCheckpoint?: string;
+  patchFile?: string;
 }
 
 function intFlag(value: string | undefined, flag: string, min: number, max?: number): number | undefined {
@@ -119,6 +125,44 @@ async function previousManifest(
   };
 }
 
+/**
+ * With --patches (or HOTWEIGHTS_PATCHES=1): encodes the changed tensors against the previous
+ * version's checkpoint and records the patch file as a root the source rank may read.
+ */
+async function planPatches(
+  opts: PlanFlags,
+  c: CliContext,
+  prev: Manifest | null,
+  next: Manifest,
+  nextRoot: string,
+  bucketBytes: number,
+): Promise<WrittenPatches | undefined> {
+  if (!(opts.patches ?? c.config.patches)) {
+    if (opts.prevCheckpoint || opts.patchFile)
+      throw new ConfigError('--prev-checkpoint and --patch-file need --patches');
+    return undefined;
+  }
+  if (!prev)
+    throw new ConfigError(
+      '--patches: there is no previous version to patch against (pass --prev, or plan without --patches)',
+    );
+  const prevRoot = opts.prevCheckpoint ?? prev.checkpoint_root;
+  if (!prevRoot)
+    throw new ConfigError(
+      `--patches: the previous manifest (version ${prev.version}) does not record its checkpoint directory: pass --prev-checkpoint DIR`,
+    );
+  const written = await writePatches({
+    prev,
+    next,
+    prevRoot,
+    nextRoot,
+    output: opts.patchFile ?? `${opts.output}.patches`,
+    maxPatchBytes: bucketBytes,
+  });
+  await recordSourceRoot(c.config.stateDir, written.file.path);
+  return written;
+}
+
 export const planCommand: CommandModule = {
   name: 'plan',
   register(program, ctx) {
@@ -158,6 +202,15 @@ export const planCommand: CommandModule = {
         'take the previous manifest from the coordinator (current version)',
       )
       .option('--json', 'print a JSON summary')
+      .option(
+        '--patches',
+        'encode changed tensors as patches against the previous version where smaller (default HOTWEIGHTS_PATCHES; docs/PATCHES.md)',
+      )
+      .option(
+        '--prev-checkpoint <dir>',
+        'with --patches: checkpoint directory of the previous version (default: where it was published)',
+      )
+      .option('--patch-file <file>', 'with --patches: where the patch bytes go (default: OUTPUT.patches)')
       .action(async (opts: PlanFlags) => {
         const c = ctx();
         if (opts.auto && opts.bucketMb !== undefined)
@@ -215,7 +268,9 @@ export const planCommand: CommandModule = {
           throw new ConfigError(
             `${opts.next} does not record its checkpoint directory: pass --checkpoint DIR`,
           );
+        const patches = await planPatches(opts, c, prev, next, checkpointRoot, bucketBytes);
         const plan = createPlan({
+          ...(patches ? { patches } : {}),
           prev,
           next,
           checkpointRoot,
@@ -252,6 +307,10 @@ export const planCommand: CommandModule = {
             if (prevCol && prevCol.indexOfTensor(it.tensor, it.shard_rank) >= 0) changed++;
             else added++;
           }
+        const patchCount = patches?.patches.size ?? 0;
+        const patchNote = patches
+          ? `; ${patchCount} of ${patches.tried} changed tensor(s) as patches (${formatBytes(patches.file.bytes)} for ${formatBytes(patches.triedBytes)}) -> ${patches.file.path}`
+          : '';
         const pct = plan.checkpoint_bytes ? (100 * plan.total_bytes) / plan.checkpoint_bytes : 0;
         if (opts.json) {
           c.json({
@@ -267,6 +326,17 @@ export const planCommand: CommandModule = {
             total_bytes: plan.total_bytes,
             checkpoint_bytes: plan.checkpoint_bytes,
             digest: plan.digest,
+            ...(patches
+              ? {
+                  patches: {
+                    file: patches.file.path,
+                    items: patchCount,
+                    tried: patches.tried,
+                    patch_bytes: patches.file.bytes,
+                    tensor_bytes: patches.triedBytes,
+                  },
+                }
+              : {}),
             verification: report,
           });
         } else {
@@ -276,7 +346,7 @@ export const planCommand: CommandModule = {
           for (const w of report.warnings) c.err(`warning [${w.check}]: ${w.message}`);
           c.out(
             `plan ${plan.prev_version ?? '(none)'} -> ${plan.version}: ${changed} changed, ${added} added, ${plan.removed.length} removed; ` +
-              `${formatBytes(plan.total_bytes)} of ${formatBytes(plan.checkpoint_bytes)} (${pct.toFixed(1)}%) in ${plan.buckets.length} bucket(s) -> ${resolve(opts.output)}`,
+              `${formatBytes(plan.total_bytes)} of ${formatBytes(plan.checkpoint_bytes)} (${pct.toFixed(1)}%) in ${plan.buckets.length} bucket(s) -> ${resolve(opts.output)}${patchNote}`,
           );
         }
       });

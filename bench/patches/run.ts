@@ -1,0 +1,246 @@
+/**
+ * Patch items against tensor-level deltas on RL-like steps (issue #16). For each learning rate of
+ * the generated steps (generate.py), step 1 is live and step 2 is the update: bytes planned by a
+ * tensor-level delta and by `--patches`, the time to publish step 2 and to plan each way, and the
+ * end-to-end `hotweights replicate --commit --target` (process start to exit) to 1 and 2 local
+ * ranks for each, alternating, with a rollback to step 1 between rounds. Beside them, the
+ * fraction of bf16 elements that changed (generate.py's changed.json). Prints a table and writes
+ * bench/results/patches.json.
+ *
+ * Usage: npm run build && bash scripts/setup-python.sh
+ *        .venv/bin/python bench/patches/generate.py --out /tmp/hw-patches --steps 2
+ *        npx tsx --conditions=@hotweights/source bench/patches/run.ts --data /tmp/hw-patches [--rounds 3]
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Manifest } from '@hotweights/core';
+import { createPlan, publish, writeManifest, writePatches, writePlan } from '@hotweights/planner';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const CLI = join(root, 'packages/cli/dist/bin.js');
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? (process.argv[i + 1] ?? fallback) : fallback;
+}
+const data = arg('data', '/tmp/hw-patches');
+const rounds = Number(arg('rounds', '3'));
+const rankCounts = arg('ranks', '1,2').split(',').map(Number);
+const bucketMb = Number(arg('bucket-mb', '16'));
+const work = mkdtempSync(join(tmpdir(), 'hw-bench-patches-'));
+const staging = mkdtempSync(join('/dev/shm', 'hw-bench-patches-'));
+const env = {
+  ...process.env,
+  HOTWEIGHTS_STAGING_DIR: staging,
+  HOTWEIGHTS_STATE_DIR: join(work, 'state'),
+  // Steps are published in this process and patch files written under work: both may be read.
+  HOTWEIGHTS_SOURCE_ROOTS: `${data}:${work}`,
+};
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+};
+
+function cli(args: string[]): Promise<{ seconds: number; stdout: string }> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const child = spawn('/usr/bin/time', ['-f', 'cpu %U %S', process.execPath, CLI, ...args], {
+      cwd: root,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    child.on('close', (code) => {
+      if (code !== 0) reject(new Error(`hotweights ${args.join(' ')} failed (${code}): ${stderr}`));
+      const m = /cpu ([\d.]+) ([\d.]+)\s*$/.exec(stderr);
+      if (code === 0)
+        resolve({
+          seconds: (performance.now() - t0) / 1000,
+          cpu: m ? Number(m[1]) + Number(m[2]) : Number.NaN,
+          stdout,
+        });
+    });
+  });
+}
+
+/** Page cache warm for the inputs and no dirty pages pending: the same start for each run. */
+function settle(dir: string): void {
+  readFileSync(join(dir, 'model.safetensors'));
+  execFileSync('sync');
+}
+
+const changed = JSON.parse(readFileSync(join(data, 'changed.json'), 'utf8')) as {
+  rates: Record<string, { changed_fraction: number[] }>;
+};
+
+interface Row {
+  lr: string;
+  changed_pct: number;
+  checkpoint_bytes: number;
+  delta_bytes: number;
+  patch_bytes: number;
+  patch_items: number;
+  publish_s: number;
+  plan_delta_s: number;
+  plan_patches_s: number;
+  e2e: Record<
+    string,
+    { delta_s: number[]; patches_s: number[]; delta_cpu_s: number[]; patches_cpu_s: number[] }
+  >;
+  loadavg_1m: number[];
+}
+const rows: Row[] = [];
+
+for (const lr of Object.keys(changed.rates)) {
+  const dir = (n: number) => join(data, `lr-${lr}`, `step-${n}`);
+  const manifests: Manifest[] = [];
+  let publishS = 0;
+  for (const n of [1, 2]) {
+    const t0 = performance.now();
+    const m = await publish({ checkpoint: dir(n), version: `s${n}`, modelId: `bench/${lr}` });
+    if (n === 2) publishS = (performance.now() - t0) / 1000;
+    await writeManifest(m, join(work, `${lr}-s${n}.manifest`));
+    manifests.push(m);
+  }
+  const [m1, m2] = manifests as [Manifest, Manifest];
+  const row: Row = {
+    lr,
+    changed_pct: 100 * (changed.rates[lr]?.changed_fraction[1] ?? Number.NaN),
+    checkpoint_bytes: m2.total_bytes,
+    delta_bytes: 0,
+    patch_bytes: 0,
+    patch_items: 0,
+    publish_s: publishS,
+    plan_delta_s: 0,
+    plan_patches_s: 0,
+    e2e: {},
+    loadavg_1m: [],
+  };
+  for (const ranks of rankCounts) {
+    const common = { bucketBytes: bucketMb << 20, worldSize: ranks };
+    const base = join(work, `${lr}-base-${ranks}.json`);
+    const delta = join(work, `${lr}-delta-${ranks}.json`);
+    const patched = join(work, `${lr}-patches-${ranks}.json`);
+    const next = { next: m2, checkpointRoot: dir(2), nextManifestPath: join(work, `${lr}-s2.manifest`) };
+    await writePlan(
+      createPlan({
+        prev: null,
+        next: m1,
+        checkpointRoot: dir(1),
+        nextManifestPath: join(work, `${lr}-s1.manifest`),
+        ...common,
+      }),
+      base,
+    );
+    let t0 = performance.now();
+    const d = createPlan({ prev: m1, ...next, ...common });
+    await writePlan(d, delta);
+    row.plan_delta_s = (performance.now() - t0) / 1000;
+    t0 = performance.now();
+    const patches = await writePatches({
+      prev: m1,
+      next: m2,
+      prevRoot: dir(1),
+      nextRoot: dir(2),
+      output: `${patched}.patches`,
+      maxPatchBytes: common.bucketBytes,
+    });
+    const p = createPlan({ prev: m1, ...next, patches, ...common });
+    await writePlan(p, patched);
+    row.plan_patches_s = (performance.now() - t0) / 1000;
+    row.delta_bytes = d.total_bytes;
+    row.patch_bytes = p.total_bytes;
+    row.patch_items = patches.patches.size;
+
+    const target = join(work, `target-${lr}-${ranks}`);
+    await cli([
+      'replicate',
+      '--plan',
+      base,
+      '--commit',
+      '--target',
+      target,
+      '--world-size',
+      String(ranks),
+      '--no-metrics',
+    ]);
+    const e2e = {
+      delta_s: [] as number[],
+      patches_s: [] as number[],
+      delta_cpu_s: [] as number[],
+      patches_cpu_s: [] as number[],
+    };
+    for (let r = 0; r < rounds; r++) {
+      for (const [plan, into, cpu] of [
+        [delta, e2e.delta_s, e2e.delta_cpu_s],
+        [patched, e2e.patches_s, e2e.patches_cpu_s],
+      ] as const) {
+        settle(dir(2));
+        row.loadavg_1m.push(loadavg()[0] as number);
+        const res = await cli([
+          'replicate',
+          '--plan',
+          plan,
+          '--commit',
+          '--target',
+          target,
+          '--world-size',
+          String(ranks),
+          '--no-metrics',
+        ]);
+        into.push(res.seconds);
+        cpu.push(res.cpu);
+        await cli(['rollback', '--target', target]);
+      }
+    }
+    row.e2e[String(ranks)] = e2e;
+    rmSync(target, { recursive: true, force: true });
+  }
+  rows.push(row);
+  console.error(JSON.stringify(row));
+}
+
+const MiB = 1 << 20;
+const table = rows.map((r) => {
+  const out: Record<string, string> = {
+    lr: r.lr,
+    'changed elements': `${r.changed_pct.toFixed(2)}%`,
+    'delta MiB': (r.delta_bytes / MiB).toFixed(1),
+    'patches MiB': (r.patch_bytes / MiB).toFixed(2),
+    'patches/delta': `${((100 * r.patch_bytes) / r.delta_bytes).toFixed(1)}%`,
+    'publish s': r.publish_s.toFixed(2),
+    'plan delta s': r.plan_delta_s.toFixed(2),
+    'plan patches s': r.plan_patches_s.toFixed(2),
+    load: `${Math.min(...r.loadavg_1m).toFixed(0)}-${Math.max(...r.loadavg_1m).toFixed(0)}`,
+  };
+  for (const [ranks, e] of Object.entries(r.e2e)) {
+    const dS = median(e.delta_s);
+    const pS = median(e.patches_s);
+    out[`${ranks}r delta s`] = dS.toFixed(2);
+    out[`${ranks}r patches s`] = pS.toFixed(2);
+    out[`${ranks}r ratio`] = (pS / dS).toFixed(2);
+    out[`${ranks}r CPU-s delta/patches`] =
+      `${median(e.delta_cpu_s).toFixed(2)} / ${median(e.patches_cpu_s).toFixed(2)}`;
+  }
+  return out;
+});
+console.table(table);
+mkdirSync(join(root, 'bench/results'), { recursive: true });
+writeFileSync(
+  join(root, 'bench/results/patches.json'),
+  `${JSON.stringify({ date: new Date().toISOString(), cpus: cpus().length, loadavg_1m: loadavg()[0], bucket_mb: bucketMb, rounds, rows, table }, null, 2)}\n`,
+);
+rmSync(work, { recursive: true, force: true });
+rmSync(staging, { recursive: true, force: true });

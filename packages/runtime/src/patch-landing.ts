@@ -1,0 +1,146 @@
+/**
+ * Landing patch items (issue #16): once a bucket's bytes are verified as they arrived (each patch
+ * against its own hash), every patch item in it is rebuilt into the whole new tensor from the
+ * adapter's live bytes of that tensor, and the result must match the new version's hash (which
+ * it does exactly when the live bytes were the patch's recorded base; when not, the base is
+ * hashed to say so). Adapters then receive an ordinary bucket of whole tensors;
+ * reconstruction happens here, once, for every adapter that can hand over its live bytes
+ * (`Adapter.liveItem`). Any mismatch throws before the adapter sees the bucket, so nothing commits.
+ */
+import {
+  type Adapter,
+  AdapterError,
+  type Plan,
+  type PlanBucket,
+  type PlanItem,
+  type StagedBucket,
+  type StagingAgent,
+  VerificationError,
+} from '@hotweights/core';
+import { applyPatch, hashItem, parseItemHash } from '@hotweights/manifest';
+
+/** Whether any item of the plan is a patch. */
+export function planHasPatches(plan: Plan): boolean {
+  return plan.buckets.some((b) => b.items.some((it) => it.patch !== undefined));
+}
+
+export class PatchLanding {
+  /** Tensors rebuilt so far. */
+  rebuilt = 0;
+
+  constructor(
+    private readonly plan: Plan,
+    private readonly adapter: Adapter,
+    private readonly rank: number,
+  ) {
+    if (!adapter.liveItem)
+      throw new AdapterError(
+        `rank ${rank}: plan ${plan.version} has patch items, but the ${adapter.name} adapter cannot hand over its live bytes to apply them to: plan without --patches`,
+      );
+  }
+
+  /** The bucket with each patch item replaced by the whole tensor it rebuilds (others copied). */
+  async expand(bucket: PlanBucket, bytes: Uint8Array): Promise<{ bucket: PlanBucket; bytes: Uint8Array }> {
+    if (!bucket.items.some((it) => it.patch)) return { bucket, bytes };
+    const align = Math.max(1, this.plan.alignment);
+    const items: PlanItem[] = [];
+    let size = 0;
+    for (const it of bucket.items) {
+      const { patch, ...rest } = it;
+      const offset = Math.ceil(size / align) * align;
+      const nbytes = patch ? patch.tensor_nbytes : it.nbytes;
+      items.push({ ...rest, offset, nbytes });
+      size = offset + nbytes;
+    }
+    const out = new Uint8Array(size);
+    for (const [k, it] of bucket.items.entries()) {
+      const place = items[k] as PlanItem;
+      const landed = bytes.subarray(it.offset, it.offset + it.nbytes);
+      out.set(it.patch ? await this.rebuild(it, landed) : landed, place.offset);
+    }
+    return { bucket: { ...bucket, size, items }, bytes: out };
+  }
+
+  private async rebuild(item: PlanItem, patchBytes: Uint8Array): Promise<Uint8Array> {
+    const p = item.patch as NonNullable<PlanItem['patch']>;
+    const who = `rank ${this.rank}: item ${item.key} of ${this.plan.version}`;
+    const base = await (this.adapter.liveItem as NonNullable<Adapter['liveItem']>).call(
+      this.adapter,
+      item.key,
+    );
+    if (!base)
+      throw new VerificationError(
+        `${who} is a patch against ${this.plan.prev_version ?? '(none)'}, but the live version has no ${item.key}: this rank needs a full update`,
+        { details: { rank: this.rank, key: item.key } },
+      );
+    // With XOR the rebuilt tensor matches its hash exactly when the base was the patch's base (a
+    // bijection), so the base is hashed only to say which went wrong. Runs overwrite only what
+    // changed: a base that differs under a run would go unnoticed, so it is hashed first.
+    if (p.encoding !== 'xor-brotli') this.checkBase(who, item, base);
+    const algo = parseItemHash(item.hash, item.key).algo;
+    let rebuilt: Uint8Array | undefined;
+    let decodeError: unknown;
+    try {
+      rebuilt = applyPatch(p.encoding, base, patchBytes, p.tensor_nbytes, item.key);
+    } catch (err) {
+      decodeError = err;
+    }
+    const got = rebuilt ? hashItem(algo, [rebuilt]) : undefined;
+    if (rebuilt && got === item.hash) {
+      this.rebuilt++;
+      return rebuilt;
+    }
+    if (p.encoding === 'xor-brotli') this.checkBase(who, item, base);
+    if (decodeError)
+      throw new VerificationError(
+        `rank ${this.rank}: ${(decodeError as Error).message} (${this.plan.version})`,
+        {
+          cause: decodeError,
+          details: { rank: this.rank, key: item.key },
+        },
+      );
+    throw new VerificationError(
+      `${who}: the tensor rebuilt from the patch does not match its hash (expected ${item.hash}, rebuilt ${got})`,
+      { details: { rank: this.rank, key: item.key, expected: item.hash, got } },
+    );
+  }
+
+  /** Throws when the live bytes are not the patch's recorded base. */
+  private checkBase(who: string, item: PlanItem, base: Uint8Array): void {
+    const p = item.patch as NonNullable<PlanItem['patch']>;
+    const baseHash = hashItem(parseItemHash(p.base_hash, item.key).algo, [base]);
+    if (baseHash !== p.base_hash)
+      throw new VerificationError(
+        `${who}: the live base does not match the patch's base (expected ${p.base_hash}, live ${baseHash}): this rank is not on the bytes of ${this.plan.prev_version ?? '(none)'} the plan was made against; plan against its live version or without --patches`,
+        { details: { rank: this.rank, key: item.key, expected: p.base_hash, got: baseHash } },
+      );
+  }
+
+  /**
+   * For adapters that prepare from staging (no streaming): the plan with every consumed bucket
+   * expanded, and a staging view that returns the expanded bytes for them.
+   */
+  async expandStaged(staging: StagingAgent, rank: number): Promise<{ plan: Plan; staging: StagingAgent }> {
+    const expanded = new Map<number, { bucket: PlanBucket; bytes: Uint8Array }>();
+    for (const b of this.plan.buckets) {
+      if (!b.consumer_ranks.includes(rank)) continue;
+      const staged = staging.get(this.plan.version, b.bucket_id);
+      if (staged) expanded.set(b.bucket_id, await this.expand(b, staged.bytes));
+    }
+    const plan: Plan = {
+      ...this.plan,
+      buckets: this.plan.buckets.map((b) => expanded.get(b.bucket_id)?.bucket ?? b),
+    };
+    const view: StagingAgent = {
+      allocate: (v, b) => staging.allocate(v, b),
+      get: (v, id): StagedBucket | undefined => {
+        const e = v === this.plan.version ? expanded.get(id) : undefined;
+        return e ? { version: v, bucketId: id, bytes: e.bytes } : staging.get(v, id);
+      },
+      list: (v) => staging.list(v),
+      release: (v) => staging.release(v),
+      reclaimStale: () => staging.reclaimStale(),
+    };
+    return { plan, staging: view };
+  }
+}
