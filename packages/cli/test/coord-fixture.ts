@@ -94,7 +94,10 @@ export function startWorker(args: {
   pubEndpoint: string;
   fleet: Fleet;
   env?: NodeJS.ProcessEnv;
+  /** `--transport` (default `local`); null: none, the worker chooses for the fleet. */
+  transport?: string | null;
 }): WorkerProcess {
+  const transport = args.transport === undefined ? 'local' : args.transport;
   const child = spawn(
     process.execPath,
     [
@@ -109,8 +112,7 @@ export function startWorker(args: {
       args.fleet.target(args.rank),
       '--metrics-port',
       '0',
-      '--transport',
-      'local',
+      ...(transport === null ? [] : ['--transport', transport]),
     ],
     {
       cwd: REPO_ROOT,

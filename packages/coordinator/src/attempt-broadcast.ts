@@ -36,11 +36,18 @@ async function openTransport(ctx: AttemptContext): Promise<Transport> {
   const dir = join(ctx.services.config.stagingDir, `hw-rdv-${id.slice(0, 20)}`);
   ctx.onRendezvous(dir);
   await mkdir(dir, { recursive: true });
-  return raceAbort(
-    ctx.services.openTransport({ plan, rendezvous: { dir } }),
-    signal,
-    (late) => void late.close(),
-  );
+  const opening = (async () => {
+    // Every rank learns every rank's node id from the coordinator, so all choose one transport.
+    const nodes = ctx.exchange ? await ctx.exchange('nodes', ctx.nodeId) : undefined;
+    return ctx.services.openTransport({
+      plan,
+      rendezvous: { dir, ...(ctx.advertiseHost ? { host: ctx.advertiseHost } : {}) },
+      nodes,
+      exchange: ctx.exchange,
+      log: ctx.log,
+    });
+  })();
+  return raceAbort(opening, signal, (late) => void late.close());
 }
 
 /** Settles with `p` unless `signal` aborts first; a value that arrives too late goes to `onLate`. */

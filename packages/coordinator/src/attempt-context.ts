@@ -1,6 +1,7 @@
 /** What every attempt strategy gets from the agent, and the pipeline options they share (see attempt.ts). */
 import type {
   Adapter,
+  AddressExchange,
   HotweightsConfig,
   Manifest,
   Plan,
@@ -17,10 +18,18 @@ export interface AttemptServices {
   readonly config: HotweightsConfig;
   readonly adapter: Adapter;
   readonly staging: StagingAgent;
-  /** Opens this rank's transport for one update; every rank of the world gets the same rendezvous. */
+  /**
+   * Opens this rank's transport for one update; every rank of the world gets the same rendezvous
+   * (`dir` on this host; `host`, this worker's address as its peers reach it). For an update the
+   * coordinator runs, `nodes` is every rank's node id (the same list on every rank, so they all
+   * choose the same transport) and `exchange` the coordinator's rendezvous for its addresses.
+   */
   readonly openTransport: (args: {
     plan: Plan;
     rendezvous: Readonly<Record<string, string>>;
+    nodes?: readonly string[] | undefined;
+    exchange?: AddressExchange | undefined;
+    log?: ((line: string) => void) | undefined;
   }) => Promise<Transport>;
   readonly metrics?: Registry | undefined;
   /** Check every landed item's hash (default true). */
@@ -43,6 +52,10 @@ export interface AttemptContext {
   readonly log: (line: string) => void;
   /** Called with a rendezvous directory this attempt made (removed when the update ends). */
   readonly onRendezvous: (dir: string) => void;
+  /** The coordinator's rendezvous for this update (absent when catching up outside an update). */
+  readonly exchange?: AddressExchange | undefined;
+  /** This worker's address as its peers reach it (HOTWEIGHTS_ADVERTISE_HOST or the route to the coordinator). */
+  readonly advertiseHost?: string | undefined;
 }
 
 export interface AttemptResult {

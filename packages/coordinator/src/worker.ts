@@ -28,6 +28,8 @@ import { type AttemptServices, stageAttempt } from './attempt.js';
 import { type PlanCatchUp, stageCatchUp } from './catch-up.js';
 import { CoordinatorClient, EventSubscriber, eventEndpointFor } from './client.js';
 import { rollbackDigest, stagedDigest } from './digest.js';
+import { localAddressToward } from './endpoint.js';
+import { updateExchange } from './meet.js';
 import { ERROR_CODES } from './protocol.js';
 import type { CoordinatorStatus, UpdateView } from './types.js';
 
@@ -137,6 +139,8 @@ export class WorkerAgent {
   readonly #metrics: WorkerMetrics | undefined;
   readonly #attempts = new Map<string, Attempt>();
   #lease: WorkerLease | undefined;
+  /** This worker's address as its peers reach it (see localAddressToward). */
+  #advertiseHost: string | undefined;
   #live: string | null = null;
   #sub: EventSubscriber | undefined;
   #timer: NodeJS.Timeout | undefined;
@@ -166,6 +170,8 @@ export class WorkerAgent {
   static async start(o: WorkerAgentOptions): Promise<WorkerAgent> {
     const agent = new WorkerAgent(o);
     agent.#live = await o.adapter.currentVersion();
+    agent.#advertiseHost =
+      o.config.advertiseHost ?? (await localAddressToward(o.endpoint).catch(() => undefined));
     // Only the events that change what a worker does; the rest would wake every worker for nothing.
     agent.#sub = new EventSubscriber(eventEndpointFor(o.endpoint, o.pubEndpoint), () => agent.kick(), {
       topics: ['begin', 'commit', 'abort'],
@@ -446,9 +452,20 @@ export class WorkerAgent {
   }
 
   #scopeOf(a: Attempt) {
-    return this.#attemptScope(a.ctrl.signal, (dir) => {
+    const scope = this.#attemptScope(a.ctrl.signal, (dir) => {
       a.rendezvous = dir;
     });
+    if (a.begunAt === null) return scope;
+    const exchange = updateExchange({
+      client: this.client,
+      version: a.version,
+      begunAt: a.begunAt,
+      rank: this.rank,
+      lease: () => this.#lease,
+      timeoutS: this.#o.config.rendezvousTimeoutS,
+      signal: a.ctrl.signal,
+    });
+    return { ...scope, exchange, advertiseHost: this.#advertiseHost };
   }
 
   async #runAttempt(a: Attempt, active: UpdateView): Promise<void> {

@@ -257,6 +257,21 @@ export const VARIABLES = [
     section: 'UCX',
     doc: "Network devices UCX may use (UCX's `UCX_NET_DEVICES`, e.g. `eth0` or `mlx5_0:1`); picks the NIC on multi-homed hosts.",
   },
+  // issue #13: fleets started separately meet through the coordinator
+  {
+    name: 'HOTWEIGHTS_ADVERTISE_HOST',
+    kind: { type: 'string' },
+    defaultText: '(route to the coordinator)',
+    section: 'Fleet rendezvous',
+    doc: "Address other workers use to reach this one (rank 0's UCX control socket in a fleet that meets through the coordinator). Unset: this host's address on its route to the coordinator.",
+  },
+  {
+    name: 'HOTWEIGHTS_RENDEZVOUS_TIMEOUT_S',
+    kind: { type: 'number', min: 0.1 },
+    defaultText: '120',
+    section: 'Fleet rendezvous',
+    doc: "How long a worker waits at an update's rendezvous (node ids, UCX addresses) for every rank to post before the update fails, naming the ranks that never came.",
+  },
 ] as const satisfies readonly VariableSpec[];
 
 export type VariableName = (typeof VARIABLES)[number]['name'];
@@ -298,6 +313,8 @@ export interface HotweightsConfig {
   readonly ucxRetries: number;
   readonly ucxRetryDelayMs: number;
   readonly ucxNetDevices: string | undefined;
+  readonly advertiseHost: string | undefined;
+  readonly rendezvousTimeoutS: number;
 }
 
 function spec(name: VariableName): VariableSpec {
@@ -401,6 +418,8 @@ export function loadConfig(env: Env = process.env): HotweightsConfig {
     ucxRetries: readNumber(env, 'HOTWEIGHTS_UCX_RETRIES', 240),
     ucxRetryDelayMs: readNumber(env, 'HOTWEIGHTS_UCX_RETRY_DELAY_MS', 250),
     ucxNetDevices: readString(env, 'HOTWEIGHTS_UCX_NET_DEVICES'),
+    advertiseHost: readString(env, 'HOTWEIGHTS_ADVERTISE_HOST'),
+    rendezvousTimeoutS: readNumber(env, 'HOTWEIGHTS_RENDEZVOUS_TIMEOUT_S', 120),
   });
 }
 

@@ -89,6 +89,7 @@ export {
 export { type StagedItem, stagedItems } from './staged-items.js';
 export type { StagedBucket, StagingAgent } from './staging.js';
 export type {
+  AddressExchange,
   BroadcastRequest,
   FetchRequest,
   ProbeContext,
@@ -101,7 +102,9 @@ export type {
 export {
   BUILTIN_PRIORITIES,
   chooseTransport,
+  chooseTransportForFleet,
   discoverTransportPackages,
+  type FleetChoice,
   type ProbedCandidate,
   TRANSPORT_KEYWORD,
   type TransportCandidate,

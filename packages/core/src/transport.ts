@@ -16,7 +16,20 @@ export interface ProbeContext {
   /** `none` when no launcher (mpirun, torchrun) started this process. */
   readonly launcher: 'env' | 'openmpi' | 'pmix' | 'none';
   readonly config: HotweightsConfig;
+  /**
+   * True when the caller will hand `create` an `exchange` (a fleet of separately started workers
+   * meeting through the coordinator), so a transport needs no MASTER_ADDR of its own.
+   */
+  readonly exchange?: boolean;
 }
+
+/**
+ * A rendezvous someone else runs (the coordinator, for a fleet of separately started workers):
+ * posts this rank's `value` under `round` and resolves with every rank's value, by rank, once all
+ * of them have posted. Rejects at its deadline naming the ranks that never posted, or when the
+ * update is aborted.
+ */
+export type AddressExchange = (round: string, value: string) => Promise<readonly string[]>;
 
 export interface TransportOptions {
   readonly rank: number;
@@ -28,6 +41,8 @@ export interface TransportOptions {
    * what they use.
    */
   readonly rendezvous?: Readonly<Record<string, string>>;
+  /** The coordinator's rendezvous, when there is one (see AddressExchange). */
+  readonly exchange?: AddressExchange;
 }
 
 export interface TransportProvider {
@@ -38,6 +53,8 @@ export interface TransportProvider {
   /** Version of the package providing it (shown by `hotweights transports`). */
   readonly version?: string;
   readonly description?: string;
+  /** True when it moves bytes between hosts (mpi, ucx); a fleet on several nodes needs one. */
+  readonly spansHosts?: boolean;
   probe(ctx: ProbeContext): Promise<ProbeResult>;
   create(options: TransportOptions): Promise<Transport>;
 }

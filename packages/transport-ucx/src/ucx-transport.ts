@@ -6,7 +6,7 @@
  */
 
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { BroadcastRequest, HotweightsConfig, Transport } from '@hotweights/core';
+import type { AddressExchange, BroadcastRequest, HotweightsConfig, Transport } from '@hotweights/core';
 import { TransportError } from '@hotweights/core';
 import { ByteBudget } from './budget.js';
 import { chainPosition, chunkRanges, MAX_BUCKET_ID, MAX_CHUNKS, MAX_RANKS, TagKind, tagOf } from './chain.js';
@@ -43,7 +43,10 @@ export interface UcxTransportOptions {
   readonly rank: number;
   readonly worldSize: number;
   readonly config: HotweightsConfig;
+  /** Rank 0's control socket (with `exchange`: the host it listens on, any port). */
   readonly rendezvous: RendezvousAddress | undefined;
+  /** The coordinator's rendezvous: UCX addresses travel through it instead of rank 0's socket. */
+  readonly exchange?: AddressExchange | undefined;
 }
 
 export class UcxTransport implements Transport {
@@ -109,6 +112,7 @@ export class UcxTransport implements Transport {
         retries: o.config.ucxRetries,
         retryDelayMs: o.config.ucxRetryDelayMs,
         timeoutMs: JOIN_TIMEOUT_MS,
+        ...(o.exchange ? { exchange: o.exchange } : {}),
       });
       channel.addresses.forEach((address, peer) => {
         if (peer !== o.rank) worker.connect(peer, address);
