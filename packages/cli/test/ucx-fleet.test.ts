@@ -5,10 +5,13 @@
  * coordinator, real workers, real UCX over loopback TCP. Addresses come from configuration (the
  * route to the coordinator), so the same test runs with workers in network namespaces.
  */
-import { readFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { loadManifest } from '@hotweights/manifest';
+import { createPlan, publish, writeManifest, writePlan } from '@hotweights/planner';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type Fleet, makeFleet, startWorker } from './coord-fixture.js';
+import { type Fleet, makeFleet, startWorker, type WorkerProcess } from './coord-fixture.js';
 import { startCoordProcess } from './coord-process.js';
 import { runCli } from './run-cli.js';
 
@@ -66,6 +69,11 @@ describe('a fleet of separately started workers meeting through the coordinator'
   it('on 3 nodes: full then delta over UCX, byte-identical and committed everywhere', async () => {
     const { fleet, workers, cli } = await setup(['node-a', 'node-b', 'node-c']);
     const logs = () => workers.map((w) => w.output()).join('\n---\n');
+    // `hotweights transports` explains what this fleet's workers will choose, and why.
+    const listed = await cli(['transports']);
+    expect(listed.stdout).toMatch(
+      /^fleet \(the 3 worker\(s\) at tcp:\/\/127\.0\.0\.1:\d+\): ucx: ranks on 3 nodes \(node-a, node-b, node-c\) need a transport that spans hosts \(mpi: .*run under mpirun\)$/m,
+    );
     const v0 = await deploy(cli, fleet.planV0, 'v0');
     expect(v0.stderr, logs()).toBe('');
     expect(v0.stdout, logs()).toContain('update v0: committed, precommitted 3/3');
@@ -84,6 +92,9 @@ describe('a fleet of separately started workers meeting through the coordinator'
 
   it('on one node: the same workers keep the local transport', async () => {
     const { fleet, workers, cli } = await setup(['node-a', 'node-a', 'node-a']);
+    expect((await cli(['transports'])).stdout).toMatch(
+      /^fleet \(the 3 worker\(s\) at \S+\): local: all 3 rank\(s\) on node node-a, shared memory is the fastest path$/m,
+    );
     const v0 = await deploy(cli, fleet.planV0, 'v0');
     expect(v0.stdout).toContain('update v0: committed, precommitted 3/3');
     await expectLive(fleet, 3, fleet.ckptA, ['a.bin', 'b.bin']);
@@ -92,4 +103,71 @@ describe('a fleet of separately started workers meeting through the coordinator'
       expect(w.output()).toContain('transport local: all 3 rank(s) on node node-a');
     }
   });
+
+  it('a worker killed mid-transfer aborts the update everywhere naming it; live stays v0; the next update commits', async () => {
+    // One bucket at a time in small chunks: the update takes long enough to stop a rank inside it.
+    const slow = { HOTWEIGHTS_INFLIGHT_BUCKETS: '1', HOTWEIGHTS_UCX_CHUNK_MB: '0.0625' };
+    const { fleet, workers, cli, spawn } = await setup(['node-a', 'node-b', 'node-c'], slow);
+    const logs = () => workers.map((w) => w.output()).join('\n---\n');
+    expect((await deploy(cli, fleet.planV0, 'v0')).stdout, logs()).toContain('update v0: committed');
+    const bigPlan = await bigUpdate(fleet);
+    const victim = workers[1] as WorkerProcess;
+    const landedBefore = await bucketsLanded(victim);
+    expect((await cli(['coord-submit-plan', '--plan', bigPlan])).code).toBe(0);
+    const begin = cli(['begin', '--version', 'v1', '--wait']);
+    // Killed once its first bucket of v1 has landed: the chain through it is moving bytes.
+    while ((await bucketsLanded(victim)) <= landedBefore) await new Promise((r) => setTimeout(r, 20));
+    await victim.kill('SIGKILL');
+    const failed = await begin;
+    expect(failed.code, logs()).toBe(1);
+    // A survivor's transport says which peer went away (not a lease running out).
+    expect(failed.stderr).toMatch(
+      /update v1 was aborted: rank [02] \(node-[ac]\): .*bucket \d+: rank 1 was lost \(its process exited/,
+    );
+    for (const rank of [0, 2]) {
+      await (workers[rank] as WorkerProcess).waitFor(/update v1: aborted .*staging discarded, live v0/);
+    }
+    // Nothing of v1 is live anywhere, the victim's target included.
+    await expectLive(fleet, 3, fleet.ckptA, ['a.bin', 'b.bin']);
+    const again = spawn(1);
+    await again.waitFor('registered as');
+    const v1 = await deploy(cli, bigPlan, 'v1');
+    expect(v1.stdout, `${logs()}\n---\n${again.output()}`).toContain(
+      'update v1: committed, precommitted 3/3',
+    );
+    await expectLive(fleet, 3, join(fleet.dir, 'ckpt_big'), ['a.bin', 'b.bin', 'big.bin']);
+  });
 });
+
+/** A delta v0 -> v1 with 32 MiB more in 256 KiB buckets. */
+async function bigUpdate(fleet: Fleet): Promise<string> {
+  const ckpt = join(fleet.dir, 'ckpt_big');
+  await mkdir(ckpt);
+  await copyFile(join(fleet.ckptA, 'a.bin'), join(ckpt, 'a.bin'));
+  await writeFile(join(ckpt, 'b.bin'), randomBytes(40 * 1024));
+  await writeFile(join(ckpt, 'big.bin'), randomBytes(32 * 1024 * 1024));
+  const next = await publish({ checkpoint: ckpt, version: 'v1', hash: 'xxh3-64' });
+  const manifestPath = join(fleet.dir, 'm_v1_big.json');
+  await writeManifest(next, manifestPath);
+  const prev = await loadManifest(join(fleet.dir, 'm_v0.json'));
+  const plan = join(fleet.dir, 'plan_v1_big.json');
+  const common = {
+    bucketBytes: 512 * 1024,
+    worldSize: 3,
+    checkpointRoot: ckpt,
+    nextManifestPath: manifestPath,
+  };
+  await writePlan(createPlan({ prev, next, ...common }), plan);
+  return plan;
+}
+
+/** Buckets this worker has landed so far, from its Prometheus endpoint. */
+async function bucketsLanded(w: WorkerProcess): Promise<number> {
+  const url = /worker metrics on (\S+)/.exec(w.output())?.[1];
+  if (!url) throw new Error(`worker ${w.rank} printed no metrics URL:\n${w.output()}`);
+  const text = await (await fetch(url)).text();
+  const line = text
+    .split('\n')
+    .find((l) => l.startsWith('hotweights_buckets_total{') && l.includes('role="land"'));
+  return line ? Number(line.split(' ').pop()) : 0;
+}

@@ -111,13 +111,14 @@ export class UcxTransport implements Transport {
         address: worker.address,
         retries: o.config.ucxRetries,
         retryDelayMs: o.config.ucxRetryDelayMs,
-        timeoutMs: JOIN_TIMEOUT_MS,
+        // Meeting through the coordinator, every rank was there moments ago: its deadline applies.
+        timeoutMs: o.exchange ? o.config.rendezvousTimeoutS * 1000 : JOIN_TIMEOUT_MS,
         ...(o.exchange ? { exchange: o.exchange } : {}),
       });
       channel.addresses.forEach((address, peer) => {
         if (peer !== o.rank) worker.connect(peer, address);
       });
-      await channel.started(JOIN_TIMEOUT_MS);
+      await channel.started(o.exchange ? o.config.rendezvousTimeoutS * 1000 : JOIN_TIMEOUT_MS);
     } catch (err) {
       await channel?.close(0);
       await worker.close();
