@@ -6,7 +6,7 @@
  * route to the coordinator), so the same test runs with workers in network namespaces.
  */
 import { randomBytes } from 'node:crypto';
-import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadManifest } from '@hotweights/manifest';
 import { createPlan, publish, writeManifest, writePlan } from '@hotweights/planner';
@@ -120,9 +120,10 @@ describe('a fleet of separately started workers meeting through the coordinator'
     await victim.kill('SIGKILL');
     const failed = await begin;
     expect(failed.code, logs()).toBe(1);
-    // A survivor's transport says which peer went away (not a lease running out).
-    expect(failed.stderr).toMatch(
-      /update v1 was aborted: rank [02] \(node-[ac]\): .*bucket \d+: rank 1 was lost \(its process exited/,
+    // The reason names the peer that went away: a survivor's transport saw it go ("rank 1 was
+    // lost"), or, when the kill came after the last bucket had passed it, its lease ran out.
+    expect(failed.stderr, logs()).toMatch(
+      /update v1 was aborted: (rank [02] \(node-[ac]\): .*bucket \d+: rank 1 was lost \(its process exited|worker \S+ \(rank 1, node node-b\) lost its lease)/,
     );
     for (const rank of [0, 2]) {
       await (workers[rank] as WorkerProcess).waitFor(/update v1: aborted .*staging discarded, live v0/);
@@ -136,6 +137,42 @@ describe('a fleet of separately started workers meeting through the coordinator'
       'update v1: committed, precommitted 3/3',
     );
     await expectLive(fleet, 3, join(fleet.dir, 'ckpt_big'), ['a.bin', 'b.bin', 'big.bin']);
+  });
+
+  it('a worker restarted after the broadcasts fetches its share from its peers over UCX, striped', async () => {
+    const slow = { HOTWEIGHTS_LEASE_S: '8' };
+    const { fleet, workers, cli, spawn } = await setup(['node-a', 'node-b', 'node-c'], slow);
+    const logs = () => workers.map((w) => w.output()).join('\n---\n');
+    expect((await cli(['coord-submit-plan', '--plan', fleet.planV0])).code).toBe(0);
+    expect((await cli(['begin', '--version', 'v0', '--no-auto-commit'])).code).toBe(0);
+    for (const w of workers) await w.waitFor('update v0: staged');
+    const [w0, w1, w2] = workers as [WorkerProcess, WorkerProcess, WorkerProcess];
+    await w2.kill('SIGKILL'); // its staging dies with it, and so does its prepared version:
+    await rm(join(fleet.target(2), 'versions'), { recursive: true, force: true });
+    await rm(join(fleet.target(2), '.hotweights'), { recursive: true, force: true });
+    const again = spawn(2, slow);
+    await again.waitFor(
+      /update v0: broadcasts are over; fetching \d+ bucket\(s\) over ucx from rank\(s\) 0, 1, striped/,
+    );
+    await again.waitFor('update v0: fetched and verified');
+    await again.waitFor('update v0: staged');
+    expect(again.output()).not.toContain('from the source');
+    expect((await cli(['commit', '--version', 'v0'])).stdout, logs()).toContain('update v0: committed');
+    await expectLive(fleet, 3, fleet.ckptA, ['a.bin', 'b.bin']);
+    // What the holders sent over UCX is exactly rank 2's share, from both of them: the source
+    // (rank 0) sent only its stripes, and nothing was read from the checkpoint by path.
+    const plan = JSON.parse(await readFile(fleet.planV0, 'utf8')) as {
+      buckets: { size: number; consumer_ranks: number[] }[];
+    };
+    const share = plan.buckets.filter((b) => b.consumer_ranks.includes(2)).reduce((n, b) => n + b.size, 0);
+    const served = async (w: WorkerProcess) => {
+      await w.waitFor(/update v0: stopped serving; \d+ B served/);
+      return Number(/update v0: stopped serving; (\d+) B served/.exec(w.output())?.[1]);
+    };
+    const [fromSource, fromPeer] = [await served(w0), await served(w1)];
+    expect(fromSource).toBeGreaterThan(0);
+    expect(fromPeer).toBeGreaterThan(0);
+    expect(fromSource + fromPeer).toBe(share);
   });
 });
 

@@ -19,14 +19,30 @@ export async function broadcastAttempt(ctx: AttemptContext): Promise<AttemptResu
   const transport = ctx.worldSize === 1 ? new SelfTransport(rank, 1) : await openTransport(ctx);
   const consumed = consumedBy(plan, rank).map((b) => b.bucket_id);
   let staged: AttemptResult['staged'];
+  let serving = false;
   try {
     staged = await stageUpdate({ ...pipelineOptions(ctx), transport, keepStaged: ctx.worldSize > 1 });
+    serving = serveStaged(ctx, transport, consumed);
   } finally {
-    await transport.close();
+    if (!serving) await transport.close();
   }
   await postHandles({ ...ctx, version: plan.version }, services.staging, rank, consumed);
   const have = rank === plan.source.rank ? plan.buckets.map((b) => b.bucket_id) : consumed;
   return { staged, have };
+}
+
+/**
+ * A transport that can serve (ucx in a fleet met through the coordinator) keeps this rank's
+ * staged buckets available to ranks that come after the broadcasts, until the update ends.
+ */
+function serveStaged(ctx: AttemptContext, transport: Transport, ids: readonly number[]): boolean {
+  if (!transport.serve || !ctx.onServing || ctx.worldSize === 1) return false;
+  for (const id of ids) {
+    const bytes = ctx.services.staging.get(ctx.plan.version, id)?.bytes;
+    if (bytes) transport.serve(id, bytes);
+  }
+  ctx.onServing(transport);
+  return true;
 }
 
 /** Opens this rank's transport with a rendezvous every rank of this update derives alike. */

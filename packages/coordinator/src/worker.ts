@@ -20,7 +20,7 @@
  */
 import { rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { CoordinatorError, isErrorKind, type Manifest, type Plan } from '@hotweights/core';
+import { CoordinatorError, isErrorKind, type Manifest, type Plan, type Transport } from '@hotweights/core';
 import { validateManifest } from '@hotweights/manifest';
 import { checkPlanWorld, type StagedUpdate } from '@hotweights/runtime';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
@@ -99,6 +99,8 @@ interface Attempt {
   rendezvous?: string;
   /** Staged, verified and prepared; waiting for the coordinator's decision. */
   staged?: StagedUpdate;
+  /** This rank's transport, kept open to serve the update's buckets to late ranks until it ends. */
+  serving?: Transport;
   /** The vote this rank sent (re-sent while the coordinator does not have it). */
   vote?: { digest: string; resending: boolean };
   done: Promise<void>;
@@ -465,7 +467,10 @@ export class WorkerAgent {
       timeoutS: this.#o.config.rendezvousTimeoutS,
       signal: a.ctrl.signal,
     });
-    return { ...scope, exchange, advertiseHost: this.#advertiseHost };
+    const onServing = (transport: Transport) => {
+      a.serving = transport;
+    };
+    return { ...scope, exchange, advertiseHost: this.#advertiseHost, onServing };
   }
 
   async #runAttempt(a: Attempt, active: UpdateView): Promise<void> {
@@ -642,6 +647,13 @@ export class WorkerAgent {
   }
 
   async #cleanup(a: Attempt): Promise<void> {
+    const serving = a.serving;
+    if (serving) {
+      a.serving = undefined;
+      const served = (serving as { servedBytes?: number }).servedBytes ?? 0;
+      await serving.close().catch(() => {});
+      this.#log(`update ${a.version}: stopped serving; ${served} B served to ranks that came late`);
+    }
     await this.#o.staging.release(a.version).catch(() => {});
     if (a.rendezvous && a.plan?.source.rank === this.rank)
       await rm(a.rendezvous, { recursive: true, force: true }).catch(() => {});

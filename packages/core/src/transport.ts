@@ -55,6 +55,11 @@ export interface TransportProvider {
   readonly description?: string;
   /** True when it moves bytes between hosts (mpi, ucx); a fleet on several nodes needs one. */
   readonly spansHosts?: boolean;
+  /**
+   * True when `create` with `rendezvous.mode = 'fetch'` (and an `exchange`) opens a transport that
+   * only fetches from ranks that serve: how a rank arriving after the broadcasts gets its share.
+   */
+  readonly lateFetch?: boolean;
   probe(ctx: ProbeContext): Promise<ProbeResult>;
   create(options: TransportOptions): Promise<Transport>;
 }
@@ -77,6 +82,8 @@ export interface FetchRequest {
   readonly bucketId: number;
   /** Rank that holds the bucket (it must have called `serve` for it). */
   readonly from: number;
+  /** Where `data` starts in the bucket (default 0): a fetch may take one stripe of a bucket. */
+  readonly offset?: number;
   readonly data: Uint8Array;
   readonly signal?: AbortSignal;
 }

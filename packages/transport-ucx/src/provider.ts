@@ -9,6 +9,7 @@ import {
   type TransportOptions,
   type TransportProvider,
 } from '@hotweights/core';
+import { UcxFetchTransport } from './fetch-transport.js';
 import { probeUcx } from './probe.js';
 import { loadUcp } from './ucp.js';
 import { UcxTransport } from './ucx-transport.js';
@@ -19,6 +20,7 @@ export const provider: TransportProvider = {
   name: 'ucx',
   priority: BUILTIN_PRIORITIES.ucx ?? 20,
   spansHosts: true,
+  lateFetch: true,
   version: pkg.version,
   description:
     'UCX (libucp through koffi): pipelined chain broadcast over TCP, shared memory or RDMA, across hosts',
@@ -39,6 +41,10 @@ export const provider: TransportProvider = {
     if (!probed.available) throw new TransportError(`the ucx transport is unavailable: ${probed.reason}`);
     const { ucp } = loadUcp();
     if (!ucp) throw new TransportError('the ucx transport is unavailable');
+    // A rank arriving after the broadcasts only fetches from the ranks that hold its buckets.
+    if (options.exchange && options.rendezvous?.mode === 'fetch') {
+      return UcxFetchTransport.open(ucp, { ...options, exchange: options.exchange });
+    }
     if (options.exchange) {
       // A fleet meeting through the coordinator: rank 0 listens on any port of the address its
       // peers reach it by, and says where through the exchange.

@@ -44,17 +44,21 @@ export interface JoinOptions {
    * also where it listens) to the exchange, which hands each rank the full table.
    */
   readonly exchange?: AddressExchange;
+  /** With `exchange`: the address of this rank's bucket server (serve.ts), posted alongside. */
+  readonly serveAddress?: Uint8Array;
 }
 
 /** What each rank posts to an AddressExchange: its UCX worker address, and rank 0's control socket. */
-interface Posted {
+export interface Posted {
   readonly ucx: string;
   readonly control?: string;
+  /** Its bucket server's UCX address, for ranks that fetch after the broadcasts. */
+  readonly serve?: string;
 }
 
-const UCX_ROUND = 'ucx';
+export const UCX_ROUND = 'ucx';
 
-function parsePosted(value: string, rank: number): Posted {
+export function parsePosted(value: string, rank: number): Posted {
   try {
     const p = JSON.parse(value) as Posted;
     if (typeof p.ucx === 'string') return p;
@@ -64,14 +68,20 @@ function parsePosted(value: string, rank: number): Posted {
   );
 }
 
+/** Every rank's bucket server address (empty where it posted none). */
+export function serveTable(table: readonly Posted[]): Uint8Array[] {
+  return table.map((p) => new Uint8Array(Buffer.from(p.serve ?? '', 'base64')));
+}
+
 async function exchangeAddresses(
   exchange: AddressExchange,
-  address: Uint8Array,
+  o: JoinOptions,
   control?: RendezvousAddress,
-): Promise<{ addresses: Uint8Array[]; hub: RendezvousAddress }> {
+): Promise<{ addresses: Uint8Array[]; hub: RendezvousAddress; serve: Uint8Array[] }> {
   const mine: Posted = {
-    ucx: Buffer.from(address).toString('base64'),
+    ucx: Buffer.from(o.address).toString('base64'),
     ...(control ? { control: `${control.host}|${control.port}` } : {}),
+    ...(o.serveAddress ? { serve: Buffer.from(o.serveAddress).toString('base64') } : {}),
   };
   const table = (await exchange(UCX_ROUND, JSON.stringify(mine))).map(parsePosted);
   const [host, port] = (table[HUB]?.control ?? '').split('|');
@@ -79,6 +89,7 @@ async function exchangeAddresses(
   return {
     addresses: table.map((p) => new Uint8Array(Buffer.from(p.ucx, 'base64'))),
     hub: { host, port: Number(port) },
+    serve: serveTable(table),
   };
 }
 
@@ -109,6 +120,8 @@ function write(sock: Socket, message: Wire): void {
 export class ControlChannel {
   /** Every rank's UCX worker address, by rank. */
   readonly addresses: readonly Uint8Array[];
+  /** Every rank's bucket server address (met through an exchange; empty where none). */
+  serveAddresses: readonly Uint8Array[] = [];
   readonly #rank: number;
   readonly #peers: Map<number, Socket>;
   readonly #server: Server | undefined;
@@ -130,8 +143,10 @@ export class ControlChannel {
     if (options.worldSize === 1) return new ControlChannel(0, [options.address], new Map());
     if (options.rank === HUB) return ControlChannel.#host(at, options);
     if (!options.exchange) return ControlChannel.#dial(at, options);
-    const { addresses, hub } = await exchangeAddresses(options.exchange, options.address);
-    return ControlChannel.#dial(hub, options, addresses);
+    const { addresses, hub, serve } = await exchangeAddresses(options.exchange, options);
+    const channel = await ControlChannel.#dial(hub, options, addresses);
+    channel.serveAddresses = serve;
+    return channel;
   }
 
   static async #host(at: RendezvousAddress, o: JoinOptions): Promise<ControlChannel> {
@@ -149,11 +164,12 @@ export class ControlChannel {
     server.on('error', () => {}); // accept errors after listening: the deadline reports them
     const peers = new Map<number, Socket>();
     let addresses: Uint8Array[] = [o.address];
+    let serve: Uint8Array[] = [];
     let channel: ControlChannel | undefined;
     const early: [number, Wire][] = [];
     const bound = { host: at.host, port: (server.address() as { port: number }).port };
     try {
-      const exchanged = o.exchange ? exchangeAddresses(o.exchange, o.address, bound) : undefined;
+      const exchanged = o.exchange ? exchangeAddresses(o.exchange, o, bound) : undefined;
       exchanged?.catch(() => {}); // awaited below, after the others have connected
       await new Promise<void>((resolve, reject) => {
         const timer = setTimeout(
@@ -204,13 +220,14 @@ export class ControlChannel {
         // A failed exchange (a rank never posted) ends the wait at once, with its reason.
         exchanged?.catch(reject);
       });
-      if (exchanged) addresses = (await exchanged).addresses;
+      if (exchanged) ({ addresses, serve } = await exchanged);
     } catch (err) {
       server.close();
       for (const s of peers.values()) s.destroy();
       throw err;
     }
     channel = new ControlChannel(HUB, addresses, peers, server);
+    channel.serveAddresses = serve;
     for (const [peer, m] of early) {
       if (m.t === 'lost') channel.#dropped(peer);
       else channel.#receive(peer, m);
