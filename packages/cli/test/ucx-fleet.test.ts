@@ -49,10 +49,15 @@ async function setup(nodeIds: readonly string[], workerEnv: NodeJS.ProcessEnv = 
   return { fleet, coord, workers, cli, spawn };
 }
 
+/** Every rank's live files equal the checkpoint's (workers flip just after the coordinator commits). */
 async function expectLive(fleet: Fleet, ranks: number, ckpt: string, files: string[]) {
   for (let rank = 0; rank < ranks; rank++) {
     for (const f of files) {
       const want = await readFile(join(ckpt, f));
+      const deadline = Date.now() + 60_000;
+      while (!(await fleet.live(rank, f))?.equals(want) && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
       expect((await fleet.live(rank, f))?.equals(want), `rank ${rank} ${f}`).toBe(true);
     }
   }
@@ -158,6 +163,7 @@ describe('a fleet of separately started workers meeting through the coordinator'
     await again.waitFor('update v0: staged');
     expect(again.output()).not.toContain('from the source');
     expect((await cli(['commit', '--version', 'v0'])).stdout, logs()).toContain('update v0: committed');
+    for (const w of [w0, w1, again]) await w.waitFor('update v0: committed, live v0');
     await expectLive(fleet, 3, fleet.ckptA, ['a.bin', 'b.bin']);
     // What the holders sent over UCX is exactly rank 2's share, from both of them: the source
     // (rank 0) sent only its stripes, and nothing was read from the checkpoint by path.
@@ -173,6 +179,8 @@ describe('a fleet of separately started workers meeting through the coordinator'
     expect(fromSource).toBeGreaterThan(0);
     expect(fromPeer).toBeGreaterThan(0);
     expect(fromSource + fromPeer).toBe(share);
+    // The same count as a metric on the source's worker.
+    expect(await metric(w0, 'hotweights_worker_served_bytes_total')).toBe(fromSource);
   });
 });
 
@@ -198,13 +206,16 @@ async function bigUpdate(fleet: Fleet): Promise<string> {
   return plan;
 }
 
-/** Buckets this worker has landed so far, from its Prometheus endpoint. */
-async function bucketsLanded(w: WorkerProcess): Promise<number> {
+/** A worker's sample of metric `name` (with `label` when given), from its Prometheus endpoint. */
+async function metric(w: WorkerProcess, name: string, label = ''): Promise<number> {
   const url = /worker metrics on (\S+)/.exec(w.output())?.[1];
   if (!url) throw new Error(`worker ${w.rank} printed no metrics URL:\n${w.output()}`);
   const text = await (await fetch(url)).text();
-  const line = text
-    .split('\n')
-    .find((l) => l.startsWith('hotweights_buckets_total{') && l.includes('role="land"'));
+  const line = text.split('\n').find((l) => /^\w+/.exec(l)?.[0] === name && l.includes(label));
   return line ? Number(line.split(' ').pop()) : 0;
+}
+
+/** Buckets this worker has landed so far. */
+function bucketsLanded(w: WorkerProcess): Promise<number> {
+  return metric(w, 'hotweights_buckets_total', 'role="land"');
 }

@@ -110,6 +110,7 @@ class WorkerMetrics {
   readonly updates: Counter<'result'>;
   readonly stageSeconds: Histogram;
   readonly coordinatorUp: Gauge;
+  readonly servedBytes: Counter;
   constructor(registry: Registry) {
     const registers = [registry];
     this.updates = new Counter({
@@ -122,6 +123,11 @@ class WorkerMetrics {
       name: 'hotweights_worker_stage_seconds',
       help: 'Seconds from begin to precommit on this worker',
       buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+      registers,
+    });
+    this.servedBytes = new Counter({
+      name: 'hotweights_worker_served_bytes_total',
+      help: "Bucket bytes this worker's transport served to ranks that arrived after the broadcasts",
       registers,
     });
     this.coordinatorUp = new Gauge({
@@ -652,6 +658,7 @@ export class WorkerAgent {
       a.serving = undefined;
       const served = (serving as { servedBytes?: number }).servedBytes ?? 0;
       await serving.close().catch(() => {});
+      this.#metrics?.servedBytes.inc(served);
       this.#log(`update ${a.version}: stopped serving; ${served} B served to ranks that came late`);
     }
     await this.#o.staging.release(a.version).catch(() => {});
