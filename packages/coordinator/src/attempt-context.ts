@@ -31,6 +31,18 @@ export interface AttemptServices {
     exchange?: AddressExchange | undefined;
     log?: ((line: string) => void) | undefined;
   }) => Promise<Transport>;
+  /**
+   * Opens a transport that only fetches, for a rank arriving after the broadcasts of an update the
+   * coordinator runs (same arguments as openTransport); undefined when the fleet's transport
+   * cannot fetch. Absent: such a rank copies from a peer on its node or reads the source.
+   */
+  readonly openFetchTransport?: (args: {
+    plan: Plan;
+    rendezvous: Readonly<Record<string, string>>;
+    nodes: readonly string[];
+    exchange: AddressExchange;
+    log?: ((line: string) => void) | undefined;
+  }) => Promise<Transport | undefined>;
   readonly metrics?: Registry | undefined;
   /** Check every landed item's hash (default true). */
   readonly verify?: boolean;

@@ -21,15 +21,16 @@ export async function fetchAttempt(
   holders: Readonly<Record<string, number[]>>,
 ): Promise<AttemptResult | undefined> {
   const { plan, rank, exchange } = ctx;
-  if (!exchange) return undefined;
+  const open = ctx.services.openFetchTransport;
+  if (!exchange || !open) return undefined;
   const consumed = consumedBy(plan, rank);
   const ids = consumed.map((b) => b.bucket_id);
   const sources = new Map(ids.map((id) => [id, (holders[id] ?? []).filter((r) => r !== rank)] as const));
   if (ids.length === 0 || ids.some((id) => !sources.get(id)?.length)) return undefined;
-  let transport: Transport;
+  let transport: Transport | undefined;
   try {
     const nodes = await exchange('nodes', ctx.nodeId);
-    transport = await ctx.services.openTransport({
+    transport = await open({
       plan,
       rendezvous: { mode: 'fetch', ...(ctx.advertiseHost ? { host: ctx.advertiseHost } : {}) },
       nodes,
@@ -41,8 +42,8 @@ export async function fetchAttempt(
     ctx.log(`update ${plan.version}: cannot fetch from peers (${(err as Error).message})`);
     return undefined;
   }
-  if (!transport.fetch) {
-    await transport.close();
+  if (!transport?.fetch) {
+    await transport?.close();
     return undefined;
   }
   const fetch = transport.fetch.bind(transport);

@@ -6,7 +6,7 @@
 import { access, chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { metricsHostFor, WorkerAgent } from '@hotweights/coordinator';
-import { ConfigError, chooseTransportForFleet, MAX_WORLD_SIZE, TransportError } from '@hotweights/core';
+import { ConfigError, chooseTransportForFleet, MAX_WORLD_SIZE } from '@hotweights/core';
 import { loadManifest } from '@hotweights/manifest';
 import { createPlan } from '@hotweights/planner';
 import { createMetricsRegistry, HostStaging, startMetricsServer } from '@hotweights/runtime';
@@ -139,11 +139,21 @@ export const workerCommand: CommandModule = {
             // Every rank applies the same rule to the same node ids: they agree on the transport.
             const probed = await manager.probeAll({ ...probe, exchange: true });
             const { candidate, why } = chooseTransportForFleet(probed, nodes, forced);
-            if (rendezvous.mode === 'fetch' && !candidate.provider.lateFetch) {
-              throw new TransportError(`transport ${candidate.name} cannot fetch after the broadcasts`);
-            }
             log?.(`update ${plan.version}: transport ${why}`);
             return candidate.provider.create({ rank, worldSize, config: c.config, rendezvous, exchange });
+          },
+          // A rank arriving after the broadcasts: the fleet's transport, when it can fetch.
+          openFetchTransport: async ({ rendezvous, nodes, exchange }) => {
+            const probe = { rank, worldSize, launcher: c.launch.launcher, config: c.config, exchange: true };
+            const { candidate } = chooseTransportForFleet(await manager.probeAll(probe), nodes, forced);
+            if (!candidate.provider.lateFetch) return undefined;
+            return candidate.provider.create({
+              rank,
+              worldSize,
+              config: c.config,
+              rendezvous: { ...rendezvous, mode: 'fetch' },
+              exchange,
+            });
           },
           loadManifest: async (plan) => {
             const path = plan.next_manifest.path;
