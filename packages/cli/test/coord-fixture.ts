@@ -94,11 +94,12 @@ export function startWorker(args: {
   pubEndpoint: string;
   fleet: Fleet;
   env?: NodeJS.ProcessEnv;
-  /** Default `local`. */
-  transport?: string;
+  /** `--transport` (default `local`); null: none, the worker chooses for the fleet. */
+  transport?: string | null;
   /** More worker flags (e.g. `--device cuda`). */
   args?: readonly string[];
 }): WorkerProcess {
+  const transport = args.transport === undefined ? 'local' : args.transport;
   const child = spawn(
     process.execPath,
     [
@@ -113,8 +114,7 @@ export function startWorker(args: {
       args.fleet.target(args.rank),
       '--metrics-port',
       '0',
-      '--transport',
-      args.transport ?? 'local',
+      ...(transport === null ? [] : ['--transport', transport]),
       ...(args.args ?? []),
     ],
     {

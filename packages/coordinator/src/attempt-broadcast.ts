@@ -23,10 +23,12 @@ export async function broadcastAttempt(ctx: AttemptContext): Promise<AttemptResu
     `update ${plan.version}: rank ${rank} over ${transport.name}: ${consumed.length} bucket(s), ${mib(bytes)} to land${rank === plan.source.rank ? `, ${plan.buckets.length} bucket(s) to send` : ''}`,
   );
   let staged: AttemptResult['staged'];
+  let serving = false;
   try {
     staged = await stageUpdate({ ...pipelineOptions(ctx), transport, keepStaged: ctx.worldSize > 1 });
+    serving = serveStaged(ctx, transport, consumed);
   } finally {
-    await transport.close();
+    if (!serving) await transport.close();
   }
   await postHandles({ ...ctx, version: plan.version }, services.staging, rank, consumed);
   const have = rank === plan.source.rank ? plan.buckets.map((b) => b.bucket_id) : consumed;
@@ -37,6 +39,20 @@ function mib(bytes: number): string {
   return `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 }
 
+/**
+ * A transport that can serve (ucx in a fleet met through the coordinator) keeps this rank's
+ * staged buckets available to ranks that come after the broadcasts, until the update ends.
+ */
+function serveStaged(ctx: AttemptContext, transport: Transport, ids: readonly number[]): boolean {
+  if (!transport.serve || !ctx.onServing || ctx.worldSize === 1) return false;
+  for (const id of ids) {
+    const bytes = ctx.services.staging.get(ctx.plan.version, id)?.bytes;
+    if (bytes) transport.serve(id, bytes);
+  }
+  ctx.onServing(transport);
+  return true;
+}
+
 /** Opens this rank's transport with a rendezvous every rank of this update derives alike. */
 async function openTransport(ctx: AttemptContext): Promise<Transport> {
   const { plan, signal } = ctx;
@@ -44,11 +60,18 @@ async function openTransport(ctx: AttemptContext): Promise<Transport> {
   const dir = join(ctx.services.config.stagingDir, `hw-rdv-${id.slice(0, 20)}`);
   ctx.onRendezvous(dir);
   await mkdir(dir, { recursive: true });
-  return raceAbort(
-    ctx.services.openTransport({ plan, rendezvous: { dir } }),
-    signal,
-    (late) => void late.close(),
-  );
+  const opening = (async () => {
+    // Every rank learns every rank's node id from the coordinator, so all choose one transport.
+    const nodes = ctx.exchange ? await ctx.exchange('nodes', ctx.nodeId) : undefined;
+    return ctx.services.openTransport({
+      plan,
+      rendezvous: { dir, ...(ctx.advertiseHost ? { host: ctx.advertiseHost } : {}) },
+      nodes,
+      exchange: ctx.exchange,
+      log: ctx.log,
+    });
+  })();
+  return raceAbort(opening, signal, (late) => void late.close());
 }
 
 /** Settles with `p` unless `signal` aborts first; a value that arrives too late goes to `onLate`. */

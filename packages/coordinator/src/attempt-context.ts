@@ -1,6 +1,7 @@
 /** What every attempt strategy gets from the agent, and the pipeline options they share (see attempt.ts). */
 import type {
   Adapter,
+  AddressExchange,
   HotweightsConfig,
   Manifest,
   Plan,
@@ -8,7 +9,7 @@ import type {
   StagingAgent,
   Transport,
 } from '@hotweights/core';
-import type { StagedUpdate, StageUpdateOptions } from '@hotweights/runtime';
+import { type StagedUpdate, type StageUpdateOptions, stageUpdate } from '@hotweights/runtime';
 import type { Registry } from 'prom-client';
 import type { CoordinatorClient } from './client.js';
 
@@ -17,11 +18,31 @@ export interface AttemptServices {
   readonly config: HotweightsConfig;
   readonly adapter: Adapter;
   readonly staging: StagingAgent;
-  /** Opens this rank's transport for one update; every rank of the world gets the same rendezvous. */
+  /**
+   * Opens this rank's transport for one update; every rank of the world gets the same rendezvous
+   * (`dir` on this host; `host`, this worker's address as its peers reach it). For an update the
+   * coordinator runs, `nodes` is every rank's node id (the same list on every rank, so they all
+   * choose the same transport) and `exchange` the coordinator's rendezvous for its addresses.
+   */
   readonly openTransport: (args: {
     plan: Plan;
     rendezvous: Readonly<Record<string, string>>;
+    nodes?: readonly string[] | undefined;
+    exchange?: AddressExchange | undefined;
+    log?: ((line: string) => void) | undefined;
   }) => Promise<Transport>;
+  /**
+   * Opens a transport that only fetches, for a rank arriving after the broadcasts of an update the
+   * coordinator runs (same arguments as openTransport); undefined when the fleet's transport
+   * cannot fetch. Absent: such a rank copies from a peer on its node or reads the source.
+   */
+  readonly openFetchTransport?: (args: {
+    plan: Plan;
+    rendezvous: Readonly<Record<string, string>>;
+    nodes: readonly string[];
+    exchange: AddressExchange;
+    log?: ((line: string) => void) | undefined;
+  }) => Promise<Transport | undefined>;
   readonly metrics?: Registry | undefined;
   /** Check every landed item's hash (default true). */
   readonly verify?: boolean;
@@ -43,6 +64,15 @@ export interface AttemptContext {
   readonly log: (line: string) => void;
   /** Called with a rendezvous directory this attempt made (removed when the update ends). */
   readonly onRendezvous: (dir: string) => void;
+  /**
+   * Takes this rank's transport when it keeps serving the update's buckets to ranks that come
+   * after the broadcasts; the agent closes it when the update ends. Absent: close it at once.
+   */
+  readonly onServing?: ((transport: Transport) => void) | undefined;
+  /** The coordinator's rendezvous for this update (absent when catching up outside an update). */
+  readonly exchange?: AddressExchange | undefined;
+  /** This worker's address as its peers reach it (HOTWEIGHTS_ADVERTISE_HOST or the route to the coordinator). */
+  readonly advertiseHost?: string | undefined;
 }
 
 export interface AttemptResult {
@@ -86,4 +116,35 @@ export function pipelineOptions(ctx: AttemptContext): Omit<StageUpdateOptions, '
     metrics: s.metrics,
     planSource: `${ctx.plan.version} (from the coordinator)`,
   };
+}
+
+/**
+ * Stages only this rank's share of the plan, each bucket "broadcast" to it from the source by
+ * `transport` (made for the world the route needs): how a rank that arrives after the broadcasts
+ * gets its bytes from peers. Every item is verified where it lands. Resolves undefined when that
+ * fails, so the caller reads from the source instead.
+ */
+export async function stageShareFromPeers(
+  ctx: AttemptContext,
+  transport: (world: number) => Transport,
+  how: { readonly done: string; readonly failed: string },
+): Promise<AttemptResult | undefined> {
+  const { plan, rank } = ctx;
+  const consumed = consumedBy(plan, rank);
+  const world = Math.max(rank, plan.source.rank) + 1;
+  const route = {
+    plan: { ...plan, world_size: world, buckets: consumed.map((b) => ({ ...b, consumer_ranks: [rank] })) },
+    worldSize: world,
+  };
+  try {
+    const staged = await stageUpdate({ ...pipelineOptions(ctx), route, transport: transport(world) });
+    ctx.log(`update ${plan.version}: ${how.done} and verified ${consumed.length} bucket(s) from peers`);
+    return { staged, have: consumed.map((b) => b.bucket_id) };
+  } catch (err) {
+    if (ctx.signal.aborted) throw err;
+    ctx.log(
+      `update ${plan.version}: ${how.failed} from peers failed (${(err as Error).message}); using the source`,
+    );
+    return undefined;
+  }
 }

@@ -4,9 +4,13 @@
  * segment-handles transport. Every item is verified where it lands. Resolves undefined when some
  * bucket has no usable handle or the copy fails, so the caller reads from the source instead.
  */
-import { stageUpdate } from '@hotweights/runtime';
 import { SegmentHandleTransport } from '@hotweights/transport-local';
-import { type AttemptContext, type AttemptResult, consumedBy, pipelineOptions } from './attempt-context.js';
+import {
+  type AttemptContext,
+  type AttemptResult,
+  consumedBy,
+  stageShareFromPeers,
+} from './attempt-context.js';
 import { ackHandles, findHandles } from './segment-handles.js';
 
 export async function peerCopyAttempt(
@@ -24,29 +28,11 @@ export async function peerCopyAttempt(
     `update ${plan.version}: broadcasts are over; copying ${consumed.length} bucket(s) from rank(s) ${from.join(', ')} on this node`,
   );
   // Only this rank's buckets, each "broadcast" from the source by reading a peer's segment.
-  const world = Math.max(rank, plan.source.rank) + 1;
-  const route = {
-    plan: {
-      ...plan,
-      world_size: world,
-      buckets: consumed.map((b) => ({ ...b, consumer_ranks: [rank] })),
-    },
-    worldSize: world,
-  };
   try {
-    const staged = await stageUpdate({
-      ...pipelineOptions(ctx),
-      route,
-      transport: new SegmentHandleTransport(rank, world, handles),
+    return await stageShareFromPeers(ctx, (world) => new SegmentHandleTransport(rank, world, handles), {
+      done: 'copied',
+      failed: 'copying',
     });
-    ctx.log(`update ${plan.version}: copied and verified ${consumed.length} bucket(s) from peers`);
-    return { staged, have: ids };
-  } catch (err) {
-    if (ctx.signal.aborted) throw err;
-    ctx.log(
-      `update ${plan.version}: copying from peers failed (${(err as Error).message}); using the source`,
-    );
-    return undefined;
   } finally {
     await ackHandles(scope, handles, ctx.workerId);
   }

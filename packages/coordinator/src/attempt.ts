@@ -6,12 +6,15 @@
  * - broadcast (attempt-broadcast.ts): the plan's own broadcasts, with every rank of the world;
  * - peer copy (attempt-peer-copy.ts): a rank that arrives after the broadcasts are over copies
  *   its share from the staging segments of ranks on its node that hold it;
+ * - fetch (attempt-fetch.ts): else, in a fleet met through the coordinator, it fetches its share
+ *   over the fleet's transport (ucx) from the ranks that hold it, striped across them;
  * - from source (attempt-from-source.ts): failing that, it reads its share from the checkpoint.
  *
  * The agent (worker.ts) owns the lifecycle around it: when to start, precommit, flip or discard.
  */
 import { broadcastAttempt } from './attempt-broadcast.js';
 import type { AttemptContext, AttemptResult } from './attempt-context.js';
+import { fetchAttempt } from './attempt-fetch.js';
 import { fromSourceAttempt } from './attempt-from-source.js';
 import { peerCopyAttempt } from './attempt-peer-copy.js';
 
@@ -28,5 +31,7 @@ export async function stageAttempt(ctx: AttemptContext): Promise<AttemptResult> 
   const broadcastsOver =
     rank !== source && ids.length > 0 && ids.every((id) => holders[id]?.includes(source));
   if (!broadcastsOver) return broadcastAttempt(ctx);
-  return (await peerCopyAttempt(ctx, holders)) ?? fromSourceAttempt(ctx);
+  return (
+    (await peerCopyAttempt(ctx, holders)) ?? (await fetchAttempt(ctx, holders)) ?? fromSourceAttempt(ctx)
+  );
 }

@@ -209,6 +209,25 @@ export class CoordinatorClient {
       lease_key: lease.leaseKey,
     });
   }
+  /** Posts this rank's value under a round of the update in progress; `values` once every rank has. */
+  rendezvous(args: {
+    version: string;
+    begunAt: number;
+    round: string;
+    rank: number;
+    value: string;
+    lease: { workerId: string; leaseKey: string };
+  }): Promise<{ round: string; values: string[] | null; missing: number[] }> {
+    return this.call('rendezvous', {
+      version: args.version,
+      begun_at: args.begunAt,
+      round: args.round,
+      rank: args.rank,
+      value: args.value,
+      worker_id: args.lease.workerId,
+      lease_key: args.lease.leaseKey,
+    });
+  }
   whoHas(
     version: string,
     bucketIds?: readonly number[],

@@ -61,3 +61,26 @@ export function metricsHostFor(endpoint: string, role: 'serving' | 'connecting')
   if (role === 'connecting') return '0.0.0.0';
   return host === '*' ? '0.0.0.0' : host;
 }
+
+/**
+ * This host's address on its route to the coordinator: what peers on other hosts most likely
+ * reach it by (HOTWEIGHTS_ADVERTISE_HOST overrides). A connected UDP socket asks the kernel's
+ * routing table; nothing is sent. Loopback for ipc:// and inproc:// endpoints.
+ */
+export async function localAddressToward(endpoint: string): Promise<string> {
+  const m = TCP.exec(endpoint);
+  if (!m) return '127.0.0.1';
+  const host = (m[1] ?? '').replace(/^\[|\]$/g, '');
+  const { createSocket } = await import('node:dgram');
+  const { isIPv6 } = await import('node:net');
+  const sock = createSocket(isIPv6(host) ? 'udp6' : 'udp4');
+  try {
+    await new Promise<void>((resolve, reject) => {
+      sock.once('error', reject);
+      sock.connect(Number(m[2]) || 9, host, () => resolve());
+    });
+    return sock.address().address;
+  } finally {
+    sock.close();
+  }
+}

@@ -43,6 +43,7 @@ export const METHODS = {
   rollback: { mutating: true },
   set_current_manifest: { mutating: true },
   report_have: { mutating: true },
+  rendezvous: { mutating: true },
   // Handles grant access to staged memory, so even reading them needs the token.
   post_handle: { mutating: true },
   get_handle: { mutating: true },

@@ -20,7 +20,7 @@
  */
 import { rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { CoordinatorError, isErrorKind, type Manifest, type Plan } from '@hotweights/core';
+import { CoordinatorError, isErrorKind, type Manifest, type Plan, type Transport } from '@hotweights/core';
 import { validateManifest } from '@hotweights/manifest';
 import { checkPlanWorld, type StagedUpdate } from '@hotweights/runtime';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
@@ -28,6 +28,8 @@ import { type AttemptServices, stageAttempt } from './attempt.js';
 import { type PlanCatchUp, stageCatchUp } from './catch-up.js';
 import { CoordinatorClient, EventSubscriber, eventEndpointFor } from './client.js';
 import { rollbackDigest, stagedDigest } from './digest.js';
+import { localAddressToward } from './endpoint.js';
+import { updateExchange } from './meet.js';
 import { ERROR_CODES } from './protocol.js';
 import type { CoordinatorStatus, UpdateView } from './types.js';
 
@@ -97,6 +99,8 @@ interface Attempt {
   rendezvous?: string;
   /** Staged, verified and prepared; waiting for the coordinator's decision. */
   staged?: StagedUpdate;
+  /** This rank's transport, kept open to serve the update's buckets to late ranks until it ends. */
+  serving?: Transport;
   /** The vote this rank sent (re-sent while the coordinator does not have it). */
   vote?: { digest: string; resending: boolean };
   done: Promise<void>;
@@ -106,6 +110,7 @@ class WorkerMetrics {
   readonly updates: Counter<'result'>;
   readonly stageSeconds: Histogram;
   readonly coordinatorUp: Gauge;
+  readonly servedBytes: Counter;
   constructor(registry: Registry) {
     const registers = [registry];
     this.updates = new Counter({
@@ -118,6 +123,11 @@ class WorkerMetrics {
       name: 'hotweights_worker_stage_seconds',
       help: 'Seconds from begin to precommit on this worker',
       buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+      registers,
+    });
+    this.servedBytes = new Counter({
+      name: 'hotweights_worker_served_bytes_total',
+      help: "Bucket bytes this worker's transport served to ranks that arrived after the broadcasts",
       registers,
     });
     this.coordinatorUp = new Gauge({
@@ -137,6 +147,8 @@ export class WorkerAgent {
   readonly #metrics: WorkerMetrics | undefined;
   readonly #attempts = new Map<string, Attempt>();
   #lease: WorkerLease | undefined;
+  /** This worker's address as its peers reach it (see localAddressToward). */
+  #advertiseHost: string | undefined;
   #live: string | null = null;
   #sub: EventSubscriber | undefined;
   #timer: NodeJS.Timeout | undefined;
@@ -166,6 +178,8 @@ export class WorkerAgent {
   static async start(o: WorkerAgentOptions): Promise<WorkerAgent> {
     const agent = new WorkerAgent(o);
     agent.#live = await o.adapter.currentVersion();
+    agent.#advertiseHost =
+      o.config.advertiseHost ?? (await localAddressToward(o.endpoint).catch(() => undefined));
     // Only the events that change what a worker does; the rest would wake every worker for nothing.
     agent.#sub = new EventSubscriber(eventEndpointFor(o.endpoint, o.pubEndpoint), () => agent.kick(), {
       topics: ['begin', 'commit', 'abort'],
@@ -446,9 +460,23 @@ export class WorkerAgent {
   }
 
   #scopeOf(a: Attempt) {
-    return this.#attemptScope(a.ctrl.signal, (dir) => {
+    const scope = this.#attemptScope(a.ctrl.signal, (dir) => {
       a.rendezvous = dir;
     });
+    if (a.begunAt === null) return scope;
+    const exchange = updateExchange({
+      client: this.client,
+      version: a.version,
+      begunAt: a.begunAt,
+      rank: this.rank,
+      lease: () => this.#lease,
+      timeoutS: this.#o.config.rendezvousTimeoutS,
+      signal: a.ctrl.signal,
+    });
+    const onServing = (transport: Transport) => {
+      a.serving = transport;
+    };
+    return { ...scope, exchange, advertiseHost: this.#advertiseHost, onServing };
   }
 
   async #runAttempt(a: Attempt, active: UpdateView): Promise<void> {
@@ -625,6 +653,14 @@ export class WorkerAgent {
   }
 
   async #cleanup(a: Attempt): Promise<void> {
+    const serving = a.serving;
+    if (serving) {
+      a.serving = undefined;
+      const served = (serving as { servedBytes?: number }).servedBytes ?? 0;
+      await serving.close().catch(() => {});
+      this.#metrics?.servedBytes.inc(served);
+      this.#log(`update ${a.version}: stopped serving; ${served} B served to ranks that came late`);
+    }
     await this.#o.staging.release(a.version).catch(() => {});
     if (a.rendezvous && a.plan?.source.rank === this.rank)
       await rm(a.rendezvous, { recursive: true, force: true }).catch(() => {});

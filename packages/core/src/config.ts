@@ -389,6 +389,21 @@ export const VARIABLES = [
     section: 'Publishing and planning',
     doc: '`1`: `hotweights plan` encodes each changed tensor as a patch against the previous version when that is smaller (the previous checkpoint must be readable), like `--patches`. Opt-in while patches prove themselves (docs/PATCHES.md).',
   },
+  // issue #13: fleets started separately meet through the coordinator
+  {
+    name: 'HOTWEIGHTS_ADVERTISE_HOST',
+    kind: { type: 'string' },
+    defaultText: '(route to the coordinator)',
+    section: 'Fleet rendezvous',
+    doc: "Address other workers use to reach this one (rank 0's UCX control socket in a fleet that meets through the coordinator). Unset: this host's address on its route to the coordinator.",
+  },
+  {
+    name: 'HOTWEIGHTS_RENDEZVOUS_TIMEOUT_S',
+    kind: { type: 'number', min: 0.1 },
+    defaultText: '120',
+    section: 'Fleet rendezvous',
+    doc: "How long a worker waits at an update's rendezvous (node ids, UCX addresses) for every rank to post before the update fails, naming the ranks that never came.",
+  },
 ] as const satisfies readonly VariableSpec[];
 
 export type VariableName = (typeof VARIABLES)[number]['name'];
@@ -451,6 +466,8 @@ export interface HotweightsConfig {
   readonly ncclChunkMb: number;
   /** Issue #16: plan patch items by default (HOTWEIGHTS_PATCHES=1). */
   readonly patches: boolean;
+  readonly advertiseHost: string | undefined;
+  readonly rendezvousTimeoutS: number;
 }
 
 function spec(name: VariableName): VariableSpec {
@@ -615,6 +632,8 @@ export function loadConfig(env: Env = process.env): HotweightsConfig {
       readString(env, 'HOTWEIGHTS_CUDART_LIBRARY') ?? 'libcudart.so.13:libcudart.so.12:libcudart.so',
     ncclChunkMb: readNumber(env, 'HOTWEIGHTS_NCCL_CHUNK_MB', 16),
     patches: readEnum<'0' | '1'>(env, 'HOTWEIGHTS_PATCHES', '0') === '1',
+    advertiseHost: readString(env, 'HOTWEIGHTS_ADVERTISE_HOST'),
+    rendezvousTimeoutS: readNumber(env, 'HOTWEIGHTS_RENDEZVOUS_TIMEOUT_S', 120),
   });
 }
 

@@ -105,13 +105,18 @@ export {
   type ControlEvents,
   type ControlMessage,
   type JoinOptions,
+  type Posted,
+  parsePosted,
   type RendezvousAddress,
+  serveTable,
+  UCX_ROUND,
 } from './rendezvous.js';
 export { REPLACED_VARIABLES, type ReplacedVariable, renderReplacedVariables } from './seed-variables.js';
 export { type StagedItem, stagedItems } from './staged-items.js';
 export { type SegmentTensorItem, type StagedSegment, stagedSegments } from './staged-segments.js';
 export type { StagedBucket, StagingAgent } from './staging.js';
 export type {
+  AddressExchange,
   BroadcastRequest,
   DeviceStagingOptions,
   FetchRequest,
@@ -125,7 +130,9 @@ export type {
 export {
   BUILTIN_PRIORITIES,
   chooseTransport,
+  chooseTransportForFleet,
   discoverTransportPackages,
+  type FleetChoice,
   type ProbedCandidate,
   TRANSPORT_KEYWORD,
   type TransportCandidate,

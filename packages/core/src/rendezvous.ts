@@ -16,6 +16,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { MasterAddress } from './config.js';
 import { TransportError } from './errors.js';
+import type { AddressExchange } from './transport.js';
 
 export type RendezvousAddress = MasterAddress;
 
@@ -52,6 +53,59 @@ export interface JoinOptions {
   readonly retryDelayMs: number;
   /** How long rank 0 waits for every rank, and the others for the table. */
   readonly timeoutMs: number;
+  /**
+   * Meet through someone else's rendezvous (the coordinator's) instead of a fixed MASTER_PORT:
+   * rank 0 listens on any free port of the given host, and every rank posts its UCX address (rank 0
+   * also where it listens) to the exchange, which hands each rank the full table.
+   */
+  readonly exchange?: AddressExchange;
+  /** With `exchange`: the address of this rank's bucket server (serve.ts), posted alongside. */
+  readonly serveAddress?: Uint8Array;
+}
+
+/** What each rank posts to an AddressExchange: its UCX worker address, and rank 0's control socket. */
+export interface Posted {
+  readonly ucx: string;
+  readonly control?: string;
+  /** Its bucket server's UCX address, for ranks that fetch after the broadcasts. */
+  readonly serve?: string;
+}
+
+export const UCX_ROUND = 'ucx';
+
+export function parsePosted(value: string, rank: number): Posted {
+  try {
+    const p = JSON.parse(value) as Posted;
+    if (typeof p.ucx === 'string') return p;
+  } catch {}
+  throw new TransportError(
+    `rendezvous: rank ${rank} posted ${JSON.stringify(value.slice(0, 80))}, not a worker address`,
+  );
+}
+
+/** Every rank's bucket server address (empty where it posted none). */
+export function serveTable(table: readonly Posted[]): Uint8Array[] {
+  return table.map((p) => new Uint8Array(Buffer.from(p.serve ?? '', 'base64')));
+}
+
+async function exchangeAddresses(
+  exchange: AddressExchange,
+  o: JoinOptions,
+  control?: RendezvousAddress,
+): Promise<{ addresses: Uint8Array[]; hub: RendezvousAddress; serve: Uint8Array[] }> {
+  const mine: Posted = {
+    ucx: Buffer.from(o.address).toString('base64'),
+    ...(control ? { control: `${control.host}|${control.port}` } : {}),
+    ...(o.serveAddress ? { serve: Buffer.from(o.serveAddress).toString('base64') } : {}),
+  };
+  const table = (await exchange(UCX_ROUND, JSON.stringify(mine))).map(parsePosted);
+  const [host, port] = (table[HUB]?.control ?? '').split('|');
+  if (!host || !port) throw new TransportError('rendezvous: rank 0 posted no control address');
+  return {
+    addresses: table.map((p) => new Uint8Array(Buffer.from(p.ucx, 'base64'))),
+    hub: { host, port: Number(port) },
+    serve: serveTable(table),
+  };
 }
 
 const HUB = 0;
@@ -83,6 +137,8 @@ function write(sock: Socket, message: Wire): void {
 export class ControlChannel {
   /** Every rank's address bytes, by rank. */
   readonly addresses: readonly Uint8Array[];
+  /** Every rank's bucket server address (met through an exchange; empty where none). */
+  serveAddresses: readonly Uint8Array[] = [];
   readonly #rank: number;
   readonly #label: string;
   readonly #peers: Map<number, Socket>;
@@ -113,7 +169,12 @@ export class ControlChannel {
   /** Joins the job: every rank calls it; resolves when rank 0 has handed out the address table. */
   static async join(at: RendezvousAddress, options: JoinOptions): Promise<ControlChannel> {
     if (options.worldSize === 1) return new ControlChannel(options.label, 0, [options.address], new Map());
-    return options.rank === HUB ? ControlChannel.#host(at, options) : ControlChannel.#dial(at, options);
+    if (options.rank === HUB) return ControlChannel.#host(at, options);
+    if (!options.exchange) return ControlChannel.#dial(at, options);
+    const { addresses, hub, serve } = await exchangeAddresses(options.exchange, options);
+    const channel = await ControlChannel.#dial(hub, options, addresses);
+    channel.serveAddresses = serve;
+    return channel;
   }
 
   static async #host(at: RendezvousAddress, o: JoinOptions): Promise<ControlChannel> {
@@ -130,15 +191,20 @@ export class ControlChannel {
     });
     server.on('error', () => {}); // accept errors after listening: the deadline reports them
     const peers = new Map<number, Socket>();
-    const addresses: Uint8Array[] = [o.address];
+    let addresses: Uint8Array[] = [o.address];
+    let serve: Uint8Array[] = [];
     let channel: ControlChannel | undefined;
+    const early: [number, Wire][] = [];
+    const bound = { host: at.host, port: (server.address() as { port: number }).port };
     try {
+      const exchanged = o.exchange ? exchangeAddresses(o.exchange, o, bound) : undefined;
+      exchanged?.catch(() => {}); // awaited below, after the others have connected
       await new Promise<void>((resolve, reject) => {
         const timer = setTimeout(
           () =>
             reject(
               new TransportError(
-                `${o.label}: only ${peers.size + 1} of ${o.worldSize} ranks reached ${at.host}:${at.port} within ${o.timeoutMs} ms`,
+                `${o.label}: only ${peers.size + 1} of ${o.worldSize} ranks reached ${bound.host}:${bound.port} within ${o.timeoutMs} ms`,
               ),
             ),
           o.timeoutMs,
@@ -149,7 +215,10 @@ export class ControlChannel {
           let peer = -1;
           lines(sock, (m) => {
             if (peer >= 0) {
+              // With an exchange, a peer may have the table and say 'ready' before this rank has
+              // read the exchange's answer: keep what comes early for the channel.
               if (channel) channel.#receive(peer, m);
+              else early.push([peer, m]);
               return;
             }
             const valid =
@@ -171,20 +240,31 @@ export class ControlChannel {
             resolve();
           });
           sock.on('close', () => {
-            if (channel && peer >= 0 && peers.get(peer) === sock) channel.#dropped(peer);
+            if (peer < 0 || peers.get(peer) !== sock) return;
+            if (channel) channel.#dropped(peer);
+            else early.push([peer, { t: 'lost', rank: peer }]);
           });
         });
+        // A failed exchange (a rank never posted) ends the wait at once, with its reason.
+        exchanged?.catch(reject);
       });
+      if (exchanged) ({ addresses, serve } = await exchanged);
     } catch (err) {
       server.close();
       for (const s of peers.values()) s.destroy();
       throw err;
     }
     channel = new ControlChannel(o.label, HUB, addresses, peers, server);
+    channel.serveAddresses = serve;
+    for (const [peer, m] of early) {
+      if (m.t === 'lost') channel.#dropped(peer);
+      else channel.#receive(peer, m);
+    }
     return channel;
   }
 
-  static async #dial(at: RendezvousAddress, o: JoinOptions): Promise<ControlChannel> {
+  /** `known`: the addresses the exchange gave (the hub's table then only says the job started). */
+  static async #dial(at: RendezvousAddress, o: JoinOptions, known?: Uint8Array[]): Promise<ControlChannel> {
     let sock: Socket | undefined;
     for (let attempt = 0; !sock; attempt++) {
       try {
@@ -235,7 +315,7 @@ export class ControlChannel {
         address: Buffer.from(o.address).toString('base64'),
       });
     });
-    channel = new ControlChannel(o.label, o.rank, addresses, new Map([[HUB, hub]]));
+    channel = new ControlChannel(o.label, o.rank, known ?? addresses, new Map([[HUB, hub]]));
     return channel;
   }
 

@@ -153,3 +153,63 @@ export function chooseTransport(
   if (!best?.provider) throw new NoTransportError('no transport is available', reasons);
   return { ...best, provider: best.provider };
 }
+
+/** A transport chosen for a fleet, and why (one line `hotweights transports` and workers print). */
+export interface FleetChoice {
+  readonly candidate: ProbedCandidate & { provider: TransportProvider };
+  readonly why: string;
+}
+
+/**
+ * The selection rule for a fleet whose ranks sit on the nodes `nodeIds` (one per rank, as the
+ * workers reported them): every rank applies it to the same node ids, so they agree. A forced
+ * name wins; ranks on one node keep `local` (shared memory, the fastest path); ranks on several
+ * nodes take the best available transport that spans hosts (mpi under mpirun, else ucx).
+ */
+export function chooseTransportForFleet(
+  probed: readonly ProbedCandidate[],
+  nodeIds: readonly string[],
+  forced: string | undefined,
+): FleetChoice {
+  const nodes = [...new Set(nodeIds)].sort();
+  const where =
+    nodes.length === 1
+      ? `all ${nodeIds.length} rank(s) on node ${nodes[0]}`
+      : `ranks on ${nodes.length} nodes (${nodes.join(', ')})`;
+  if (forced) {
+    const candidate = chooseTransport(probed, forced);
+    return { candidate, why: `${forced}: forced (--transport or HOTWEIGHTS_TRANSPORT); ${where}` };
+  }
+  if (nodes.length <= 1) {
+    const local = probed.find((p) => p.name === 'local' && p.result.available && p.provider);
+    if (local?.provider) {
+      return {
+        candidate: { ...local, provider: local.provider },
+        why: `local: ${where}, shared memory is the fastest path`,
+      };
+    }
+    const candidate = chooseTransport(probed, undefined);
+    return {
+      candidate,
+      why: `${candidate.name}: ${where} and local is unavailable; highest priority available`,
+    };
+  }
+  const spanning = probed.filter((p) => p.provider?.spansHosts);
+  const best = spanning.find((p) => p.result.available && p.provider);
+  if (best?.provider) {
+    const passed = spanning
+      .slice(0, spanning.indexOf(best))
+      .map((p) => `${p.name}: ${p.result.available ? 'unavailable' : p.result.reason}`);
+    return {
+      candidate: { ...best, provider: best.provider },
+      why: `${best.name}: ${where} need a transport that spans hosts${passed.length ? ` (${passed.join('; ')})` : ''}`,
+    };
+  }
+  const reasons = Object.fromEntries(
+    probed.map((p) => [p.name, p.result.available ? 'available' : p.result.reason] as const),
+  );
+  const why = spanning.length
+    ? spanning.map((p) => `${p.name}: ${p.result.available ? 'not loaded' : p.result.reason}`).join('; ')
+    : 'none is installed (install @hotweights/transport-ucx)';
+  throw new NoTransportError(`${where} but no transport that spans hosts is available: ${why}`, reasons);
+}

@@ -18,7 +18,20 @@ export interface ProbeContext {
   /** `none` when no launcher (mpirun, torchrun) started this process. */
   readonly launcher: 'env' | 'openmpi' | 'pmix' | 'none';
   readonly config: HotweightsConfig;
+  /**
+   * True when the caller will hand `create` an `exchange` (a fleet of separately started workers
+   * meeting through the coordinator), so a transport needs no MASTER_ADDR of its own.
+   */
+  readonly exchange?: boolean;
 }
+
+/**
+ * A rendezvous someone else runs (the coordinator, for a fleet of separately started workers):
+ * posts this rank's `value` under `round` and resolves with every rank's value, by rank, once all
+ * of them have posted. Rejects at its deadline naming the ranks that never posted, or when the
+ * update is aborted.
+ */
+export type AddressExchange = (round: string, value: string) => Promise<readonly string[]>;
 
 export interface TransportOptions {
   readonly rank: number;
@@ -35,6 +48,8 @@ export interface TransportOptions {
    * server exports it). Typed loosely so core needs no prom-client; transports document theirs.
    */
   readonly metrics?: object;
+  /** The coordinator's rendezvous, when there is one (see AddressExchange). */
+  readonly exchange?: AddressExchange;
 }
 
 export interface TransportProvider {
@@ -45,6 +60,13 @@ export interface TransportProvider {
   /** Version of the package providing it (shown by `hotweights transports`). */
   readonly version?: string;
   readonly description?: string;
+  /** True when it moves bytes between hosts (mpi, ucx); a fleet on several nodes needs one. */
+  readonly spansHosts?: boolean;
+  /**
+   * True when `create` with `rendezvous.mode = 'fetch'` (and an `exchange`) opens a transport that
+   * only fetches from ranks that serve: how a rank arriving after the broadcasts gets its share.
+   */
+  readonly lateFetch?: boolean;
   probe(ctx: ProbeContext): Promise<ProbeResult>;
   create(options: TransportOptions): Promise<Transport>;
   /** Device API whose memory this provider can stage in (`cuda`), i.e. what `--device` names. */
@@ -88,6 +110,8 @@ export interface FetchRequest {
   readonly bucketId: number;
   /** Rank that holds the bucket (it must have called `serve` for it). */
   readonly from: number;
+  /** Where `data` starts in the bucket (default 0): a fetch may take one stripe of a bucket. */
+  readonly offset?: number;
   readonly data: Uint8Array;
   readonly signal?: AbortSignal;
 }

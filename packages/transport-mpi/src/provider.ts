@@ -18,6 +18,7 @@ const pkg = createRequire(import.meta.url)('../package.json') as { version: stri
 export const provider: TransportProvider = {
   name: 'mpi',
   priority: BUILTIN_PRIORITIES.mpi ?? 30,
+  spansHosts: true,
   version: pkg.version,
   description: 'MPI broadcast over Open MPI (libmpi opened with dlopen), for jobs started by mpirun',
   async probe(ctx) {

@@ -25,7 +25,13 @@ export const provider: TransportProvider = {
     return probeNccl(ctx);
   },
   async create(options: TransportOptions): Promise<Transport> {
-    const ctx = { ...options, launcher: readLaunchContext().launcher };
+    // nccl meets through MASTER_ADDR/MASTER_PORT only (no coordinator exchange yet).
+    const ctx = {
+      rank: options.rank,
+      worldSize: options.worldSize,
+      config: options.config,
+      launcher: readLaunchContext().launcher,
+    };
     const probed = probeNccl(ctx, options.rendezvous);
     if (!probed.available) throw new TransportError(`the nccl transport is unavailable: ${probed.reason}`);
     const { native, error } = loadNative();

@@ -7,8 +7,10 @@
 
 import { setTimeout as sleep } from 'node:timers/promises';
 import type {
+  AddressExchange,
   BroadcastRequest,
   ControlMessage,
+  FetchRequest,
   HotweightsConfig,
   RendezvousAddress,
   Transport,
@@ -16,6 +18,7 @@ import type {
 import { ControlChannel, TransportError } from '@hotweights/core';
 import { ByteBudget } from './budget.js';
 import { chainPosition, chunkRanges, MAX_BUCKET_ID, MAX_CHUNKS, MAX_RANKS, TagKind, tagOf } from './chain.js';
+import { BucketFetcher, BucketServer } from './serve.js';
 import type { Ucp } from './ucp.js';
 import { type Operation, UcpWorker, UcxStatusError } from './worker.js';
 
@@ -48,7 +51,10 @@ export interface UcxTransportOptions {
   readonly rank: number;
   readonly worldSize: number;
   readonly config: HotweightsConfig;
+  /** Rank 0's control socket (with `exchange`: the host it listens on, any port). */
   readonly rendezvous: RendezvousAddress | undefined;
+  /** The coordinator's rendezvous: UCX addresses travel through it instead of rank 0's socket. */
+  readonly exchange?: AddressExchange | undefined;
 }
 
 export class UcxTransport implements Transport {
@@ -67,6 +73,8 @@ export class UcxTransport implements Transport {
   readonly #abortedEarly = new Map<string, Error>();
   /** Ranks that left (closed) or were lost, with what to say about it. */
   readonly #gone = new Map<number, string>();
+  /** With an exchange: serves this rank's buckets to ranks that come after the broadcasts. */
+  readonly #server: { worker: UcpWorker; server: BucketServer; fetcher: BucketFetcher } | undefined;
   #closing: Promise<void> | undefined;
 
   private constructor(
@@ -75,7 +83,13 @@ export class UcxTransport implements Transport {
     worker: UcpWorker,
     channel: ControlChannel,
     config: HotweightsConfig,
+    serverWorker?: UcpWorker,
   ) {
+    this.#server = serverWorker && {
+      worker: serverWorker,
+      server: new BucketServer(serverWorker),
+      fetcher: new BucketFetcher(serverWorker, channel.serveAddresses),
+    };
     this.rank = rank;
     this.worldSize = worldSize;
     this.#worker = worker;
@@ -106,7 +120,9 @@ export class UcxTransport implements Transport {
       });
     }
     let channel: ControlChannel | undefined;
+    let serverWorker: UcpWorker | undefined;
     try {
+      if (o.exchange) serverWorker = UcpWorker.open(ucp, { netDevices: o.config.ucxNetDevices });
       channel = await ControlChannel.join(o.rendezvous ?? { host: '127.0.0.1', port: 0 }, {
         rank: o.rank,
         worldSize: o.worldSize,
@@ -115,20 +131,24 @@ export class UcxTransport implements Transport {
         retryHint: 'HOTWEIGHTS_UCX_RETRIES, HOTWEIGHTS_UCX_RETRY_DELAY_MS',
         retries: o.config.ucxRetries,
         retryDelayMs: o.config.ucxRetryDelayMs,
-        timeoutMs: JOIN_TIMEOUT_MS,
+        // Meeting through the coordinator, every rank was there moments ago: its deadline applies.
+        timeoutMs: o.exchange ? o.config.rendezvousTimeoutS * 1000 : JOIN_TIMEOUT_MS,
+        ...(o.exchange ? { exchange: o.exchange } : {}),
+        ...(serverWorker ? { serveAddress: serverWorker.address } : {}),
       });
       channel.addresses.forEach((address, peer) => {
         if (peer !== o.rank) worker.connect(peer, address);
       });
-      await channel.started(JOIN_TIMEOUT_MS);
+      await channel.started(o.exchange ? o.config.rendezvousTimeoutS * 1000 : JOIN_TIMEOUT_MS);
     } catch (err) {
       await channel?.close(0);
       await worker.close();
+      await serverWorker?.close();
       throw err instanceof TransportError
         ? err
         : new TransportError(`ucx: rank ${o.rank} could not join: ${(err as Error).message}`, { cause: err });
     }
-    const t = new UcxTransport(o.rank, o.worldSize, worker, channel, o.config);
+    const t = new UcxTransport(o.rank, o.worldSize, worker, channel, o.config, serverWorker);
     channel.listen(
       { onMessage: (m) => t.#onControl(m), onLost: (rank, why) => t.#onGone(rank, lostText(rank, why)) },
       o.config.ucxPeerTimeoutS * 1000,
@@ -336,8 +356,26 @@ export class UcxTransport implements Transport {
     });
   }
 
+  /** Serves `data` as bucket `bucketId` to ranks that fetch it (a fleet met through the coordinator). */
+  serve(bucketId: number, data: Uint8Array): void {
+    if (!this.#server) throw new TransportError('ucx: serving needs a fleet met through the coordinator');
+    this.#server.server.serve(bucketId, data);
+  }
+
+  /** Bytes this rank's bucket server has sent to the ranks that fetched from it. */
+  get servedBytes(): number {
+    return this.#server?.server.sentBytes ?? 0;
+  }
+
+  async fetch({ bucketId, from, offset, data, signal }: FetchRequest): Promise<void> {
+    if (!this.#server) throw new TransportError('ucx: fetching needs a fleet met through the coordinator');
+    await this.#server.fetcher.fetch(bucketId, from, offset ?? 0, data, signal);
+  }
+
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      this.#server?.server.close();
+      await this.#server?.worker.close();
       for (const active of this.#active.values()) {
         active.fail(new TransportError(`bucket ${active.bucketId}: the UCX transport is closed`));
       }

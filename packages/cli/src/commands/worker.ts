@@ -6,7 +6,7 @@
 import { access, chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { metricsHostFor, WorkerAgent } from '@hotweights/coordinator';
-import { ConfigError, MAX_WORLD_SIZE } from '@hotweights/core';
+import { ConfigError, chooseTransportForFleet, MAX_WORLD_SIZE } from '@hotweights/core';
 import { loadManifest } from '@hotweights/manifest';
 import { createPlan } from '@hotweights/planner';
 import { createMetricsRegistry, startMetricsServer } from '@hotweights/runtime';
@@ -142,10 +142,37 @@ export const workerCommand: CommandModule = {
             await writeFile(path, `${JSON.stringify(marker)}\n`, { mode: 0o600 });
             await chmod(path, 0o600);
           },
-          openTransport: async ({ rendezvous }) => {
+          openTransport: async ({ plan, rendezvous, nodes, exchange, log }) => {
             const probe = { rank, worldSize, launcher: c.launch.launcher, config: c.config };
-            const { provider } = await manager.select(probe, forced);
-            return provider.create({ rank, worldSize, config: c.config, rendezvous, metrics: registry });
+            if (!nodes || !exchange) {
+              const { provider } = await manager.select(probe, forced);
+              return provider.create({ rank, worldSize, config: c.config, rendezvous, metrics: registry });
+            }
+            // Every rank applies the same rule to the same node ids: they agree on the transport.
+            const probed = await manager.probeAll({ ...probe, exchange: true });
+            const { candidate, why } = chooseTransportForFleet(probed, nodes, forced);
+            log?.(`update ${plan.version}: transport ${why}`);
+            return candidate.provider.create({
+              rank,
+              worldSize,
+              config: c.config,
+              rendezvous,
+              exchange,
+              metrics: registry,
+            });
+          },
+          // A rank arriving after the broadcasts: the fleet's transport, when it can fetch.
+          openFetchTransport: async ({ rendezvous, nodes, exchange }) => {
+            const probe = { rank, worldSize, launcher: c.launch.launcher, config: c.config, exchange: true };
+            const { candidate } = chooseTransportForFleet(await manager.probeAll(probe), nodes, forced);
+            if (!candidate.provider.lateFetch) return undefined;
+            return candidate.provider.create({
+              rank,
+              worldSize,
+              config: c.config,
+              rendezvous: { ...rendezvous, mode: 'fetch' },
+              exchange,
+            });
           },
           loadManifest: async (plan) => {
             const path = plan.next_manifest.path;

@@ -5,6 +5,7 @@ import { ackHandle, getHandle, postHandle } from './handles.js';
 import { reportHave, whoHas } from './holders.js';
 import { getCurrentManifest, setCurrentManifest } from './manifests.js';
 import { heartbeat, listWorkers, register } from './membership.js';
+import { rendezvous } from './rendezvous.js';
 import type { CoordinatorState } from './state.js';
 import { abort, begin, commit, getPlan, getUpdate, precommit, rollback, submitPlan } from './updates.js';
 
@@ -39,6 +40,8 @@ export const HANDLERS: Readonly<Record<MethodName, Handler>> = {
   // bucket holders
   who_has: (ctx, p) => whoHas(ctx.state, p),
   report_have: (ctx, p) => reportHave(ctx.state, p),
+  // the update's rendezvous (node ids, transport addresses)
+  rendezvous: (ctx, p) => rendezvous(ctx.state, p),
   // transfer handles
   post_handle: (ctx, p) => postHandle(ctx.state, p),
   get_handle: (ctx, p) => getHandle(ctx.state, p),

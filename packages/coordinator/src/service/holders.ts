@@ -2,8 +2,27 @@
 import { CoordinatorError } from '@hotweights/core';
 import type { JsonObject } from '@hotweights/manifest';
 import { checkParams, ERROR_CODES } from '../protocol.js';
+import type { StoredWorker } from '../types.js';
 import { requireLeaseKey } from './lease-key.js';
 import { type CoordinatorState, holderOf, refused } from './state.js';
+
+/** The live worker holding `rank`, when the caller proves it is that worker; refuses anyone else. */
+export function requireRankHolder(
+  s: CoordinatorState,
+  args: { rank: number; worker_id: string | null; lease_key: string | null },
+  method: string,
+  what: string,
+): StoredWorker {
+  const holder = holderOf(s, args.rank);
+  if (!holder || holder.worker_id !== args.worker_id) {
+    throw new CoordinatorError(
+      ERROR_CODES.notHolder,
+      `${method}: rank ${args.rank} is not held by ${args.worker_id ?? '(no worker id)'}; only the rank's live worker ${what}`,
+    );
+  }
+  requireLeaseKey(holder, args.lease_key, method);
+  return holder;
+}
 
 export async function reportHave(s: CoordinatorState, p: JsonObject): Promise<unknown> {
   const args = checkParams('report_have', (c) => ({
@@ -14,14 +33,7 @@ export async function reportHave(s: CoordinatorState, p: JsonObject): Promise<un
     lease_key: c.nullableString(p.lease_key ?? null, 'lease_key'),
   }));
   // Late joiners copy from the ranks named here: only a rank's holder may say what it has.
-  const holder = holderOf(s, args.rank);
-  if (!holder || holder.worker_id !== args.worker_id) {
-    throw new CoordinatorError(
-      ERROR_CODES.notHolder,
-      `report_have: rank ${args.rank} is not held by ${args.worker_id ?? '(no worker id)'}; only the rank's live worker reports its buckets`,
-    );
-  }
-  requireLeaseKey(holder, args.lease_key, 'report_have');
+  requireRankHolder(s, args, 'report_have', 'reports its buckets');
   const active = s.active();
   if (!active || active.version !== args.version) {
     throw refused(`report_have ${args.version}: not the update in progress`);

@@ -42,6 +42,8 @@ export class CoordinatorState {
   readonly updates = new Map<string, UpdateRecord>();
   readonly handles = new Map<string, HandleRecord>();
   readonly have = new Map<string, Record<string, number[]>>();
+  /** Rendezvous rounds of the update in progress (`version@begun_at|round`): rank -> value. */
+  readonly rendezvous = new Map<string, Map<number, string>>();
   current: CurrentRecord = { version: null, manifest_digest: null, committed_at: null };
   seq = 0;
   activePlan: Plan | undefined;
