@@ -10,6 +10,9 @@
 #   2. `hotweights replicate --device cuda --pinned` of a ~1 GB checkpoint to 2 ranks, verified
 #      (every landed device byte copied back and hashed) and committed, files compared with cmp;
 #   3. a device-to-device cuMemcpyDtoD on GPU 0 in the same run, as the reference rate;
+#   4. where libnccl.so.2 is installed and there are 2 GPUs, the compliance suite over the real NCCL
+#      and CUDA runtime with 2 processes (NCCL refuses two ranks on one GPU; its row then says
+#      NOT RUN and why, as it does when NCCL is not installed);
 # and prints one table. Any failure stops it with a non-zero exit and the step that failed; a
 # machine without a GPU exits 2 with "no GPU" before doing anything. It never skips a step.
 set -euo pipefail
@@ -130,10 +133,50 @@ ref_gbps=$(node --input-type=module -e "
   console.log(((10 * n) / (ms / 1000) / 1e9).toFixed(2));
 ") || fail "reference copy"
 
+# --- 6. NCCL over the real libraries, where present ---
+step="nccl compliance (2 processes, 2 GPUs)"
+gpus=$(nvidia-smi -L | grep -c '^GPU ')
+nccl_port=$((29500 + RANDOM % 2000))
+nccl_probe=$(RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$nccl_port "${HW[@]}" transports --json) ||
+  fail "hotweights transports (nccl)"
+nccl_reason=$(node -e '
+  const r = JSON.parse(process.argv[1]).transports.find((t) => t.name === "nccl");
+  console.log(!r ? "the nccl transport is not installed" : r.available ? "" : r.reason);
+' "$nccl_probe")
+if [ -n "$nccl_reason" ]; then
+  nccl_result="NOT RUN"
+  nccl_note="$nccl_reason"
+elif [ "$gpus" -lt 2 ]; then
+  nccl_result="NOT RUN"
+  nccl_note="NCCL refuses two ranks on one GPU; this machine has $gpus"
+else
+  pids=()
+  for r in 0 1; do
+    (cd packages/transport-nccl && RANK=$r LOCAL_RANK=$r WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$nccl_port \
+      timeout 300 "${NODE_SRC[@]}" test/fixtures/compliance-rank.ts) >"$WORK/nccl.$r.out" 2>"$WORK/nccl.$r.err" &
+    pids+=($!)
+  done
+  for i in 0 1; do
+    wait "${pids[$i]}" || fail "nccl rank $i: $(cat "$WORK/nccl.$i.out" "$WORK/nccl.$i.err")"
+  done
+  nccl_note=$(node -e '
+    const fs = require("fs");
+    let passed = 0;
+    for (const r of [0, 1]) {
+      const o = JSON.parse(fs.readFileSync(process.argv[1] + "/nccl." + r + ".out", "utf8").trim().split("\n").pop());
+      if (o.failures.length) { console.error("rank " + r + ": " + JSON.stringify(o.failures)); process.exit(1); }
+      passed = o.passed.length;
+    }
+    console.log(passed + " checks");
+  ' "$WORK") || fail "nccl compliance report"
+  nccl_result=PASS
+fi
+
 step=report
 ratio=$(node -e 'console.log((Number(process.argv[1]) / Number(process.argv[2])).toFixed(3))' "$rep_gbps" "$ref_gbps")
 printf '\n%-46s %-6s %14s %10s %22s\n' "check (real libcuda.so.1)" result bytes "GB/s" "cuMemcpyDtoD GB/s"
 printf '%-46s %-6s %14s %10s %22s\n' "compliance ($compliance_checks checks), 2 procs, GPU 0" PASS "$compliance_bytes" - -
 printf '%-46s %-6s %14s %10s %22s\n' "replicate --device cuda, verified + committed" PASS "$rep_bytes" "$rep_gbps" "$ref_gbps"
+printf '%-46s %-6s %s\n' "nccl compliance, 2 procs on 2 GPUs" "$nccl_result" "$nccl_note"
 printf '\nreplicate / device-to-device memcpy: %s (%s items verified on 2 ranks)\n' "$ratio" "$rep_items"
 step=done
