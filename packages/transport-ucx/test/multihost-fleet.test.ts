@@ -6,9 +6,21 @@
  * commit byte-identical everywhere; a worker restarted after the broadcasts fetches its share
  * from its peers (the bytes they served add up to it, nothing read from the source); a link pulled
  * mid-update aborts it with nothing committed anywhere, and the update succeeds once it is back.
+ *
+ * The late joiner is killed after the broadcasts rather than before the update: every rank of the
+ * world must reach an update's rendezvous, so a worker missing at `begin` holds the update until
+ * it comes (within HOTWEIGHTS_RENDEZVOUS_TIMEOUT_S) and then takes part in the broadcasts.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Manifest } from '@hotweights/core';
@@ -161,6 +173,14 @@ function metric(i: number, name: string, label = ''): number {
   return line ? Number(line.split(' ').pop()) : 0;
 }
 
+/** The buckets of version v's plan that `rank` lands (its share). */
+function shareOf(v: number, rank: number): { size: number }[] {
+  const plan = JSON.parse(readFileSync(plans[v] as string, 'utf8')) as {
+    buckets: { size: number; consumer_ranks: number[] }[];
+  };
+  return plan.buckets.filter((b) => b.consumer_ranks.includes(rank));
+}
+
 describe('a worker fleet on three hosts over UCX (network namespaces)', { timeout: 180_000 }, () => {
   beforeAll(async () => {
     lab = NetnsLab.create(HOSTS);
@@ -230,10 +250,7 @@ describe('a worker fleet on three hosts over UCX (network namespaces)', { timeou
     expect(commit.stdout, `${commit.stderr}\n${logs()}`).toContain('update v2: committed');
     await expectLive(2);
     // What hosts 0 and 1 served over their links is exactly host 2's share of v2.
-    const plan = JSON.parse(readFileSync(plans[2] as string, 'utf8')) as {
-      buckets: { size: number; consumer_ranks: number[] }[];
-    };
-    const share = plan.buckets.filter((b) => b.consumer_ranks.includes(2)).reduce((n, b) => n + b.size, 0);
+    const share = shareOf(2, 2).reduce((n, b) => n + b.size, 0);
     const served = async (i: number) => {
       const re = /update v2: stopped serving; (\d+) B served/;
       await workers[i]?.waitFor(re);
@@ -244,6 +261,7 @@ describe('a worker fleet on three hosts over UCX (network namespaces)', { timeou
     expect(fromPeer).toBeGreaterThan(0);
     expect(fromSource + fromPeer).toBe(share);
     expect(metric(0, 'hotweights_worker_served_bytes_total')).toBe(fromSource);
+    expect(metric(1, 'hotweights_worker_served_bytes_total')).toBe(fromPeer);
   });
 
   it('a link pulled mid-update aborts it with nothing committed anywhere; once it is back the update commits', async () => {
@@ -254,12 +272,24 @@ describe('a worker fleet on three hosts over UCX (network namespaces)', { timeou
     const before = landed();
     await submit(3);
     const begin = cli(['begin', '--version', 'v3', '--wait']);
-    while (landed() <= before) await new Promise((r) => setTimeout(r, 100));
+    let now = landed();
+    while (now <= before) {
+      await new Promise((r) => setTimeout(r, 100));
+      now = landed();
+    }
     lab.linkDown(2);
+    expect(now - before, 'buckets host 2 had landed when its link went down').toBeLessThan(
+      shareOf(3, 2).length,
+    );
     const failed = await begin;
     expect(failed.code, `${failed.stdout}\n${logs()}`).toBe(1);
-    expect(failed.stderr, logs()).toMatch(/update v3 was aborted: .*(rank 2|host2)/);
+    // Named by the coordinator (host 2's lease ran out) or by a survivor's transport (rank 2 lost).
+    expect(failed.stderr, logs()).toMatch(
+      /update v3 was aborted: (worker \S+ \(rank 2, node host2\) lost its lease|rank [01] \(host[01]\): .*rank 2 was lost \(nothing heard from it)/,
+    );
     for (const i of [0, 1]) await workers[i]?.waitFor(/update v3: aborted .*live v2/);
+    await expectLive(2);
+    for (const h of lab.hosts) expect(existsSync(join(h.target, 'versions', 'v3')), h.nodeId).toBe(false);
     await expectLive(2);
 
     lab.linkUp(2);
