@@ -213,10 +213,19 @@ describe('a worker fleet on three hosts over UCX (network namespaces)', { timeou
   });
 
   it('commits a full deployment then a delta, byte-identical on every host', async () => {
+    const received = () =>
+      [1, 2].map((i) => Number(lab.exec(i, 'cat', ['/sys/class/net/eth0/statistics/rx_bytes'])));
+    const before = received();
     await submit(0);
     const v0 = await cli(['begin', '--version', 'v0', '--wait']);
     expect(v0.stdout, `${v0.stderr}\n${logs()}`).toContain('update v0: committed, precommitted 3/3');
     await expectLive(0);
+    // The bytes came through the hosts' links (not the /dev/shm the namespaces share).
+    const after = received();
+    for (const [k, i] of [1, 2].entries()) {
+      const share = shareOf(0, i).reduce((n, b) => n + b.size, 0);
+      expect((after[k] as number) - (before[k] as number), `host${i} eth0 rx`).toBeGreaterThanOrEqual(share);
+    }
     await submit(1);
     const v1 = await cli(['begin', '--version', 'v1', '--wait']);
     expect(v1.stdout, `${v1.stderr}\n${logs()}`).toContain('update v1: committed, precommitted 3/3');
