@@ -159,9 +159,10 @@ describe('the seed documents, as written', { timeout: 240_000 }, () => {
     expectReplaced(await sh(report), report, 'hotweights worker --endpoint URL');
     const mpi = 'hotweights replicate --plan plan.json --verify --mpi';
     const r = await sh(mpi);
-    // `--mpi` is `--transport mpi`: outside mpirun it says exactly why MPI cannot run.
+    // `--mpi` is `--transport mpi`: outside mpirun it says exactly why MPI cannot run, and how.
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain('transport "mpi" is unavailable: not started by an MPI launcher');
+    expect(r.stderr).toContain('the mpi transport runs only in a job its launcher started');
+    expect(r.stderr).toContain('run `mpirun -n N hotweights replicate …`');
   });
 
   it("the walkthroughs' CLI utilities: kv-check, opt-check and verify-plan", async () => {

@@ -67,7 +67,8 @@ afterAll(() => {
 describe('a third-party adapter installed next to the CLI', { timeout: 60_000 }, () => {
   it('is listed with its version and origin, unavailable without a target and available with one', async () => {
     const without = JSON.parse(await hotweights(['adapters', '--json'])) as Report;
-    expect(without.adapters.map((a) => a.name)).toEqual(['directory', 'kv', 'memory']);
+    // The CLI ships the trainer and vllm adapters too (its opt-check and kv-check use them).
+    expect(without.adapters.map((a) => a.name)).toEqual(['directory', 'kv', 'memory', 'trainer', 'vllm']);
     expect(without.adapters.find((a) => a.name === 'kv')).toEqual(
       expect.objectContaining({
         version: '0.1.0',

@@ -28,9 +28,8 @@ export {
   renderConfigTable,
   replacedVariableNotices,
   unknownVariables,
-  VARIABLES,
-  type VariableName,
 } from './config.js';
+export { VARIABLES, type VariableName } from './config-variables.js';
 export {
   AdapterError,
   type AdapterErrorCode,
@@ -100,17 +99,6 @@ export {
   type PluginCandidate,
   type PluginKind,
 } from './plugin-discovery.js';
-export {
-  ControlChannel,
-  type ControlEvents,
-  type ControlMessage,
-  type JoinOptions,
-  type Posted,
-  parsePosted,
-  type RendezvousAddress,
-  serveTable,
-  UCX_ROUND,
-} from './rendezvous.js';
 export { REPLACED_VARIABLES, type ReplacedVariable, renderReplacedVariables } from './seed-variables.js';
 export { type StagedItem, stagedItems } from './staged-items.js';
 export { type SegmentTensorItem, type StagedSegment, stagedSegments } from './staged-segments.js';

@@ -10,12 +10,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   type BroadcastRequest,
-  ControlChannel,
-  type ControlMessage,
   checkParticipants,
   type HotweightsConfig,
   isErrorKind,
-  type RendezvousAddress,
   readLaunchContext,
   signalReason,
   TimeoutError,
@@ -23,6 +20,7 @@ import {
   TransportError,
   type TransportOptions,
 } from '@hotweights/core';
+import { ControlChannel, type ControlMessage, type RendezvousAddress } from '@hotweights/rendezvous';
 import type { NativeNccl } from './native.js';
 
 const MIB = 1024 * 1024;

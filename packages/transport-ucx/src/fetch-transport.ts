@@ -8,12 +8,10 @@ import {
   type BroadcastRequest,
   type FetchRequest,
   type HotweightsConfig,
-  parsePosted,
-  serveTable,
   type Transport,
   TransportError,
-  UCX_ROUND,
 } from '@hotweights/core';
+import { parsePosted, serveTable, UCX_ROUND } from '@hotweights/rendezvous';
 import { BucketFetcher } from './serve.js';
 import type { Ucp } from './ucp.js';
 import { UcpWorker } from './worker.js';

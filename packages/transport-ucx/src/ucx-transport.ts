@@ -6,16 +6,9 @@
  */
 
 import { setTimeout as sleep } from 'node:timers/promises';
-import type {
-  AddressExchange,
-  BroadcastRequest,
-  ControlMessage,
-  FetchRequest,
-  HotweightsConfig,
-  RendezvousAddress,
-  Transport,
-} from '@hotweights/core';
-import { ControlChannel, TransportError } from '@hotweights/core';
+import type { AddressExchange, BroadcastRequest, FetchRequest, HotweightsConfig, Transport } from '@hotweights/core';
+import { TransportError } from '@hotweights/core';
+import { ControlChannel, type ControlMessage, type RendezvousAddress } from '@hotweights/rendezvous';
 import { ByteBudget } from './budget.js';
 import { chainPosition, chunkRanges, MAX_BUCKET_ID, MAX_CHUNKS, MAX_RANKS, TagKind, tagOf } from './chain.js';
 import { BucketFetcher, BucketServer } from './serve.js';

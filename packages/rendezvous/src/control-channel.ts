@@ -14,9 +14,7 @@
  */
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { MasterAddress } from './config.js';
-import { TransportError } from './errors.js';
-import type { AddressExchange } from './transport.js';
+import { type AddressExchange, type MasterAddress, TransportError } from '@hotweights/core';
 
 export type RendezvousAddress = MasterAddress;
 
