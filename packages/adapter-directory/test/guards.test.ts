@@ -221,4 +221,58 @@ describe('DirectoryAdapter guards', { timeout: 180_000 }, () => {
     expect((err as Error & { details: unknown }).details).toEqual({ entry: join(fileTarget, 'versions') });
     expect(err.message).toContain(`${join(fileTarget, 'versions')} is not a directory`);
   });
+
+  it('finishes a half-removed version: prune and abort tolerate records or folders already gone', async () => {
+    const target = join(work, 'half');
+    const adapter = new DirectoryAdapter({ target });
+    await deploy(adapter, full0, m[0] as Manifest);
+    expect(await adapter.previousVersion()).toBeNull();
+    await deploy(adapter, delta01, m[1] as Manifest);
+    // An earlier prune or a user removed part of v0's bookkeeping.
+    rmSync(join(target, '.hotweights/v0.manifest.json'));
+    await deploy(adapter, delta12, m[2] as Manifest);
+    expect(readdirSync(join(target, 'versions')).sort()).toEqual(['v1', 'v2']);
+    expect(readdirSync(join(target, '.hotweights')).filter((n) => n.startsWith('v0'))).toEqual([]);
+    // A version recorded as ours whose folder and manifest are gone: abort removes the record.
+    writeFileSync(
+      join(target, '.hotweights/v5.json'),
+      JSON.stringify({ version: 'v5', manifest_digest: 'x' }),
+    );
+    await adapter.abort('v5');
+    expect(existsSync(join(target, '.hotweights/v5.json'))).toBe(false);
+  });
+
+  it('works from what is left when current was removed by hand: abort, rollback, a named error', async () => {
+    const target = join(work, 'no-current');
+    const adapter = new DirectoryAdapter({ target });
+    await adapter.abort('v0'); // nothing there: nothing to do
+    await deploy(adapter, full0, m[0] as Manifest);
+    await deploy(adapter, delta01, m[1] as Manifest);
+    rmSync(join(target, 'current'));
+    expect(await adapter.rollback()).toBe('v0');
+    expect(readFileSync(join(target, 'current/config.json'), 'utf8')).toBe('{"v":0}');
+    // current pointing at a version without a record: refused, naming both.
+    rmSync(join(target, 'current'));
+    symlinkSync('versions/zz', join(target, 'current'));
+    await expect(adapter.currentVersion()).rejects.toThrow(
+      `${target}: current points at versions/zz but its record is unreadable`,
+    );
+  });
+
+  it('wraps a file-system failure while preparing into a named error; a foreign version folder is named', async () => {
+    const target = join(work, 'fs-fail');
+    mkdirSync(join(target, '.hotweights'), { recursive: true });
+    writeFileSync(join(target, '.hotweights/partials'), 'a file where the partials folder goes');
+    const err = await refusal(
+      new DirectoryAdapter({ target }).beginPrepare({ plan: full0, manifest: m[0] as Manifest }),
+    );
+    expect(err.name).toBe('AdapterError');
+    expect(err.message).toMatch(new RegExp(`^${target}: cannot prepare v0: .*(EEXIST|ENOTDIR)`));
+    const taken = join(work, 'taken');
+    mkdirSync(join(taken, 'versions/v0'), { recursive: true });
+    const foreign = await refusal(
+      new DirectoryAdapter({ target: taken }).beginPrepare({ plan: full0, manifest: m[0] as Manifest }),
+    );
+    expect((foreign as Error & { details: unknown }).details).toEqual({ entry: join(taken, 'versions/v0') });
+  });
 });
