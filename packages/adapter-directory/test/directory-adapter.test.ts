@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { DirectoryAdapter } from '@hotweights/adapter-directory';
 import { AdapterError, loadConfig, type Manifest, type Plan } from '@hotweights/core';
 import { readCommittedManifest } from '@hotweights/manifest';
@@ -17,7 +18,9 @@ afterAll(() => {
   rmSync(work, { recursive: true, force: true });
   rmSync(shm, { recursive: true, force: true });
 });
-const PYTHON = join(process.cwd(), '.venv/bin/python');
+// The repository's venv, found from this file (not the working directory): the cross-check below
+// must fail when it is missing, not drop out.
+const PYTHON = fileURLToPath(new URL('../../../.venv/bin/python', import.meta.url));
 const config = loadConfig({});
 
 async function stage(plan: Plan) {
@@ -105,14 +108,13 @@ describe('DirectoryAdapter', { timeout: 120_000 }, () => {
       statSync(join(target, 'versions/v0/model-00002.safetensors')).ino,
     );
     // Any safetensors reader loads the patched file.
-    if (existsSync(PYTHON)) {
-      const out = execFileSync(PYTHON, [
-        '-c',
-        'import sys\nfrom safetensors.numpy import load_file\nt=load_file(sys.argv[1])\nprint(sorted(t), t["layers.0.b"].shape)',
-        join(target, 'current/model-00001.safetensors'),
-      ]).toString();
-      expect(out).toContain("['layers.0.b', 'layers.0.w', 'layers.1.w'] (32, 64)");
-    }
+    if (!existsSync(PYTHON)) throw new Error(`${PYTHON} is missing: run \`bash scripts/setup-python.sh\``);
+    const out = execFileSync(PYTHON, [
+      '-c',
+      'import sys\nfrom safetensors.numpy import load_file\nt=load_file(sys.argv[1])\nprint(sorted(t), t["layers.0.b"].shape)',
+      join(target, 'current/model-00001.safetensors'),
+    ]).toString();
+    expect(out).toContain("['layers.0.b', 'layers.0.w', 'layers.1.w'] (32, 64)");
     expect((await readCommittedManifest(state, 'demo/model'))?.version).toBe('v1');
 
     expect(await adapter.rollback()).toBe('v0');

@@ -156,7 +156,9 @@ describe('coordinator state machine', () => {
   });
 
   it('aborts an update when a needed worker loses its lease, and keeps serving', async () => {
-    const { client } = await start({ leaseS: 0.3, heartbeatS: 0.1 });
+    // A lease 15 heartbeats long: the healthy worker keeps it even when a loaded machine stalls
+    // this process for seconds; the silent one still loses it in a few seconds.
+    const { client } = await start({ leaseS: 3, heartbeatS: 0.2 });
     const a = await registerAs(client, { rank: 0, world_size: 2 });
     await registerAs(client, { rank: 1, world_size: 2 });
     const plan = makePlan({ version: 'v1', buckets: [{ id: 0, consumers: [0, 1] }] });
@@ -165,9 +167,9 @@ describe('coordinator state machine', () => {
     // Only worker 0 heartbeats; worker 1 goes silent.
     const beat = setInterval(() => {
       heartbeatAs(client, { worker_id: a.worker_id }).catch(() => {});
-    }, 100);
+    }, 200);
     cleanups.push(() => clearInterval(beat));
-    await until(async () => (await client.status()).updates[0]?.state === 'aborted', 'the abort');
+    await until(async () => (await client.status()).updates[0]?.state === 'aborted', 'the abort', 60_000);
     const status = await client.status();
     expect(status.updates[0]?.reason).toMatch(/rank 1, .*lost its lease/);
     expect(status.workers.map((w) => w.rank)).toEqual([0]);

@@ -217,11 +217,15 @@ function decodeNames(c: SchemaChecker, text: Uint8Array, offsets: Uint32Array): 
   return NameColumn.from(names);
 }
 
-/** Parses and validates a binary manifest; `file` names it in errors. */
+/**
+ * Parses and validates a binary manifest; `file` names it in errors. `requireDigest`: refuse one
+ * without a stored digest even when it is verified later (a mapped load checks it in the background).
+ */
 export function parseManifestBinary(
   bytes: Uint8Array,
   file?: string,
   options: ManifestLoadOptions = {},
+  requireDigest = false,
 ): ColumnarManifest {
   const c: SchemaChecker = new SchemaChecker(file);
   if (!isBinaryManifest(bytes))
@@ -342,8 +346,8 @@ export function parseManifestBinary(
     hash: r('hash'),
     key_order: view(r('key_order'), Uint32Array),
   };
-  const digest = readStoredDigest(c, o.digest);
+  const digest = readStoredDigest(c, o.digest, options.verifyDigest === true || requireDigest);
   const manifest = validateColumns(meta, columns, file, digest, options.lazyIndex === true);
-  if (options.verifyDigest && digest !== undefined) manifest.verifyDigest(file);
+  if (options.verifyDigest) manifest.verifyDigest(file);
   return manifest;
 }

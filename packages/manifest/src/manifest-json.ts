@@ -123,9 +123,9 @@ export function validateManifest(
       `${count} raw ${meta.hash_algo} digests of ${hashBytes} bytes`,
     ),
   };
-  const digest = readStoredDigest(c, o.digest);
+  const digest = readStoredDigest(c, o.digest, options.verifyDigest === true);
   const manifest = validateColumns(meta, columns, file, digest, options.lazyIndex === true);
-  if (options.verifyDigest && digest !== undefined) manifest.verifyDigest(file);
+  if (options.verifyDigest) manifest.verifyDigest(file);
   return manifest;
 }
 

@@ -59,7 +59,12 @@ export async function loadManifest(
   if (options.map) {
     const mapped = await mapManifest(path);
     if (mapped) {
-      const manifest = parseManifestBinary(mapped.bytes, path, { ...options, verifyDigest: false });
+      const manifest = parseManifestBinary(
+        mapped.bytes,
+        path,
+        { ...options, verifyDigest: false },
+        options.verifyDigest,
+      );
       mappedFiles.set(manifest, mapped.file);
       if (options.verifyDigest && mapped.bytes.length < BACKGROUND_DIGEST_BYTES) manifest.verifyDigest(path);
       else if (options.verifyDigest) {

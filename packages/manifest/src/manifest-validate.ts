@@ -70,9 +70,19 @@ export function readManifestMeta(
   return { meta, perFile, hashBytes: hashHex / 2 };
 }
 
-/** The stored digest, checked for form, or undefined when absent. */
-export function readStoredDigest(c: SchemaChecker, value: unknown): string | undefined {
-  if (value === undefined) return undefined;
+/**
+ * The stored digest, checked for form, or undefined when absent. `required` when the content is
+ * to be verified: a manifest without one (or whose "digest" key was damaged) would otherwise load
+ * unverified.
+ */
+export function readStoredDigest(c: SchemaChecker, value: unknown, required = false): string | undefined {
+  if (value === undefined) {
+    if (!required) return undefined;
+    c.fail(
+      'digest',
+      'a stored digest "sha256:<64 hex digits>" to verify the content against (republish the checkpoint with `hotweights publish`)',
+    );
+  }
   const digest = c.string(value, 'digest');
   if (!/^sha256:[0-9a-f]{64}$/.test(digest)) c.fail('digest', 'a digest "sha256:<64 hex digits>"', digest);
   return digest;

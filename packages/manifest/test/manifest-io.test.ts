@@ -191,12 +191,14 @@ describe('manifest on-disk format', () => {
     );
     const path = join(dir, 'dup-lazy.json');
     writeFileSync(path, JSON.stringify(doc));
-    const m = await loadManifest(path, { lazyIndex: true });
+    const m = await loadManifest(path, { lazyIndex: true, verifyDigest: false });
     expect(m.size).toBe(6);
     expect(() => m.indexOfTensor('w', 0)).toThrowError(
       /dup-lazy\.json: entries\.tensor\[\d\]: expected a unique key/,
     );
-    await expect(loadManifest(path)).rejects.toThrowError(/expected a unique key/);
+    await expect(loadManifest(path, { verifyDigest: false })).rejects.toThrowError(/expected a unique key/);
+    // With the digest check on (the default), a manifest without a stored digest is refused.
+    await expect(loadManifest(path)).rejects.toThrowError(/dup-lazy\.json: digest: expected a stored digest/);
   });
 
   it('loads the written layout and any other JSON layout of it alike', async () => {

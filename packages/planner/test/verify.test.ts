@@ -1,4 +1,4 @@
-import type { ManifestEntry, ManifestFile, Plan } from '@hotweights/core';
+import type { ManifestEntry, ManifestFile, Plan, PlanItem } from '@hotweights/core';
 import { buildManifest, computePlanDigest } from '@hotweights/manifest';
 import { createPlan, planDigest, verifyPlan } from '@hotweights/planner';
 import { describe, expect, it } from 'vitest';
@@ -132,6 +132,46 @@ describe('verifyPlan', () => {
     expect(report.ok).toBe(false);
     expect(report.problems.map((p) => p.check)).toContain('parts');
     expect(report.problems.find((p) => p.check === 'parts')?.message).toMatch(/split tensor big\.bin:0/);
+  });
+
+  it('names each broken split part, a tampered plan, a path outside the root and an unknown hash', () => {
+    const plan = splitPlan();
+    /** The plan with its items as plain objects, `change` applied to each, re-digested. */
+    const edited = (change: (it: PlanItem) => PlanItem, extra: Partial<Plan> = {}): Plan => {
+      const buckets = plan.buckets.map((b) => ({ ...b, items: [...b.items].map((i) => change({ ...i })) }));
+      const out = { ...plan, buckets, ...extra } as Plan;
+      return { ...out, digest: planDigest(out) };
+    };
+    const problems = (p: Plan, opts = {}) =>
+      verifyPlan(p, opts).problems.map((f) => `${f.check}: ${f.message}`);
+    expect(problems(edited((i) => i))).toEqual([]);
+    const part1 = (change: (it: PlanItem) => PlanItem) =>
+      edited((i) => (i.part?.index === 1 ? change(i) : i));
+    const partsMessage =
+      'parts: split tensor big.bin:0: parts must be indexes 0..count-1 once each, contiguous, with one hash, adding up to tensor_nbytes';
+    for (const broken of [
+      part1((i) => ({ ...i, hash: `blake3:${'c'.repeat(64)}` })),
+      part1((i) => ({ ...i, file_offset: i.file_offset + 1 })),
+      part1((i) => ({ ...i, part: { ...(i.part as NonNullable<PlanItem['part']>), tensor_offset: 0 } })),
+      part1((i) => ({ ...i, part: { ...(i.part as NonNullable<PlanItem['part']>), count: 4 } })),
+      part1((i) => ({ ...i, part: { ...(i.part as NonNullable<PlanItem['part']>), index: 2 } })),
+      part1((i) => ({ ...i, part: { ...(i.part as NonNullable<PlanItem['part']>), tensor_nbytes: 2999 } })),
+    ])
+      expect(problems(broken)).toContain(partsMessage);
+    const tampered = { ...edited((i) => i), version: 'v2' };
+    expect(problems(tampered)[0]).toMatch(
+      /^digest: digest sha256:\w+ does not match the content \(sha256:\w+\): the plan was modified/,
+    );
+    expect(problems(tampered, { trusted: true })).toEqual([]);
+    expect(problems(edited((i) => (i.key === 'small.bin:0' ? { ...i, uri: '../secret' } : i)))).toEqual([
+      `path: bucket ${plan.buckets.find((b) => [...b.items].some((i) => i.key === 'small.bin:0'))?.bucket_id}: item small.bin:0 has uri "../secret" outside the checkpoint root`,
+    ]);
+    expect(problems(edited((i) => i, { hash_algo: 'md5' } as Partial<Plan>))[0]).toMatch(
+      /^hash-algo: hash_algo: /,
+    );
+    expect(problems(edited((i) => i, { source: { ...plan.source, rank: 2 } } as Partial<Plan>))).toEqual([
+      'rank-out-of-range: source rank 2 is outside 0..1',
+    ]);
   });
 
   it('caps repeated findings so a broken large plan stays readable', () => {

@@ -94,3 +94,46 @@ describe('a tensor split across buckets', () => {
     expect(failures).toBe(1);
   });
 });
+
+describe('what a failed or empty bucket reports', () => {
+  it('an empty bucket is verified as it lands (its memory can be handed on)', async () => {
+    const v = new ItemVerifier(0);
+    const empty: PlanBucket = { bucket_id: 7, size: 0, consumer_ranks: [0], items: [] };
+    expect(await v.bucketLanded(empty, new Uint8Array(0))).toEqual([7]);
+    expect(v.verified).toBe(0);
+  });
+
+  it('a mismatch without a failure callback still throws the verification error, with its details', async () => {
+    const v = new ItemVerifier(2);
+    const b = bucket(0);
+    b.bytes[3] = (b.bytes[3] as number) ^ 0x40;
+    const landed = Buffer.from(b.bytes.subarray(0, 48));
+    let failure: unknown;
+    try {
+      await v.bucketLanded(b.bucket, b.bytes);
+    } catch (err) {
+      failure = err;
+    }
+    expect(failure).toBeInstanceOf(VerificationError);
+    expect((failure as VerificationError).details).toEqual({
+      rank: 2,
+      key: 'f0.bin:0',
+      bucket: 0,
+      expected: b.bucket.items[0]?.hash,
+      got: `sha256:${createHash('sha256').update(landed).digest('hex')}`,
+    });
+  });
+
+  it('a missing part names the rank and the tensor in the error details (for --json output)', async () => {
+    const v = new ItemVerifier(5);
+    const b = bucket(1);
+    await v.bucketLanded(b.bucket, b.bytes);
+    let failure: unknown;
+    try {
+      v.finish();
+    } catch (err) {
+      failure = err;
+    }
+    expect((failure as VerificationError).details).toEqual({ rank: 5, key: 'layers.0.w:0' });
+  });
+});
