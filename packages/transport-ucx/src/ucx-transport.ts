@@ -6,7 +6,13 @@
  */
 
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { AddressExchange, BroadcastRequest, FetchRequest, HotweightsConfig, Transport } from '@hotweights/core';
+import type {
+  AddressExchange,
+  BroadcastRequest,
+  FetchRequest,
+  HotweightsConfig,
+  Transport,
+} from '@hotweights/core';
 import { TransportError } from '@hotweights/core';
 import { ControlChannel, type ControlMessage, type RendezvousAddress } from '@hotweights/rendezvous';
 import { ByteBudget } from './budget.js';
