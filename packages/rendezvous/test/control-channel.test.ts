@@ -94,7 +94,8 @@ describe('ControlChannel', () => {
     const channels = await Promise.all([0, 1, 2].map((r) => ControlChannel.join(at, options(r, 3))));
     open.push(...channels);
     const seen: Array<{ rank: number; m: ControlMessage }> = [];
-    channels.forEach((c, rank) => c.listen({ onMessage: (m) => seen.push({ rank, m }), onLost: () => {} }));
+    for (const [rank, c] of channels.entries())
+      c.listen({ onMessage: (m) => seen.push({ rank, m }), onLost: () => {} });
     channels[2]?.abort('bucket-7', 'rank 2 could not land bucket 7');
     await until(() => seen.length >= 2);
     expect(seen.map((s) => s.rank).sort()).toEqual([0, 1]);
