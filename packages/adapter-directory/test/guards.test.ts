@@ -163,10 +163,11 @@ describe('DirectoryAdapter guards', { timeout: 180_000 }, () => {
 
   it('commit: refuses an unprepared version, re-committing the live one changes nothing', async () => {
     const target = join(work, 'commit');
-    const adapter = new DirectoryAdapter({ target, rank: 1 });
+    // The plans here are for one rank: an adapter of rank 0 holds all of each version.
+    const adapter = new DirectoryAdapter({ target, rank: 0 });
     expect(await adapter.currentPath()).toBeNull();
     const err = await refusal(adapter.commit('v5'));
-    expect(err.message).toBe(`${target} (rank 1): version v5 was not prepared`);
+    expect(err.message).toBe(`${target} (rank 0): version v5 was not prepared`);
     await deploy(adapter, full0, m[0] as Manifest);
     await deploy(adapter, delta01, m[1] as Manifest);
     // A unit check (seconds, not milliseconds), not a timing assertion.

@@ -25,7 +25,8 @@ describe('@hotweights/shm README', { timeout: 60_000 }, () => {
     const r = spawnSync(
       process.execPath,
       ['--conditions=@hotweights/source', '--import', tsx, '--input-type=module', '-e', script],
-      { cwd: PACKAGE_DIR, encoding: 'utf8' },
+      // Plain output, whatever the runner's colour settings (nx sets FORCE_COLOR under CI).
+      { cwd: PACKAGE_DIR, encoding: 'utf8', env: { ...process.env, FORCE_COLOR: '0', NO_COLOR: '1' } },
     );
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout.trim()).toBe(`${1 << 20} 42`);
