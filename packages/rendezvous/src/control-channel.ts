@@ -75,7 +75,9 @@ export function parsePosted(value: string, rank: number): Posted {
   try {
     const p = JSON.parse(value) as Posted;
     if (typeof p.ucx === 'string') return p;
-  } catch {}
+  } catch {
+    // Not JSON: refused below, with what was posted.
+  }
   throw new TransportError(
     `rendezvous: rank ${rank} posted ${JSON.stringify(value.slice(0, 80))}, not a worker address`,
   );

@@ -69,10 +69,16 @@ function removeNamespace(ns: string): void {
     for (const pid of ip(['netns', 'pids', ns]).split('\n').filter(Boolean)) {
       try {
         process.kill(Number(pid), 'SIGKILL');
-      } catch {}
+      } catch {
+        // It exited between listing and killing.
+      }
     }
     ip(['netns', 'del', ns]);
-  } catch {}
+  } catch (err) {
+    // Already gone (another cleanup got there first) is fine; anything else is worth seeing.
+    if (ownNamespaces((n) => n === ns).length > 0)
+      process.stderr.write(`netns: could not remove ${ns}: ${(err as Error).message}\n`);
+  }
 }
 
 /** Labs of runs that died without cleaning up (their creator's pid is gone). */
