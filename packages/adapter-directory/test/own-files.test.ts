@@ -14,12 +14,11 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DirectoryAdapter } from '@hotweights/adapter-directory';
-import { hasErrorCode, loadConfig, type Manifest, type Plan } from '@hotweights/core';
+import { hasErrorCode, type Manifest, type Plan } from '@hotweights/core';
 import { createPlan, publish } from '@hotweights/planner';
-import { HostStaging, replicateRank } from '@hotweights/runtime';
-import { localTransportProvider } from '@hotweights/transport-local';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomTensors, writeCheckpoint } from './checkpoints.js';
+import { deploy as deployVia } from './deploy.js';
 
 const work = mkdtempSync(join(tmpdir(), 'hw-dir-own-'));
 const shm = mkdtempSync(join('/dev/shm', 'hw-dir-own-'));
@@ -27,20 +26,9 @@ afterAll(() => {
   rmSync(work, { recursive: true, force: true });
   rmSync(shm, { recursive: true, force: true });
 });
-const config = loadConfig({});
-
-async function deploy(adapter: DirectoryAdapter, plan: Plan, manifest: Manifest): Promise<void> {
-  const staging = await HostStaging.open({ dir: shm });
-  const transport = await localTransportProvider.create({ rank: 0, worldSize: 1, config });
-  try {
-    await replicateRank({ plan, rank: 0, worldSize: 1, transport, staging, config });
-    await adapter.prepare({ plan, manifest, staging });
-    await adapter.commit(plan.version);
-  } finally {
-    await transport.close();
-    await staging.close();
-  }
-}
+/** Replicates, prepares and commits `plan` as one rank does (test/deploy.ts), staging in this file's shm. */
+const deploy = (adapter: DirectoryAdapter, plan: Plan, manifest: Manifest) =>
+  deployVia(shm, adapter, plan, manifest);
 
 const mode = (path: string) => statSync(path).mode & 0o777;
 

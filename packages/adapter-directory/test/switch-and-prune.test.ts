@@ -16,12 +16,11 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DirectoryAdapter } from '@hotweights/adapter-directory';
-import { loadConfig, type Manifest, type Plan } from '@hotweights/core';
+import type { Manifest, Plan } from '@hotweights/core';
 import { createPlan, publish } from '@hotweights/planner';
-import { HostStaging, replicateRank } from '@hotweights/runtime';
-import { localTransportProvider } from '@hotweights/transport-local';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomTensors, writeCheckpoint } from './checkpoints.js';
+import { deploy as deployVia } from './deploy.js';
 
 const work = mkdtempSync(join(tmpdir(), 'hw-dir-switch-'));
 const shm = mkdtempSync(join('/dev/shm', 'hw-dir-switch-'));
@@ -29,20 +28,9 @@ afterAll(() => {
   rmSync(work, { recursive: true, force: true });
   rmSync(shm, { recursive: true, force: true });
 });
-const config = loadConfig({});
-
-async function deploy(adapter: DirectoryAdapter, plan: Plan, manifest: Manifest): Promise<void> {
-  const staging = await HostStaging.open({ dir: shm });
-  const transport = await localTransportProvider.create({ rank: 0, worldSize: 1, config });
-  try {
-    await replicateRank({ plan, rank: 0, worldSize: 1, transport, staging, config });
-    await adapter.prepare({ plan, manifest, staging });
-    await adapter.commit(plan.version);
-  } finally {
-    await transport.close();
-    await staging.close();
-  }
-}
+/** Replicates, prepares and commits `plan` as one rank does (test/deploy.ts), staging in this file's shm. */
+const deploy = (adapter: DirectoryAdapter, plan: Plan, manifest: Manifest) =>
+  deployVia(shm, adapter, plan, manifest);
 
 /**
  * A separate process that reads DIR/current/config.json in a loop until told to stop (stdin
