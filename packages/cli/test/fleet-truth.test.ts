@@ -66,10 +66,19 @@ async function setup(worldSize: number, coordEnv: NodeJS.ProcessEnv = {}, worker
   const deploy = async (plan: string, version: string) => {
     await cli(['coord-submit-plan', '--plan', plan]);
     const r = await cli(['begin', '--version', version, '--wait', '--wait-timeout', '60']);
-    expect(r.stderr).toBe('');
+    expectOnlyUnservedWarnings(r.stderr);
     expect(r.stdout).toContain(`fleet converged: ${worldSize} of ${worldSize} live on ${version}`);
   };
   return { fleet, workers, spawnWorker, cli, deploy, restartCoord, coord: () => coord };
+}
+
+/**
+ * A worker started just before (or a coordinator restarted just before) may not be registered
+ * when `begin --wait` first looks: the warning that names that rank is the one line allowed.
+ */
+function expectOnlyUnservedWarnings(stderr: string): void {
+  for (const line of stderr.split('\n').filter(Boolean))
+    expect(line).toMatch(/^hotweights: warning: no worker serves rank\(s\) [\d, ]+ of update v\d+: /);
 }
 
 interface Status {
@@ -263,7 +272,7 @@ describe('fleet truth: every rank on the committed version, or a clear report', 
 
     // A fleet rollback: the replaced rank keeps no v0, so it fetches v0 again before it votes.
     const rb = await t.cli(['rollback', '--wait']);
-    expect(rb.stderr).toBe('');
+    expectOnlyUnservedWarnings(rb.stderr);
     expect(rb.stdout).toContain('fleet converged: 2 of 2 live on v0');
     await fresh.waitFor(/catching up to v0: staging the whole version from the source/);
     await expectConverged(t, 'v0', 2, t.fleet.ckptA, A_FILES);
@@ -279,7 +288,7 @@ describe('fleet truth: every rank on the committed version, or a clear report', 
     await t.deploy(t.fleet.planV1, 'v1');
 
     const rb = await t.cli(['rollback', '--wait']);
-    expect(rb.stderr).toBe('');
+    expectOnlyUnservedWarnings(rb.stderr);
     expect(rb.stdout).toContain('rollback to v0 from v1: committed, precommitted 2/2');
     expect(rb.stdout).toContain('fleet converged: 2 of 2 live on v0');
     await expectConverged(t, 'v0', 2, t.fleet.ckptA, A_FILES);
