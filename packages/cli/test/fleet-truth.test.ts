@@ -197,6 +197,9 @@ describe('fleet truth: every rank on the committed version, or a clear report', 
     await t.deploy(t.fleet.planV0, 'v0');
     w0.child.kill('SIGSTOP'); // alive, but silent: no heartbeat, no answer
     cleanups.push(async () => w0.child.kill('SIGCONT'));
+    // A holder counts as hung once silent for three heartbeats (0.75 s here); until then a second
+    // claimant is refused. A new worker can start faster than that on an idle machine.
+    await new Promise((r) => setTimeout(r, 1500));
     const next = t.spawnWorker(0);
     await next.waitFor(
       /rank 0 is held by worker \S+ on host \S+ \(pid \d+\), silent for [\d.]+ s: waiting [\d.]+ s for its lease to expire/,
@@ -243,7 +246,10 @@ describe('fleet truth: every rank on the committed version, or a clear report', 
   });
 
   it('a host-local rollback of a fleet rank is refused (forced, the rank converges back); a replacement worker with an empty target catches up, also to a fleet rollback', async () => {
-    const t = await setup(2);
+    // A lease long enough that the replacement worker (a fresh node process, slow to start on a
+    // loaded machine) always finds its predecessor's lease still running.
+    const LONG_LEASE = { HOTWEIGHTS_LEASE_S: '10' };
+    const t = await setup(2, LONG_LEASE, LONG_LEASE);
     t.spawnWorker(0);
     const w1 = t.spawnWorker(1);
     await t.deploy(t.fleet.planV0, 'v0');
