@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Debian packages the test suite runs for real: Open MPI (mpirun, libmpi), UCX, redis-server,
 # Python's venv for the vLLM worker-extension tests, Prometheus (with promtool) for the dashboard
-# and alert-rule tests, and iproute2 (ip, tc) for the network-namespace hosts of the UCX multi-host
-# tests. Installs only what is missing.
+# and alert-rule tests, iproute2 (ip, tc) for the network-namespace hosts of the UCX multi-host
+# tests, and b3sum (the reference BLAKE3 the publish benchmark measures against). Installs only
+# what is missing.
 set -euo pipefail
-packages=(openmpi-bin libopenmpi-dev libucx-dev ucx-utils redis-server python3-venv prometheus iproute2)
+packages=(openmpi-bin libopenmpi-dev libucx-dev ucx-utils redis-server python3-venv prometheus iproute2 b3sum)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -15,6 +15,10 @@
  * first with `tsc -b packages/cli`); if that build fails, the CLI from sources under tsx (slower
  * start-up, said in the output).
  *
+ * And (d) that command's floor, in the same rounds: a fresh plain `node` process that reads both
+ * files and exits (start-up plus the read, nothing else), timed the same way. The CPU model, its
+ * hash-relevant flags and the load average go into the JSON.
+ *
  * Usage: node --conditions=@hotweights/source --import tsx bench/planner/plan-bench.ts
  *          [--repeat N] [--with-json] [--no-cli] [sizes...]
  */
@@ -25,6 +29,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { serializeManifest, serializeManifestBinary } from '@hotweights/manifest';
 import { syntheticManifest } from './synthetic-manifest.js';
+import { cpuDescription, timeProcess } from './timed-process.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const repo = join(here, '..', '..');
@@ -68,18 +73,14 @@ function cliCommand(): { argv: string[]; kind: string } {
 }
 
 /** One `hotweights plan` in a fresh process: wall and CPU seconds and peak RSS from /usr/bin/time. */
-function runCli(cli: string[], args: string[]): RunResult {
-  const r = spawnSync('/usr/bin/time', ['-f', 'HWTIME %e %U %S %M', process.execPath, ...cli, ...args], {
-    cwd: repo,
-    encoding: 'utf8',
-    maxBuffer: 1 << 20,
-  });
-  const line = r.stderr.split('\n').find((l) => l.startsWith('HWTIME '));
-  if (r.status !== 0 || !line)
-    throw new Error(`hotweights plan failed (${r.status}):\n${r.stdout}${r.stderr}`);
-  const [wall, user, sys, rssKb] = line.slice(7).split(' ').map(Number) as [number, number, number, number];
-  return { total_ms: wall * 1000, cpu_ms: (user + sys) * 1000, peak_rss: rssKb * 1024 };
-}
+const runCli = (cli: string[], args: string[]): RunResult =>
+  timeProcess([process.execPath, ...cli, ...args], { cwd: repo, what: 'hotweights plan' });
+
+/** The command's floor: a fresh plain `node` that reads both files and exits. */
+const READ_BOTH =
+  "const {readFileSync}=require('node:fs');for(const p of process.argv.slice(1))readFileSync(p)";
+const runFloorProcess = (paths: string[]): RunResult =>
+  timeProcess([process.execPath, '-e', READ_BOTH, ...paths], { what: 'node reading both manifests' });
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 const dir = mkdtempSync(join(tmpdir(), 'hw-plan-bench-'));
@@ -104,7 +105,9 @@ try {
     const ours: RunResult[] = [];
     const json: RunResult[] = [];
     const command: RunResult[] = [];
+    const floorProcess: RunResult[] = [];
     for (let r = 0; r < REPEAT; r++) {
+      if (cli) floorProcess.push(runFloorProcess([prevPath, nextPath]));
       if (cli)
         command.push(
           runCli(cli.argv, [
@@ -147,6 +150,10 @@ try {
             cli_total_ms: Math.round(pick(command, 'total_ms')),
             cli_cpu_ms: Math.round(pick(command, 'cpu_ms')),
             cli_peak_rss_mb: Math.round(Math.max(...command.map((x) => x.peak_rss)) / 1e6),
+            // A fresh `node` reading both files: what the command cannot go below.
+            node_read_ms: Math.round(pick(floorProcess, 'total_ms')),
+            cli_vs_node_read:
+              Math.round((pick(command, 'total_ms') / pick(floorProcess, 'total_ms')) * 100) / 100,
           }
         : {}),
       ...(WITH_JSON
@@ -170,6 +177,8 @@ if (cli) console.log(`cli_*: \`hotweights plan\` end to end in a fresh process, 
 console.log(
   `load average ${load.map((l) => l.toFixed(1)).join(' -> ')} (2-core machine shared with other sessions)`,
 );
+const cpu = cpuDescription();
+console.log(`cpu: ${cpu.model}, ${cpu.cores} cores, flags ${cpu.flags.join(' ')}`);
 const cols = Object.keys(rows[0] ?? {});
 console.log(cols.join('\t'));
 for (const r of rows) console.log(cols.map((c) => String(r[c])).join('\t'));
@@ -177,5 +186,5 @@ const results = join(repo, 'bench', 'results');
 mkdirSync(results, { recursive: true });
 writeFileSync(
   join(results, 'planner-plan.json'),
-  `${JSON.stringify({ when: new Date().toISOString(), manifest_format: 'binary (manifest_version 3)', cli: cli?.kind ?? null, bucket_bytes: BUCKET, repeat: REPEAT, changed_fraction: 0.1, load_average: load, rows }, null, 2)}\n`,
+  `${JSON.stringify({ when: new Date().toISOString(), manifest_format: 'binary (manifest_version 3)', cli: cli?.kind ?? null, bucket_bytes: BUCKET, repeat: REPEAT, changed_fraction: 0.1, cpu, load_average: load, rows }, null, 2)}\n`,
 );

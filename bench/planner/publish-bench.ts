@@ -10,7 +10,15 @@
  * BLAKE3 on one thread. Reports median GB/s, publish / cat and publish / ceiling, the process CPU
  * seconds of each in-process run (all threads) and the load average, since the machine is shared.
  *
- * Usage (built packages, after `npm run build`): node --import tsx bench/planner/publish-bench.ts [GiB]
+ * Beside them, what a user runs against the reference tools, each a fresh process timed from outside
+ * by /usr/bin/time (start-up included) and alternated in the same rounds: `b3sum` (Debian's
+ * reference BLAKE3, every core, memory maps) over the same files, and `hotweights publish` (the
+ * built CLI) with BLAKE3 and with XXH3-64; reported as ratios to `b3sum` and to `cat`.
+ *
+ * Usage (built packages, after `npm run build`):
+ *   node --import tsx bench/planner/publish-bench.ts [GiB] [--shards N] [--quick]
+ * --shards N splits the checkpoint into N shards (default 640 MiB each); --quick runs only the
+ * fresh-process rows (cat, b3sum, the CLI) on the re-read layout, a run of a few seconds.
  * From sources (`--conditions=@hotweights/source`) the hash workers start through tsx, which costs
  * each worker a few hundred ms of CPU: fine for tests, not a publish figure.
  */
@@ -25,18 +33,23 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { publish, type TensorData, writeSafetensors } from '@hotweights/planner';
+import { cpuDescription, type ProcessTime, timeProcess } from './timed-process.js';
 
 const GIB = 1024 ** 3;
-const targetGiB = Number(process.argv[2] ?? 2.5);
+const args = process.argv.slice(2);
+const shardsAt = args.indexOf('--shards');
+const QUICK = args.includes('--quick');
+const targetGiB = Number(args.find((a, i) => !a.startsWith('--') && i !== shardsAt + 1) ?? 2.5);
 const TENSOR = 16 * 1024 * 1024;
-const PER_SHARD = 40; // 640 MiB shards
+const SHARDS = shardsAt >= 0 ? Number(args[shardsAt + 1]) : undefined;
+const PER_SHARD = SHARDS ? Math.max(1, Math.round((targetGiB * GIB) / (TENSOR * SHARDS))) : 40; // 640 MiB shards
 const REPEAT = 3;
 const repo = fileURLToPath(new URL('../../', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'hw-publish-bench-'));
 const ckpt = join(dir, 'ckpt');
 mkdirSync(ckpt);
 
-const shards = Math.max(1, Math.round((targetGiB * GIB) / (TENSOR * PER_SHARD)));
+const shards = SHARDS ?? Math.max(1, Math.round((targetGiB * GIB) / (TENSOR * PER_SHARD)));
 let total = 0;
 for (let s = 0; s < shards; s++) {
   const tensors: Record<string, TensorData> = {};
@@ -58,6 +71,26 @@ writeFileSync(join(ckpt, 'config.json'), '{}');
 const files = readdirSync(ckpt).map((f) => join(ckpt, f));
 
 const threads = availableParallelism();
+const cli = join(repo, 'packages', 'cli', 'bin', 'hotweights.js');
+// publish records the checkpoint as a source root under the state dir: keep that in the temp dir.
+const cliEnv = { ...process.env, HOTWEIGHTS_STATE_DIR: join(dir, 'state') };
+const b3sum = execFileSync('sh', ['-c', 'command -v b3sum || true'], { encoding: 'utf8' }).trim();
+if (!b3sum)
+  console.error('b3sum not found (scripts/install-system-deps.sh installs it): its rows are left out');
+const cliPublish = (extra: string[]) => [
+  process.execPath,
+  cli,
+  'publish',
+  ...['--checkpoint', ckpt, '--version', 'bench', '--output', join(dir, 'cli.manifest'), ...extra],
+];
+/** Fresh processes, timed from outside (start-up included), each after a pre-read like the rest. */
+const processRuns: Record<string, () => string[]> = {
+  'cat-process': () => ['sh', '-c', 'cat "$@" > /dev/null', 'cat', ...files],
+  b3sum: () => [b3sum, ...files],
+  'cli-blake3': () => cliPublish([]),
+  'cli-xxh3-64': () => cliPublish(['--hash', 'xxh3-64']),
+};
+const processCpu: Record<string, number[]> = {};
 const cat = () => execFileSync('sh', ['-c', 'cat "$@" > /dev/null', 'cat', ...files]);
 const cpu: Record<string, number[]> = {};
 const times: Record<string, number[]> = {};
@@ -126,10 +159,15 @@ const load = [loadavg()[0] as number];
 const runs: {
   key: string;
   what: string;
+  process?: boolean;
   algo?: Algo;
   publish?: { hash: Algo; io: 'mmap' | 'read' };
   n?: number;
 }[] = [
+  { key: 'cat-process', what: '`cat` > /dev/null (process, timed by /usr/bin/time)', process: true },
+  ...(b3sum ? [{ key: 'b3sum', what: '`b3sum`, every core (process)', process: true }] : []),
+  { key: 'cli-blake3', what: '`hotweights publish` (BLAKE3, process)', process: true },
+  { key: 'cli-xxh3-64', what: '`hotweights publish --hash xxh3-64` (process)', process: true },
   { key: 'cat', what: 'cat > /dev/null' },
   {
     key: 'blake3-ceiling',
@@ -170,10 +208,12 @@ const runs: {
  * read back by `cat`, whose 8 MiB readahead fills 2 MiB folios, as for a checkpoint read from disk;
  * those map with one huge-page entry per 2 MiB.
  */
-const layouts = [
+const allLayouts = [
   { key: 'written', what: 'as written (small folios)' },
   { key: 'reread', what: 're-read from disk (2 MiB folios)' },
 ] as const;
+const layouts = QUICK ? allLayouts.filter((l) => l.key === 'reread') : allLayouts;
+if (QUICK) runs.splice(0, runs.length, ...runs.filter((r) => r.process || r.key === 'cat'));
 const pmdMappedKiB = () =>
   Number(/FilePmdMapped:\s+(\d+)/.exec(readFileSync('/proc/meminfo', 'utf8'))?.[1] ?? 0);
 const pmdSeen: Record<string, number> = {};
@@ -197,7 +237,15 @@ for (const layout of layouts) {
     for (const run of runs) {
       const key = `${layout.key}:${run.key}`;
       let s: number;
-      if (run.key === 'cat') s = await timed(key, cat);
+      if (run.process) {
+        const argv = (processRuns[run.key] as () => string[])();
+        let t: ProcessTime | undefined;
+        s = await timed(key, () => {
+          t = timeProcess(argv, { env: cliEnv, what: run.what });
+        });
+        // Wall time from here (finer than /usr/bin/time's 10 ms); CPU from /usr/bin/time, the child's.
+        record(processCpu, key, (t as ProcessTime).cpu_ms / 1000);
+      } else if (run.key === 'cat') s = await timed(key, cat);
       else if (run.publish) {
         const p = run.publish;
         s = await timed(key, () => publish({ checkpoint: ckpt, version: 'bench', hash: p.hash, io: p.io }));
@@ -221,10 +269,23 @@ const rows = layouts.flatMap((layout) =>
       what: run.what,
       median_s: round(median(times[key(run.key)] as number[]), 3),
       gb_per_s: round(rate(key(run.key))),
-      vs_cat: round(rate(key(run.key)) / rate(key('cat'))),
+      vs_cat: round(rate(key(run.key)) / rate(key(run.process ? 'cat-process' : 'cat'))),
       vs_ceiling: ceilingKey ? round(rate(key(run.key)) / rate(ceilingKey)) : null,
-      // Median CPU seconds of this process (every thread); cat runs in a child, so it has none.
-      cpu_s: run.key === 'cat' ? null : round(median(cpu[key(run.key)] as number[]), 3),
+      // Median CPU seconds (every thread) of this process, or of the child for process rows;
+      // the in-process cat runs in a child this process does not time, so it has none.
+      cpu_s: run.process
+        ? round(median(processCpu[key(run.key)] as number[]), 3)
+        : run.key === 'cat'
+          ? null
+          : round(median(cpu[key(run.key)] as number[]), 3),
+      // Process rows: wall time over b3sum's and over cat's, medians of the same rounds.
+      vs_b3sum_time:
+        run.process && b3sum
+          ? round(median(times[key(run.key)] as number[]) / median(times[key('b3sum')] as number[]))
+          : null,
+      vs_cat_time: run.process
+        ? round(median(times[key(run.key)] as number[]) / median(times[key('cat-process')] as number[]))
+        : null,
       // Hashing CPU as a share of publish's: the ceiling's CPU seconds over publish's (1 = no overhead).
       cpu_vs_ceiling: ceilingKey
         ? round(median(cpu[ceilingKey] as number[]) / median(cpu[key(run.key)] as number[]))
@@ -232,6 +293,8 @@ const rows = layouts.flatMap((layout) =>
     };
   }),
 );
+const cpuInfo = cpuDescription();
+console.log(`cpu: ${cpuInfo.model}, ${cpuInfo.cores} cores, flags ${cpuInfo.flags.join(' ')}`);
 console.log(
   `checkpoint: ${shards} shards, ${(total / GIB).toFixed(2)} GiB, warm page cache; ${threads} cores; publish maps files by ${io}; median of ${REPEAT}; load average ${load.map((l) => l.toFixed(1)).join(' -> ')}`,
 );
@@ -239,14 +302,16 @@ for (const layout of layouts) {
   console.log(
     `\npage cache ${layout.what}: up to ${pmdSeen[layout.key]} KiB of file pages mapped with 2 MiB entries during publish`,
   );
-  console.log('what\tmedian_s\tGB/s\tvs cat\tvs ceiling\tCPU s\tCPU: ceiling/publish');
+  console.log(
+    'what\tmedian_s\tGB/s\tvs cat\tvs ceiling\tCPU s\tCPU: ceiling/publish\ttime / b3sum\ttime / cat',
+  );
   for (const r of rows.filter((x) => x.page_cache === layout.what))
     console.log(
-      `${r.what}\t${r.median_s}\t${r.gb_per_s}\t${r.vs_cat}\t${r.vs_ceiling ?? ''}\t${r.cpu_s ?? ''}\t${r.cpu_vs_ceiling ?? ''}`,
+      `${r.what}\t${r.median_s}\t${r.gb_per_s}\t${r.vs_cat}\t${r.vs_ceiling ?? ''}\t${r.cpu_s ?? ''}\t${r.cpu_vs_ceiling ?? ''}\t${r.vs_b3sum_time ?? ''}\t${r.vs_cat_time ?? ''}`,
     );
 }
 mkdirSync(join(repo, 'bench', 'results'), { recursive: true });
 writeFileSync(
   join(repo, 'bench', 'results', 'planner-publish.json'),
-  `${JSON.stringify({ when: new Date().toISOString(), bytes: total, shards, repeat: REPEAT, cores: threads, io, pmd_mapped_kib: pmdSeen, load_average: load, rows }, null, 2)}\n`,
+  `${JSON.stringify({ when: new Date().toISOString(), bytes: total, shards, repeat: REPEAT, cores: threads, cpu: cpuInfo, io, pmd_mapped_kib: pmdSeen, load_average: load, rows }, null, 2)}\n`,
 );

@@ -6,7 +6,8 @@
  */
 import { type Adapter, AdapterManager, type AdapterOptions, ConfigError } from '@hotweights/core';
 import type { Command } from 'commander';
-import { BUILTIN_ADAPTERS, type CliContext } from './context.js';
+import { BUILTIN_ADAPTERS } from './builtins.js';
+import type { CliContext } from './context.js';
 
 export interface AdapterFlags {
   adapter?: string;

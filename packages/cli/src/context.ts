@@ -6,11 +6,8 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { directoryAdapterProvider } from '@hotweights/adapter-directory';
-import { memoryAdapterProvider } from '@hotweights/adapter-memory';
 import {
   AdapterManager,
-  type AdapterProvider,
   type HotweightsConfig,
   type LaunchContext,
   loadConfig,
@@ -18,11 +15,9 @@ import {
   readLaunchContext,
   replacedVariableNotices,
   type TransportManager,
-  type TransportProvider,
   unknownVariables,
 } from '@hotweights/core';
-import { recordedSourceRoots } from '@hotweights/runtime';
-import { localTransportProvider } from '@hotweights/transport-local';
+import { recordedSourceRoots } from '@hotweights/runtime/source-roots';
 
 export interface CliContext {
   readonly config: HotweightsConfig;
@@ -50,12 +45,6 @@ const CORE_VERSION = (
   }
 ).version;
 
-/** Built-in providers that core ships; later issues add to this list. */
-export const BUILTIN_PROVIDERS: TransportProvider[] = [localTransportProvider];
-
-/** Built-in adapters: `directory` (with --target) and `memory` (the default without). */
-export const BUILTIN_ADAPTERS: AdapterProvider[] = [directoryAdapterProvider, memoryAdapterProvider];
-
 /**
  * Registers the built-ins, then discovers installed packages: the application's node_modules
  * first (where users `npm install` plugins), then the CLI's own location (a global install, or a
@@ -66,9 +55,9 @@ async function withInstalled<
   P extends { version?: string },
 >(
   manager: M & { register(p: P, origin: string, version: string): void },
-  builtins: readonly P[],
+  builtins: () => Promise<readonly P[]>,
 ): Promise<M> {
-  for (const p of builtins) manager.register(p, 'builtin', p.version ?? CORE_VERSION);
+  for (const p of await builtins()) manager.register(p, 'builtin', p.version ?? CORE_VERSION);
   await manager.discover(process.cwd());
   await manager.discover(dirname(fileURLToPath(import.meta.url)));
   return manager;
@@ -97,13 +86,16 @@ export function createContext(env: NodeJS.ProcessEnv = process.env): CliContext 
     json: (value) => process.stdout.write(`${JSON.stringify(value, null, 2)}\n`),
     interactive: process.stderr.isTTY === true,
     transports() {
-      manager ??= withInstalled(new Manager({ probeTimeoutMs: config.probeTimeoutMs }), BUILTIN_PROVIDERS);
+      manager ??= withInstalled(
+        new Manager({ probeTimeoutMs: config.probeTimeoutMs }),
+        async () => (await import('./builtins.js')).BUILTIN_PROVIDERS,
+      );
       return manager;
     },
     adapters() {
       adapterManager ??= withInstalled(
         new AdapterManager({ probeTimeoutMs: config.probeTimeoutMs }),
-        BUILTIN_ADAPTERS,
+        async () => (await import('./builtins.js')).BUILTIN_ADAPTERS,
       );
       return adapterManager;
     },

@@ -57,6 +57,28 @@ export interface HashPoolOptions {
   readonly mainThread?: boolean;
   /** Called with bytes hashed since the last call. */
   readonly onBytes?: (bytes: number) => void;
+  /**
+   * Workers started earlier with startHashWorkers (the same options), so they boot while the
+   * caller lists files and reads headers; taken and terminated by this call.
+   */
+  readonly started?: StartedHashWorkers;
+}
+
+/** A worker started ahead of its hashRanges call, and whether it has said it is ready. */
+interface SpareWorker {
+  readonly worker: Worker;
+  ready: boolean;
+  readonly onReady: (m: HashWorkerReply) => void;
+}
+
+/** Hash workers booting ahead of a hashRanges call (startHashWorkers). */
+export interface StartedHashWorkers {
+  /** The workers, for the hashRanges call that takes them (null once taken or closed). */
+  take(): Promise<SpareWorker[] | null>;
+  /** Resolves once every worker has booted (or failed to). */
+  ready(): Promise<void>;
+  /** Terminates workers no hashRanges call took (a failure before hashing). */
+  close(): Promise<void>;
 }
 
 /** The algorithm, checked against the one table (@hotweights/manifest's hash-algorithms). */
@@ -85,6 +107,82 @@ export async function resolveHashIo(wanted: HashIo = 'mmap'): Promise<ResolvedHa
 
 const HASH_WORKER = siblingModule('hash-worker', import.meta.url);
 
+/** Threads that hash an algorithm, the main thread included: 1 where the table says no workers. */
+function wantedThreads(algo: HashAlgorithm, options: Pick<HashPoolOptions, 'threads'>): number {
+  const onWorkers = hashAlgorithmInfo(algo)?.workerThreads === true;
+  return onWorkers ? (options.threads ?? availableParallelism()) : 1;
+}
+
+/** What every hasher of a call shares (a worker's `workerData`). */
+async function runnerConfig(
+  options: Pick<HashPoolOptions, 'chunkBytes' | 'pieceBytes' | 'io'>,
+): Promise<{ config: HashRunnerConfig; io: ResolvedHashIo }> {
+  const pieceBytes = options.pieceBytes ?? 32 * 1024 * 1024;
+  if (!Number.isSafeInteger(pieceBytes) || pieceBytes <= 0 || pieceBytes % (2 * 1024 * 1024) !== 0)
+    throw new ConfigError(`pieceBytes ${pieceBytes}: expected a positive multiple of 2 MiB`);
+  const io = await resolveHashIo(options.io);
+  return {
+    config: {
+      // Small enough to stay in a core's L2 cache between the read's copy and the hash (as `cat`'s
+      // 128 KiB buffer does), large enough that syscalls cost nothing measurable.
+      chunkBytes: options.chunkBytes ?? 512 * 1024,
+      pieceBytes,
+      shm: io.io === 'mmap',
+    },
+    io,
+  };
+}
+
+/**
+ * Starts the worker threads a hashRanges call with the same options will use, so their boot
+ * (~50 ms each) overlaps what the caller does before hashing instead of leaving a core idle at
+ * its start. Pass the result as `started`; close() it if hashing never comes.
+ */
+export function startHashWorkers(options: HashPoolOptions): StartedHashWorkers {
+  const algo = checkHashAlgo(options.algo);
+  const count =
+    (options.mainThread ?? true) ? wantedThreads(algo, options) - 1 : wantedThreads(algo, options);
+  const booted: Promise<void>[] = [];
+  let spares: Promise<SpareWorker[]> | null = runnerConfig(options).then(({ config }) =>
+    Array.from({ length: Math.max(0, count) }, () => {
+      const worker = startModuleWorker(HASH_WORKER, { workerData: config });
+      let up: () => void = () => {};
+      booted.push(new Promise<void>((resolve) => (up = resolve)));
+      const spare: SpareWorker = {
+        worker,
+        ready: false,
+        onReady: (m) => {
+          if (!('ready' in m)) return;
+          spare.ready = true;
+          up();
+        },
+      };
+      worker.on('message', spare.onReady);
+      // A boot failure is reported by the hashRanges call that takes the worker.
+      worker.on('error', up);
+      worker.on('exit', up);
+      return spare;
+    }),
+  );
+  const all = spares;
+  all.catch(() => {});
+  return {
+    async ready() {
+      await all.catch(() => {});
+      await Promise.all(booted);
+    },
+    take() {
+      const taken = spares;
+      spares = null;
+      return taken ?? Promise.resolve(null);
+    },
+    async close() {
+      const left = await this.take().catch(() => null);
+      await Promise.all((left ?? []).map((s) => s.worker.terminate()));
+    },
+  };
+}
+
 const taskBytes = (t: HashTask): number => {
   const last = t.ranges[t.ranges.length - 1];
   return last && t.ranges[0] ? last.offset + last.length - t.ranges[0].offset : 0;
@@ -104,21 +202,21 @@ export async function hashRanges(tasks: readonly HashTask[], options: HashPoolOp
   const algo = checkHashAlgo(options.algo);
   // An algorithm the table does not run on worker threads hashes on the main thread alone.
   const onWorkers = hashAlgorithmInfo(algo)?.workerThreads === true;
-  const wanted = onWorkers ? (options.threads ?? availableParallelism()) : 1;
-  const threads = Math.max(1, Math.min(wanted, tasks.length || 1));
-  const pieceBytes = options.pieceBytes ?? 32 * 1024 * 1024;
-  if (!Number.isSafeInteger(pieceBytes) || pieceBytes <= 0 || pieceBytes % (2 * 1024 * 1024) !== 0)
-    throw new ConfigError(`pieceBytes ${pieceBytes}: expected a positive multiple of 2 MiB`);
-  const io = await resolveHashIo(options.io);
-  const workerData: HashRunnerConfig = {
-    // Small enough to stay in a core's L2 cache between the read's copy and the hash (as `cat`'s
-    // 128 KiB buffer does), large enough that syscalls cost nothing measurable.
-    chunkBytes: options.chunkBytes ?? 512 * 1024,
-    pieceBytes,
-    shm: io.io === 'mmap',
-  };
+  const threads = Math.max(1, Math.min(wantedThreads(algo, options), tasks.length || 1));
+  const spares = (await options.started?.take()) ?? [];
+  let io: ResolvedHashIo;
+  let workerData: HashRunnerConfig;
+  try {
+    ({ config: workerData, io } = await runnerConfig(options));
+  } catch (err) {
+    await Promise.all(spares.map((s) => s.worker.terminate()));
+    throw err;
+  }
   const results: string[][] = new Array(tasks.length);
-  if (tasks.length === 0) return results;
+  if (tasks.length === 0) {
+    await Promise.all(spares.map((s) => s.worker.terminate()));
+    return results;
+  }
   const order = tasks
     .map((_, i) => i)
     .sort((a, b) => taskBytes(tasks[b] as HashTask) - taskBytes(tasks[a] as HashTask) || a - b);
@@ -173,8 +271,12 @@ export async function hashRanges(tasks: readonly HashTask[], options: HashPoolOp
     }
   };
   const onMain = !onWorkers || (options.mainThread ?? true);
+  const readyNow: Worker[] = [];
   for (let i = onMain ? 1 : 0; i < threads; i++) {
-    const w = startModuleWorker(HASH_WORKER, { workerData });
+    const spare = spares.shift();
+    if (spare) spare.worker.off('message', spare.onReady);
+    if (spare?.ready) readyNow.push(spare.worker);
+    const w = spare?.worker ?? startModuleWorker(HASH_WORKER, { workerData });
     workers.push(w);
     inFlight.set(w, 0);
     w.on('message', (m: HashWorkerReply) => {
@@ -193,6 +295,10 @@ export async function hashRanges(tasks: readonly HashTask[], options: HashPoolOp
       abort(new HotweightsError('HW_INTERNAL', `hash worker failed: ${err.message}`, { cause: err })),
     );
   }
+  // Pre-started workers this call does not need (fewer tasks than threads) stop here.
+  for (const s of spares) void s.worker.terminate();
+  // Pre-started workers that already said they are ready get their first tasks now.
+  for (const w of readyNow) topUp(w, 1);
 
   const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
   const runOnMain = async () => {

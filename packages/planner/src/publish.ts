@@ -7,9 +7,16 @@ import { lstat, open, readdir, readFile, realpath, stat } from 'node:fs/promises
 import { availableParallelism } from 'node:os';
 import { join, relative, resolve, sep } from 'node:path';
 import { CheckpointError, type ManifestEntry, type ManifestFile } from '@hotweights/core';
-import { buildManifest, type ColumnarManifest } from '@hotweights/manifest';
+import { buildManifest, type ColumnarManifest, type HashAlgorithm } from '@hotweights/manifest';
 import { isInside } from './atomic-write.js';
-import { checkHashAlgo, type HashIo, type HashTask, hashRanges } from './hash-pool.js';
+import {
+  checkHashAlgo,
+  type HashIo,
+  type HashTask,
+  hashRanges,
+  type StartedHashWorkers,
+  startHashWorkers,
+} from './hash-pool.js';
 import { readSafetensorsHeader } from './safetensors.js';
 
 export interface PublishProgress {
@@ -166,6 +173,23 @@ export async function publish(options: PublishOptions): Promise<ColumnarManifest
   }
   if (!rootStat.isDirectory()) throw new CheckpointError(`checkpoint ${root} is not a directory`);
   if (options.version.length === 0) throw new CheckpointError('version must not be empty');
+  const threads = options.threads ?? availableParallelism();
+  // The hash workers boot while the files are listed and their headers read.
+  const started = startHashWorkers({ algo, threads, io: options.io });
+  try {
+    return await publishWith(options, algo, root, threads, started);
+  } finally {
+    await started.close();
+  }
+}
+
+async function publishWith(
+  options: PublishOptions,
+  algo: HashAlgorithm,
+  root: string,
+  threads: number,
+  started: StartedHashWorkers,
+): Promise<ColumnarManifest> {
   const exclude = new Set((options.exclude ?? []).map((p) => resolve(p)));
   let found = await walk(root, exclude, options);
   if (!options.includeHotweightsFiles) {
@@ -181,7 +205,6 @@ export async function publish(options: PublishOptions): Promise<ColumnarManifest
   /** Entry indexes hashed by each task, in range order. */
   const taskEntries: number[][] = [];
   const bytesTotal = found.reduce((s, f) => s + f.size, 0);
-  const threads = options.threads ?? availableParallelism();
   const MIB = 1024 * 1024;
   const taskBytes =
     options.taskBytes ?? Math.min(64 * MIB, Math.max(4 * MIB, Math.floor(bytesTotal / (threads * 16))));
@@ -276,6 +299,7 @@ export async function publish(options: PublishOptions): Promise<ColumnarManifest
     algo,
     threads,
     io: options.io,
+    started,
     onBytes: (n) => {
       bytesDone += n;
       options.onProgress?.({ bytesDone, bytesTotal });

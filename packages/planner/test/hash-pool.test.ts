@@ -1,12 +1,18 @@
 import { createHash } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HASH_ALGORITHMS, type HashAlgorithm, hashItem } from '@hotweights/manifest';
 import { Blake3Hasher } from '@napi-rs/blake-hash';
 import { xxh3 } from '@node-rs/xxhash';
 import { afterAll, describe, expect, it } from 'vitest';
 // resolveHashIo and the io options are not re-exported by the package entry: test the module.
-import { type HashRange, type HashTask, hashRanges, resolveHashIo } from '../src/hash-pool.js';
+import {
+  type HashRange,
+  type HashTask,
+  hashRanges,
+  resolveHashIo,
+  startHashWorkers,
+} from '../src/hash-pool.js';
 import { bytes, tempDir } from './fixtures.js';
 
 const blake3 = (b: Uint8Array) => new Blake3Hasher().update(b).digest('hex');
@@ -83,6 +89,37 @@ describe('hashRanges', () => {
       }
     });
   }
+
+  it('uses workers started ahead, booting or booted, with the same digests; unused ones stop', async () => {
+    const threadCount = () => readdirSync('/proc/self/task').length;
+    for (const waitForBoot of [false, true]) {
+      for (const [threads, mainThread] of [
+        [2, true],
+        [3, true],
+        [2, false],
+      ] as const) {
+        const options = { algo: 'blake3', io: 'mmap', threads, mainThread, pieceBytes: 2 * MIB } as const;
+        const started = startHashWorkers(options);
+        if (waitForBoot) await started.ready();
+        expect(await hashRanges(tasks, { ...options, started })).toEqual(expected('blake3'));
+        // Taken by that call: nothing is left to close, and a second take gets nothing.
+        expect(await started.take()).toBeNull();
+        await started.close();
+      }
+    }
+    // Fewer tasks than pre-started workers: the extra ones are not used, and stop.
+    const one = [tasks[0] as HashTask];
+    const started = startHashWorkers({ algo: 'xxh3-64', threads: 3 });
+    await started.ready();
+    expect(await hashRanges(one, { algo: 'xxh3-64', threads: 3, started })).toEqual([expected('xxh3-64')[0]]);
+    // Started, never taken (publish failing before it hashes): close() stops every thread.
+    const before = threadCount();
+    const idle = startHashWorkers({ algo: 'blake3', threads: 3 });
+    await idle.ready();
+    expect(threadCount()).toBeGreaterThan(before);
+    await idle.close();
+    expect(threadCount()).toBe(before);
+  });
 
   it('keeps at most one piece mapped per worker and unmaps each as soon as it is hashed', async () => {
     const big = join(tmp.path, 'big.bin');

@@ -21,7 +21,7 @@ import {
   writePatches,
   writePlan,
 } from '@hotweights/planner';
-import { recordSourceRoot } from '@hotweights/runtime';
+import { recordSourceRoot } from '@hotweights/runtime/source-roots';
 import type { CommandModule } from '../command.js';
 import type { CliContext } from '../context.js';
 

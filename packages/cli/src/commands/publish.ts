@@ -9,7 +9,7 @@ import {
   publish,
   writeManifest,
 } from '@hotweights/planner';
-import { recordSourceRoot } from '@hotweights/runtime';
+import { recordSourceRoot } from '@hotweights/runtime/source-roots';
 import type { CommandModule } from '../command.js';
 
 interface PublishFlags {
