@@ -325,6 +325,8 @@ export class DirectoryPreparation implements AdapterPreparation {
         manifest_digest: manifest.digest,
         // Only part of the manifest (this rank's shards): which files are here.
         ...(this.skipped.length ? { files: [...this.jobs.keys()].sort() } : {}),
+        // Until it goes live, a version whose process is gone is reclaimed by the next prepare.
+        prepared_by: process.pid,
       };
       await writeFile(layout.metaFile(dirName), `${JSON.stringify(meta)}\n`);
       const final = layout.versionDir(dirName);
