@@ -56,12 +56,15 @@ export class PatchLanding {
     for (const [k, it] of bucket.items.entries()) {
       const place = items[k] as PlanItem;
       const landed = bytes.subarray(it.offset, it.offset + it.nbytes);
-      out.set(it.patch ? await this.rebuild(it, landed) : landed, place.offset);
+      // Patches rebuild straight into the bucket handed on: no tensor is copied twice.
+      if (it.patch) await this.rebuild(it, landed, out.subarray(place.offset, place.offset + place.nbytes));
+      else out.set(landed, place.offset);
     }
     return { bucket: { ...bucket, size, items }, bytes: out };
   }
 
-  private async rebuild(item: PlanItem, patchBytes: Uint8Array): Promise<Uint8Array> {
+  /** Rebuilds the new tensor of a patch item into `into` (its whole size). */
+  private async rebuild(item: PlanItem, patchBytes: Uint8Array, into: Uint8Array): Promise<void> {
     const p = item.patch as NonNullable<PlanItem['patch']>;
     const who = `rank ${this.rank}: item ${item.key} of ${this.plan.version}`;
     const base = await (this.adapter.liveItem as NonNullable<Adapter['liveItem']>).call(
@@ -81,14 +84,14 @@ export class PatchLanding {
     let rebuilt: Uint8Array | undefined;
     let decodeError: unknown;
     try {
-      rebuilt = applyPatch(p.encoding, base, patchBytes, p.tensor_nbytes, item.key);
+      rebuilt = applyPatch(p.encoding, base, patchBytes, p.tensor_nbytes, item.key, into);
     } catch (err) {
       decodeError = err;
     }
     const got = rebuilt ? hashItem(algo, [rebuilt]) : undefined;
     if (rebuilt && got === item.hash) {
       this.rebuilt++;
-      return rebuilt;
+      return;
     }
     if (p.encoding === 'xor-brotli') this.checkBase(who, item, base);
     if (decodeError)
