@@ -124,20 +124,35 @@ export class PatchLanding {
    * expanded, and a staging view that returns the expanded bytes for them.
    */
   async expandStaged(staging: StagingAgent, rank: number): Promise<{ plan: Plan; staging: StagingAgent }> {
+    const { version } = this.plan;
     const expanded = new Map<number, { bucket: PlanBucket; bytes: Uint8Array }>();
+    const restaged = new Map<number, PlanBucket>();
     for (const b of this.plan.buckets) {
       if (!b.consumer_ranks.includes(rank)) continue;
-      const staged = staging.get(this.plan.version, b.bucket_id);
-      if (staged) expanded.set(b.bucket_id, await this.expand(b, staged.bytes));
+      const staged = staging.get(version, b.bucket_id);
+      if (!staged) continue;
+      const whole = await this.expand(b, staged.bytes);
+      if (whole.bytes === staged.bytes || !staged.segment || !staging.drop) {
+        expanded.set(b.bucket_id, whole);
+        continue;
+      }
+      // Adapters of other processes (vLLM's workers) read staged segments, not this process's
+      // memory: the rebuilt bucket replaces the patch bytes in staging.
+      await staging.drop(version, b.bucket_id);
+      const again = await staging.allocate(version, whole.bucket);
+      again.bytes.set(whole.bytes);
+      restaged.set(b.bucket_id, whole.bucket);
     }
     const plan: Plan = {
       ...this.plan,
-      buckets: this.plan.buckets.map((b) => expanded.get(b.bucket_id)?.bucket ?? b),
+      buckets: this.plan.buckets.map(
+        (b) => expanded.get(b.bucket_id)?.bucket ?? restaged.get(b.bucket_id) ?? b,
+      ),
     };
     const view: StagingAgent = {
       allocate: (v, b) => staging.allocate(v, b),
       get: (v, id): StagedBucket | undefined => {
-        const e = v === this.plan.version ? expanded.get(id) : undefined;
+        const e = v === version ? expanded.get(id) : undefined;
         return e ? { version: v, bucketId: id, bytes: e.bytes } : staging.get(v, id);
       },
       list: (v) => staging.list(v),
