@@ -30,6 +30,7 @@ import {
 import { basename, join } from 'node:path';
 import { type Adapter, AdapterError, type AdapterUpdate, isErrorKind, type Manifest } from '@hotweights/core';
 import { loadManifest, recordCommittedManifest } from '@hotweights/manifest';
+import { processAlive } from '@hotweights/runtime';
 import { safeVersion, TargetLayout } from './layout.js';
 import { DirectoryPreparation } from './preparation.js';
 
@@ -47,6 +48,8 @@ interface VersionMeta {
   readonly manifest_digest: string;
   /** The files this rank holds, when it holds only its share (tensor-parallel shards). */
   readonly files?: readonly string[];
+  /** The process that prepared it: a version never made live whose process is gone is abandoned. */
+  readonly prepared_by?: number;
 }
 
 async function readLink(path: string): Promise<string | null> {
@@ -198,6 +201,7 @@ export class DirectoryAdapter implements Adapter {
         { code: 'HW_ADAPTER_FOREIGN', details: { entry: this.layout.versionDir(dirName) } },
       );
     }
+    await this.reclaimAbandoned(live?.dirName);
     const liveManifest = live ? await loadManifest(this.layout.manifestFile(live.dirName)) : null;
     const final = this.layout.versionDir(dirName);
     const partial = `${final}.partial-${process.pid}-${randomBytes(3).toString('hex')}`;
@@ -288,9 +292,7 @@ export class DirectoryAdapter implements Adapter {
     const kept = [(await this.linked('current'))?.dirName, (await this.linked('previous'))?.dirName];
     if (kept.includes(dirName) || !(await this.owns(dirName))) return;
     await this.checkVersionsDir();
-    await rm(this.layout.versionDir(dirName), { recursive: true, force: true });
-    await rm(this.layout.metaFile(dirName), { force: true });
-    await rm(this.layout.manifestFile(dirName), { force: true });
+    await this.removeVersion(dirName);
   }
 
   async rollback(): Promise<string> {
@@ -303,6 +305,40 @@ export class DirectoryAdapter implements Adapter {
     if (live) await flipLink(this.layout.previous, this.layout.linkText(live.dirName));
     if (this.stateDir) await recordCommittedManifest(this.stateDir, this.layout.manifestFile(prev.dirName));
     return prev.meta.version;
+  }
+
+  /**
+   * Removes what a process killed mid-update left: its preparation, or the version it finished
+   * preparing but never made live (a stop that ended in SIGKILL before its discard). Only entries
+   * it recorded, whose process is gone, other than the live and the previous version.
+   */
+  private async reclaimAbandoned(liveDir: string | undefined): Promise<void> {
+    // The link alone: a dangling previous (its record gone) is replaced by the next commit.
+    const previous = await readLink(this.layout.previous);
+    const kept = [liveDir, previous === null ? undefined : basename(previous)];
+    for (const name of await readdir(this.layout.versionsDir).catch(() => [] as string[])) {
+      if (kept.includes(name) || !(await this.owns(name))) continue;
+      const partial = /\.partial-(\d+)-/.exec(name);
+      if (partial) {
+        if (processAlive(Number(partial[1]))) continue;
+        await rm(this.layout.versionDir(name), { recursive: true, force: true });
+        await rm(this.layout.partialRecord(name), { force: true });
+        continue;
+      }
+      const meta = await readFile(this.layout.metaFile(name), 'utf8').then(
+        (t) => JSON.parse(t) as VersionMeta,
+        () => null,
+      );
+      const by = meta?.prepared_by;
+      if (by === undefined || by === process.pid || processAlive(by)) continue;
+      await this.removeVersion(name);
+    }
+  }
+
+  private async removeVersion(name: string): Promise<void> {
+    await rm(this.layout.versionDir(name), { recursive: true, force: true });
+    await rm(this.layout.metaFile(name), { force: true });
+    await rm(this.layout.manifestFile(name), { force: true });
   }
 
   /** Whether `versions/<name>` is the adapter's: a version or a preparation it recorded. */
@@ -338,9 +374,7 @@ export class DirectoryAdapter implements Adapter {
         await rm(this.layout.partialRecord(name), { force: true });
         continue;
       }
-      await rm(this.layout.versionDir(name), { recursive: true, force: true });
-      await rm(this.layout.metaFile(name), { force: true });
-      await rm(this.layout.manifestFile(name), { force: true });
+      await this.removeVersion(name);
     }
   }
 }

@@ -4,7 +4,10 @@
  *   DIR/current   -> versions/<v>      symlink, flipped atomically with rename (what users load)
  *   DIR/previous  -> versions/<v-1>    kept until the next commit, for instant rollback
  *   DIR/versions/<v>/…                 one complete checkpoint per kept version
- *   DIR/.hotweights/<v>.json           {version, manifest_digest} of each kept version
+ *   DIR/.hotweights/<v>.json           {version, manifest_digest, prepared_by} of each kept
+ *                                      version (prepared_by: the pid that prepared it; a version
+ *                                      never made live whose process is gone is removed by the
+ *                                      next prepare)
  *   DIR/.hotweights/<v>.manifest.json  its manifest (the layout deltas are applied against)
  *   DIR/.hotweights/partials/<p>       the adapter's record of a version being prepared in
  *                                      versions/<p> (`<v>.partial-<pid>-<hex>`)

@@ -1,6 +1,8 @@
 /** The directory adapter touches only what it made, and keeps the source's file modes. */
+import { spawnSync } from 'node:child_process';
 import {
   chmodSync,
+  cpSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -135,5 +137,33 @@ describe('DirectoryAdapter: only its own files', { timeout: 120_000 }, () => {
     expect(existsSync(join(target, 'versions', own))).toBe(false);
     expect(existsSync(join(target, '.hotweights/partials', own))).toBe(false);
     expect(readdirSync(join(target, 'versions')).sort()).toEqual(['v0', 'v1']);
+  });
+
+  it('a version prepared by a process that is gone and never made live is removed by the next prepare', async () => {
+    const target = join(work, 'abandoned');
+    const adapter = new DirectoryAdapter({ target });
+    await deploy(adapter, full, m0);
+    // What a rank killed between its prepare and its discard leaves: a finished version and its records.
+    const gone = spawnSync('true').pid as number;
+    const abandon = (name: string, pid: number) => {
+      cpSync(join(target, 'versions/v0'), join(target, 'versions', name), { recursive: true });
+      writeFileSync(
+        join(target, '.hotweights', `${name}.json`),
+        JSON.stringify({ version: name, manifest_digest: m0.digest, prepared_by: pid }),
+      );
+      cpSync(
+        join(target, '.hotweights/v0.manifest.json'),
+        join(target, '.hotweights', `${name}.manifest.json`),
+      );
+    };
+    abandon('v8', gone);
+    // This process is alive: what it prepared may still be committed by it.
+    abandon('v9', process.pid);
+    await adapter.beginPrepare({ plan: delta, manifest: m1 }).then((p) => p.discard());
+    expect(existsSync(join(target, 'versions/v8'))).toBe(false);
+    expect(existsSync(join(target, '.hotweights/v8.json'))).toBe(false);
+    expect(existsSync(join(target, '.hotweights/v8.manifest.json'))).toBe(false);
+    expect(existsSync(join(target, 'versions/v9'))).toBe(true);
+    expect(await adapter.currentVersion()).toBe('v0');
   });
 });

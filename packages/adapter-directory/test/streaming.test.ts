@@ -22,6 +22,7 @@ import { join } from 'node:path';
 import { DirectoryAdapter } from '@hotweights/adapter-directory';
 import {
   type Adapter,
+  hasErrorCode,
   loadConfig,
   type Manifest,
   type Plan,
@@ -43,7 +44,7 @@ afterAll(() => {
 const config = loadConfig({ HOTWEIGHTS_INFLIGHT_BUCKETS: '2' });
 
 /** The same adapter without `copyItem`: every bucket then goes through staging and `bucket`. */
-function viaStaging(a: DirectoryAdapter): Adapter {
+function viaStaging(a: DirectoryAdapter, afterFinish?: () => void): Adapter {
   return {
     name: a.name,
     currentVersion: () => a.currentVersion(),
@@ -52,7 +53,7 @@ function viaStaging(a: DirectoryAdapter): Adapter {
       const p = await a.beginPrepare(u);
       return {
         bucket: (b, bytes) => p.bucket(b, bytes),
-        finish: () => p.finish(),
+        finish: () => p.finish().then(afterFinish),
         discard: () => p.discard(),
       };
     },
@@ -66,10 +67,17 @@ async function update(
   target: DirectoryAdapter,
   plan: Plan,
   manifest: Manifest,
-  options: { corruptBucket?: number; staged?: boolean } = {},
+  options: { corruptBucket?: number; staged?: boolean; stopWhileFinishing?: boolean } = {},
 ): Promise<{ segmentsSeen: number; broadcasts: number }> {
   const { corruptBucket, staged = true } = options;
-  const adapter = staged ? viaStaging(target) : target;
+  // A stop (SIGTERM) that lands while the adapter finishes the version, which does not wait on it.
+  const stop = new AbortController();
+  const adapter = staged
+    ? viaStaging(
+        target,
+        options.stopWhileFinishing ? () => stop.abort(new Error('received SIGTERM')) : undefined,
+      )
+    : target;
   const dir = mkdtempSync(join(shm, 'stg-'));
   const staging = await HostStaging.open({ dir });
   const inner = await localTransportProvider.create({ rank: 0, worldSize: 1, config });
@@ -99,6 +107,7 @@ async function update(
       adapter,
       config,
       commit: true,
+      signal: stop.signal,
     });
   } finally {
     await transport.close();
@@ -190,6 +199,19 @@ describe('DirectoryAdapter streaming prepare', { timeout: 120_000 }, () => {
     expectSameTree(join(target, 'previous'), base, names);
     expect(readdirSync(join(target, 'versions')).sort()).toEqual(['v0', 'v1']);
     expect(existsSync(join(target, '.hotweights', 'v2.json'))).toBe(false);
+  });
+
+  it('a stop that lands while the version is finishing removes the finished version: nothing is left', async () => {
+    const target = join(work, 'target-stopped');
+    const adapter = new DirectoryAdapter({ target });
+    const opts = { checkpointRoot: '', nextManifestPath: null, bucketBytes: 16 * 1024 };
+    await update(adapter, createPlan({ ...opts, prev: null, next: m0, checkpointRoot: base }), m0);
+    const delta = createPlan({ ...opts, prev: m0, next: m1, checkpointRoot: ft });
+    const err = await update(adapter, delta, m1, { stopWhileFinishing: true }).catch((e: unknown) => e);
+    expect(hasErrorCode(err, 'HW_ABORTED'), String(err)).toBe(true);
+    expect(await adapter.currentVersion()).toBe('v0');
+    expect(readdirSync(join(target, 'versions'))).toEqual(['v0']);
+    expect(existsSync(join(target, '.hotweights', 'v1.json'))).toBe(false);
   });
 
   it('with one rank, copies every item from the checkpoint into the version and verifies it there: no staging, no broadcast', async () => {

@@ -3,7 +3,8 @@
  * url=http://127.0.0.1:8000`. Settings (all `--adapter-option KEY=VALUE`):
  * `url` (comma-separated for several servers), `pause-mode` (wait|abort|keep),
  * `prepare-timeout-s`, `commit-timeout-s`, `request-timeout-s`, `verify-hashes` (true|false),
- * `allow-dtype-cast` (true|false), `drafter-prefix` (default `drafter.`).
+ * `allow-dtype-cast` (true|false), `drafter-prefix` (default `drafter.`), `live-copy` (true|false:
+ * keep a host copy of the live tensors so plans with patch items land; live-copy.ts).
  */
 import { type AdapterOptions, type AdapterProvider, ConfigError } from '@hotweights/core';
 import { VllmAdapter, type VllmAdapterOptions } from './vllm-adapter.js';
@@ -56,6 +57,7 @@ export function vllmAdapterOptions(options: AdapterOptions): VllmAdapterOptions 
     verifyHashes: flag(s, 'verify-hashes'),
     allowDtypeCast: flag(s, 'allow-dtype-cast'),
     drafterPrefix: s['drafter-prefix'],
+    liveCopy: flag(s, 'live-copy'),
   };
   for (const k of Object.keys(out)) if (out[k] === undefined) delete out[k];
   return out as unknown as VllmAdapterOptions;

@@ -19,6 +19,7 @@ import {
   isHotweightsError,
   TimeoutError,
 } from '@hotweights/core';
+import { LiveCopy } from './live-copy.js';
 import { preparePayload } from './prepare-payload.js';
 import { type PauseMode, VllmServer } from './vllm-server.js';
 
@@ -41,6 +42,11 @@ export interface VllmAdapterOptions {
   readonly allowDtypeCast?: boolean;
   /** Tensors named under this prefix load into the speculative-decoding drafter (default `drafter.`). */
   readonly drafterPrefix?: string;
+  /**
+   * Keep a host copy of the live version's tensors so plans with patch items land (default
+   * false: it costs host memory the size of the model; see live-copy.ts).
+   */
+  readonly liveCopy?: boolean;
 }
 
 interface Prepared {
@@ -56,6 +62,10 @@ export class VllmAdapter implements Adapter {
   private readonly o: Required<Omit<VllmAdapterOptions, 'urls'>>;
   private live: string | null | undefined;
   private prepared: Prepared | null = null;
+  /** With `liveCopy`: the live tensors patches apply to. */
+  private readonly copy: LiveCopy | null;
+  /** The live bytes of a tensor (only with `liveCopy`: the runtime refuses patch plans without). */
+  readonly liveItem?: (key: string) => Promise<Uint8Array | null>;
 
   constructor(options: VllmAdapterOptions) {
     if (options.urls.length === 0) {
@@ -73,7 +83,13 @@ export class VllmAdapter implements Adapter {
       verifyHashes: options.verifyHashes ?? false,
       allowDtypeCast: options.allowDtypeCast ?? false,
       drafterPrefix: options.drafterPrefix ?? 'drafter.',
+      liveCopy: options.liveCopy ?? false,
     };
+    this.copy = this.o.liveCopy ? new LiveCopy() : null;
+    if (this.copy) {
+      const copy = this.copy;
+      this.liveItem = async (key) => copy.get(await this.currentVersion(), key);
+    }
   }
 
   /** What every worker of every server reports (`hw_info`), server by server. */
@@ -112,6 +128,7 @@ export class VllmAdapter implements Adapter {
       throw this.wrap(`prepare of ${plan.version} failed on ${this.servers[failed]?.url}`, settled[failed]);
     }
     this.prepared = { version: plan.version, txn };
+    this.copy?.stage(plan, update.staging, this.o.rank);
   }
 
   /** What `rollback` would make live: the version before the live one, if every worker kept it. */
@@ -146,6 +163,7 @@ export class VllmAdapter implements Adapter {
       await this.commitPrepared(prepared, previous);
     } finally {
       this.prepared = null;
+      this.copy?.abort(version);
       await this.releaseAll(prepared.txn);
     }
     this.live = version;
@@ -157,7 +175,11 @@ export class VllmAdapter implements Adapter {
         this.servers.map((s) => s.collectiveRpc('hw_commit', [txn, version], ms)),
       );
       const failed = settled.findIndex((r) => r.status === 'rejected');
-      if (failed < 0) return;
+      if (failed < 0) {
+        // Every worker loaded it: the host copy follows (before the cache reset and resume).
+        this.copy?.commit(version);
+        return;
+      }
       // Put every worker back: those that loaded this transaction restore what they overwrote;
       // the failed one already did, and hw_rollback of a transaction it did not commit does nothing.
       const undone = await Promise.allSettled(
@@ -179,6 +201,7 @@ export class VllmAdapter implements Adapter {
     if (this.prepared?.version !== version) return;
     const { txn } = this.prepared;
     this.prepared = null;
+    this.copy?.abort(version);
     await this.releaseAll(txn);
   }
 
@@ -220,6 +243,7 @@ export class VllmAdapter implements Adapter {
       if (missed.length > 0) {
         throw new AdapterError(`rollback to ${target}: ${missed.length} worker(s) had nothing to restore`);
       }
+      this.copy?.rolledBack(target);
     });
     this.live = target;
     return target;

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type VllmAdapter, vllmAdapterProvider } from '@hotweights/adapter-vllm';
 import { loadConfig, type Manifest, type Plan } from '@hotweights/core';
-import { createPlan, publish } from '@hotweights/planner';
+import { createPlan, publish, writePatches } from '@hotweights/planner';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { updateOneRank } from './pipeline.js';
 import { PYTHON, type StandIn, startStandIn, updateCalls } from './stand-in.js';
@@ -15,7 +15,7 @@ const config = loadConfig({});
 type Digests = Record<string, string>;
 
 let server: StandIn;
-let digests: { v1: Digests; v2: Digests };
+let digests: { v1: Digests; v2: Digests; v3: Digests };
 let m1: Manifest;
 let m2: Manifest;
 let full: Plan;
@@ -96,6 +96,57 @@ describe('VllmAdapter against a stand-in vLLM server (TP 2)', { timeout: 180_000
     const info = (await a.info()).flat();
     expect(info.map((r) => r.live_version)).toEqual(['v1', 'v1']);
     expect(info.map((r) => r.prepared)).toEqual([[], []]);
+  });
+
+  it('with live-copy, lands patch plans from its host copy of the live tensors, after a rollback too; refuses them without one', async () => {
+    const m3 = await publish({ checkpoint: join(work, 'v3'), version: 'v3', modelId: 'tiny/llama' });
+    const patches = await writePatches({
+      prev: m2,
+      next: m3,
+      prevRoot: join(work, 'v2'),
+      nextRoot: join(work, 'v3'),
+      output: join(work, 'v3.patches'),
+      maxPatchBytes: 4096,
+    });
+    const patched = createPlan({
+      prev: m2,
+      next: m3,
+      checkpointRoot: join(work, 'v3'),
+      nextManifestPath: null,
+      bucketBytes: 4096,
+      patches,
+    });
+    const items = patched.buckets.flatMap((b) => b.items);
+    expect(
+      items
+        .filter((i) => i.patch)
+        .map((i) => i.tensor)
+        .sort(),
+    ).toEqual(['model.layers.0.mlp.down_proj.weight', 'model.layers.1.self_attn.q_proj.weight']);
+    expect(patched.total_bytes).toBeLessThan(delta.total_bytes);
+
+    // Without the option the adapter has no live bytes to hand over: refused before anything lands.
+    await update(await adapter(), full, m1);
+    await update(await adapter(), delta, m2);
+    await expect(update(await adapter(), patched, m3)).rejects.toThrow(
+      /cannot hand over its live bytes to apply them to: plan without --patches/,
+    );
+    // With it, a fresh adapter has seen no update yet: it needs a full one first.
+    const a = await adapter({ 'live-copy': 'true' });
+    await expect(update(a, patched, m3)).rejects.toThrow(/live version has no .*needs a full update/);
+    expect(await held()).toEqual(digests.v2);
+
+    await update(a, full, m1);
+    await update(a, delta, m2);
+    expect((await update(a, patched, m3)).live).toBe('v3');
+    expect(await held()).toEqual(digests.v3);
+    // Rolled back to v2, the copy is v2's again: the same patches land once more.
+    expect(await a.rollback()).toBe('v2');
+    expect(await held()).toEqual(digests.v2);
+    expect((await update(a, patched, m3)).live).toBe('v3');
+    expect(await held()).toEqual(digests.v3);
+    // Back on v1 for the tests that follow.
+    await update(a, full, m1);
   });
 
   it('a hung rank hits the commit timeout; the server resumes on the previous version', async () => {

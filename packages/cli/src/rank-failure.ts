@@ -40,3 +40,13 @@ export function rootCause(exits: readonly LocalRankExit[]): string {
     return `rank ${silent.rank} exited with code ${silent.code}: ${silent.stderr.trim().split('\n').pop() ?? ''}`;
   return String(errors[0]?.ev.message ?? 'a rank failed');
 }
+
+/**
+ * What a rank the launcher had to kill may have left (its discard never ran): said, so nobody
+ * mistakes a leftover version for a commit. The next prepare into its target removes it.
+ */
+export function killedNote(exits: readonly LocalRankExit[], graceMs: number): string {
+  const killed = exits.filter((e) => e.stopped && e.signal === 'SIGKILL').map((e) => e.rank);
+  if (!killed.length) return '';
+  return `; rank(s) ${killed.join(', ')} did not stop within ${graceMs / 1000} s and were killed: a version they prepared (never live) is removed by the next update of their target`;
+}

@@ -5,7 +5,7 @@
  */
 import type { LocalRankExit } from '@hotweights/runtime';
 import { describe, expect, it } from 'vitest';
-import { rootCause } from '../src/rank-failure.js';
+import { killedNote, rootCause } from '../src/rank-failure.js';
 
 function exit(rank: number, fields: Partial<LocalRankExit>): LocalRankExit {
   return { rank, code: 1, signal: null, events: [], stderr: '', stopped: false, ...fields };
@@ -49,5 +49,17 @@ describe('rootCause', () => {
       exit(1, { code: null, signal: 'SIGKILL', stopped: true }),
     ];
     expect(rootCause(exits)).toBe('rank 0: checkpoint changed');
+  });
+});
+
+describe('killedNote', () => {
+  it('names the ranks the launcher had to kill after the grace, and only those', () => {
+    const exits = [
+      exit(0, { code: null, signal: 'SIGKILL', stopped: true }),
+      exit(1, { code: 1 }),
+      exit(2, { code: null, signal: 'SIGTERM', stopped: true }),
+    ];
+    expect(killedNote(exits, 4000)).toMatch(/^; rank\(s\) 0 did not stop within 4 s and were killed: /);
+    expect(killedNote([exit(0, { code: null, signal: 'SIGTERM', stopped: true })], 4000)).toBe('');
   });
 });

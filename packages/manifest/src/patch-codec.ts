@@ -135,8 +135,8 @@ function undecodable(key: string, why: string, cause?: unknown): VerificationErr
 }
 
 /** Applies decoded runs to a copy of `base`. */
-function applyRuns(base: Uint8Array, runs: Uint8Array, key: string): Uint8Array {
-  const out = new Uint8Array(base);
+function applyRuns(base: Uint8Array, runs: Uint8Array, key: string, out: Uint8Array): Uint8Array {
+  if (out !== base) out.set(base);
   let at = 0;
   let pos = 0;
   const varint = (): number => {
@@ -156,7 +156,9 @@ function applyRuns(base: Uint8Array, runs: Uint8Array, key: string): Uint8Array 
     const len = varint();
     if (pos + len > out.length || at + len > runs.length)
       throw undecodable(key, `a run ends past the tensor (${pos + len} > ${out.length} bytes)`);
-    out.set(runs.subarray(at, at + len), pos);
+    // An RL step's runs are mostly a byte or two: a view per run cost more than the bytes.
+    if (len > 32) out.set(runs.subarray(at, at + len), pos);
+    else for (let k = 0; k < len; k++) out[pos + k] = runs[at + k] as number;
     at += len;
     pos += len;
   }
@@ -173,6 +175,8 @@ export function applyPatch(
   patch: Uint8Array,
   nbytes: number,
   key: string,
+  /** Where the rebuilt tensor goes (nbytes long; may be `base` itself), default a new buffer. */
+  into?: Uint8Array,
 ): Uint8Array {
   if (encoding !== 'xor-brotli' && encoding !== 'sparse-brotli')
     throw new VerificationError(
@@ -193,7 +197,10 @@ export function applyPatch(
   } catch (err) {
     throw undecodable(key, (err as Error).message, err);
   }
-  if (encoding === 'sparse-brotli') return applyRuns(base, decoded, key);
+  if (into !== undefined && into.length !== nbytes)
+    throw new RangeError(`item ${key}: the rebuilt tensor's buffer has ${into.length} bytes, not ${nbytes}`);
+  const out = into ?? new Uint8Array(nbytes);
+  if (encoding === 'sparse-brotli') return applyRuns(base, decoded, key, out);
   if (decoded.length !== nbytes)
     throw new VerificationError(
       `item ${key}: the patch decodes to ${decoded.length} bytes, expected ${nbytes}`,
@@ -201,7 +208,6 @@ export function applyPatch(
         details: { key },
       },
     );
-  const out = new Uint8Array(nbytes);
   xorInto(out, base, decoded);
   return out;
 }

@@ -56,12 +56,15 @@ export class PatchLanding {
     for (const [k, it] of bucket.items.entries()) {
       const place = items[k] as PlanItem;
       const landed = bytes.subarray(it.offset, it.offset + it.nbytes);
-      out.set(it.patch ? await this.rebuild(it, landed) : landed, place.offset);
+      // Patches rebuild straight into the bucket handed on: no tensor is copied twice.
+      if (it.patch) await this.rebuild(it, landed, out.subarray(place.offset, place.offset + place.nbytes));
+      else out.set(landed, place.offset);
     }
     return { bucket: { ...bucket, size, items }, bytes: out };
   }
 
-  private async rebuild(item: PlanItem, patchBytes: Uint8Array): Promise<Uint8Array> {
+  /** Rebuilds the new tensor of a patch item into `into` (its whole size). */
+  private async rebuild(item: PlanItem, patchBytes: Uint8Array, into: Uint8Array): Promise<void> {
     const p = item.patch as NonNullable<PlanItem['patch']>;
     const who = `rank ${this.rank}: item ${item.key} of ${this.plan.version}`;
     const base = await (this.adapter.liveItem as NonNullable<Adapter['liveItem']>).call(
@@ -81,14 +84,14 @@ export class PatchLanding {
     let rebuilt: Uint8Array | undefined;
     let decodeError: unknown;
     try {
-      rebuilt = applyPatch(p.encoding, base, patchBytes, p.tensor_nbytes, item.key);
+      rebuilt = applyPatch(p.encoding, base, patchBytes, p.tensor_nbytes, item.key, into);
     } catch (err) {
       decodeError = err;
     }
     const got = rebuilt ? hashItem(algo, [rebuilt]) : undefined;
     if (rebuilt && got === item.hash) {
       this.rebuilt++;
-      return rebuilt;
+      return;
     }
     if (p.encoding === 'xor-brotli') this.checkBase(who, item, base);
     if (decodeError)
@@ -121,20 +124,35 @@ export class PatchLanding {
    * expanded, and a staging view that returns the expanded bytes for them.
    */
   async expandStaged(staging: StagingAgent, rank: number): Promise<{ plan: Plan; staging: StagingAgent }> {
+    const { version } = this.plan;
     const expanded = new Map<number, { bucket: PlanBucket; bytes: Uint8Array }>();
+    const restaged = new Map<number, PlanBucket>();
     for (const b of this.plan.buckets) {
       if (!b.consumer_ranks.includes(rank)) continue;
-      const staged = staging.get(this.plan.version, b.bucket_id);
-      if (staged) expanded.set(b.bucket_id, await this.expand(b, staged.bytes));
+      const staged = staging.get(version, b.bucket_id);
+      if (!staged) continue;
+      const whole = await this.expand(b, staged.bytes);
+      if (whole.bytes === staged.bytes || !staged.segment || !staging.drop) {
+        expanded.set(b.bucket_id, whole);
+        continue;
+      }
+      // Adapters of other processes (vLLM's workers) read staged segments, not this process's
+      // memory: the rebuilt bucket replaces the patch bytes in staging.
+      await staging.drop(version, b.bucket_id);
+      const again = await staging.allocate(version, whole.bucket);
+      again.bytes.set(whole.bytes);
+      restaged.set(b.bucket_id, whole.bucket);
     }
     const plan: Plan = {
       ...this.plan,
-      buckets: this.plan.buckets.map((b) => expanded.get(b.bucket_id)?.bucket ?? b),
+      buckets: this.plan.buckets.map(
+        (b) => expanded.get(b.bucket_id)?.bucket ?? restaged.get(b.bucket_id) ?? b,
+      ),
     };
     const view: StagingAgent = {
       allocate: (v, b) => staging.allocate(v, b),
       get: (v, id): StagedBucket | undefined => {
-        const e = v === this.plan.version ? expanded.get(id) : undefined;
+        const e = v === version ? expanded.get(id) : undefined;
         return e ? { version: v, bucketId: id, bytes: e.bytes } : staging.get(v, id);
       },
       list: (v) => staging.list(v),

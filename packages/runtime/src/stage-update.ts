@@ -21,7 +21,7 @@ import type {
   StagingAgent,
   Transport,
 } from '@hotweights/core';
-import { CommitError } from '@hotweights/core';
+import { CommitError, HotweightsError } from '@hotweights/core';
 import type { Registry } from 'prom-client';
 import { PatchLanding, planHasPatches } from './patch-landing.js';
 import { checkPlanWorld } from './plan-world.js';
@@ -137,11 +137,16 @@ export async function stageUpdate(o: StageUpdateOptions): Promise<StagedUpdate> 
           }
         : {}),
     });
+    // Stopped while the last buckets landed: drop the half-built version instead of finishing it.
+    throwIfStopped(o);
     if (streaming) await streaming.finish();
     else if (patches)
       await adapter.prepare({ ...(await patches.expandStaged(staging, o.rank)), ...manifest });
     else await adapter.prepare({ plan, staging, ...manifest });
     prepared = true;
+    // Stopped while it finished (which is not interruptible): the prepared version goes at once,
+    // before the caller's vote or quorum, so a stop leaves nothing of it behind.
+    throwIfStopped(o);
     return new Staged(o, report, streaming ? (direct ? 'direct' : 'streaming') : 'staged');
   } catch (err) {
     if (preparation && !prepared) await preparation.discard().catch(() => {});
@@ -149,6 +154,15 @@ export async function stageUpdate(o: StageUpdateOptions): Promise<StagedUpdate> 
     await staging.release(plan.version).catch(() => {});
     throw err;
   }
+}
+
+/** Throws the replicator's HW_ABORTED error when the caller's signal fired. */
+function throwIfStopped(o: StageUpdateOptions): void {
+  if (!o.signal?.aborted) return;
+  const why = o.signal.reason instanceof Error ? o.signal.reason.message : String(o.signal.reason);
+  throw new HotweightsError('HW_ABORTED', `rank ${o.rank}: update ${o.plan.version} aborted: ${why}`, {
+    cause: o.signal.reason,
+  });
 }
 
 class Staged implements StagedUpdate {

@@ -45,7 +45,7 @@ import { type AdapterFlags, adapterArgs, addAdapterOptions, openAdapter } from '
 import type { CommandModule } from '../command.js';
 import type { CliContext } from '../context.js';
 import { addDeviceOptions, type DeviceFlags, deviceArgs, openStaging } from '../device-options.js';
-import { rootCause } from '../rank-failure.js';
+import { killedNote, rootCause } from '../rank-failure.js';
 import { onStop, STOP_GRACE_MS } from '../signals.js';
 import { checkStagingDir } from '../staging-check.js';
 import {
@@ -337,6 +337,7 @@ export async function replicateLocally(
       ...deviceArgs(opts.device ?? {}),
       ...(opts.metricsPort === false ? ['--no-metrics'] : ['--metrics-port', String(opts.metricsPort)]),
     ];
+    const killGraceMs = STOP_GRACE_MS - 1000;
     const done = new Map<number, number>();
     let total = 0;
     const totals = new Map<number, number>();
@@ -345,7 +346,7 @@ export async function replicateLocally(
       command: process.execPath,
       args,
       signal: stopRanks.signal,
-      killGraceMs: STOP_GRACE_MS - 1000,
+      killGraceMs,
       // The ranks share this host's cores: split them for hashing unless the user chose a count.
       ...(c.config.hashThreads === undefined
         ? {
@@ -369,7 +370,7 @@ export async function replicateLocally(
     if (exits.some((e) => e.code !== 0) || results.some((r) => r === undefined)) {
       const committedSomewhere = results.some((r) => r?.committed === true);
       throw new CommitError(
-        `update ${plan.version} failed: ${rootCause(exits)}; ${committedSomewhere ? 'WARNING: some ranks committed before the failure' : `nothing was committed, ${await liveAfterFailure(c, opts, worldSize)}`}`,
+        `update ${plan.version} failed: ${rootCause(exits)}; ${committedSomewhere ? 'WARNING: some ranks committed before the failure' : `nothing was committed, ${await liveAfterFailure(c, opts, worldSize)}`}${killedNote(exits, killGraceMs)}`,
         { details: { ranks: exits.map((e) => ({ rank: e.rank, code: e.code, signal: e.signal })) } },
       );
     }
