@@ -5,7 +5,13 @@
  */
 import type { Plan } from '@hotweights/core';
 import { afterEach, describe, expect, it } from 'vitest';
-import { CoordinatorClient, CoordinatorServer, expectedDigest, rollbackDigest } from '../src/index.js';
+import {
+  CoordinatorClient,
+  CoordinatorServer,
+  EventSubscriber,
+  expectedDigest,
+  rollbackDigest,
+} from '../src/index.js';
 import { heartbeatAs, precommitAs, registerAs } from './leases.js';
 import { makePlan } from './plans.js';
 import { refusal } from './refusal.js';
@@ -477,5 +483,164 @@ describe('parameters', () => {
       'HW_COORD_BAD_PARAMS',
       'register: params.rank 1 is not below world_size 1',
     ]);
+  }, 60_000);
+});
+
+describe('events', () => {
+  it('publishes each step of an update, an abort and a rollback with what a subscriber needs', async () => {
+    const server = await CoordinatorServer.start({
+      endpoint: 'tcp://127.0.0.1:0',
+      pubEndpoint: 'tcp://127.0.0.1:0',
+    });
+    cleanups.push(() => server.close());
+    const client = new CoordinatorClient(server.endpoint, { timeoutMs: 10_000 });
+    cleanups.push(() => client.close());
+    const events: Record<string, unknown>[] = [];
+    const sub = new EventSubscriber(server.pubEndpoint, (e) =>
+      events.push(e as unknown as Record<string, unknown>),
+    );
+    cleanups.push(() => sub.close());
+    // PUB/SUB joins asynchronously: heartbeat-free pings until the subscriber sees an event.
+    const deadline = Date.now() + 30_000;
+    while (events.length === 0) {
+      if (Date.now() > deadline) throw new Error('the subscriber never connected');
+      await client.submitPlan(makePlan({ version: 'v0', buckets: [] }));
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await fleet(client, 1);
+    const v1 = makePlan({ version: 'v1', buckets: [{ id: 0, consumers: [0] }] });
+    await client.submitPlan(v1, manifestOf('v1'));
+    await client.begin('v1');
+    await voteAll(client, v1, [0]);
+    const v2 = makePlan({ version: 'v2', prev: 'v1', buckets: [{ id: 0, consumers: [0] }] });
+    await client.submitPlan(v2, manifestOf('v2'));
+    await client.begin('v2');
+    await client.abort({ reason: 'operator said so' });
+    await client.submitPlan(v2, manifestOf('v2'));
+    await client.begin('v2');
+    await voteAll(client, v2, [0]);
+    await client.rollback({ autoCommit: false });
+    const end = Date.now() + 30_000;
+    while (!events.some((e) => e.event === 'begin' && e.kind === 'rollback')) {
+      if (Date.now() > end) throw new Error('the rollback event never came');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const seen = events.filter((e) => e.version !== 'v0').map(({ seq: _s, at: _a, ...rest }) => rest);
+    expect(seen).toEqual([
+      { event: 'worker_joined', worker_id: 'w0', rank: 0, node_id: 'unknown' },
+      { event: 'plan', version: 'v1', plan_digest: v1.digest },
+      { event: 'begin', version: 'v1', plan_digest: v1.digest, required_ranks: [0] },
+      { event: 'precommit', version: 'v1', rank: 0 },
+      { event: 'quorum', version: 'v1' },
+      { event: 'commit', version: 'v1', plan_digest: v1.digest },
+      { event: 'plan', version: 'v2', plan_digest: v2.digest },
+      { event: 'begin', version: 'v2', plan_digest: v2.digest, required_ranks: [0] },
+      { event: 'abort', version: 'v2', reason: 'operator said so' },
+      { event: 'plan', version: 'v2', plan_digest: v2.digest },
+      { event: 'begin', version: 'v2', plan_digest: v2.digest, required_ranks: [0] },
+      { event: 'precommit', version: 'v2', rank: 0 },
+      { event: 'quorum', version: 'v2' },
+      { event: 'commit', version: 'v2', plan_digest: v2.digest },
+      {
+        event: 'begin',
+        version: 'v1',
+        kind: 'rollback',
+        from: 'v2',
+        plan_digest: v1.digest,
+        required_ranks: [0],
+      },
+    ]);
+    const rolled = await client.getUpdate('v1');
+    expect([rolled.update?.kind, rolled.update?.from_version]).toEqual(['rollback', 'v2']);
+    expect((await client.getUpdate('v2')).update?.kind).toBe('update');
+  }, 90_000);
+});
+
+describe('begin and rollback without votes to wait for', () => {
+  it('an update with no ranks to wait for commits at once; with registered workers, they are the ranks', async () => {
+    const client = await start();
+    const empty = makePlan({ version: 'v1', buckets: [] });
+    await client.submitPlan(empty, manifestOf('v1'));
+    expect(await client.begin('v1')).toMatchObject({ state: 'committed', required_ranks: [] });
+    await registerAs(client, { rank: 10, world_size: 11, worker_id: 'w10', host: 'h' });
+    await registerAs(client, { rank: 9, world_size: 11, worker_id: 'w9', host: 'h' });
+    const v2 = makePlan({ version: 'v2', prev: 'v1', buckets: [] });
+    await client.submitPlan(v2);
+    expect(await client.begin('v2', { autoCommit: false })).toMatchObject({
+      state: 'begun',
+      required_ranks: [9, 10],
+    });
+    await client.abort();
+    // A rollback waits for every rank of the fleet's world, registered or not.
+    const v3 = makePlan({ version: 'v3', prev: 'v1', buckets: [] });
+    await client.submitPlan(v3, manifestOf('v3'));
+    await client.begin('v3', { autoCommit: false });
+    for (const rank of [9, 10])
+      await precommitAs(client, {
+        version: 'v3',
+        rank,
+        digest: expectedDigest(v3, rank),
+        workerId: `w${rank}`,
+      });
+    await client.commit('v3');
+    const back = await client.rollback({ autoCommit: false });
+    expect(back.required_ranks).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    await client.abort();
+    // A version deployed without its manifest cannot be rolled back to.
+    const v4 = makePlan({ version: 'v4', prev: 'v3', buckets: [] });
+    await client.submitPlan(v4);
+    await client.begin('v4', { autoCommit: false });
+    for (const rank of [9, 10])
+      await precommitAs(client, {
+        version: 'v4',
+        rank,
+        digest: expectedDigest(v4, rank),
+        workerId: `w${rank}`,
+      });
+    await client.commit('v4');
+    const v5 = makePlan({ version: 'v5', prev: 'v4', buckets: [] });
+    await client.submitPlan(v5, manifestOf('v5'));
+    await client.begin('v5', { autoCommit: false });
+    for (const rank of [9, 10])
+      await precommitAs(client, {
+        version: 'v5',
+        rank,
+        digest: expectedDigest(v5, rank),
+        workerId: `w${rank}`,
+      });
+    await client.commit('v5');
+    expect(await refused(client.rollback())).toEqual([
+      'HW_COORD_REFUSED',
+      'rollback: the coordinator holds no plan and manifest for v4 (it was not deployed through this coordinator with its manifest)',
+    ]);
+  }, 60_000);
+});
+
+describe('take over', () => {
+  it('a restarted worker replaces its predecessor only from the same known host, with its lease key', async () => {
+    const client = await start();
+    const old = await registerAs(client, { rank: 0, world_size: 1, worker_id: 'old' });
+    const claim = (over: Record<string, unknown>) =>
+      client.call('register', {
+        rank: 0,
+        world_size: 1,
+        worker_id: 'new',
+        take_over: 'old',
+        take_over_key: old.lease_key,
+        ...over,
+      });
+    // Both on an unknown host: nothing proves they share one.
+    expect((await refused(claim({})))[0]).toBe('HW_COORD_RANK_HELD');
+    const known = await registerAs(client, { rank: 0, world_size: 1, worker_id: 'old', host: 'h' });
+    expect((await refused(claim({ host: 'h', take_over_key: old.lease_key })))[0]).toBe('HW_COORD_RANK_HELD');
+    await client.call('register', {
+      rank: 0,
+      world_size: 1,
+      worker_id: 'new',
+      host: 'h',
+      take_over: 'old',
+      take_over_key: known.lease_key,
+    });
+    expect((await client.listWorkers()).workers.map((w) => w.worker_id)).toEqual(['new']);
   }, 60_000);
 });
