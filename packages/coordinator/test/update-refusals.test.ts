@@ -619,7 +619,7 @@ describe('begin and rollback without votes to wait for', () => {
 describe('take over', () => {
   it('a restarted worker replaces its predecessor only from the same known host, with its lease key', async () => {
     const client = await start();
-    const old = await registerAs(client, { rank: 0, world_size: 1, worker_id: 'old' });
+    const old = await registerAs(client, { rank: 0, world_size: 1, worker_id: 'old', pid: null });
     const claim = (over: Record<string, unknown>) =>
       client.call('register', {
         rank: 0,
@@ -629,8 +629,21 @@ describe('take over', () => {
         take_over_key: old.lease_key,
         ...over,
       });
-    // Both on an unknown host: nothing proves they share one.
-    expect((await refused(claim({})))[0]).toBe('HW_COORD_RANK_HELD');
+    // Both on an unknown host: nothing proves they share one. The refusal names the holder (not
+    // its key), with '?' for a pid it did not give.
+    const held = await refusal(claim({}));
+    expect(held.code).toBe('HW_COORD_RANK_HELD');
+    expect(held.message).toMatch(
+      /^register: rank 0 is held by worker old on host unknown \(pid \?, node unknown, lease/,
+    );
+    // Acting as a known worker needs its key, whatever the call.
+    for (const [method, params, what] of [
+      ['register', { rank: 0, world_size: 1, worker_id: 'old' }, 'register as old'],
+      ['heartbeat', { worker_id: 'old' }, 'heartbeat'],
+    ] as const) {
+      const err = await refusal(client.call(method, { ...params, lease_key: 'not-the-key' }));
+      expect([err.code, err.message.startsWith(`${what}: `)], method).toEqual(['HW_COORD_LEASE_KEY', true]);
+    }
     const known = await registerAs(client, { rank: 0, world_size: 1, worker_id: 'old', host: 'h' });
     expect((await refused(claim({ host: 'h', take_over_key: old.lease_key })))[0]).toBe('HW_COORD_RANK_HELD');
     await client.call('register', {

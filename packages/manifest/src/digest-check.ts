@@ -70,10 +70,9 @@ function digestWorker(): Worker | undefined {
   // Stryker disable next-line all: equivalent: only moves the digest check from the worker to this thread, same verdict (no worker, or one per check)
   if (!worker) {
     const data: DigestWorkerData = { booted: new SharedArrayBuffer(4) };
+    // Stryker disable all: equivalent: only moves the digest check from the worker to this thread, same verdict (a worker that cannot start, or one without its boot slot, waited for BOOT_MS: checked here)
     try {
-      // Stryker disable next-line ObjectLiteral: equivalent: a worker without its boot slot is waited for BOOT_MS, then checked here, same verdict
       worker = startModuleWorker(DIGEST_WORKER, { workerData: data });
-      // Stryker disable all: equivalent: only moves the digest check from the worker to this thread, same verdict (a worker that cannot start: checked here)
     } catch {
       workerBroken = true;
       return undefined;
