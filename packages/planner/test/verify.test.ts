@@ -3,6 +3,7 @@ import { buildManifest, computePlanDigest } from '@hotweights/manifest';
 import { createPlan, planDigest, verifyPlan } from '@hotweights/planner';
 import { describe, expect, it } from 'vitest';
 import { bucketSource, type PlannedItems } from '../src/planned-items.js';
+import { asObjects, fileEntry, hash, safetensorsEntries } from './column-plans.js';
 
 function splitPlan(): Plan {
   const entries: ManifestEntry[] = [
@@ -197,57 +198,20 @@ describe('verifyPlan', () => {
  * through the PlanItem checks. Both must give the same report for every kind of finding.
  */
 describe('verifyPlan on createPlan columns', () => {
-  const hash = (i: number) => `blake3:${i.toString(16).padStart(64, '0')}`;
   function columnPlan(tpGroups?: ReadonlyMap<number, readonly number[]>): Plan {
     const entries: ManifestEntry[] = [];
     const files: ManifestFile[] = [];
     for (const rank of [0, 1, 2]) {
-      const file = `rank${rank}.safetensors`;
-      entries.push({
-        key: `${file}:${rank}`,
-        tensor: file,
-        shard_rank: rank,
-        kind: 'header',
-        file,
-        file_offset: 0,
-        nbytes: 8,
-        dtype: null,
-        shape: null,
-        hash: hash(entries.length + 1),
-      });
-      let offset = 8;
-      for (let layer = 0; layer < 6; layer++) {
-        // One tensor larger than a bucket (1024): split into parts.
-        const nbytes = layer === 5 && rank === 0 ? 2600 : 40 + 30 * layer + rank;
-        entries.push({
-          key: `layers.${layer}.w:${rank}`,
-          tensor: `layers.${layer}.w`,
-          shard_rank: rank,
-          kind: 'tensor',
-          file,
-          file_offset: offset,
-          nbytes,
-          dtype: 'U8',
-          shape: [nbytes],
-          hash: hash(entries.length + 1),
-        });
-        offset += nbytes;
-      }
-      files.push({ path: file, size: offset, kind: 'safetensors' });
+      // One tensor larger than a bucket (1024): split into parts.
+      const layers = [0, 1, 2, 3, 4, 5].map(
+        (layer) => [`layers.${layer}.w`, layer === 5 && rank === 0 ? 2600 : 40 + 30 * layer + rank] as const,
+      );
+      const st = safetensorsEntries(`rank${rank}.safetensors`, rank, layers, entries.length + 1);
+      entries.push(...st.entries);
+      files.push(st.file);
     }
     files.push({ path: 'config.json', size: 17, kind: 'file' });
-    entries.push({
-      key: 'config.json:0',
-      tensor: 'config.json',
-      shard_rank: 0,
-      kind: 'file',
-      file: 'config.json',
-      file_offset: 0,
-      nbytes: 17,
-      dtype: null,
-      shape: null,
-      hash: hash(99),
-    });
+    entries.push(fileEntry('config.json', 17, hash(99)));
     const meta = { version: 'v2', model_id: 'm', created_at: 'now', hash_algo: 'blake3', files };
     const next = buildManifest(meta, entries);
     const prev = buildManifest(
@@ -276,16 +240,6 @@ describe('verifyPlan on createPlan columns', () => {
       consumers: tpGroups ? { tpGroups } : {},
     });
   }
-  /** The same plan with its items as plain objects (built from the columns' getters). */
-  const asObjects = (plan: Plan): Plan => ({
-    ...plan,
-    buckets: plan.buckets.map((b) => ({
-      bucket_id: b.bucket_id,
-      size: b.size,
-      consumer_ranks: b.consumer_ranks,
-      items: [...b.items],
-    })),
-  });
   /**
    * Moves the second item of the first bucket holding two or more to `offset(columns, size)`,
    * in the bucket's columns (before any item object is built from them).

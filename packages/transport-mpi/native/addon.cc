@@ -55,6 +55,7 @@ void Settle(Napi::Env env, Op *op) {
   } else {
     Napi::Error err = Napi::Error::New(env, op->error);
     err.Set("mpiErrorCode", Napi::Number::New(env, op->rc));
+    if (op->size_mismatch) err.Set("sizeMismatch", Napi::Boolean::New(env, true));
     op->deferred.Reject(err.Value());
   }
   delete op;

@@ -34,6 +34,7 @@ using FnCommCreateGroup = int (*)(MPI_Comm, MPI_Group, int, MPI_Comm *);
 using FnCommFree = int (*)(MPI_Comm *);
 using FnCommSetErrhandler = int (*)(MPI_Comm, MPI_Errhandler);
 using FnBcast = int (*)(void *, int, MPI_Datatype, int, MPI_Comm);
+using FnAllgather = int (*)(const void *, int, MPI_Datatype, void *, int, MPI_Datatype, MPI_Comm);
 using FnBarrier = int (*)(MPI_Comm);
 using FnErrorString = int (*)(int, char *, int *);
 using FnGetLibraryVersion = int (*)(char *, int *);
@@ -54,6 +55,7 @@ struct Api {
   FnCommFree Comm_free = nullptr;
   FnCommSetErrhandler Comm_set_errhandler = nullptr;
   FnBcast Bcast = nullptr;
+  FnAllgather Allgather = nullptr;
   FnBarrier Barrier = nullptr;
   FnErrorString Error_string = nullptr;
   FnGetLibraryVersion Get_library_version = nullptr;

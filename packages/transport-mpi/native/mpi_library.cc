@@ -58,6 +58,7 @@ LoadResult Load(const std::string &path) {
   Resolve(handle, "MPI_Comm_free", &a.Comm_free, &missing);
   Resolve(handle, "MPI_Comm_set_errhandler", &a.Comm_set_errhandler, &missing);
   Resolve(handle, "MPI_Bcast", &a.Bcast, &missing);
+  Resolve(handle, "MPI_Allgather", &a.Allgather, &missing);
   Resolve(handle, "MPI_Barrier", &a.Barrier, &missing);
   Resolve(handle, "MPI_Error_string", &a.Error_string, &missing);
   Resolve(handle, "MPI_Get_library_version", &a.Get_library_version, &missing);

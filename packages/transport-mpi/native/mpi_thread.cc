@@ -55,6 +55,37 @@ void MpiThread::Run() {
   // Communicators are freed here, before MPI_Finalize, by the only thread that used them.
   for (auto &entry : comms_) api_->Comm_free(&entry.second);
   comms_.clear();
+  comm_ranks_.clear();
+}
+
+// Every participant learns every participant's length before any byte moves (one small
+// MPI_Allgather): a rank holding a shorter buffer than the root sends would otherwise have MPI
+// write past its end. All ranks see the same lengths, so all fail, or all go on, together, and
+// the collectives stay matched.
+bool MpiThread::AgreeOnLength(Op *op, MPI_Comm comm) {
+  const Api &a = *api_;
+  const std::vector<int> &world = comm_ranks_[op->comm_id];
+  const uint64_t mine = op->length;
+  std::vector<uint64_t> lengths(world.size());
+  int rc = a.Allgather(&mine, sizeof mine, a.byte, lengths.data(), sizeof mine, a.byte, comm);
+  if (rc != kMpiSuccess) {
+    op->rc = rc;
+    op->error = "MPI_Allgather of the buffer sizes: " + ErrorText(rc);
+    return false;
+  }
+  const uint64_t sent = lengths[op->root];
+  std::string differ;
+  for (size_t i = 0; i < lengths.size(); i++) {
+    if (lengths[i] == sent) continue;
+    differ += (differ.empty() ? "" : ", ") + std::string("rank ") + std::to_string(world[i]) + " holds " +
+              std::to_string(lengths[i]) + " B";
+  }
+  if (differ.empty()) return true;
+  op->rc = -1;
+  op->size_mismatch = true;
+  op->error = "the ranks disagree on the size: the root (rank " + std::to_string(world[op->root]) + ") sends " +
+              std::to_string(sent) + " B, " + differ;
+  return false;
 }
 
 std::string MpiThread::ErrorText(int rc) const {
@@ -80,6 +111,7 @@ void MpiThread::Execute(Op *op) {
       if (world_group) a.Group_free(&world_group);
       if (rc == kMpiSuccess) {
         comms_[op->comm_id] = comm;
+        comm_ranks_[op->comm_id] = op->ranks;
       } else {
         op->rc = rc;
         op->error = "MPI_Comm_create_group: " + ErrorText(rc);
@@ -91,6 +123,7 @@ void MpiThread::Execute(Op *op) {
       if (it == comms_.end()) return;
       int rc = a.Comm_free(&it->second);
       comms_.erase(it);
+      comm_ranks_.erase(op->comm_id);
       if (rc != kMpiSuccess) {
         op->rc = rc;
         op->error = "MPI_Comm_free: " + ErrorText(rc);
@@ -118,6 +151,7 @@ void MpiThread::Execute(Op *op) {
         op->error = "internal: communicator " + std::to_string(op->comm_id) + " was not created";
         return;
       }
+      if (!AgreeOnLength(op, it->second)) return;
       size_t step = op->chunk == 0 ? kMaxCallBytes : std::min(op->chunk, kMaxCallBytes);
       for (size_t offset = 0; offset < op->length; offset += step) {
         int count = static_cast<int>(std::min(step, op->length - offset));

@@ -32,6 +32,7 @@ struct Op {
   // Result, written by the MPI thread.
   int rc = kMpiSuccess;
   std::string error;
+  bool size_mismatch = false;  // kBcast: the ranks disagreed on the length (nothing was sent)
   // JS side, touched only on the JS thread.
   Napi::Promise::Deferred deferred;
   Napi::ObjectReference keep;  // keeps the broadcast buffer alive until completion
@@ -60,6 +61,8 @@ class MpiThread {
   bool stop_ = false;
   bool running_ = false;
   std::unordered_map<int, MPI_Comm> comms_;  // touched only by the MPI thread
+  std::unordered_map<int, std::vector<int>> comm_ranks_;  // world ranks of each communicator
+  bool AgreeOnLength(Op *op, MPI_Comm comm);
 };
 
 }  // namespace hwmpi

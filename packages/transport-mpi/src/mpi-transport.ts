@@ -173,6 +173,14 @@ export class MpiTransport implements Transport {
     try {
       await Promise.race([work, giveUp]);
     } catch (err) {
+      if ((err as { sizeMismatch?: boolean }).sizeMismatch) {
+        // Every participant compared the sizes (one MPI_Allgather) before any byte moved, and all
+        // refused together: the collectives are still matched, so the session stays usable.
+        throw new TransportError(
+          `MPI: ${what} refused on rank ${this.rank}: ${(err as Error).message}; every participant must pass a buffer of the bucket's size`,
+          { code: 'HW_TRANSPORT_INVALID', cause: err },
+        );
+      }
       const failure =
         isErrorKind(err, 'TimeoutError') || err === (signal?.reason as unknown) || signal?.aborted
           ? (err as Error)
