@@ -82,6 +82,9 @@ describe('DirectoryPreparation', { timeout: 120_000 }, () => {
   let full: Plan;
   let patch: Plan;
   let shift: Plan;
+  const grown = join(work, 'grown');
+  let m3: Manifest;
+  let grow: Plan;
   const opts = { nextManifestPath: null, bucketBytes: 8192 };
 
   beforeAll(async () => {
@@ -116,12 +119,21 @@ describe('DirectoryPreparation', { timeout: 120_000 }, () => {
       { 'config.json': '{"base":1}' },
     );
     chmodSync(join(moved, 'config.json'), 0o644);
+    // v3: c grows (a longer file whose a and b keep their place) and a new file appears.
+    await writeCheckpoint(
+      grown,
+      { ...files, 'model.safetensors': { ...model, c: c20 as Tensors[string] } },
+      { 'config.json': '{"base":1}', 'extra.json': '{"new":true}' },
+    );
+    chmodSync(join(grown, 'config.json'), 0o644);
     m0 = await publish({ checkpoint: base, version: 'v0', modelId: 'prep/model' });
     m1 = await publish({ checkpoint: ft, version: 'v1', modelId: 'prep/model' });
     m2 = await publish({ checkpoint: moved, version: 'v2', modelId: 'prep/model' });
     full = createPlan({ ...opts, prev: null, next: m0, checkpointRoot: base });
     patch = createPlan({ ...opts, prev: m0, next: m1, checkpointRoot: ft });
     shift = createPlan({ ...opts, prev: m0, next: m2, checkpointRoot: moved });
+    m3 = await publish({ checkpoint: grown, version: 'v3', modelId: 'prep/model' });
+    grow = createPlan({ ...opts, prev: m0, next: m3, checkpointRoot: grown });
   });
 
   /** A target with v0 live. */
@@ -342,16 +354,16 @@ describe('DirectoryPreparation', { timeout: 120_000 }, () => {
     for (const f of FILES) expect(same(join(left, f), join(base, f)), f).toBe(true);
   });
 
-  /** `p` with split.safetensors' items in buckets of their own that only rank 1 consumes. */
-  const splitFor = (p: Plan): Plan => ({
+  /** `p` with the items of `file` in buckets of their own, consumed by `ranks` (the rest by 0 and 1). */
+  const apart = (p: Plan, file: string, ranks: number[]): Plan => ({
     ...p,
     buckets: p.buckets.flatMap((b) => {
-      const theirs = b.items.filter((i) => i.uri === 'split.safetensors');
-      const ours = b.items.filter((i) => i.uri !== 'split.safetensors');
+      const theirs = b.items.filter((i) => i.uri === file);
+      const ours = b.items.filter((i) => i.uri !== file);
       return [
         ...(ours.length ? [{ ...b, items: ours, consumer_ranks: [0, 1] }] : []),
         ...(theirs.length
-          ? [{ ...b, bucket_id: b.bucket_id + 10_000, items: theirs, consumer_ranks: [1] }]
+          ? [{ ...b, bucket_id: b.bucket_id + 10_000, items: theirs, consumer_ranks: ranks }]
           : []),
       ];
     }),
@@ -360,7 +372,7 @@ describe('DirectoryPreparation', { timeout: 120_000 }, () => {
   it('a rank holds only the files with entries it consumes, and its record lists them', async () => {
     const target = join(work, 'rank');
     const adapter = new DirectoryAdapter({ target, rank: 0 });
-    const plan = splitFor(full);
+    const plan = apart(full, 'split.safetensors', [1]);
     await land(adapter, plan, m0, (b) => !b.consumer_ranks.includes(0));
     const held = FILES.filter((f) => f !== 'split.safetensors');
     expect(readdirSync(join(target, 'versions/v0')).sort()).toEqual(held);
@@ -373,13 +385,71 @@ describe('DirectoryPreparation', { timeout: 120_000 }, () => {
     });
     await adapter.commit('v0');
     // The next delta keeps this rank's share: unchanged files linked, the other rank's file still absent.
-    const delta = splitFor(patch);
+    const delta = apart(patch, 'split.safetensors', [1]);
     await land(adapter, delta, m1, (b) => !b.consumer_ranks.includes(0));
     expect(readdirSync(join(target, 'versions/v1')).sort()).toEqual(held);
     for (const f of held) expect(same(join(target, 'versions/v1', f), join(ft, f)), f).toBe(true);
     expect(ino(join(target, 'versions/v1/other.safetensors'))).toBe(
       ino(join(target, 'versions/v0/other.safetensors')),
     );
+  });
+
+  it('a changed entry of a file this rank holds but whose bucket goes to another rank fails the finish by name', async () => {
+    const target = join(work, 'not-delivered');
+    const adapter = new DirectoryAdapter({ target, rank: 0 });
+    await land(adapter, full, m0);
+    await adapter.commit('v0');
+    // Every planned item of model.safetensors (the changed b) goes to rank 1 only.
+    const plan = apart(patch, 'model.safetensors', [1]);
+    const b = keyOf(m1, 'model.safetensors', 'b');
+    expect(
+      patch.buckets
+        .flatMap((x) => x.items)
+        .filter((i) => i.uri === 'model.safetensors')
+        .map((i) => i.key),
+    ).toEqual([b]);
+    const err = await refusal(land(adapter, plan, m1, (x) => !x.consumer_ranks.includes(0)));
+    expect(err.message).toBe(
+      `${target} (rank 0): entry ${b} of model.safetensors is neither in this rank's staged buckets nor unchanged in the live version v0`,
+    );
+    expect(readdirSync(join(target, 'versions'))).toEqual(['v0']);
+    expect(readdirSync(join(target, '.hotweights/partials'))).toEqual([]);
+  });
+
+  it('a source that is not on this host: unchanged files are still links and keep the live modes', async () => {
+    const { target, adapter } = await withV0('remote');
+    const remote: Plan = { ...patch, source: { ...patch.source, root: join(work, 'not-here') } };
+    const prep = await adapter.beginPrepare({ plan: remote, manifest: m1 });
+    for (const b of patch.buckets) await prep.bucket(b, bytesOf(patch, b));
+    await prep.finish();
+    const dir = join(target, 'versions/v1');
+    for (const f of FILES) expect(same(join(dir, f), join(ft, f)), f).toBe(true);
+    for (const f of ['config.json', 'other.safetensors']) {
+      expect(ino(join(dir, f)), f).toBe(ino(join(target, 'versions/v0', f)));
+    }
+    expect(mode(join(dir, 'config.json'))).toBe(0o644);
+  });
+
+  it('a delta that lengthens a file and adds one: unchanged tensors come from the live version; a new entry missing is named', async () => {
+    const { target, adapter } = await withV0('grown');
+    expect(statSync(join(grown, 'model.safetensors')).size).toBeGreaterThan(
+      statSync(join(base, 'model.safetensors')).size,
+    );
+    await land(adapter, grow, m3);
+    const dir = join(target, 'versions/v3');
+    for (const f of [...FILES, 'extra.json']) expect(same(join(dir, f), join(grown, f)), f).toBe(true);
+    expect(ino(join(dir, 'model.safetensors'))).not.toBe(ino(join(target, 'versions/v0/model.safetensors')));
+
+    const other = await withV0('grown-missing');
+    const plan = apart(grow, 'extra.json', [0]);
+    const extra = m3.entriesOfFile('extra.json')[0]?.key as string;
+    const err = await refusal(
+      land(other.adapter, plan, m3, (b) => b.items.some((i) => i.uri === 'extra.json')),
+    );
+    expect(err.message).toBe(
+      `${other.target}: entry ${extra} of extra.json is neither in this rank's staged buckets nor unchanged in the live version v0`,
+    );
+    expect(readdirSync(join(other.target, 'versions'))).toEqual(['v0']);
   });
 
   it('discarding mid-way removes the partial folder and its record; the live version stays', async () => {
