@@ -13,6 +13,7 @@ import {
   openSync,
   readdirSync,
   readFileSync,
+  readlinkSync,
   readSync,
   rmSync,
   statSync,
@@ -290,6 +291,7 @@ describe('DirectoryPreparation', { timeout: 120_000 }, () => {
     truncateSync(join(target, 'versions/v0/model.safetensors'), 64);
     const err = await refusal(prep.finish());
     expect(err.message).toBe(`${target}: live file model.safetensors is shorter than its manifest says`);
+    expect((err as Error & { cause?: { code?: string } }).cause?.code).toBe('ESHORT');
     expect(readdirSync(join(target, 'versions'))).toEqual(['v0']);
     expect(readdirSync(join(target, '.hotweights/partials'))).toEqual([]);
     expect(await adapter.currentVersion()).toBe('v0');
@@ -305,6 +307,7 @@ describe('DirectoryPreparation', { timeout: 120_000 }, () => {
     expect((await refusal(prep.bucket(stray, bytes))).message).toBe(
       `${target}: plan item nope:0 is not in the manifest of v1 (${m1.digest})`,
     );
+    expect((await refusal(prep.bucket(stray, bytes))).details).toEqual({ key: 'nope:0' });
     const short = { ...bk, items: [{ ...item, nbytes: item.nbytes - 1 }] };
     const sizeErr = await refusal(prep.bucket(short, bytes));
     expect(sizeErr.message).toBe(
@@ -355,11 +358,11 @@ describe('DirectoryPreparation', { timeout: 120_000 }, () => {
   });
 
   /** `p` with the items of `file` in buckets of their own, consumed by `ranks` (the rest by 0 and 1). */
-  const apart = (p: Plan, file: string, ranks: number[]): Plan => ({
+  const apart = (p: Plan, file: string, ranks: number[], pick = (i: PlanItem) => i.uri === file): Plan => ({
     ...p,
     buckets: p.buckets.flatMap((b) => {
-      const theirs = b.items.filter((i) => i.uri === file);
-      const ours = b.items.filter((i) => i.uri !== file);
+      const theirs = b.items.filter(pick);
+      const ours = b.items.filter((i) => !pick(i));
       return [
         ...(ours.length ? [{ ...b, items: ours, consumer_ranks: [0, 1] }] : []),
         ...(theirs.length
@@ -373,7 +376,15 @@ describe('DirectoryPreparation', { timeout: 120_000 }, () => {
     const target = join(work, 'rank');
     const adapter = new DirectoryAdapter({ target, rank: 0 });
     const plan = apart(full, 'split.safetensors', [1]);
-    await land(adapter, plan, m0, (b) => !b.consumer_ranks.includes(0));
+    const prep = await adapter.beginPrepare({ plan, manifest: m0 });
+    for (const b of plan.buckets) if (b.consumer_ranks.includes(0)) await prep.bucket(b, bytesOf(plan, b));
+    // A bucket of the other rank's file sent here anyway is refused by name.
+    const theirs = plan.buckets.find((b) => !b.consumer_ranks.includes(0)) as PlanBucket;
+    const key = theirs.items[0]?.key;
+    expect((await refusal(prep.bucket(theirs, bytesOf(plan, theirs)))).message).toBe(
+      `${target} (rank 0): no file split.safetensors is being prepared for ${key}`,
+    );
+    await prep.finish();
     const held = FILES.filter((f) => f !== 'split.safetensors');
     expect(readdirSync(join(target, 'versions/v0')).sort()).toEqual(held);
     for (const f of held) expect(same(join(target, 'versions/v0', f), join(base, f)), f).toBe(true);
@@ -450,6 +461,68 @@ describe('DirectoryPreparation', { timeout: 120_000 }, () => {
       `${other.target}: entry ${extra} of extra.json is neither in this rank's staged buckets nor unchanged in the live version v0`,
     );
     expect(readdirSync(join(other.target, 'versions'))).toEqual(['v0']);
+  });
+
+  /** Open descriptors of this process on files under `dir`. */
+  const openUnder = (dir: string) =>
+    readdirSync('/proc/self/fd')
+      .map((fd) => {
+        try {
+          return readlinkSync(join('/proc/self/fd', fd));
+        } catch {
+          return '';
+        }
+      })
+      .filter((p) => p.startsWith(`${dir}/`));
+
+  it('leaves no file open, whether the version is finished or refused', async () => {
+    const { target, adapter } = await withV0('fds');
+    await land(adapter, shift, m2);
+    expect(openUnder(target)).toEqual([]);
+    const other = await withV0('fds-refused');
+    const prep = await other.adapter.beginPrepare({ plan: shift, manifest: m2 });
+    for (const bk of shift.buckets) await prep.bucket(bk, bytesOf(shift, bk));
+    truncateSync(join(other.target, 'versions/v0/model.safetensors'), 64);
+    await refusal(prep.finish());
+    expect(openUnder(other.target)).toEqual([]);
+    expect(openUnder(target)).toEqual([]);
+  });
+
+  it('a full plan over a live version writes every file anew and leaves the live one alone', async () => {
+    const { target, adapter } = await withV0('full-over-live');
+    const again = createPlan({ ...opts, prev: null, next: m1, checkpointRoot: ft });
+    await land(adapter, again, m1);
+    const dir = join(target, 'versions/v1');
+    for (const f of FILES) {
+      expect(same(join(dir, f), join(ft, f)), f).toBe(true);
+      expect(same(join(target, 'versions/v0', f), join(base, f)), f).toBe(true);
+    }
+    expect(mode(join(dir, 'config.json'))).toBe(0o600);
+  });
+
+  it('a live file cut short before a patch is refused by the bucket that lands in it; nothing is left', async () => {
+    const { target, adapter } = await withV0('cut');
+    truncateSync(join(target, 'versions/v0/model.safetensors'), 64);
+    const prep = await adapter.beginPrepare({ plan: patch, manifest: m1 });
+    const bk = patch.buckets.find((b) => b.items.some((i) => i.uri === 'model.safetensors')) as PlanBucket;
+    const err = await refusal(prep.bucket(bk, bytesOf(patch, bk)));
+    expect(err.message).toMatch(/the source file ends before the range$/);
+    expect(err.code).toBe('ESHORT');
+    await prep.discard();
+    expect(readdirSync(join(target, 'versions'))).toEqual(['v0']);
+    expect(readdirSync(join(target, '.hotweights/partials'))).toEqual([]);
+  });
+
+  it('a rank that gets only some entries of a file it never held is refused naming an entry it lacks', async () => {
+    const target = join(work, 'part-of-file');
+    const adapter = new DirectoryAdapter({ target, rank: 0 });
+    const c = keyOf(m0, 'model.safetensors', 'c');
+    const plan = apart(full, 'model.safetensors', [1], (i) => i.key === c);
+    const err = await refusal(land(adapter, plan, m0, (b) => !b.consumer_ranks.includes(0)));
+    expect(err.message).toBe(
+      `${target} (rank 0): entry ${c} of model.safetensors is neither in this rank's staged buckets nor unchanged in the live version (none)`,
+    );
+    expect(readdirSync(join(target, 'versions'))).toEqual([]);
   });
 
   it('discarding mid-way removes the partial folder and its record; the live version stays', async () => {
