@@ -479,6 +479,16 @@ describe('DirectoryPreparation', { timeout: 120_000 }, () => {
     const { target, adapter } = await withV0('fds');
     await land(adapter, shift, m2);
     expect(openUnder(target)).toEqual([]);
+    // A patched file (its live file read by the up-front copy) and a rebuilt one with two entries
+    // copied from one live file.
+    for (const [name, plan, m] of [
+      ['fds-patch', patch, m1],
+      ['fds-grow', grow, m3],
+    ] as const) {
+      const t = await withV0(name);
+      await land(t.adapter, plan, m);
+      expect(openUnder(t.target), name).toEqual([]);
+    }
     const other = await withV0('fds-refused');
     const prep = await other.adapter.beginPrepare({ plan: shift, manifest: m2 });
     for (const bk of shift.buckets) await prep.bucket(bk, bytesOf(shift, bk));
