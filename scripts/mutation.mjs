@@ -41,6 +41,14 @@ if (!existsSync(stryker)) {
   console.error('stryker is not installed: run npm ci at the repository root');
   process.exit(2);
 }
+// Several suites check digests and layouts against Python (the project's .venv): without it the
+// initial test run fails and Stryker reports nothing, so say how to make it first.
+if (!existsSync(join(root, '.venv', 'bin', 'python'))) {
+  console.error(
+    'no .venv/bin/python: run `bash scripts/setup-python.sh` once, then npm run test:mutation again',
+  );
+  process.exit(2);
+}
 let failed = 0;
 for (const pkg of packages.length ? [...new Set(packages)] : Object.keys(MODULES)) {
   const cwd = join(root, 'packages', pkg);
