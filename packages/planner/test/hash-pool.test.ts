@@ -118,7 +118,8 @@ describe('hashRanges', () => {
     await idle.ready();
     expect(threadCount()).toBeGreaterThan(before);
     await idle.close();
-    expect(threadCount()).toBe(before);
+    // Not exactly `before`: threads of earlier pools still ending, or of libuv's pool, come and go.
+    expect(threadCount()).toBeLessThanOrEqual(before);
   });
 
   it('keeps at most one piece mapped per worker and unmaps each as soon as it is hashed', async () => {
