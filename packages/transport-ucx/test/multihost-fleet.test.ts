@@ -299,7 +299,7 @@ describe('a worker fleet on three hosts over UCX (network namespaces)', { timeou
     for (const h of lab.hosts) expect(existsSync(join(h.target, 'versions', 'v3')), h.nodeId).toBe(false);
     await expectLive(2);
 
-    lab.linkUp(2);
+    await lab.linkUp(2);
     lab.unlimitRate(2);
     await workers[2]?.waitFor(/update v3: aborted .*live v2/);
     await expectLive(2);

@@ -128,9 +128,16 @@ function expectLive(version: number): void {
 }
 
 function expectSucceeded(outcomes: RankOutcome[]): void {
+  // Every rank's error in one message: the first rank's alone rarely says what went wrong.
+  const errors = outcomes
+    .map(
+      (o) =>
+        `rank ${o.rank} (exit ${o.code}): ${String(o.events.find((e) => e.type === 'error')?.message ?? '')} ${o.stderr}`,
+    )
+    .join('\n');
   for (const o of outcomes) {
     const done = o.events.find((e) => e.type === 'done');
-    expect(done, `rank ${o.rank}: ${o.stderr}`).toBeDefined();
+    expect(done, errors).toBeDefined();
     expect(done?.transport).toBe('ucx');
     expect((done?.result as { committed?: boolean } | undefined)?.committed).toBe(true);
     expect(o.code).toBe(0);
@@ -190,7 +197,7 @@ describe('three hosts over UCX (network namespaces)', () => {
     }
     expectLive(1);
 
-    lab.linkUp(2);
+    await lab.linkUp(2);
     lab.unlimitRate(2);
     expectSucceeded(await replicate(plans.delta2));
     expectLive(2);

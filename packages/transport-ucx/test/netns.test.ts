@@ -46,7 +46,7 @@ describe('netns lab', () => {
     lab.linkDown(2);
     expect(ask(2)).not.toBe('host0');
     expect(ask(1)).toBe('host0');
-    lab.linkUp(2);
+    await lab.linkUp(2);
     let back = '';
     for (let attempt = 0; attempt < 50 && back !== 'host0'; attempt++) back = ask(2); // carrier returns
     expect(back).toBe('host0');

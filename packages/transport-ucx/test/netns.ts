@@ -253,8 +253,25 @@ export class NetnsLab {
     ip(['-n', this.#switch, 'link', 'set', `h${this.host(i).index}`, 'down']);
   }
 
-  linkUp(i: number): void {
-    ip(['-n', this.#switch, 'link', 'set', `h${this.host(i).index}`, 'up']);
+  /**
+   * Brings host `i`'s link back and returns once both ends report carrier (state UP) and no host
+   * remembers it as unreachable: a test measures the update after the fault, not how fast the
+   * kernel recovers from it.
+   */
+  async linkUp(i: number): Promise<void> {
+    const h = this.host(i);
+    ip(['-n', this.#switch, 'link', 'set', `h${h.index}`, 'up']);
+    const up = () =>
+      / state UP /.test(ip(['-n', this.#switch, '-o', 'link', 'show', `h${h.index}`])) &&
+      / state UP /.test(ip(['-n', h.ns, '-o', 'link', 'show', 'eth0']));
+    for (const deadline = Date.now() + 20_000; !up(); ) {
+      if (Date.now() > deadline) throw new Error(`netns lab: host ${i}'s link never came back up`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    // Hosts that tried to reach host i while it was cut off hold a FAILED neighbour entry for it,
+    // and connect() fails at once (EHOSTUNREACH) until the kernel retires the entry: forget them,
+    // as a link that has been back for a while would have.
+    for (const other of this.hosts) ip(['-n', other.ns, 'neigh', 'flush', 'dev', 'eth0']);
   }
 
   /** Caps what the bridge sends to host `i` (e.g. `8mbit`), so a transfer to it takes a while. */
