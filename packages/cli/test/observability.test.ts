@@ -97,7 +97,9 @@ describe('dashboards and alert rules', () => {
           env: FAST,
         });
         workers.push(w);
+        // The metrics line follows registration: wait for it, not just for the registration.
         await w.waitFor('registered as');
+        await w.waitFor('worker metrics on');
       }
       const hostPort = (url: string) => new URL(url).host;
       const coordMetrics = /metrics (http:\/\/\S+)/.exec(coord.output())?.[1];
