@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Plan, SchemaError } from '@hotweights/core';
@@ -51,13 +51,19 @@ function samplePlan(): Plan {
 describe('plan loading', () => {
   it('round-trips a valid plan and checks its digest', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hw-plan-'));
-    const plan = samplePlan();
-    writeFileSync(join(dir, 'plan.json'), JSON.stringify(plan));
-    expect(await loadPlan(join(dir, 'plan.json'))).toEqual(plan);
+    try {
+      const plan = samplePlan();
+      writeFileSync(join(dir, 'plan.json'), JSON.stringify(plan));
+      expect(await loadPlan(join(dir, 'plan.json'))).toEqual(plan);
 
-    const tampered = { ...plan, total_bytes: 99 };
-    writeFileSync(join(dir, 'bad.json'), JSON.stringify(tampered));
-    await expect(loadPlan(join(dir, 'bad.json'))).rejects.toThrowError(/bad\.json: digest: expected sha256:/);
+      const tampered = { ...plan, total_bytes: 99 };
+      writeFileSync(join(dir, 'bad.json'), JSON.stringify(tampered));
+      await expect(loadPlan(join(dir, 'bad.json'))).rejects.toThrowError(
+        /bad\.json: digest: expected sha256:/,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('names file, field and expectation for schema violations', () => {
