@@ -234,14 +234,14 @@ export const VARIABLES = [
     kind: { type: 'int', min: 0, max: 100_000 },
     defaultText: '240',
     section: 'UCX',
-    doc: 'How many more times a rank tries to reach the rendezvous (`MASTER_ADDR:MASTER_PORT`) while rank 0 is not listening yet.',
+    doc: 'How many more times a rank tries to reach the rendezvous (`MASTER_ADDR:MASTER_PORT`) while rank 0 is not listening yet, and each peer while the kernel calls its host unreachable.',
   },
   {
     name: 'HOTWEIGHTS_UCX_RETRY_DELAY_MS',
     kind: { type: 'int', min: 1, max: 600_000 },
     defaultText: '250',
     section: 'UCX',
-    doc: 'Pause between two attempts to reach the rendezvous.',
+    doc: 'Pause between two attempts to reach the rendezvous or an unreachable peer.',
   },
   {
     name: 'HOTWEIGHTS_UCX_NET_DEVICES',

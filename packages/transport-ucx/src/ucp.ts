@@ -17,6 +17,8 @@ export const MIN_UCX = { major: 1, minor: 12 } as const;
 
 export const UCS_OK = 0;
 export const UCS_INPROGRESS = 1;
+/** A host the kernel has no route or neighbour for (connect() failed with EHOSTUNREACH). */
+export const UCS_ERR_UNREACHABLE = -6;
 export const UCS_ERR_MESSAGE_TRUNCATED = -9;
 export const UCS_ERR_CANCELED = -16;
 
@@ -174,6 +176,12 @@ function open(): { ucp?: Ucp; error?: string } {
   // without them. They only help RDMA registration caching: off unless the user says otherwise.
   // Set before the library loads, as libucm reads it when it is loaded.
   process.env.UCX_MEM_EVENTS ??= 'no';
+  // UCX connects over TCP with a blocking connect() by default: a peer whose SYN-ACK never comes
+  // back (a route or neighbour entry still down) would freeze this rank's event loop, and with it
+  // the control star that tells every rank to stop, for the kernel's whole SYN timeout (~2 min).
+  // UCX reads its transports' settings from the environment (ucp_config_modify does not reach
+  // them in UCX 1.13); a user's own UCX_TCP_CONN_NB wins.
+  process.env.UCX_TCP_CONN_NB ??= 'y';
   let lib: LibraryHandle;
   let ucs: LibraryHandle;
   try {

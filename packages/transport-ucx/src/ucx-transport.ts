@@ -18,7 +18,7 @@ import { ControlChannel, type ControlMessage, type RendezvousAddress } from '@ho
 import { ByteBudget } from './budget.js';
 import { chainPosition, chunkRanges, MAX_BUCKET_ID, MAX_CHUNKS, MAX_RANKS, TagKind, tagOf } from './chain.js';
 import { BucketFetcher, BucketServer } from './serve.js';
-import type { Ucp } from './ucp.js';
+import { UCS_ERR_UNREACHABLE, type Ucp } from './ucp.js';
 import { type Operation, UcpWorker, UcxStatusError } from './worker.js';
 
 const MIB = 1024 * 1024;
@@ -54,6 +54,45 @@ export interface UcxTransportOptions {
   readonly rendezvous: RendezvousAddress | undefined;
   /** The coordinator's rendezvous: UCX addresses travel through it instead of rank 0's socket. */
   readonly exchange?: AddressExchange | undefined;
+}
+
+/**
+ * Creates the endpoint to every other rank. A host the kernel still calls unreachable is tried
+ * again, as often and as far apart as joining tries rank 0: a link that has just come back leaves
+ * a FAILED neighbour entry behind for a few seconds, during which connect() fails at once.
+ */
+async function connectPeers(
+  worker: UcpWorker,
+  addresses: readonly Uint8Array[],
+  rank: number,
+  config: HotweightsConfig,
+): Promise<void> {
+  for (const [peer, address] of addresses.entries()) {
+    if (peer === rank) continue;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        worker.connect(peer, address);
+        break;
+      } catch (err) {
+        if (!(err instanceof UcxStatusError) || err.status !== UCS_ERR_UNREACHABLE) throw err;
+        if (attempt >= config.ucxRetries) {
+          throw new TransportError(
+            `ucx: rank ${rank} could not reach rank ${peer} in ${attempt + 1} attempts: ${err.message}; ` +
+              'check the route between their hosts, or allow more time with HOTWEIGHTS_UCX_RETRIES, ' +
+              'HOTWEIGHTS_UCX_RETRY_DELAY_MS',
+            { code: 'HW_TIMEOUT', cause: err },
+          );
+        }
+        if (attempt === 0) {
+          process.stderr.write(
+            `hotweights ucx: rank ${rank} cannot reach rank ${peer} yet (${err.message}); ` +
+              `trying again every ${config.ucxRetryDelayMs} ms, ${config.ucxRetries} more times\n`,
+          );
+        }
+        await sleep(config.ucxRetryDelayMs);
+      }
+    }
+  }
 }
 
 export class UcxTransport implements Transport {
@@ -135,9 +174,7 @@ export class UcxTransport implements Transport {
         ...(o.exchange ? { exchange: o.exchange } : {}),
         ...(serverWorker ? { serveAddress: serverWorker.address } : {}),
       });
-      channel.addresses.forEach((address, peer) => {
-        if (peer !== o.rank) worker.connect(peer, address);
-      });
+      await connectPeers(worker, channel.addresses, o.rank, o.config);
       await channel.started(o.exchange ? o.config.rendezvousTimeoutS * 1000 : JOIN_TIMEOUT_MS);
     } catch (err) {
       await channel?.close(0);

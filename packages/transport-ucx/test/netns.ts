@@ -14,6 +14,7 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { processAlive } from '@hotweights/shm';
 
 const PREFIX = 'hwlab';
@@ -43,6 +44,8 @@ export interface LabProcess {
     stdout: string;
     stderr: string;
   }>;
+  /** Calls `onLine` for each stderr line from now on. */
+  onErrorLine(onLine: (line: string) => void): void;
   /** Calls `onLine` for each stdout line from now on. */
   onLine(onLine: (line: string) => void): void;
 }
@@ -115,6 +118,23 @@ function freeSubnet(): string {
     if (!clash) return `10.213.${x}`;
   }
   throw new Error('netns lab: every 10.213.x.0/24 overlaps a route of this machine');
+}
+
+/** A child's stream gathered whole and handed out line by line as it arrives. */
+function lines(stream: Readable | null): { text(): string; onLine(listener: (line: string) => void): void } {
+  let text = '';
+  let partial = '';
+  const listeners: ((line: string) => void)[] = [];
+  stream?.setEncoding('utf8').on('data', (d: string) => {
+    text += d;
+    partial += d;
+    for (let nl = partial.indexOf('\n'); nl >= 0; nl = partial.indexOf('\n')) {
+      const line = partial.slice(0, nl);
+      partial = partial.slice(nl + 1);
+      for (const l of listeners) l(line);
+    }
+  });
+  return { text: () => text, onLine: (l) => void listeners.push(l) };
 }
 
 export class NetnsLab {
@@ -213,22 +233,8 @@ export class NetnsLab {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.#children.add(child);
-    let stdout = '';
-    let stderr = '';
-    let partial = '';
-    const listeners: ((line: string) => void)[] = [];
-    child.stdout?.setEncoding('utf8').on('data', (d: string) => {
-      stdout += d;
-      partial += d;
-      for (let nl = partial.indexOf('\n'); nl >= 0; nl = partial.indexOf('\n')) {
-        const line = partial.slice(0, nl);
-        partial = partial.slice(nl + 1);
-        for (const l of listeners) l(line);
-      }
-    });
-    child.stderr?.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d;
-    });
+    const out = lines(child.stdout);
+    const err = lines(child.stderr);
     const done = new Promise<{
       code: number | null;
       signal: NodeJS.Signals | null;
@@ -237,10 +243,10 @@ export class NetnsLab {
     }>((resolve) =>
       child.on('close', (code, signal) => {
         this.#children.delete(child);
-        resolve({ code, signal, stdout, stderr });
+        resolve({ code, signal, stdout: out.text(), stderr: err.text() });
       }),
     );
-    return { child, done, onLine: (l) => void listeners.push(l) };
+    return { child, done, onLine: out.onLine, onErrorLine: err.onLine };
   }
 
   /** Runs a short command inside host `i`'s namespace and returns its stdout. */
@@ -272,6 +278,24 @@ export class NetnsLab {
     // and connect() fails at once (EHOSTUNREACH) until the kernel retires the entry: forget them,
     // as a link that has been back for a while would have.
     for (const other of this.hosts) ip(['-n', other.ns, 'neigh', 'flush', 'dev', 'eth0']);
+  }
+
+  /**
+   * Makes host `from` call host `to` unreachable for new TCP connections (connect() fails at once
+   * with EHOSTUNREACH, as after a link came back while a FAILED neighbour entry lingers), except
+   * for what it sends from `keepPort` (a control socket `to` connected to) on. `reachable` undoes it.
+   */
+  unreachable(from: number, to: number, keepPort: number): void {
+    const { ns } = this.host(from);
+    const dest = this.host(to).address;
+    const proto = ['to', dest, 'ipproto', 'tcp'];
+    ip(['-n', ns, 'rule', 'add', 'pref', '100', ...proto, 'sport', String(keepPort), 'lookup', 'main']);
+    ip(['-n', ns, 'rule', 'add', 'pref', '101', ...proto, 'unreachable']);
+  }
+
+  reachable(from: number): void {
+    const { ns } = this.host(from);
+    for (const pref of ['101', '100']) ip(['-n', ns, 'rule', 'del', 'pref', pref]);
   }
 
   /** Caps what the bridge sends to host `i` (e.g. `8mbit`), so a transfer to it takes a while. */
