@@ -4,35 +4,21 @@
  * landing of a plan mixing full and patch items, a chain v0 -> v1 -> v2, and the refusals: a rank
  * on v0 given v1's patches, a corrupted patch byte, a live base whose bytes are not the plan's.
  */
-import {
-  existsSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  readlinkSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { publish, writeManifest } from '@hotweights/planner';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { firstStep, nextStep, PATCH_FILES, writeStep } from './patch-checkpoints.js';
 import { runCli } from './run-cli.js';
+import { cliWorkspace } from './workspace.js';
 
-const work = mkdtempSync(join(tmpdir(), 'hw-cli-patches-'));
-const staging = mkdtempSync(join('/dev/shm', 'hw-cli-patches-'));
+const { work, env: workspaceEnv } = cliWorkspace('hw-cli-patches-');
 const env = {
-  HOTWEIGHTS_STAGING_DIR: staging,
-  HOTWEIGHTS_STATE_DIR: join(work, 'state'),
+  ...workspaceEnv,
   // Checkpoints and patch files all live under work.
   HOTWEIGHTS_SOURCE_ROOTS: work,
   HOTWEIGHTS_TRANSFER_TIMEOUT_S: '30',
 };
-afterAll(() => {
-  rmSync(work, { recursive: true, force: true });
-  rmSync(staging, { recursive: true, force: true });
-});
 
 const step = (n: number) => join(work, `step-${n}`);
 const manifest = (n: number) => join(work, `m${n}.json`);

@@ -1,33 +1,19 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createPlan, publish, writeManifest, writePlan, writeSafetensors } from '@hotweights/planner';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { CLI_SOURCE, REPO_ROOT, runCli, SOURCE_NODE_ARGS } from './run-cli.js';
+import { cliWorkspace } from './workspace.js';
 
-const work = mkdtempSync(join(tmpdir(), 'hw-cli-replicate-'));
-const staging = mkdtempSync(join('/dev/shm', 'hw-cli-replicate-'));
+const { work, staging, env: workspaceEnv } = cliWorkspace('hw-cli-replicate-');
 const env = {
-  HOTWEIGHTS_STAGING_DIR: staging,
-  HOTWEIGHTS_STATE_DIR: join(work, 'state'),
+  ...workspaceEnv,
   // Checkpoints are published in-process here (nothing recorded under the state dir).
   HOTWEIGHTS_SOURCE_ROOTS: work,
   HOTWEIGHTS_TRANSFER_TIMEOUT_S: '30',
 };
-afterAll(() => {
-  rmSync(work, { recursive: true, force: true });
-  rmSync(staging, { recursive: true, force: true });
-});
 
 const tensor = (rows: number, cols = 256) => ({
   dtype: 'F32',

@@ -4,8 +4,7 @@
  * verifies a plan (as verify-plan does) before anything moves.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Plan } from '@hotweights/core';
 import { parsePlan } from '@hotweights/manifest';
@@ -17,17 +16,12 @@ import {
   writePlan,
   writeSafetensors,
 } from '@hotweights/planner';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { startCoordProcess } from './coord-process.js';
 import { runCli } from './run-cli.js';
+import { cliWorkspace } from './workspace.js';
 
-const work = mkdtempSync(join(tmpdir(), 'hw-cli-safe-'));
-const staging = mkdtempSync(join('/dev/shm', 'hw-cli-safe-'));
-const env = { HOTWEIGHTS_STAGING_DIR: staging, HOTWEIGHTS_STATE_DIR: join(work, 'state') };
-afterAll(() => {
-  rmSync(work, { recursive: true, force: true });
-  rmSync(staging, { recursive: true, force: true });
-});
+const { work, env } = cliWorkspace('hw-cli-safe-');
 
 /** The local address a LISTEN socket on `port` is bound to, from /proc/net/tcp (hex, e.g. 0100007F). */
 function listenAddress(port: number): string | undefined {

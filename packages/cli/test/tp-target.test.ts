@@ -3,19 +3,13 @@
  * shard rank), byte-exact, after a full deployment and after a delta, and nothing of the others.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { runCli } from './run-cli.js';
+import { cliWorkspace } from './workspace.js';
 
-const work = mkdtempSync(join(tmpdir(), 'hw-cli-tp-'));
-const staging = mkdtempSync(join('/dev/shm', 'hw-cli-tp-'));
-const env = { HOTWEIGHTS_STAGING_DIR: staging, HOTWEIGHTS_STATE_DIR: join(work, 'state') };
-afterAll(() => {
-  rmSync(work, { recursive: true, force: true });
-  rmSync(staging, { recursive: true, force: true });
-});
+const { work, env } = cliWorkspace('hw-cli-tp-');
 
 /** rank<r>/model.safetensors with two F32 tensors of 1024 values; layers.1 differs between versions. */
 function writeSharded(): void {
