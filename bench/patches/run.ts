@@ -38,7 +38,7 @@ const median = (xs: number[]) => {
   return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
 };
 
-function cli(args: string[]): Promise<{ seconds: number; stdout: string }> {
+function cli(args: string[]): Promise<{ seconds: number; cpu: number; stdout: string }> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
     const child = spawn('/usr/bin/time', ['-f', 'cpu %U %S', process.execPath, CLI, ...args], {
