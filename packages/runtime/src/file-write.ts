@@ -25,10 +25,10 @@ export async function writeAllAt(fh: FileHandle, bytes: Uint8Array, position: nu
 
 /**
  * Where a range is split so a filesystem with reflinks (XFS, Btrfs) can share its extents: the
- * kernel's copy_file_range clones only block-aligned ranges and copies the whole call otherwise
- * (measured on XFS: a range starting 1000 bytes into a block shared nothing; the same range split
- * at the next block shared all but its first and last block). 64 KiB is a multiple of every
- * common block size (4-64 KiB), so at most 128 KiB of a range is copied rather than shared.
+ * kernel's copy_file_range clones only from a block-aligned start and copies the whole call
+ * otherwise (measured on XFS: a 64 MiB range starting 1000 bytes into a block shared nothing; one
+ * starting on a block boundary shared all but its unaligned last block). 64 KiB is a multiple of
+ * every common block size (4-64 KiB), so at most 128 KiB of a range is copied rather than shared.
  */
 export const SHARE_ALIGN = 64 << 10;
 
