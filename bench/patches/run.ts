@@ -15,17 +15,9 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import type { Manifest } from '@hotweights/core';
-import { createPlan, publish, writeManifest, writePatches, writePlan } from '@hotweights/planner';
+import { arg, CLI, root } from './cli.js';
+import { makeStepPlans, publishSteps } from './plans.js';
 
-const root = fileURLToPath(new URL('../../', import.meta.url));
-const CLI = join(root, 'packages/cli/dist/bin.js');
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? (process.argv[i + 1] ?? fallback) : fallback;
-}
 const data = arg('data', '/tmp/hw-patches');
 const rounds = Number(arg('rounds', '3'));
 const rankCounts = arg('ranks', '1,2').split(',').map(Number);
@@ -46,7 +38,7 @@ const median = (xs: number[]) => {
   return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
 };
 
-function cli(args: string[]): Promise<{ seconds: number; stdout: string }> {
+function cli(args: string[]): Promise<{ seconds: number; cpu: number; stdout: string }> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
     const child = spawn('/usr/bin/time', ['-f', 'cpu %U %S', process.execPath, CLI, ...args], {
@@ -104,17 +96,8 @@ interface Row {
 const rows: Row[] = [];
 
 for (const lr of Object.keys(changed.rates)) {
-  const dir = (n: number) => join(data, `lr-${lr}`, `step-${n}`);
-  const manifests: Manifest[] = [];
-  let publishS = 0;
-  for (const n of [1, 2]) {
-    const t0 = performance.now();
-    const m = await publish({ checkpoint: dir(n), version: `s${n}`, modelId: `bench/${lr}` });
-    if (n === 2) publishS = (performance.now() - t0) / 1000;
-    await writeManifest(m, join(work, `${lr}-s${n}.manifest`));
-    manifests.push(m);
-  }
-  const [m1, m2] = manifests as [Manifest, Manifest];
+  const steps = await publishSteps(data, lr, work);
+  const { dir, m2 } = steps;
   const row: Row = {
     lr,
     changed_pct: 100 * (changed.rates[lr]?.changed_fraction[1] ?? Number.NaN),
@@ -122,47 +105,20 @@ for (const lr of Object.keys(changed.rates)) {
     delta_bytes: 0,
     patch_bytes: 0,
     patch_items: 0,
-    publish_s: publishS,
+    publish_s: steps.publishS,
     plan_delta_s: 0,
     plan_patches_s: 0,
     e2e: {},
     loadavg_1m: [],
   };
   for (const ranks of rankCounts) {
-    const common = { bucketBytes: bucketMb << 20, worldSize: ranks };
-    const base = join(work, `${lr}-base-${ranks}.json`);
-    const delta = join(work, `${lr}-delta-${ranks}.json`);
-    const patched = join(work, `${lr}-patches-${ranks}.json`);
-    const next = { next: m2, checkpointRoot: dir(2), nextManifestPath: join(work, `${lr}-s2.manifest`) };
-    await writePlan(
-      createPlan({
-        prev: null,
-        next: m1,
-        checkpointRoot: dir(1),
-        nextManifestPath: join(work, `${lr}-s1.manifest`),
-        ...common,
-      }),
-      base,
-    );
-    let t0 = performance.now();
-    const d = createPlan({ prev: m1, ...next, ...common });
-    await writePlan(d, delta);
-    row.plan_delta_s = (performance.now() - t0) / 1000;
-    t0 = performance.now();
-    const patches = await writePatches({
-      prev: m1,
-      next: m2,
-      prevRoot: dir(1),
-      nextRoot: dir(2),
-      output: `${patched}.patches`,
-      maxPatchBytes: common.bucketBytes,
-    });
-    const p = createPlan({ prev: m1, ...next, patches, ...common });
-    await writePlan(p, patched);
-    row.plan_patches_s = (performance.now() - t0) / 1000;
-    row.delta_bytes = d.total_bytes;
-    row.patch_bytes = p.total_bytes;
-    row.patch_items = patches.patches.size;
+    const plans = await makeStepPlans(steps, lr, work, ranks, bucketMb << 20);
+    const { base, delta, patched } = plans;
+    row.plan_delta_s = plans.planDeltaS;
+    row.plan_patches_s = plans.planPatchesS;
+    row.delta_bytes = plans.deltaBytes;
+    row.patch_bytes = plans.patchBytes;
+    row.patch_items = plans.patchItems;
 
     const target = join(work, `target-${lr}-${ranks}`);
     await cli([

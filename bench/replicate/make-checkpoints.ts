@@ -58,7 +58,13 @@ export interface BenchInputs {
   readonly paths: { readonly base: string; readonly all: string; readonly ten: string };
 }
 
-export async function makeCheckpoints(dir: string, gib: number, hash = 'blake3'): Promise<BenchInputs> {
+/** `withAll: false` leaves the all-changed checkpoint out (its manifest is then the base's). */
+export async function makeCheckpoints(
+  dir: string,
+  gib: number,
+  hash = 'blake3',
+  withAll = true,
+): Promise<BenchInputs> {
   const shards = Math.max(1, Math.round((gib * 1024) / (32 * TENSORS_PER_SHARD)));
   const base = join(dir, 'base');
   const all = join(dir, 'all-changed');
@@ -67,7 +73,7 @@ export async function makeCheckpoints(dir: string, gib: number, hash = 'blake3')
   const ready = (d: string) => existsSync(join(d, '.complete'));
   for (const [d, changed, from] of [
     [base, () => true, undefined],
-    [all, () => true, undefined],
+    ...(withAll ? ([[all, () => true, undefined]] as const) : []),
     [ten, (i: number) => i % 10 === 3, base],
   ] as const) {
     if (ready(d)) continue;
@@ -75,9 +81,12 @@ export async function makeCheckpoints(dir: string, gib: number, hash = 'blake3')
     await writeModel(d, shards, changed, from);
     writeFileSync(join(d, '.complete'), '');
   }
+  const baseManifest = await publish({ checkpoint: base, version: 'v0', modelId: 'bench', hash });
   const m = {
-    base: await publish({ checkpoint: base, version: 'v0', modelId: 'bench', hash }),
-    all: await publish({ checkpoint: all, version: 'v1-all', modelId: 'bench', hash }),
+    base: baseManifest,
+    all: withAll
+      ? await publish({ checkpoint: all, version: 'v1-all', modelId: 'bench', hash })
+      : baseManifest,
     ten: await publish({ checkpoint: ten, version: 'v1-ten', modelId: 'bench', hash }),
   };
   const paths = {

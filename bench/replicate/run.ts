@@ -10,11 +10,27 @@
  *
  * Usage: npm run build && npx tsx --conditions=@hotweights/source bench/replicate/run.ts
  *          [--gib 2] [--ranks 1,2,4] [--rounds 2] [--hash blake3|xxh3-64] [--dir /tmp/...]
+ *          [--cases all,ten] [--target-dir DIR[,DIR...]]
  * "ours" is the wall time of `hotweights replicate --commit --target` (process start to exit:
  * staging, verification, the delta/full materialisation and the switch), as a user sees it.
+ * `--target-dir` puts the targets and cp's destinations in each DIR in turn (default: beside the
+ * inputs), one row per filesystem: bench/replicate/xfs.sh passes a loop-mounted XFS and an ext4
+ * folder. For the 10%-changed case the first round also records the space the new version and
+ * cp's copy took (filesystem blocks used, after `sync`), the bytes of the new version's files
+ * that share extents with the live version (FIEMAP, `filefrag -v`), and checks that the live
+ * version still holds the base checkpoint's bytes.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statfsSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { cpus, freemem, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,7 +50,14 @@ const rounds = Number(arg('rounds', '2'));
 // The manifests' hash, which is what every rank verifies with: blake3 (publish's default) or xxh3-64.
 const hash = arg('hash', 'blake3');
 const work = arg('dir', '') || mkdtempSync(join(tmpdir(), 'hw-bench-replicate-'));
+const cases = arg('cases', 'all,ten').split(',');
+const targetDirs = arg('target-dir', '') ? arg('target-dir', '').split(',') : [work];
 const staging = mkdtempSync(join('/dev/shm', 'hw-bench-replicate-'));
+// Removed however the run ends (the inputs too, unless --dir named where to keep them).
+process.on('exit', () => {
+  rmSync(staging, { recursive: true, force: true });
+  if (!process.argv.includes('--dir')) rmSync(work, { recursive: true, force: true });
+});
 // The checkpoints are published in this process, not by `hotweights publish`, so the source roots
 // the CLI may read are named here.
 const env = {
@@ -119,13 +142,91 @@ function memcpySeconds(bytes: number): number {
   return median(times);
 }
 
-console.error(`making a ${gib} GiB checkpoint (base, all-changed, 10%-changed) in ${work} …`);
-const inputs = await makeCheckpoints(join(work, 'ckpt'), gib, hash);
-const totalBytes = inputs.manifests.all.total_bytes;
+const FS_TYPES: Record<number, string> = {
+  1481003842: 'xfs',
+  61267: 'ext4',
+  2435016766: 'btrfs',
+  16914836: 'tmpfs',
+};
+function fsType(dir: string): string {
+  const t = statfsSync(dir).type;
+  return FS_TYPES[t] ?? `0x${t.toString(16)}`;
+}
+
+/** Bytes in use on the filesystem holding `dir`, after writing back what is dirty. */
+function usedBytes(dir: string): number {
+  execFileSync('sync');
+  const s = statfsSync(dir);
+  return (s.blocks - s.bfree) * s.bsize;
+}
+
+/** Bytes of a file whose extents are shared with another file (FIEMAP's shared flag). */
+function sharedBytes(file: string): number {
+  const out = execFileSync('filefrag', ['-v', file], { encoding: 'utf8' });
+  const block = Number(/blocks? of (\d+) bytes/.exec(out)?.[1] ?? 4096);
+  let shared = 0;
+  for (const line of out.split('\n')) {
+    const m = /^\s*\d+:\s+\d+\.\.\s*\d+:\s+\d+\.\.\s*\d+:\s+(\d+):.*\bshared\b/.exec(line);
+    if (m) shared += Number(m[1]) * block;
+  }
+  return shared;
+}
+
+interface NewVersionSpace {
+  /** Filesystem blocks the delta took (all ranks' targets), after sync. */
+  allocated_bytes: number;
+  /** The same for cp's copies of the whole checkpoint. */
+  cp_allocated_bytes: number;
+  /** Files of the new version that are hard links to the live ones (nothing in them changed). */
+  linked_files: number;
+  /** Files of the new version written for it, their bytes, and how many of those share extents. */
+  written_files: number;
+  written_file_bytes: number;
+  shared_bytes: number;
+  /** The live version's files hold the base checkpoint's bytes after the delta (cmp). */
+  live_intact: boolean;
+}
+
+/** What the new version of each rank target is made of, beside its live version. */
+function inspectVersions(
+  targets: string[],
+  base: string,
+): Omit<NewVersionSpace, 'allocated_bytes' | 'cp_allocated_bytes'> {
+  const r = { linked_files: 0, written_files: 0, written_file_bytes: 0, shared_bytes: 0, live_intact: true };
+  for (const t of targets) {
+    const [next, live] = [join(t, 'versions/v1-ten'), join(t, 'versions/v0')];
+    for (const f of readdirSync(next)) {
+      const s = statSync(join(next, f));
+      if (s.ino === statSync(join(live, f)).ino) {
+        r.linked_files++;
+        continue;
+      }
+      r.written_files++;
+      r.written_file_bytes += s.size;
+      r.shared_bytes += sharedBytes(join(next, f));
+      try {
+        execFileSync('cmp', ['-s', join(live, f), join(base, f)]);
+      } catch {
+        r.live_intact = false;
+      }
+    }
+  }
+  return r;
+}
+
+console.error(
+  `making a ${gib} GiB checkpoint (base, ${cases.includes('all') ? 'all-changed, ' : ''}10%-changed) in ${work} …`,
+);
+const inputs = await makeCheckpoints(join(work, 'ckpt'), gib, hash, cases.includes('all'));
+const totalBytes = inputs.manifests.base.total_bytes;
+const uptimeAtStart = execFileSync('uptime', { encoding: 'utf8' }).trim();
 
 interface Row {
   scenario: string;
   ranks: number;
+  target_fs: string;
+  target_dir: string;
+  space?: NewVersionSpace;
   planned_bytes: number;
   ours_s: number[];
   ours_cpu_s: number[];
@@ -182,74 +283,87 @@ for (const ranks of rankCounts) {
       '--no-metrics',
       '--json',
     ]);
-  const cpDests = (tag: string) => Array.from({ length: ranks }, (_, i) => join(work, `cp-${tag}-${i}`));
+  for (const dir of targetDirs) {
+    const fs = fsType(dir);
+    const cpDests = (tag: string) => Array.from({ length: ranks }, (_, i) => join(dir, `cp-${tag}-${i}`));
+    const newRow = (scenario: string, planned: number): Row => ({
+      scenario,
+      ranks,
+      target_fs: fs,
+      target_dir: dir,
+      planned_bytes: planned,
+      ours_s: [],
+      ours_cpu_s: [],
+      ours_internal_s: [],
+      cp_s: [],
+      cp_cpu_s: [],
+      loadavg_1m: [],
+    });
 
-  // All changed: a full deployment into an empty target, each round.
-  const all: Row = {
-    scenario: 'all changed',
-    ranks,
-    planned_bytes: full.total_bytes,
-    ours_s: [],
-    ours_cpu_s: [],
-    ours_internal_s: [],
-    cp_s: [],
-    cp_cpu_s: [],
-    loadavg_1m: [],
-  };
-  for (let r = 0; r < rounds; r++) {
-    const target = join(work, `target-all-${ranks}`);
-    rmSync(target, { recursive: true, force: true });
-    settle(inputs.all);
-    all.loadavg_1m.push(loadavg()[0] as number);
-    const res = await replicate(fullPath, target);
-    all.ours_s.push(res.seconds);
-    all.ours_cpu_s.push(res.cpu);
-    all.ours_internal_s.push(JSON.parse(res.stdout).seconds);
-    rmSync(target, { recursive: true, force: true });
-    const dests = cpDests('all');
-    for (const d of dests) rmSync(d, { recursive: true, force: true });
-    settle(inputs.all);
-    const cp = await cpTo(inputs.all, dests);
-    all.cp_s.push(cp.seconds);
-    all.cp_cpu_s.push(cp.cpu);
-    for (const d of dests) rmSync(d, { recursive: true, force: true });
-  }
-  rows.push(all);
-  console.error(JSON.stringify(all));
+    if (cases.includes('all')) {
+      // All changed: a full deployment into an empty target, each round.
+      const all = newRow('all changed', full.total_bytes);
+      for (let r = 0; r < rounds; r++) {
+        const target = join(dir, `target-all-${ranks}`);
+        rmSync(target, { recursive: true, force: true });
+        settle(inputs.all);
+        all.loadavg_1m.push(loadavg()[0] as number);
+        const res = await replicate(fullPath, target);
+        all.ours_s.push(res.seconds);
+        all.ours_cpu_s.push(res.cpu);
+        all.ours_internal_s.push(JSON.parse(res.stdout).seconds);
+        rmSync(target, { recursive: true, force: true });
+        const dests = cpDests('all');
+        for (const d of dests) rmSync(d, { recursive: true, force: true });
+        settle(inputs.all);
+        const cp = await cpTo(inputs.all, dests);
+        all.cp_s.push(cp.seconds);
+        all.cp_cpu_s.push(cp.cpu);
+        for (const d of dests) rmSync(d, { recursive: true, force: true });
+      }
+      rows.push(all);
+      console.error(JSON.stringify(all));
+    }
 
-  // 10% changed: the base is live; the delta goes on top; rollback between rounds.
-  const ten: Row = {
-    scenario: '10% changed',
-    ranks,
-    planned_bytes: delta.total_bytes,
-    ours_s: [],
-    ours_cpu_s: [],
-    ours_internal_s: [],
-    cp_s: [],
-    cp_cpu_s: [],
-    loadavg_1m: [],
-  };
-  const target = join(work, `target-ten-${ranks}`);
-  rmSync(target, { recursive: true, force: true });
-  await replicate(basePath, target);
-  for (let r = 0; r < rounds; r++) {
-    settle(inputs.ten);
-    ten.loadavg_1m.push(loadavg()[0] as number);
-    const res = await replicate(deltaPath, target);
-    ten.ours_s.push(res.seconds);
-    ten.ours_cpu_s.push(res.cpu);
-    ten.ours_internal_s.push(JSON.parse(res.stdout).seconds);
-    await run(process.execPath, [CLI, 'rollback', '--target', target]);
-    const dests = cpDests('ten');
-    settle(inputs.ten);
-    const cp = await cpTo(inputs.ten, dests);
-    ten.cp_s.push(cp.seconds);
-    ten.cp_cpu_s.push(cp.cpu);
-    for (const d of dests) rmSync(d, { recursive: true, force: true });
+    if (cases.includes('ten')) {
+      // 10% changed: the base is live; the delta goes on top; rollback between rounds.
+      const ten = newRow('10% changed', delta.total_bytes);
+      const target = join(dir, `target-ten-${ranks}`);
+      const rankTargets =
+        ranks > 1 ? Array.from({ length: ranks }, (_, i) => join(target, `rank-${i}`)) : [target];
+      rmSync(target, { recursive: true, force: true });
+      await replicate(basePath, target);
+      for (let r = 0; r < rounds; r++) {
+        settle(inputs.ten);
+        const before = r === 0 ? usedBytes(dir) : 0;
+        ten.loadavg_1m.push(loadavg()[0] as number);
+        const res = await replicate(deltaPath, target);
+        ten.ours_s.push(res.seconds);
+        ten.ours_cpu_s.push(res.cpu);
+        ten.ours_internal_s.push(JSON.parse(res.stdout).seconds);
+        // The first round's new version (later rounds replace the rolled-back one).
+        const allocated = r === 0 ? usedBytes(dir) - before : 0;
+        const inspected = r === 0 ? inspectVersions(rankTargets, inputs.base) : undefined;
+        await run(process.execPath, [CLI, 'rollback', '--target', target]);
+        const dests = cpDests('ten');
+        settle(inputs.ten);
+        const cpBefore = r === 0 ? usedBytes(dir) : 0;
+        const cp = await cpTo(inputs.ten, dests);
+        ten.cp_s.push(cp.seconds);
+        ten.cp_cpu_s.push(cp.cpu);
+        if (inspected)
+          ten.space = {
+            allocated_bytes: allocated,
+            cp_allocated_bytes: usedBytes(dir) - cpBefore,
+            ...inspected,
+          };
+        for (const d of dests) rmSync(d, { recursive: true, force: true });
+      }
+      rmSync(target, { recursive: true, force: true });
+      rows.push(ten);
+      console.error(JSON.stringify(ten));
+    }
   }
-  rmSync(target, { recursive: true, force: true });
-  rows.push(ten);
-  console.error(JSON.stringify(ten));
 }
 
 const GB = 1e9;
@@ -259,6 +373,7 @@ const table = rows.map((r) => {
   return {
     scenario: r.scenario,
     ranks: r.ranks,
+    target_fs: r.target_fs,
     planned_gib: +(r.planned_bytes / 2 ** 30).toFixed(2),
     ours_s: +ours.toFixed(2),
     ours_replicate_s: +median(r.ours_internal_s).toFixed(2),
@@ -277,8 +392,32 @@ console.log(
 );
 console.log(`manifest hash (what every rank verifies): ${hash}`);
 console.table(table);
+const MiB = 2 ** 20;
+const spaceRows = rows.filter((r) => r.space);
+if (spaceRows.length) {
+  console.log('space the 10%-changed version took (first round, all ranks; after sync):');
+  console.table(
+    spaceRows.map((r) => {
+      const s = r.space as NewVersionSpace;
+      return {
+        target_fs: r.target_fs,
+        ranks: r.ranks,
+        ours_allocated_mib: +(s.allocated_bytes / MiB).toFixed(0),
+        cp_allocated_mib: +(s.cp_allocated_bytes / MiB).toFixed(0),
+        linked_files: s.linked_files,
+        written_files: s.written_files,
+        written_file_mib: +(s.written_file_bytes / MiB).toFixed(0),
+        shared_mib: +(s.shared_bytes / MiB).toFixed(0),
+        live_intact: s.live_intact,
+      };
+    }),
+  );
+}
 const result = {
   date: new Date().toISOString(),
+  uptime: { start: uptimeAtStart, end: execFileSync('uptime', { encoding: 'utf8' }).trim() },
+  cases,
+  target_dirs: targetDirs.map((d) => ({ dir: d, fs: fsType(d) })),
   machine: {
     cores: cpus().length,
     total_mem_gib: +(totalmem() / 2 ** 30).toFixed(1),
@@ -295,8 +434,11 @@ const result = {
 };
 mkdirSync(join(root, 'bench/results'), { recursive: true });
 // One file per set of rank counts, so a 1-rank run does not overwrite the 2- and 4-rank figures.
-const out = `bench/results/replicate-ranks-${rankCounts.join('-')}${hash === 'blake3' ? '' : `-${hash}`}.json`;
+const suffix = [
+  hash === 'blake3' ? '' : `-${hash}`,
+  cases.length === 2 ? '' : `-${cases.join('-')}`,
+  arg('target-dir', '') ? `-${targetDirs.map(fsType).join('-')}` : '',
+].join('');
+const out = `bench/results/replicate-ranks-${rankCounts.join('-')}${suffix}.json`;
 writeFileSync(join(root, out), `${JSON.stringify(result, null, 2)}\n`);
 console.error(`wrote ${out}; inputs in ${work}`);
-rmSync(staging, { recursive: true, force: true });
-if (!process.argv.includes('--dir')) rmSync(work, { recursive: true, force: true });

@@ -87,7 +87,11 @@ async function modeOf(path: string, size?: number): Promise<number | undefined> 
 /**
  * A new file `dest` of `size` bytes holding `src`'s bytes outside the `skip` entries (left for
  * their writers), copied in the kernel. Measured: `fs.copyFile` of a 256 MiB file took 1.6-2x
- * `cp` on ext4, `copy_file_range` in 16 MiB calls (copyFileRange) as long as `cp`.
+ * `cp` on ext4, `copy_file_range` in 16 MiB calls (copyFileRange) as long as `cp`. Entries start
+ * anywhere in a block (after the safetensors header), so each gap is copied in pieces split at
+ * block boundaries (copyFileRange): on XFS or Btrfs the aligned interior is a clone sharing the
+ * live file's extents (copy-on-write: writing the new file never changes the live one) and only
+ * the changed entries and the blocks around them take new space; elsewhere every byte is copied.
  */
 async function copyAllBut(
   src: string,
@@ -256,8 +260,8 @@ export class DirectoryPreparation implements AdapterPreparation {
         );
       } else if (mode === 'patch') {
         // Same layout, some tensors changed: a kernel copy of the live file but for the entries
-        // this rank will write (shared extents where the filesystem has them), then those entries
-        // land in place. Each byte is written once.
+        // this rank will write (shared extents where the filesystem has reflinks), then those
+        // entries land in place. Each byte is written at most once.
         const landing = entries.filter((e) => mine.has(e.key));
         job.left = new Set(landing.map((e) => e.key));
         const copied = copies(() => copyAllBut(src, dest, file.size, landing, liveMode ?? 0o644));
@@ -417,7 +421,8 @@ export class DirectoryPreparation implements AdapterPreparation {
           src = await open(join(liveDir, old.file), 'r');
           sources.set(old.file, src);
         }
-        // A kernel copy (a reflink where the filesystem shares extents); never through memory.
+        // A kernel copy (shared extents where the filesystem has reflinks and both offsets sit
+        // alike within a block: copyFileRange); never through memory.
         try {
           await copyFileRange(src, old.file_offset, fh, e.file_offset, e.nbytes);
         } catch (err) {

@@ -6,15 +6,12 @@
  */
 import {
   chmodSync,
-  closeSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
-  openSync,
   readdirSync,
   readFileSync,
   readlinkSync,
-  readSync,
   rmSync,
   statSync,
   truncateSync,
@@ -28,24 +25,10 @@ import type { Manifest, Plan, PlanBucket, PlanItem } from '@hotweights/core';
 import { serializeManifest } from '@hotweights/manifest';
 import { createPlan, publish } from '@hotweights/planner';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { randomTensors, type Tensors, writeCheckpoint } from './checkpoints.js';
+import { bytesOf, randomTensors, type Tensors, writeCheckpoint } from './checkpoints.js';
 
 const work = mkdtempSync(join(tmpdir(), 'hw-dir-prep-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
-
-/** A bucket's bytes as staging holds them: each item read from the checkpoint the plan names. */
-function bytesOf(plan: Plan, bucket: PlanBucket): Uint8Array {
-  const out = new Uint8Array(bucket.size);
-  for (const item of bucket.items) {
-    const fd = openSync(join(plan.source.root, item.uri), 'r');
-    try {
-      readSync(fd, out, item.offset, item.nbytes, item.file_offset);
-    } finally {
-      closeSync(fd);
-    }
-  }
-  return out;
-}
 
 async function refusal(p: Promise<unknown>): Promise<Error & { code?: string; details?: unknown }> {
   const err = await p.then(

@@ -1,6 +1,6 @@
 export { processAlive } from '@hotweights/shm';
 export { type VoteResult, voteBucketId, voteOnCommit } from './commit-vote.js';
-export { copyFileRange, WRITE_PIECE, writeAllAt } from './file-write.js';
+export { copyFileRange, SHARE_ALIGN, WRITE_PIECE, writeAllAt } from './file-write.js';
 export { HostStaging, type HostStagingOptions } from './host-staging.js';
 export {
   createRendezvousDir,
