@@ -148,6 +148,9 @@ export class ControlChannel {
   /** The start barrier: ranks that said ready (rank 0), and what to call when it lifts. */
   readonly #ready = new Set<number>();
   #barrier: { lift(): void; fail(err: Error): void } | undefined;
+  /** Set once the start barrier has lifted; a rank lost before that fails `started()`. */
+  #started = false;
+  #lostBeforeStart: TransportError | undefined;
   /** When a line last came from each peer, and the timer that pings them and checks. */
   readonly #heard = new Map<number, number>();
   #pulse: NodeJS.Timeout | undefined;
@@ -324,7 +327,13 @@ export class ControlChannel {
    * close and free what the peers connect to) while another still connects to it.
    */
   async started(timeoutMs: number): Promise<void> {
-    if (this.#peers.size === 0) return;
+    // A rank that left while this one was still creating its endpoints is gone from #peers: the
+    // barrier would otherwise lift without it (rank 0) or not wait at all (the others).
+    if (this.#lostBeforeStart) throw this.#lostBeforeStart;
+    if (this.#peers.size === 0) {
+      this.#started = true;
+      return;
+    }
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(
         () =>
@@ -349,6 +358,7 @@ export class ControlChannel {
       else this.#send({ t: 'ready' }, this.#rank);
     });
     this.#barrier = undefined;
+    this.#started = true;
   }
 
   #maybeGo(): void {
@@ -423,7 +433,12 @@ export class ControlChannel {
 
   #dropped(peer: number, why?: string): void {
     this.#peers.delete(peer);
-    this.#barrier?.fail(new TransportError(`${this.#label}: rank ${peer} left before the job started`));
+    if (!this.#started) {
+      this.#lostBeforeStart ??= new TransportError(
+        `${this.#label}: rank ${peer} left before the job started`,
+      );
+      this.#barrier?.fail(this.#lostBeforeStart);
+    }
     if (this.#departed.has(peer)) return;
     this.#departed.add(peer);
     if (this.#rank === HUB) this.#send({ t: 'lost', rank: peer, ...(why ? { why } : {}) }, peer);

@@ -102,6 +102,34 @@ describe('ControlChannel', () => {
     for (const s of seen) expect(s.m).toMatchObject({ t: 'abort', key: 'bucket-7', from: 2 });
   });
 
+  // The hang-up is taken in before the barrier is reached (a pause, not a timing check: a rank
+  // reaching the barrier first is refused the same way, through the barrier itself).
+  const takeIn = () => new Promise((resolve) => setTimeout(resolve, 300));
+
+  it('refuses the start to a rank whose rank 0 hung up while it was still connecting', async () => {
+    const at = { host: '127.0.0.1', port: await freePort() };
+    const [hub, rank1] = await Promise.all([0, 1].map((r) => ControlChannel.join(at, options(r, 2))));
+    open.push(rank1 as ControlChannel);
+    await hub?.close(0);
+    await takeIn();
+    await expect(rank1?.started(5000)).rejects.toThrow('test: rank 0 left before the job started');
+  });
+
+  it('refuses the start at rank 0, and then at every rank, when a rank left before the barrier', async () => {
+    const at = { host: '127.0.0.1', port: await freePort() };
+    const [hub, rank1, rank2] = await Promise.all(
+      [0, 1, 2].map((r) => ControlChannel.join(at, options(r, 3))),
+    );
+    open.push(rank2 as ControlChannel);
+    await rank1?.close(0);
+    await takeIn();
+    const others = rank2?.started(10_000);
+    await expect(hub?.started(5000)).rejects.toThrow('test: rank 1 left before the job started');
+    // Rank 0 then hangs up, as a transport that failed to join does, and rank 2 is not left waiting.
+    await hub?.close(0);
+    await expect(others).rejects.toThrow('test: rank 0 left before the job started');
+  });
+
   it('reports a rank whose process died (no goodbye) to rank 0 and, through it, to the others', async () => {
     const at = { host: '127.0.0.1', port: await freePort() };
     const child = spawn(
