@@ -399,7 +399,6 @@ export class DirectoryPreparation implements AdapterPreparation {
         const old = live?.manifest.get(e.key);
         const liveDir = this.liveDir;
         if (
-          // Stryker disable next-line ConditionalExpression,LogicalOperator,StringLiteral: equivalent: complete() runs only on files with a handle, and a linked file has none
           job.mode === 'link' ||
           !liveDir ||
           !old ||
@@ -445,14 +444,11 @@ export class DirectoryPreparation implements AdapterPreparation {
   }
 
   async discard(): Promise<void> {
-    // Stryker disable next-line ConditionalExpression,StringLiteral: equivalent: a second discard finds nothing running, nothing open and the folder and its record gone (rm with force)
     if (this.state === 'discarded') return;
-    // Stryker disable next-line ConditionalExpression,StringLiteral: equivalent: after finish the folder was renamed and its record removed, so the rm's below find nothing (with force)
     const wasFinished = this.state === 'finished';
     this.state = 'discarded';
     await Promise.allSettled([...this.running]);
     await this.closeAll();
-    // Stryker disable next-line ConditionalExpression: equivalent: see wasFinished above
     if (!wasFinished) {
       await rm(this.partial, { recursive: true, force: true });
       await rm(this.partialRecord, { force: true });
