@@ -329,7 +329,6 @@ export function parseManifestBinary(
   let sumNdim = 0;
   for (let i = 0; i < count; i++) {
     const nd = ndim[i] as number;
-    // Stryker disable next-line ConditionalExpression: equivalent: validateColumns refuses the same ndim with the same message (an ndim below -1 adds nothing to the dims sum checked next)
     if (nd < -1) c.fail(`entries.ndim[${i}]`, 'an integer >= -1', nd);
     if (nd > 0) sumNdim += nd;
   }
