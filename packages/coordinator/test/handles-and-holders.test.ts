@@ -5,27 +5,17 @@
  * (not moved under an update), and the status view (sorted workers, recent updates, settings).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { CoordinatorClient, CoordinatorServer } from '../src/index.js';
 import { heartbeatAs, leaseKeyOf, registerAs, reportHaveAs } from './leases.js';
 import { makePlan } from './plans.js';
 import { refusal } from './refusal.js';
+import { type ServeOptions, serve } from './serve.js';
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
   while (cleanups.length) await cleanups.pop()?.();
 });
 
-async function start(opts: Partial<Parameters<typeof CoordinatorServer.start>[0]> = {}) {
-  const server = await CoordinatorServer.start({
-    endpoint: 'tcp://127.0.0.1:0',
-    pubEndpoint: 'tcp://127.0.0.1:0',
-    ...opts,
-  });
-  cleanups.push(() => server.close());
-  const client = new CoordinatorClient(server.endpoint, { timeoutMs: 10_000 });
-  cleanups.push(() => client.close());
-  return { server, client };
-}
+const start = (opts: ServeOptions = {}) => serve(cleanups, opts);
 
 describe('transfer handles', () => {
   it('refuses bad parameters by name and keeps the TTL inside (0, 86400] seconds', async () => {

@@ -7,17 +7,12 @@
  */
 import { createMetricsRegistry } from '@hotweights/runtime';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import {
-  type CoordEvent,
-  CoordinatorClient,
-  CoordinatorServer,
-  EventSubscriber,
-  RedisBackend,
-} from '../src/index.js';
+import { type CoordEvent, type CoordinatorClient, EventSubscriber, RedisBackend } from '../src/index.js';
 import { leaseKeyOf, registerAs, reportHaveAs } from './leases.js';
 import { makePlan } from './plans.js';
 import { type RedisProcess, startRedis } from './redis-server.js';
 import { refusal } from './refusal.js';
+import { type ServeOptions, serve } from './serve.js';
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -32,17 +27,7 @@ afterAll(async () => {
   await redis?.stop();
 });
 
-async function start(opts: Partial<Parameters<typeof CoordinatorServer.start>[0]> = {}) {
-  const server = await CoordinatorServer.start({
-    endpoint: 'tcp://127.0.0.1:0',
-    pubEndpoint: 'tcp://127.0.0.1:0',
-    ...opts,
-  });
-  cleanups.push(() => server.close());
-  const client = new CoordinatorClient(server.endpoint, { timeoutMs: 10_000 });
-  cleanups.push(() => client.close());
-  return { server, client };
-}
+const start = (opts: ServeOptions = {}) => serve(cleanups, opts);
 
 async function until(check: () => boolean | Promise<boolean>, what: string, ms = 60_000): Promise<void> {
   const deadline = Date.now() + ms;
