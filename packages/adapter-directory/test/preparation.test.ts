@@ -11,7 +11,6 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
-  readlinkSync,
   rmSync,
   statSync,
   truncateSync,
@@ -25,33 +24,12 @@ import type { Manifest, Plan, PlanBucket, PlanItem } from '@hotweights/core';
 import { serializeManifest } from '@hotweights/manifest';
 import { createPlan, publish } from '@hotweights/planner';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bytesOf, randomTensors, type Tensors, writeCheckpoint } from './checkpoints.js';
+import { randomTensors, type Tensors, writeCheckpoint } from './checkpoints.js';
+import { bytesOf, land, openUnder, refusal, same } from './feed.js';
 
 const work = mkdtempSync(join(tmpdir(), 'hw-dir-prep-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-async function refusal(p: Promise<unknown>): Promise<Error & { code?: string; details?: unknown }> {
-  const err = await p.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(Error);
-  return err as Error & { code?: string };
-}
-
-/** Prepares `plan`, feeding every bucket but those `skip` accepts, and finishes. */
-async function land(
-  adapter: DirectoryAdapter,
-  plan: Plan,
-  manifest: Manifest,
-  skip: (b: PlanBucket) => boolean = () => false,
-) {
-  const prep = await adapter.beginPrepare({ plan, manifest });
-  for (const b of plan.buckets) if (!skip(b)) await prep.bucket(b, bytesOf(plan, b));
-  await prep.finish();
-}
-
-const same = (a: string, b: string) => Buffer.compare(readFileSync(a), readFileSync(b)) === 0;
 const ino = (p: string) => statSync(p).ino;
 const mode = (p: string) => statSync(p).mode & 0o777;
 const FILES = ['config.json', 'model.safetensors', 'other.safetensors', 'split.safetensors'];
@@ -445,18 +423,6 @@ describe('DirectoryPreparation', { timeout: 120_000 }, () => {
     );
     expect(readdirSync(join(other.target, 'versions'))).toEqual(['v0']);
   });
-
-  /** Open descriptors of this process on files under `dir`. */
-  const openUnder = (dir: string) =>
-    readdirSync('/proc/self/fd')
-      .map((fd) => {
-        try {
-          return readlinkSync(join('/proc/self/fd', fd));
-        } catch {
-          return '';
-        }
-      })
-      .filter((p) => p.startsWith(`${dir}/`));
 
   it('leaves no file open, whether the version is finished or refused', async () => {
     const { target, adapter } = await withV0('fds');

@@ -15,7 +15,8 @@ import type { Manifest, Plan } from '@hotweights/core';
 import { createPlan, publish } from '@hotweights/planner';
 import { SHARE_ALIGN } from '@hotweights/runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bytesOf, randomTensors, writeCheckpoint } from './checkpoints.js';
+import { randomTensors, writeCheckpoint } from './checkpoints.js';
+import { bytesOf } from './feed.js';
 
 const work = mkdtempSync(join(tmpdir(), 'hw-dir-shared-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));

@@ -107,7 +107,8 @@ export function encodeManifestBinary(manifest: Manifest): Uint8Array[] {
     key_order: leBytes(keyOrder),
   };
   const counts = new Array<number>(m.files.length).fill(0);
-  for (let i = 0; i < c.file.length; i++) (counts[c.file[i] as number] as number)++;
+  // Not `(counts[f] as number)++`: Stryker prints that cast without its parentheses and cannot run.
+  for (const f of c.file) counts[f] = (counts[f] ?? 0) + 1;
   const header = (columns: Record<string, [number, number]>) =>
     JSON.stringify({
       schema: MANIFEST_SCHEMA,

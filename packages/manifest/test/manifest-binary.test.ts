@@ -353,6 +353,140 @@ describe('binary manifest (manifest_version 3)', () => {
         }),
       /entries\.key_order\[1\]: expected each entry index 0\.\.5 once/,
     ],
+    [
+      'a dtype index just past the dtypes',
+      () =>
+        withColumn(good(), 'dtype', (col) => {
+          col.writeInt32LE(1, 12);
+        }),
+      /entries\.dtype\[3\]: expected -1 or an index into dtypes \(0\.\.0\) \(got 1\)/,
+    ],
+    [
+      'a dtype index below -1',
+      () =>
+        withColumn(good(), 'dtype', (col) => {
+          col.writeInt32LE(-2, 12);
+        }),
+      /entries\.dtype\[3\]: expected -1 or an index into dtypes \(0\.\.0\) \(got -2\)/,
+    ],
+    [
+      'a first name offset other than 0',
+      () =>
+        withColumn(good(), 'tensor_offsets', (col) => {
+          col.writeUInt32LE(1, 0);
+        }),
+      /entries\.tensor_offsets\[0\]: expected 0 \(got 1\)/,
+    ],
+    [
+      'name offsets going backwards further on',
+      () =>
+        withColumn(good(), 'tensor_offsets', (col) => {
+          col.writeUInt32LE(15, 12);
+        }),
+      /entries\.tensor_offsets\[3\]: expected an offset >= the previous one \(21\) \(got 15\)/,
+    ],
+    [
+      'a header length that is not a multiple of 8',
+      () => {
+        const b = good();
+        b.writeUInt32LE(13, 8);
+        return b;
+      },
+      /\(header length\): expected a multiple of 8 that fits in the file's \d+ bytes \(got "13"\)$/,
+    ],
+    [
+      'a file that ends with its header',
+      () => good().subarray(0, 16 + good().readUInt32LE(8)),
+      /columns\.tensor_offsets: expected bytes \d+\.\.\d+ inside the file's \d+ bytes/,
+    ],
+    [
+      'nothing but the preamble',
+      () => good().subarray(0, 16),
+      /\(header length\): expected a multiple of 8 that fits in the file's 16 bytes \(got "\d+ \(truncated file\)"\)/,
+    ],
+    [
+      'a header that is not an object',
+      () => {
+        const b = good();
+        b.fill(0x20, 16, 16 + b.readUInt32LE(8));
+        b.write('[1]', 16);
+        return b;
+      },
+      // Not wrapped as invalid JSON (whose message would carry this one after its own field).
+      /^[^(]*: \(header\): expected an object/,
+    ],
+    [
+      'another schema',
+      () =>
+        withHeader(good(), (hd) => {
+          hd.schema = 'hotweights.plan';
+        }),
+      /: schema: expected "hotweights\.manifest" \(got "hotweights\.plan"\)/,
+    ],
+    [
+      'a negative count',
+      () =>
+        withHeader(good(), (hd) => {
+          hd.count = -1;
+        }),
+      /: count: expected an integer >= 0/,
+    ],
+    [
+      'a dims count that is not a number',
+      () =>
+        withHeader(good(), (hd) => {
+          hd.dims = 'x';
+        }),
+      /: dims: expected an integer >= 0/,
+    ],
+    [
+      'columns that are not an object',
+      () =>
+        withHeader(good(), (hd) => {
+          hd.columns = 5;
+        }),
+      /: columns: expected an object/,
+    ],
+    [
+      'a column starting inside the header',
+      () =>
+        withHeader(good(), (hd) => {
+          hd.columns.tensor_offsets[0] = 16;
+        }),
+      /columns\.tensor_offsets\[0\]: expected an offset that is a multiple of 8, after the header \(>= \d+\) \(got 16\)/,
+    ],
+    [
+      'a column given by three numbers',
+      () =>
+        withHeader(good(), (hd) => {
+          hd.columns.nbytes.push(0);
+        }),
+      /columns\.nbytes: expected \[offset, bytes\]/,
+    ],
+    [
+      'a column offset that is not a number',
+      () =>
+        withHeader(good(), (hd) => {
+          hd.columns.nbytes[0] = 'x';
+        }),
+      /columns\.nbytes\[0\]: expected an integer >= 0/,
+    ],
+    [
+      'a column length that is not a number',
+      () =>
+        withHeader(good(), (hd) => {
+          hd.columns.nbytes[1] = 'x';
+        }),
+      /columns\.nbytes\[1\]: expected an integer >= 0/,
+    ],
+    [
+      'dimensions not adding up to dims',
+      () =>
+        withColumn(good(), 'ndim', (col) => {
+          col.writeInt32LE(col.readInt32LE(12) - 1, 12);
+        }),
+      /: dims: expected \d+ \(the sum of entries\.ndim\) \(got \d+\)/,
+    ],
   ];
   for (const [name, make, message] of cases) {
     it(`rejects ${name} with file, field and expectation`, async () => {
@@ -374,6 +508,52 @@ describe('binary manifest (manifest_version 3)', () => {
       }
     });
   }
+
+  it('reads columns stored in another order, and names sizes exactly when a file is cut or grown', () => {
+    // shard_rank and dtype have the same length: swap where they are stored.
+    const b = good();
+    const hd = header(b);
+    const [s, len] = hd.columns.shard_rank as [number, number];
+    const [d] = hd.columns.dtype as [number, number];
+    const swapped = withHeader(b, (x) => {
+      x.columns.shard_rank[0] = d;
+      x.columns.dtype[0] = s;
+    });
+    const shard = Buffer.from(b.subarray(s, s + len));
+    b.copy(swapped, s, d, d + len);
+    shard.copy(swapped, d);
+    const back = parseManifestBinary(swapped, 'swapped.bin', { verifyDigest: true });
+    const m = sample();
+    for (let i = 0; i < m.size; i++) expect(back.entry(i)).toEqual(m.entry(i));
+    // Bytes at an odd address (a slice of a larger buffer): the columns are copied, not viewed.
+    const odd = Buffer.concat([Buffer.alloc(1), b]).subarray(1);
+    const fromOdd = parseManifestBinary(odd, 'odd.bin', { verifyDigest: true });
+    for (let i = 0; i < m.size; i++) expect(fromOdd.entry(i)).toEqual(m.entry(i));
+
+    const [ko, kl] = hd.columns.key_order as [number, number];
+    expect(() => parseManifestBinary(b.subarray(0, b.length - 5), 'cut.bin')).toThrowError(
+      `cut.bin: columns.key_order: expected bytes ${ko}..${ko + kl} inside the file's ${b.length - 5} bytes`,
+    );
+    expect(() => parseManifestBinary(Buffer.concat([b, Buffer.alloc(8)]), 'grown.bin')).toThrowError(
+      `grown.bin: (file length): expected ${b.length} bytes (the end of the last column) (got "${b.length + 8} bytes")`,
+    );
+    const notUtf8 = withColumn(b, 'tensor', (col) => {
+      col[col.length - 1] = 0xff;
+    });
+    expect(() => parseManifestBinary(notUtf8, 'utf.bin')).toThrowError(
+      /utf\.bin: entries\.tensor\[\d\]: expected a valid UTF-8 name \(got "invalid UTF-8 bytes"\)/,
+    );
+  });
+
+  it('loads a manifest without a stored digest unless the digest is to be verified', () => {
+    const bare = withHeader(good(), (hd) => {
+      delete hd.digest;
+    });
+    expect(parseManifestBinary(bare, 'bare.bin').size).toBe(sample().size);
+    expect(() => parseManifestBinary(bare, 'bare.bin', { verifyDigest: true })).toThrowError(
+      /bare\.bin: digest: expected a stored digest/,
+    );
+  });
 
   it('names a changed column in the digest check', () => {
     const bin = withColumn(good(), 'hash', (col) => {

@@ -67,6 +67,9 @@ describe('CheckpointReader', () => {
     const reader = new CheckpointReader(root);
     for (const uri of [
       '../secret.txt',
+      // Refused before it is looked up: outside the root, whether or not it exists.
+      '../not-there.txt',
+      '..',
       join(base, 'secret.txt'),
       'sub/../../secret.txt',
       'leak.txt',
