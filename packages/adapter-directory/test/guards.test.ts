@@ -6,31 +6,22 @@
 import {
   existsSync,
   mkdirSync,
-  mkdtempSync,
   readdirSync,
   readFileSync,
   rmSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DirectoryAdapter } from '@hotweights/adapter-directory';
 import { hasErrorCode, type Manifest, type Plan } from '@hotweights/core';
 import { createPlan, publish } from '@hotweights/planner';
 import { HostStaging } from '@hotweights/runtime';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { randomTensors, writeCheckpoint } from './checkpoints.js';
-import { deploy as deployTo } from './deploy.js';
+import { deployScratch } from './deploy.js';
 
-const work = mkdtempSync(join(tmpdir(), 'hw-dir-guards-'));
-const shm = mkdtempSync(join('/dev/shm', 'hw-dir-guards-'));
-afterAll(() => {
-  rmSync(work, { recursive: true, force: true });
-  rmSync(shm, { recursive: true, force: true });
-});
-const deploy = (adapter: DirectoryAdapter, plan: Plan, manifest: Manifest) =>
-  deployTo(shm, adapter, plan, manifest);
+const { work, shm, deploy } = deployScratch('hw-dir-guards-');
 
 async function refusal(p: Promise<unknown>): Promise<Error> {
   const err = await p.then(

@@ -5,32 +5,21 @@ import {
   cpSync,
   existsSync,
   mkdirSync,
-  mkdtempSync,
   readdirSync,
   readFileSync,
-  rmSync,
   statSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DirectoryAdapter } from '@hotweights/adapter-directory';
 import { hasErrorCode, type Manifest, type Plan } from '@hotweights/core';
 import { createPlan, publish } from '@hotweights/planner';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { randomTensors, writeCheckpoint } from './checkpoints.js';
-import { deploy as deployVia } from './deploy.js';
+import { deployScratch } from './deploy.js';
 
-const work = mkdtempSync(join(tmpdir(), 'hw-dir-own-'));
-const shm = mkdtempSync(join('/dev/shm', 'hw-dir-own-'));
-afterAll(() => {
-  rmSync(work, { recursive: true, force: true });
-  rmSync(shm, { recursive: true, force: true });
-});
-/** Replicates, prepares and commits `plan` as one rank does (test/deploy.ts), staging in this file's shm. */
-const deploy = (adapter: DirectoryAdapter, plan: Plan, manifest: Manifest) =>
-  deployVia(shm, adapter, plan, manifest);
+const { work, deploy } = deployScratch('hw-dir-own-');
 
 const mode = (path: string) => statSync(path).mode & 0o777;
 

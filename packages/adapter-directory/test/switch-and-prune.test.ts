@@ -4,33 +4,16 @@
  * preparation of ours goes away while other tools' entries stay.
  */
 import { spawn } from 'node:child_process';
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DirectoryAdapter } from '@hotweights/adapter-directory';
 import type { Manifest, Plan } from '@hotweights/core';
 import { createPlan, publish } from '@hotweights/planner';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { randomTensors, writeCheckpoint } from './checkpoints.js';
-import { deploy as deployVia } from './deploy.js';
+import { deployScratch } from './deploy.js';
 
-const work = mkdtempSync(join(tmpdir(), 'hw-dir-switch-'));
-const shm = mkdtempSync(join('/dev/shm', 'hw-dir-switch-'));
-afterAll(() => {
-  rmSync(work, { recursive: true, force: true });
-  rmSync(shm, { recursive: true, force: true });
-});
-/** Replicates, prepares and commits `plan` as one rank does (test/deploy.ts), staging in this file's shm. */
-const deploy = (adapter: DirectoryAdapter, plan: Plan, manifest: Manifest) =>
-  deployVia(shm, adapter, plan, manifest);
+const { work, deploy } = deployScratch('hw-dir-switch-');
 
 /**
  * A separate process that reads DIR/current/config.json in a loop until told to stop (stdin
