@@ -128,31 +128,84 @@ describe('DirectoryAdapter: only its own files', { timeout: 120_000 }, () => {
     expect(readdirSync(join(target, 'versions')).sort()).toEqual(['v0', 'v1']);
   });
 
+  /** A finished version `name` (a copy of v0) and its records, prepared by `pid` (none: an older release's record). */
+  const abandon = (target: string, name: string, pid: number | undefined) => {
+    cpSync(join(target, 'versions/v0'), join(target, 'versions', name), { recursive: true });
+    writeFileSync(
+      join(target, '.hotweights', `${name}.json`),
+      JSON.stringify({
+        version: name,
+        manifest_digest: m0.digest,
+        ...(pid === undefined ? {} : { prepared_by: pid }),
+      }),
+    );
+    cpSync(
+      join(target, '.hotweights/v0.manifest.json'),
+      join(target, '.hotweights', `${name}.manifest.json`),
+    );
+  };
+  /** A preparation folder of `pid`'s and the adapter's record of it, as a process killed mid-prepare leaves. */
+  const partial = (target: string, pid: number, tag: string) => {
+    const name = `v1.partial-${pid}-${tag}`;
+    mkdirSync(join(target, 'versions', name));
+    writeFileSync(join(target, '.hotweights/partials', name), `${pid}\n`);
+    return name;
+  };
+  const gone = () => spawnSync('true').pid as number;
+
   it('a version prepared by a process that is gone and never made live is removed by the next prepare', async () => {
     const target = join(work, 'abandoned');
     const adapter = new DirectoryAdapter({ target });
     await deploy(adapter, full, m0);
     // What a rank killed between its prepare and its discard leaves: a finished version and its records.
-    const gone = spawnSync('true').pid as number;
-    const abandon = (name: string, pid: number) => {
-      cpSync(join(target, 'versions/v0'), join(target, 'versions', name), { recursive: true });
-      writeFileSync(
-        join(target, '.hotweights', `${name}.json`),
-        JSON.stringify({ version: name, manifest_digest: m0.digest, prepared_by: pid }),
-      );
-      cpSync(
-        join(target, '.hotweights/v0.manifest.json'),
-        join(target, '.hotweights', `${name}.manifest.json`),
-      );
-    };
-    abandon('v8', gone);
-    // This process is alive: what it prepared may still be committed by it.
-    abandon('v9', process.pid);
+    abandon(target, 'v8', gone());
+    // Prepared by processes that are alive (this one, the one that started it): they may still commit.
+    abandon(target, 'v9', process.pid);
+    abandon(target, 'v10', process.ppid);
+    // A record without the preparing process (an older release's): nothing says it was abandoned.
+    abandon(target, 'v7', undefined);
+    const dead = partial(target, gone(), '0a0b0c');
+    const alive = partial(target, process.ppid, '0d0e0f');
     await adapter.beginPrepare({ plan: delta, manifest: m1 }).then((p) => p.discard());
     expect(existsSync(join(target, 'versions/v8'))).toBe(false);
     expect(existsSync(join(target, '.hotweights/v8.json'))).toBe(false);
     expect(existsSync(join(target, '.hotweights/v8.manifest.json'))).toBe(false);
-    expect(existsSync(join(target, 'versions/v9'))).toBe(true);
+    for (const kept of ['v7', 'v9', 'v10'])
+      expect(existsSync(join(target, 'versions', kept)), kept).toBe(true);
+    // Reclaimed when preparing starts, not only when a later commit prunes.
+    expect(existsSync(join(target, 'versions', dead))).toBe(false);
+    expect(existsSync(join(target, '.hotweights/partials', dead))).toBe(false);
+    expect(existsSync(join(target, 'versions', alive))).toBe(true);
     expect(await adapter.currentVersion()).toBe('v0');
+  });
+
+  it('keeps the live and the previous version when the process that prepared them has exited', async () => {
+    const target = join(work, 'restarted');
+    const adapter = new DirectoryAdapter({ target });
+    await deploy(adapter, full, m0);
+    await deploy(adapter, delta, m1);
+    // A worker that made both has since exited (a restart): its pid is on their records.
+    const pid = gone();
+    for (const v of ['v0', 'v1']) {
+      const record = join(target, '.hotweights', `${v}.json`);
+      writeFileSync(
+        record,
+        JSON.stringify({ ...JSON.parse(readFileSync(record, 'utf8')), prepared_by: pid }),
+      );
+    }
+    const m2 = await publish({ checkpoint: base, version: 'v2', modelId: 'own/model' });
+    const next = createPlan({
+      prev: m1,
+      next: m2,
+      checkpointRoot: base,
+      nextManifestPath: null,
+      bucketBytes: 8192,
+    });
+    await new DirectoryAdapter({ target })
+      .beginPrepare({ plan: next, manifest: m2 })
+      .then((p) => p.discard());
+    expect(readdirSync(join(target, 'versions')).sort()).toEqual(['v0', 'v1']);
+    expect(await adapter.currentVersion()).toBe('v1');
+    expect(readFileSync(join(target, 'current/config.json'), 'utf8')).toBe('{}');
   });
 });
