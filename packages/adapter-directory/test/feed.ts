@@ -1,7 +1,7 @@
 /** Feeding a preparation as a rank's staging would: bucket bytes read from the plan's checkpoint. */
 import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, readSync } from 'node:fs';
 import { join } from 'node:path';
-import type { DirectoryAdapter } from '@hotweights/adapter-directory';
+import { DirectoryAdapter } from '@hotweights/adapter-directory';
 import type { Manifest, Plan, PlanBucket } from '@hotweights/core';
 import { expect } from 'vitest';
 
@@ -55,3 +55,15 @@ export const openUnder = (dir: string): string[] =>
       }
     })
     .filter((p) => p.startsWith(`${dir}/`));
+
+/** A new adapter on `target` with `plan` landed and committed: the live version a test starts from. */
+export async function landedIn(
+  target: string,
+  plan: Plan,
+  manifest: Manifest,
+): Promise<{ target: string; adapter: DirectoryAdapter }> {
+  const adapter = new DirectoryAdapter({ target });
+  await land(adapter, plan, manifest);
+  await adapter.commit(plan.version);
+  return { target, adapter };
+}

@@ -22,7 +22,7 @@ import type { Manifest, Plan, PlanBucket } from '@hotweights/core';
 import { createPlan, publish } from '@hotweights/planner';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomTensors, type Tensors, writeCheckpoint } from './checkpoints.js';
-import { bytesOf, land, openUnder, refusal, same } from './feed.js';
+import { bytesOf, land, landedIn, openUnder, refusal, same } from './feed.js';
 
 const work = mkdtempSync(join(tmpdir(), 'hw-dir-guards-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -102,13 +102,7 @@ describe('DirectoryPreparation guards', { timeout: 120_000 }, () => {
     m3 = await publish({ checkpoint: renamed, version: 'v3', modelId: 'guards/model' });
   });
 
-  async function withV0(name: string): Promise<{ target: string; adapter: DirectoryAdapter }> {
-    const target = join(work, name);
-    const adapter = new DirectoryAdapter({ target });
-    await land(adapter, full, m0);
-    await adapter.commit('v0');
-    return { target, adapter };
-  }
+  const withV0 = (name: string) => landedIn(join(work, name), full, m0);
 
   it('a source file whose size changed since publishing gives no mode: the unchanged file stays a link with the live mode', async () => {
     const { target, adapter } = await withV0('edited-source');

@@ -25,7 +25,7 @@ import { serializeManifest } from '@hotweights/manifest';
 import { createPlan, publish } from '@hotweights/planner';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomTensors, type Tensors, writeCheckpoint } from './checkpoints.js';
-import { bytesOf, land, openUnder, refusal, same } from './feed.js';
+import { bytesOf, land, landedIn, openUnder, refusal, same } from './feed.js';
 
 const work = mkdtempSync(join(tmpdir(), 'hw-dir-prep-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -99,13 +99,7 @@ describe('DirectoryPreparation', { timeout: 120_000 }, () => {
   });
 
   /** A target with v0 live. */
-  async function withV0(name: string): Promise<{ target: string; adapter: DirectoryAdapter }> {
-    const target = join(work, name);
-    const adapter = new DirectoryAdapter({ target });
-    await land(adapter, full, m0);
-    await adapter.commit('v0');
-    return { target, adapter };
-  }
+  const withV0 = (name: string) => landedIn(join(work, name), full, m0);
 
   const keyOf = (m: Manifest, file: string, tensor: string) =>
     m.entriesOfFile(file).find((e) => e.key.startsWith(`${tensor}:`))?.key as string;
