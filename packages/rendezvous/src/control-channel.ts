@@ -287,6 +287,7 @@ export class ControlChannel {
     hub.setNoDelay(true);
     hub.on('error', () => {}); // 'close' follows
     let channel: ControlChannel | undefined;
+    let hungUp = false;
     const addresses = await new Promise<Uint8Array[]>((resolve, reject) => {
       const timer = setTimeout(() => {
         hub.destroy();
@@ -305,6 +306,7 @@ export class ControlChannel {
       hub.on('close', () => {
         clearTimeout(timer);
         if (channel) return channel.#dropped(HUB);
+        hungUp = true;
         reject(
           new TransportError(
             `${o.label}: rank 0 at ${at.host}:${at.port} hung up before the job started (does its WORLD_SIZE equal ${o.worldSize}? is rank ${o.rank} started twice?)`,
@@ -319,6 +321,9 @@ export class ControlChannel {
       });
     });
     channel = new ControlChannel(o.label, o.rank, known ?? addresses, new Map([[HUB, hub]]));
+    // Rank 0 may hang up in the same read as its table (it gave up at once), before the channel
+    // existed to hear it: the loss must still fail the start barrier, not leave this rank waiting.
+    if (hungUp) channel.#dropped(HUB);
     return channel;
   }
 
