@@ -241,7 +241,7 @@ export const VARIABLES = [
     kind: { type: 'int', min: 1, max: 600_000 },
     defaultText: '250',
     section: 'UCX',
-    doc: 'Pause between two attempts to reach the rendezvous or an unreachable peer.',
+    doc: 'Pause between two attempts to reach an unreachable peer, and the longest pause between two attempts to reach the rendezvous (those start at 10 ms and double: rank 0 is usually moments away).',
   },
   {
     name: 'HOTWEIGHTS_UCX_NET_DEVICES',

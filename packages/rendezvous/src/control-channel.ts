@@ -48,6 +48,7 @@ export interface JoinOptions {
   readonly worldSize: number;
   readonly address: Uint8Array;
   readonly retries: number;
+  /** The longest pause between two attempts to reach rank 0 (the first pauses are shorter). */
   readonly retryDelayMs: number;
   /** How long rank 0 waits for every rank, and the others for the table. */
   readonly timeoutMs: number;
@@ -111,6 +112,18 @@ async function exchangeAddresses(
 const HUB = 0;
 /** How often each end of a control socket says it is alive. */
 const PING_MS = 1000;
+/** The first pause before dialling rank 0 again; each next one doubles, up to retryDelayMs. */
+const FIRST_RETRY_MS = 10;
+
+/**
+ * The pause before attempt `attempt + 1` to reach rank 0. Ranks start together, so rank 0 is
+ * usually moments from listening when a rank finds it is not: a full retryDelayMs then would be
+ * most of an update's fixed cost (250 ms of ~0.6 s across two hosts). Doubling from 10 ms keeps
+ * a late rank 0 from being dialled more than a few times a second.
+ */
+function retryPause(attempt: number, longestMs: number): number {
+  return Math.min(longestMs, FIRST_RETRY_MS * 2 ** Math.min(attempt, 30));
+}
 
 function lines(sock: Socket, onLine: (message: Wire) => void): void {
   let buffered = '';
@@ -154,6 +167,8 @@ export class ControlChannel {
   /** When a line last came from each peer, and the timer that pings them and checks. */
   readonly #heard = new Map<number, number>();
   #pulse: NodeJS.Timeout | undefined;
+  /** While rank 0 lingers in close(): ends the wait once no peer is left. */
+  #alone: (() => void) | undefined;
 
   private constructor(
     label: string,
@@ -280,7 +295,7 @@ export class ControlChannel {
             { cause: err },
           );
         }
-        await sleep(o.retryDelayMs);
+        await sleep(retryPause(attempt, o.retryDelayMs));
       }
     }
     const hub = sock;
@@ -438,6 +453,7 @@ export class ControlChannel {
 
   #dropped(peer: number, why?: string): void {
     this.#peers.delete(peer);
+    if (this.#peers.size === 0) this.#alone?.();
     if (!this.#started) {
       this.#lostBeforeStart ??= new TransportError(
         `${this.#label}: rank ${peer} left before the job started`,
@@ -457,9 +473,17 @@ export class ControlChannel {
   async close(lingerMs: number): Promise<void> {
     this.#events = undefined;
     clearInterval(this.#pulse);
-    if (this.#rank === HUB) {
-      const until = Date.now() + lingerMs;
-      while (this.#peers.size > 0 && Date.now() < until) await sleep(20);
+    if (this.#rank === HUB && lingerMs > 0 && this.#peers.size > 0) {
+      // Woken by the last peer's hang-up (#dropped), not by polling: rank 0 is the last process
+      // of an update to exit, so every poll interval here was added to the update's time.
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, lingerMs);
+        this.#alone = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.#alone = undefined;
     }
     for (const [peer, sock] of this.#peers) {
       this.#departed.add(peer);

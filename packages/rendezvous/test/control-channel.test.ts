@@ -102,6 +102,36 @@ describe('ControlChannel', () => {
     for (const s of seen) expect(s.m).toMatchObject({ t: 'abort', key: 'bucket-7', from: 2 });
   });
 
+  // Rank 1 is refused at least once (its first dial is immediate, and rank 0 only listens after a
+  // pause): with a full retryDelayMs (10 minutes) before its second attempt the test would run
+  // out of time; the first pauses are short, so it is in as soon as rank 0 listens.
+  it('lets a rank that dialled before rank 0 listened in soon after, not a full retryDelayMs later', async () => {
+    const at = { host: '127.0.0.1', port: await freePort() };
+    const slow = { retries: 60, retryDelayMs: 600_000 };
+    const rank1 = ControlChannel.join(at, options(1, 2, slow));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const channels = await Promise.all([ControlChannel.join(at, options(0, 2, slow)), rank1]);
+    open.push(...channels);
+    expect(new TextDecoder().decode(channels[1].addresses[0])).toBe('worker-address-of-rank-0');
+  });
+
+  it("keeps rank 0's close waiting while another rank is still there, and ends it when that rank leaves", async () => {
+    const at = { host: '127.0.0.1', port: await freePort() };
+    const [hub, rank1] = await Promise.all([0, 1].map((r) => ControlChannel.join(at, options(r, 2))));
+    await Promise.all([hub?.started(5000), rank1?.started(5000)]);
+    let closed = false;
+    // A linger of 10 minutes: only rank 1's leaving can end this close within the test.
+    const closing = hub?.close(600_000).then(() => {
+      closed = true;
+    });
+    // Rank 1 still relays through rank 0 meanwhile (a pause, not a timing check).
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(closed).toBe(false);
+    await rank1?.close(0);
+    await closing;
+    expect(closed).toBe(true);
+  });
+
   // The hang-up is taken in before the barrier is reached (a pause, not a timing check: a rank
   // reaching the barrier first is refused the same way, through the barrier itself).
   const takeIn = () => new Promise((resolve) => setTimeout(resolve, 300));
