@@ -51,15 +51,14 @@ const CORE_VERSION = (
  * workspace).
  */
 async function withInstalled<
-  M extends { discover(dir: string): Promise<unknown> },
+  M extends { discover(...dirs: string[]): Promise<unknown> },
   P extends { version?: string },
 >(
   manager: M & { register(p: P, origin: string, version: string): void },
   builtins: () => Promise<readonly P[]>,
 ): Promise<M> {
   for (const p of await builtins()) manager.register(p, 'builtin', p.version ?? CORE_VERSION);
-  await manager.discover(process.cwd());
-  await manager.discover(dirname(fileURLToPath(import.meta.url)));
+  await manager.discover(process.cwd(), dirname(fileURLToPath(import.meta.url)));
   return manager;
 }
 

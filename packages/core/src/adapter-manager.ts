@@ -35,9 +35,9 @@ const ADAPTER_PLUGINS: PluginKind<AdapterProvider> = {
   fallbackName: (pkg) => pkg.replace(/^@[^/]+\//, '').replace(/^(hotweights-)?adapter-/, ''),
 };
 
-/** Finds installed adapter packages visible from `fromDir` (keyword `hotweights-adapter`). */
+/** Finds installed adapter packages visible from `fromDir` (or from each of several; keyword `hotweights-adapter`). */
 export function discoverAdapterPackages(
-  fromDir: string,
+  fromDir: string | readonly string[],
   options: { loadTimeoutMs?: number } = {},
 ): Promise<AdapterCandidate[]> {
   return discoverPlugins(ADAPTER_PLUGINS, fromDir, options);
@@ -70,8 +70,11 @@ export class AdapterManager extends PluginRegistry<AdapterProvider, AdapterCandi
     return { name: provider.name, version, origin, provider, loadError: undefined };
   }
 
-  protected findInstalled(fromDir: string, options: { loadTimeoutMs?: number }): Promise<AdapterCandidate[]> {
-    return discoverAdapterPackages(fromDir, options);
+  protected findInstalled(
+    fromDirs: readonly string[],
+    options: { loadTimeoutMs?: number },
+  ): Promise<AdapterCandidate[]> {
+    return discoverAdapterPackages(fromDirs, options);
   }
 
   /** By name: adapters have no priority, the caller names one. */

@@ -20,8 +20,11 @@ export abstract class PluginRegistry<
   /** The error for a registration that does not keep the kind's contract. */
   protected abstract invalidProvider(): Error;
   protected abstract candidateOf(provider: P, origin: string, version: string | undefined): C;
-  /** Installed packages of this kind visible from `fromDir`. */
-  protected abstract findInstalled(fromDir: string, options: { loadTimeoutMs?: number }): Promise<C[]>;
+  /** Installed packages of this kind visible from `fromDirs`, the first directory's first. */
+  protected abstract findInstalled(
+    fromDirs: readonly string[],
+    options: { loadTimeoutMs?: number },
+  ): Promise<C[]>;
   /** Listing order. */
   protected abstract compare(a: C, b: C): number;
 
@@ -36,10 +39,11 @@ export abstract class PluginRegistry<
 
   /**
    * Adds installed packages. In-code registrations keep precedence, and so does what an earlier
-   * call found (call it with the application's directory first).
+   * call, or an earlier directory of this call, found (the application's directory first). One
+   * call with several directories reads each `node_modules` folder they share once.
    */
-  async discover(fromDir: string): Promise<C[]> {
-    const found = await this.findInstalled(fromDir, { loadTimeoutMs: this.probeTimeoutMs });
+  async discover(...fromDirs: string[]): Promise<C[]> {
+    const found = await this.findInstalled(fromDirs, { loadTimeoutMs: this.probeTimeoutMs });
     mergeDiscovered(this.#candidates, found);
     return found;
   }

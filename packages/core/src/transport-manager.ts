@@ -50,11 +50,11 @@ const TRANSPORT_PLUGINS: PluginKind<TransportProvider> = {
 };
 
 /**
- * Finds installed transport packages visible from `fromDir` (as Node resolution would see them):
- * packages whose package.json has the keyword `hotweights-transport`.
+ * Finds installed transport packages visible from `fromDir`, or from each of several (as Node
+ * resolution would see them): packages whose package.json has the keyword `hotweights-transport`.
  */
 export async function discoverTransportPackages(
-  fromDir: string,
+  fromDir: string | readonly string[],
   options: { loadTimeoutMs?: number } = {},
 ): Promise<TransportCandidate[]> {
   const found = await discoverPlugins(TRANSPORT_PLUGINS, fromDir, options);
@@ -96,10 +96,10 @@ export class TransportManager extends PluginRegistry<TransportProvider, Transpor
   }
 
   protected findInstalled(
-    fromDir: string,
+    fromDirs: readonly string[],
     options: { loadTimeoutMs?: number },
   ): Promise<TransportCandidate[]> {
-    return discoverTransportPackages(fromDir, options);
+    return discoverTransportPackages(fromDirs, options);
   }
 
   /** Highest priority first. */

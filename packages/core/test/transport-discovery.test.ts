@@ -107,5 +107,27 @@ describe('transport package discovery', () => {
     const probed = await m.probeAll({ rank: 0, worldSize: 1, launcher: 'none', config: loadConfig({}) });
     expect(probed.map((p) => [p.name, p.version])).toEqual([['dup', '2.0.0']]);
     expect(probed[0]?.result).toEqual({ available: true, detail: 'from hotweights-transport-dup@2.0.0' });
+
+    // The same from one call with both directories (how the CLI discovers), in either order.
+    for (const [dirs, version] of [
+      [[app, elsewhere], '2.0.0'],
+      [[elsewhere, app], '0.9.0'],
+    ] as const) {
+      const one = new TransportManager();
+      await one.discover(...dirs);
+      const got = await one.probeAll({ rank: 0, worldSize: 1, launcher: 'none', config: loadConfig({}) });
+      expect(got.map((p) => [p.name, p.version])).toEqual([['dup', version]]);
+    }
+  });
+
+  it('reads a node_modules folder that several directories share once, and lists each package once', async () => {
+    const app = join(root, 'shared');
+    installPackage(join(app, 'node_modules'), 'hotweights-transport-one', { providerName: 'one' });
+    installPackage(join(app, 'tool', 'node_modules'), 'hotweights-transport-two', { providerName: 'two' });
+    const found = await discoverTransportPackages([join(app, 'tool', 'bin'), app, join(app, 'tool')]);
+    expect(found.map((c) => [c.origin, c.name])).toEqual([
+      ['hotweights-transport-two', 'two'],
+      ['hotweights-transport-one', 'one'],
+    ]);
   });
 });
