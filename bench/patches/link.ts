@@ -9,17 +9,23 @@
  * both exiting; "link MiB" is what host 1's eth0 received during the run; CPU is user + system of
  * both ranks. Host 1's live file is compared with the step-2 checkpoint after every run.
  *
+ * `--before DIR` also runs another build of hotweights (DIR: its checkout, built; e.g. main's) in
+ * the same rounds, alternating which build goes first, so a change is measured against what it
+ * changed under the same load. Each build's ranks run from its own checkout (as `npx hotweights`
+ * would), so each discovers its own plugins.
+ *
  * Usage (as root: namespaces and tc; iproute2 from scripts/install-system-deps.sh):
  *   npm run build && bash scripts/setup-python.sh
  *   .venv/bin/python bench/patches/generate.py --out /tmp/hw-patches --steps 2 --lrs 1e-6,1e-4
  *   npx tsx --conditions=@hotweights/source bench/patches/link.ts --data /tmp/hw-patches
  *     [--lrs 1e-6,1e-4] [--rates 100mbit,1gbit,10gbit,unlimited] [--rounds 3] [--bucket-mb 16]
- * Prints a table and writes bench/results/patches-link.json.
+ *     [--before /work/main] [--out bench/results/patches-link.json]
+ * Prints a table and writes the JSON to --out.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { LAB_PORT, NetnsLab } from '../../packages/transport-ucx/test/netns.js';
 import { arg, CLI, root } from './cli.js';
 import { makeStepPlans, publishSteps } from './plans.js';
@@ -29,7 +35,22 @@ const lrs = arg('lrs', '1e-6,1e-4').split(',');
 const rates = arg('rates', '100mbit,1gbit,10gbit,unlimited').split(',');
 const rounds = Number(arg('rounds', '3'));
 const bucketMb = Number(arg('bucket-mb', '16'));
+const beforeRoot = arg('before', '');
+const out = arg('out', 'bench/results/patches-link.json');
 const HOSTS = 2;
+
+/** A build of hotweights: its checkout and its CLI. */
+interface Build {
+  readonly name: 'after' | 'before';
+  readonly root: string;
+  readonly cli: string;
+}
+const builds: Build[] = [{ name: 'after', root, cli: CLI }];
+if (beforeRoot) {
+  const cli = join(beforeRoot, 'packages/cli/dist/bin.js');
+  if (!existsSync(cli)) throw new Error(`--before ${beforeRoot}: no ${cli} (build that checkout first)`);
+  builds.push({ name: 'before', root: beforeRoot, cli });
+}
 
 for (const r of rates)
   if (r !== 'unlimited' && !/^\d+(mbit|gbit)$/.test(r))
@@ -79,12 +100,17 @@ const rxBytes = (l: NetnsLab, i: number) =>
   Number(l.exec(i, 'cat', ['/sys/class/net/eth0/statistics/rx_bytes']));
 
 /** Both ranks of `plan`, one per host; wall seconds until both exit, CPU seconds of both. */
-async function replicate(l: NetnsLab, plan: string): Promise<{ seconds: number; cpu: number }> {
+async function replicate(
+  l: NetnsLab,
+  plan: string,
+  build: Build = builds[0] as Build,
+): Promise<{ seconds: number; cpu: number }> {
   const t0 = performance.now();
   const runs = l.hosts.map((h) => {
-    const cmd = [CLI, 'replicate', '--plan', plan, '--commit', '--target', h.target, '--no-metrics'];
+    const cmd = [build.cli, 'replicate', '--plan', plan, '--commit', '--target', h.target, '--no-metrics'];
+    const timed = ['/usr/bin/time', '-f', 'cpu %U %S', process.execPath, ...cmd];
     return l
-      .spawn(h.index, '/usr/bin/time', ['-f', 'cpu %U %S', process.execPath, ...cmd], {
+      .spawn(h.index, '/usr/bin/env', ['-C', build.root, ...timed], {
         RANK: String(h.index),
         WORLD_SIZE: String(HOSTS),
         MASTER_ADDR: l.host(0).address,
@@ -122,6 +148,8 @@ interface Row {
   patch_bytes: number;
   delta: Run;
   patches: Run;
+  /** The same runs of the --before build, when given. */
+  before?: { delta: Run; patches: Run };
   loadavg_1m: number[];
   /** Host 1's live file was the step-2 checkpoint after every run. */
   landed_exact: boolean;
@@ -144,6 +172,11 @@ try {
     setRate(lab, 'unlimited');
     for (const h of lab.hosts) rmSync(h.target, { recursive: true, force: true });
     await replicate(lab, plans.base);
+    // One uncounted update per build first: its modules and the plans come from disk once.
+    for (const build of builds) {
+      await replicate(lab, plans.delta, build);
+      await rollback(lab);
+    }
     for (const rate of rates) {
       setRate(lab, rate);
       const row: Row = {
@@ -153,21 +186,35 @@ try {
         patch_bytes: plans.patchBytes,
         delta: { seconds: [], cpu: [], link_bytes: [] },
         patches: { seconds: [], cpu: [], link_bytes: [] },
+        ...(beforeRoot
+          ? {
+              before: {
+                delta: { seconds: [], cpu: [], link_bytes: [] },
+                patches: { seconds: [], cpu: [], link_bytes: [] },
+              },
+            }
+          : {}),
         loadavg_1m: [],
         landed_exact: true,
       };
+      const runsOf = (b: Build) => {
+        const into = b.name === 'after' ? row : (row.before as NonNullable<Row['before']>);
+        return [
+          [b, plans.delta, into.delta],
+          [b, plans.patched, into.patches],
+        ] as const;
+      };
       for (let r = 0; r < rounds; r++) {
-        for (const [plan, into] of [
-          [plans.delta, row.delta],
-          [plans.patched, row.patches],
-        ] as const) {
+        // Builds take turns going first; within a build the delta and the patches alternate.
+        const order = r % 2 === 0 ? builds : [...builds].reverse();
+        for (const [build, plan, into] of order.flatMap(runsOf)) {
           // Inputs in the page cache and nothing dirty: the same start for both.
           readFileSync(join(steps.dir(1), 'model.safetensors'));
           readFileSync(join(steps.dir(2), 'model.safetensors'));
           execFileSync('sync');
           row.loadavg_1m.push(loadavg()[0] as number);
           const rx = rxBytes(lab, 1);
-          const res = await replicate(lab, plan);
+          const res = await replicate(lab, plan, build);
           into.link_bytes.push(rxBytes(lab, 1) - rx);
           into.seconds.push(res.seconds);
           into.cpu.push(res.cpu);
@@ -185,28 +232,39 @@ try {
 }
 
 const MiB = 2 ** 20;
+/** Medians of one build's delta and patches runs, and the ratio (also paired round by round). */
+function figures(delta: Run, patches: Run) {
+  const d = median(delta.seconds);
+  const p = median(patches.seconds);
+  return {
+    'delta s': +d.toFixed(2),
+    'patches s': +p.toFixed(2),
+    'patches / delta': +(p / d).toFixed(2),
+    paired: +median(patches.seconds.map((x, i) => x / (delta.seconds[i] as number))).toFixed(2),
+    'CPU-s delta / patches': `${median(delta.cpu).toFixed(2)} / ${median(patches.cpu).toFixed(2)}`,
+  };
+}
 const table = rows.map((r) => {
-  const d = median(r.delta.seconds);
-  const p = median(r.patches.seconds);
+  const before = r.before ? figures(r.before.delta, r.before.patches) : undefined;
   return {
     lr: r.lr,
     link: r.rate,
     'delta / patches MiB planned': `${(r.delta_bytes / MiB).toFixed(1)} / ${(r.patch_bytes / MiB).toFixed(2)}`,
     'link MiB delta / patches': `${(median(r.delta.link_bytes) / MiB).toFixed(1)} / ${(median(r.patches.link_bytes) / MiB).toFixed(2)}`,
-    'delta s': +d.toFixed(2),
-    'patches s': +p.toFixed(2),
-    'patches / delta': +(p / d).toFixed(2),
-    paired: +median(r.patches.seconds.map((x, i) => x / (r.delta.seconds[i] as number))).toFixed(2),
-    'CPU-s delta / patches': `${median(r.delta.cpu).toFixed(2)} / ${median(r.patches.cpu).toFixed(2)}`,
+    ...figures(r.delta, r.patches),
+    ...(before ? Object.fromEntries(Object.entries(before).map(([k, v]) => [`before: ${k}`, v])) : {}),
     load: `${Math.min(...r.loadavg_1m).toFixed(1)}-${Math.max(...r.loadavg_1m).toFixed(1)}`,
     exact: r.landed_exact,
   };
 });
-console.log(`2 hosts (network namespaces), UCX over TCP; rank 0 reads the source, rank 1 across the link`);
+console.log(
+  `2 hosts (network namespaces), UCX over TCP; rank 0 reads the source, rank 1 across the link${beforeRoot ? `; "before": ${beforeRoot}` : ''}`,
+);
 console.table(table);
-mkdirSync(join(root, 'bench/results'), { recursive: true });
+const outPath = resolve(root, out);
+mkdirSync(dirname(outPath), { recursive: true });
 writeFileSync(
-  join(root, 'bench/results/patches-link.json'),
+  outPath,
   `${JSON.stringify(
     {
       date: new Date().toISOString(),
@@ -214,6 +272,7 @@ writeFileSync(
       uptime: { start: uptimeAtStart, end: execFileSync('uptime', { encoding: 'utf8' }).trim() },
       bucket_mb: bucketMb,
       rounds,
+      ...(beforeRoot ? { before: beforeRoot } : {}),
       rows,
       table,
     },
@@ -221,4 +280,4 @@ writeFileSync(
     2,
   )}\n`,
 );
-console.error('wrote bench/results/patches-link.json');
+console.error(`wrote ${outPath}`);
