@@ -130,10 +130,11 @@ export class DirectoryAdapter implements Adapter {
   private liveManifest: { dirName: string; manifest: Promise<Manifest> } | undefined;
 
   /**
-   * The live version's bytes of one entry, read from its file (what patch items apply to); null
-   * when nothing is live or the live version has no such entry.
+   * The live version's bytes of one entry, read from its file (what patch items apply to), into
+   * `into` when it has the entry's size; null when nothing is live or the live version has no
+   * such entry.
    */
-  async liveItem(key: string): Promise<Uint8Array | null> {
+  async liveItem(key: string, into?: Uint8Array): Promise<Uint8Array | null> {
     const live = await this.linked('current');
     if (!live) return null;
     if (this.liveManifest?.dirName !== live.dirName)
@@ -145,7 +146,7 @@ export class DirectoryAdapter implements Adapter {
     if (!e) return null;
     const fh = await open(join(this.layout.versionDir(live.dirName), e.file), 'r');
     try {
-      const buf = new Uint8Array(e.nbytes);
+      const buf = into?.byteLength === e.nbytes ? into : new Uint8Array(e.nbytes);
       let done = 0;
       while (done < e.nbytes) {
         const { bytesRead } = await fh.read(buf, done, e.nbytes - done, e.file_offset + done);

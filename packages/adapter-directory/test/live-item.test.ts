@@ -61,6 +61,18 @@ describe('DirectoryAdapter.liveItem', { timeout: 120_000 }, () => {
         Buffer.from(bytesIn(base, m0, key)),
       );
     expect(await adapter.liveItem('model.safetensors::no-such-tensor')).toBeNull();
+    // Into a buffer of the entry's size: read there and that buffer returned; any other size is
+    // left alone (the bytes come in a buffer of their own).
+    const key = tensorKeys[1] as string;
+    const want = Buffer.from(bytesIn(base, m0, key));
+    const into = new Uint8Array(want.length);
+    expect(await adapter.liveItem(key, into)).toBe(into);
+    expect(Buffer.from(into)).toEqual(want);
+    const other = new Uint8Array(want.length + 1);
+    const own = await adapter.liveItem(key, other);
+    expect(own).not.toBe(other);
+    expect(Buffer.from(own as Uint8Array)).toEqual(want);
+    expect(other.every((b) => b === 0)).toBe(true);
 
     await deploy(adapter, delta, m1);
     const changed = tensorKeys.filter((k) => m0.get(k)?.hash !== m1.get(k)?.hash);

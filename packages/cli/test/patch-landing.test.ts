@@ -2,19 +2,23 @@
  * Patch items landing in process (issue #16): stageUpdate over the local transport into the
  * memory adapter (which prepares from staging, so the runtime rebuilds patches into a staging
  * view). A patch that passes its own hash but rebuilds the wrong tensor (a forged plan) is caught
- * before prepare, and the live version stays.
+ * before prepare, and the live version stays. Into the directory adapter, which reads the live
+ * bytes straight into the rebuilt tensor's place (the patch applies in place there), XOR patches
+ * land byte-exact, and a live base that is not the patch's is named and leaves the live file as
+ * it was.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DirectoryAdapter } from '@hotweights/adapter-directory';
 import { MemoryAdapter } from '@hotweights/adapter-memory';
-import { loadConfig, type Plan } from '@hotweights/core';
+import { type Adapter, loadConfig, type Manifest, type Plan } from '@hotweights/core';
 import { hashItem } from '@hotweights/manifest';
 import { createPlan, publish, writePatches } from '@hotweights/planner';
 import { HostStaging, stageUpdate } from '@hotweights/runtime';
 import { localTransportProvider } from '@hotweights/transport-local';
 import { afterAll, describe, expect, it } from 'vitest';
-import { firstStep, nextStep, writeStep } from './patch-checkpoints.js';
+import { firstStep, nextStep, PATCH_FILES, writeStep } from './patch-checkpoints.js';
 
 const work = mkdtempSync(join(tmpdir(), 'hw-patch-landing-'));
 const shm = mkdtempSync(join('/dev/shm', 'hw-patch-landing-'));
@@ -23,12 +27,13 @@ afterAll(() => {
   rmSync(shm, { recursive: true, force: true });
 });
 
-async function land(plan: Plan, adapter: MemoryAdapter) {
+async function land(plan: Plan, adapter: Adapter, manifest?: Manifest) {
   const config = loadConfig({});
   const staging = await HostStaging.open({ dir: shm });
   const transport = await localTransportProvider.create({ rank: 0, worldSize: 1, config });
   try {
-    const staged = await stageUpdate({ plan, rank: 0, worldSize: 1, transport, staging, adapter, config });
+    const update = { plan, rank: 0, worldSize: 1, transport, staging, adapter, config };
+    const staged = await stageUpdate(manifest ? { ...update, manifest } : update);
     return await staged.commit();
   } finally {
     await transport.close();
@@ -107,5 +112,60 @@ describe('patch items into the memory adapter', { timeout: 60_000 }, () => {
     expect(await adapter.currentVersion()).toBe('v1');
     for (const [name, t] of Object.entries(steps[1] as ReturnType<typeof firstStep>))
       expect(Buffer.compare(Buffer.from(adapter.read(`${name}:0`) as Uint8Array), t.data), name).toBe(0);
+  });
+
+  it('applies XOR patches in place into the directory adapter; a live base that is not theirs is named', async () => {
+    const first = firstStep();
+    // A third of the elements change: every layer tensor is an XOR patch.
+    const steps = [first, nextStep(first, 0.3)];
+    const manifests: Manifest[] = [];
+    for (const [n, s] of steps.entries()) {
+      await writeStep(join(work, `x${n}`), s);
+      manifests.push(
+        await publish({ checkpoint: join(work, `x${n}`), version: `v${n}`, modelId: 'test/xor' }),
+      );
+    }
+    const [m0, m1] = manifests as [Manifest, Manifest];
+    const target = join(work, 'xor-target');
+    const adapter = new DirectoryAdapter({ target });
+    const common = { bucketBytes: 1 << 20, worldSize: 1, nextManifestPath: null };
+    await land(
+      createPlan({ prev: null, next: m0, checkpointRoot: join(work, 'x0'), ...common }),
+      adapter,
+      m0,
+    );
+    const patches = await writePatches({
+      prev: m0,
+      next: m1,
+      prevRoot: join(work, 'x0'),
+      nextRoot: join(work, 'x1'),
+      output: join(work, 'x1.patches'),
+      maxPatchBytes: common.bucketBytes,
+    });
+    const plan = createPlan({ prev: m0, next: m1, checkpointRoot: join(work, 'x1'), patches, ...common });
+    const encodings = plan.buckets.flatMap((b) => b.items).map((it) => it.patch?.encoding);
+    expect(encodings.filter((e) => e === 'xor-brotli').length).toBeGreaterThanOrEqual(4);
+
+    // The live copy of the layers' file loses one byte of its first tensor's data.
+    const liveFile = join(target, 'current', PATCH_FILES[0] as string);
+    const good = readFileSync(liveFile);
+    const tampered = Buffer.from(good);
+    const dataStart = 8 + Number(tampered.readBigUInt64LE(0));
+    tampered[dataStart] = (tampered[dataStart] as number) ^ 0x10;
+    writeFileSync(liveFile, tampered);
+    await expect(land(plan, adapter, m1)).rejects.toThrowError(
+      /rank 0: item layers\.\S+ of v1: the live base does not match the patch's base/,
+    );
+    expect(await adapter.currentVersion()).toBe('v0');
+    expect(Buffer.compare(readFileSync(liveFile), tampered)).toBe(0);
+
+    writeFileSync(liveFile, good);
+    await land(plan, adapter, m1);
+    expect(await adapter.currentVersion()).toBe('v1');
+    for (const name of PATCH_FILES)
+      expect(
+        Buffer.compare(readFileSync(join(target, 'current', name)), readFileSync(join(work, 'x1', name))),
+        name,
+      ).toBe(0);
   });
 });

@@ -87,9 +87,11 @@ export interface Adapter {
    * Optional: the live version's bytes of one item (by plan key), or null when the live version
    * has no such item. What a patch item is applied to (issue #16): the runtime rebuilds the new
    * tensor from these bytes and checks both against the plan's hashes; adapters without it
-   * refuse plans with patch items.
+   * refuse plans with patch items. `into`, when given, is a buffer of the item's size the adapter
+   * may read the bytes into and return: the runtime then rebuilds the tensor in place, without a
+   * copy of it. An adapter may return bytes of its own instead; those are never written to.
    */
-  liveItem?(key: string): Promise<Uint8Array | null>;
+  liveItem?(key: string, into?: Uint8Array): Promise<Uint8Array | null>;
   /** Makes the prepared version live atomically. */
   commit(version: string): Promise<void>;
   /** Discards a prepared version that will not be committed. */

@@ -32,6 +32,27 @@ describe('patches', () => {
     }
   });
 
+  it('rebuild runs framed by varints of one, two and three bytes, into a copy or in place', () => {
+    const base = randomBytes(300_000);
+    const next = Buffer.from(base);
+    // Gaps of 60 (one-byte varint), 300 (two) and 70,000 (three) bytes; runs of 1, 40 and 200 bytes.
+    for (const [at, len] of [
+      [60, 1],
+      [361, 40],
+      [70_401, 200],
+      [70_661, 1],
+      [299_999, 1],
+    ] as const)
+      for (let i = at; i < at + len; i++) next[i] = (next[i] as number) ^ 0x5a;
+    const patch = encodePatch(base, next);
+    expect(patch.encoding).toBe('sparse-brotli');
+    const copy = applyPatch(patch.encoding, base, patch.bytes, next.length, 'k');
+    expect(Buffer.compare(Buffer.from(copy), next)).toBe(0);
+    const live = Buffer.from(base);
+    expect(applyPatch(patch.encoding, live, patch.bytes, next.length, 'k', live)).toBe(live);
+    expect(Buffer.compare(live, next)).toBe(0);
+  });
+
   it('refuse what does not fit: unknown encoding, another size, a cut patch, runs past the tensor', () => {
     const base = randomBytes(64 * 1024 + 3);
     for (const every of [97, 5]) {

@@ -67,10 +67,11 @@ export class PatchLanding {
   private async rebuild(item: PlanItem, patchBytes: Uint8Array, into: Uint8Array): Promise<void> {
     const p = item.patch as NonNullable<PlanItem['patch']>;
     const who = `rank ${this.rank}: item ${item.key} of ${this.plan.version}`;
-    const base = await (this.adapter.liveItem as NonNullable<Adapter['liveItem']>).call(
-      this.adapter,
-      item.key,
-    );
+    const live = (into?: Uint8Array) =>
+      (this.adapter.liveItem as NonNullable<Adapter['liveItem']>).call(this.adapter, item.key, into);
+    // Read straight into the rebuilt tensor's place when the adapter can: the patch then applies
+    // in place (the base is hashed before anything overwrites it), sparing a copy of the tensor.
+    const base = await live(into);
     if (!base)
       throw new VerificationError(
         `${who} is a patch against ${this.plan.prev_version ?? '(none)'}, but the live version has no ${item.key}: this rank needs a full update`,
@@ -93,7 +94,11 @@ export class PatchLanding {
       this.rebuilt++;
       return;
     }
-    if (p.encoding === 'xor-brotli') this.checkBase(who, item, base);
+    if (p.encoding === 'xor-brotli') {
+      // Applied in place, the base is gone from `into`: the live bytes are read again to say why.
+      const again = base === into ? await live() : base;
+      if (again) this.checkBase(who, item, again);
+    }
     if (decodeError)
       throw new VerificationError(
         `rank ${this.rank}: ${(decodeError as Error).message} (${this.plan.version})`,
