@@ -40,7 +40,9 @@ export interface LandedRange {
 export interface AdapterPreparation {
   /**
    * Takes one consumed bucket whose items are all verified. `bytes` may be reused for another
-   * bucket once this resolves. Buckets arrive in any order; a split tensor's parts in several.
+   * bucket once this resolves. Buckets arrive in any order; a split tensor's parts in several; a
+   * bucket of patch items (rebuilt into whole tensors first) in several calls, each with some of
+   * its items.
    * With device staging, `device` holds the same verified bytes in device memory (adapters that
    * feed a GPU copy from there; others ignore it).
    */

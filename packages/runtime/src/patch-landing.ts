@@ -24,6 +24,12 @@ export function planHasPatches(plan: Plan): boolean {
   return plan.buckets.some((b) => b.items.some((it) => it.patch !== undefined));
 }
 
+/**
+ * Rebuilt bytes handed on together (a quarter of the bucket, at most this) while the next tensors
+ * are rebuilt: the adapter's writes then overlap the rebuilding instead of starting after it.
+ */
+const PART_BYTES = 16 << 20;
+
 export class PatchLanding {
   /** Tensors rebuilt so far. */
   rebuilt = 0;
@@ -39,9 +45,20 @@ export class PatchLanding {
       );
   }
 
-  /** The bucket with each patch item replaced by the whole tensor it rebuilds (others copied). */
-  async expand(bucket: PlanBucket, bytes: Uint8Array): Promise<{ bucket: PlanBucket; bytes: Uint8Array }> {
-    if (!bucket.items.some((it) => it.patch)) return { bucket, bytes };
+  /**
+   * The bucket with each patch item replaced by the whole tensor it rebuilds (others copied).
+   * With `handOn`, parts of it (the same bucket, some of its items, in the returned bytes) are
+   * handed on as soon as their tensors are rebuilt, and it resolves once every part was taken.
+   */
+  async expand(
+    bucket: PlanBucket,
+    bytes: Uint8Array,
+    handOn?: (part: PlanBucket, bytes: Uint8Array) => Promise<void>,
+  ): Promise<{ bucket: PlanBucket; bytes: Uint8Array }> {
+    if (!bucket.items.some((it) => it.patch)) {
+      await handOn?.(bucket, bytes);
+      return { bucket, bytes };
+    }
     const align = Math.max(1, this.plan.alignment);
     const items: PlanItem[] = [];
     let size = 0;
@@ -53,14 +70,38 @@ export class PatchLanding {
       size = offset + nbytes;
     }
     const out = new Uint8Array(size);
-    for (const [k, it] of bucket.items.entries()) {
-      const place = items[k] as PlanItem;
-      const landed = bytes.subarray(it.offset, it.offset + it.nbytes);
-      // Patches rebuild straight into the bucket handed on: no tensor is copied twice.
-      if (it.patch) await this.rebuild(it, landed, out.subarray(place.offset, place.offset + place.nbytes));
-      else out.set(landed, place.offset);
+    const whole = { ...bucket, size, items };
+    const parts: Promise<void>[] = [];
+    const partSize = Math.min(PART_BYTES, Math.ceil(size / 4));
+    let part: PlanItem[] = [];
+    let partBytes = 0;
+    const flush = () => {
+      if (!handOn || part.length === 0) return;
+      const handed = handOn({ ...whole, items: part }, out);
+      handed.catch(() => {}); // awaited below; a rebuild failing first must not leave it unheard
+      parts.push(handed);
+      part = [];
+      partBytes = 0;
+    };
+    try {
+      for (const [k, it] of bucket.items.entries()) {
+        const place = items[k] as PlanItem;
+        const landed = bytes.subarray(it.offset, it.offset + it.nbytes);
+        // Patches rebuild straight into the bucket handed on: no tensor is copied twice.
+        if (it.patch) await this.rebuild(it, landed, out.subarray(place.offset, place.offset + place.nbytes));
+        else out.set(landed, place.offset);
+        part.push(place);
+        partBytes += place.nbytes;
+        if (partBytes >= partSize) flush();
+      }
+      flush();
+    } catch (err) {
+      // What was handed on settles before the caller discards the preparation it went into.
+      await Promise.allSettled(parts);
+      throw err;
     }
-    return { bucket: { ...bucket, size, items }, bytes: out };
+    await Promise.all(parts);
+    return { bucket: whole, bytes: out };
   }
 
   /** Rebuilds the new tensor of a patch item into `into` (its whole size). */

@@ -122,9 +122,9 @@ export async function stageUpdate(o: StageUpdateOptions): Promise<StagedUpdate> 
         ? {
             onBucketReady: async (bucket, bytes, device) => {
               if (!patches) return streaming.bucket(bucket, bytes, device);
-              // A patched bucket reaches the adapter rebuilt, from host memory.
-              const whole = await patches.expand(bucket, bytes);
-              await streaming.bucket(whole.bucket, whole.bytes);
+              // A patched bucket reaches the adapter rebuilt, from host memory, in parts as its
+              // tensors are rebuilt (the adapter writes one part while the next is rebuilt).
+              await patches.expand(bucket, bytes, (part, rebuilt) => streaming.bucket(part, rebuilt));
             },
           }
         : {}),
