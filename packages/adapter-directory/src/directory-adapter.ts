@@ -135,16 +135,20 @@ export class DirectoryAdapter implements Adapter {
    * such entry.
    */
   async liveItem(key: string, into?: Uint8Array): Promise<Uint8Array | null> {
-    const live = await this.linked('current');
-    if (!live) return null;
-    if (this.liveManifest?.dirName !== live.dirName)
-      this.liveManifest = {
-        dirName: live.dirName,
-        manifest: loadManifest(this.layout.manifestFile(live.dirName)),
-      };
+    // Which version is live is read for every item (it may change between two), its record and
+    // manifest only when it did: a patch plan asks for every tensor of the model in turn.
+    const text = await readLink(this.layout.current);
+    if (text === null) return null;
+    let dirName = basename(text);
+    if (this.liveManifest?.dirName !== dirName) {
+      const live = await this.linked('current');
+      if (!live) return null;
+      dirName = live.dirName;
+      this.liveManifest = { dirName, manifest: loadManifest(this.layout.manifestFile(dirName)) };
+    }
     const e = (await this.liveManifest.manifest).get(key);
     if (!e) return null;
-    const fh = await open(join(this.layout.versionDir(live.dirName), e.file), 'r');
+    const fh = await open(join(this.layout.versionDir(dirName), e.file), 'r');
     try {
       const buf = into?.byteLength === e.nbytes ? into : new Uint8Array(e.nbytes);
       let done = 0;
