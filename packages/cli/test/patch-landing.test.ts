@@ -160,6 +160,21 @@ describe('patch items into the memory adapter', { timeout: 60_000 }, () => {
     expect(Buffer.compare(readFileSync(liveFile), tampered)).toBe(0);
 
     writeFileSync(liveFile, good);
+    // The right base but a wrong expected hash: the patch applied in place overwrote the base, so
+    // telling which went wrong reads the live bytes again, and they are the patch's base.
+    const xorItem = plan.buckets.flatMap((b) => b.items).find((it) => it.patch?.encoding === 'xor-brotli');
+    if (!xorItem) throw new Error('no XOR patch item');
+    const wrong: Plan = {
+      ...plan,
+      buckets: plan.buckets.map((b) => ({
+        ...b,
+        items: b.items.map((it) => (it === xorItem ? { ...it, hash: `blake3:${'0'.repeat(64)}` } : it)),
+      })),
+    };
+    await expect(land(wrong, adapter, m1)).rejects.toThrowError(
+      /rank 0: item \S+ of v1: the tensor rebuilt from the patch does not match its hash/,
+    );
+    expect(await adapter.currentVersion()).toBe('v0');
     await land(plan, adapter, m1);
     expect(await adapter.currentVersion()).toBe('v1');
     for (const name of PATCH_FILES)
