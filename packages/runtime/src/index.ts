@@ -16,6 +16,7 @@ export { type RankUpdateOptions, type RankUpdateResult, runRankUpdate } from './
 export {
   bucketParticipants,
   planGroups,
+  prestartHashing,
   type RankReport,
   type ReplicateRankOptions,
   type ReplicationProgress,

@@ -173,6 +173,20 @@ export function interleaveFiles(buckets: readonly PlanBucket[]): PlanBucket[] {
 /** Below this many bytes to verify, hashing stays on the main thread (no workers started). */
 const POOL_MIN_BYTES = 16 << 20;
 
+/** Bytes rank `rank` lands and verifies from `plan` (the buckets it consumes). */
+function consumedBytes(plan: Plan, rank: number): number {
+  return plan.buckets.reduce((n, b) => n + (b.consumer_ranks.includes(rank) ? b.size : 0), 0);
+}
+
+/**
+ * Starts the hash workers that replicating `plan` on `rank` will use, when it will use any: call
+ * it before the slow parts of starting an update (finding the transport, meeting the other ranks)
+ * so the workers are up when the first bucket lands.
+ */
+export function prestartHashing(plan: Plan, rank: number, config: HotweightsConfig, verify = true): void {
+  if (verify && consumedBytes(plan, rank) >= POOL_MIN_BYTES) void VerifyPool.warm(config.hashThreads);
+}
+
 /** Reused buffers for buckets the source sends but does not consume. */
 class BufferPool {
   private readonly free: Buffer[] = [];
@@ -259,7 +273,7 @@ export async function replicateRank(options: ReplicateRankOptions): Promise<Rank
     ? new CheckpointReader(options.sourceRoot ?? plan.source.root, plan.patches?.path)
     : undefined;
   // Hashing on worker threads pays off once there is more to hash than a worker costs to start.
-  const hashBytes = consumed.reduce((n, b) => n + b.size, 0);
+  const hashBytes = consumedBytes(plan, rank);
   const hashPool =
     verify && hashBytes >= POOL_MIN_BYTES ? await VerifyPool.create(config.hashThreads) : undefined;
   const verifier = new ItemVerifier(rank, () => m?.verifyFailures.inc(), hashPool);

@@ -62,6 +62,9 @@ async function workerData(): Promise<VerifyWorkerData | undefined> {
   }
 }
 
+/** A pool started ahead of an update (`VerifyPool.warm`), for the next `create` of its size. */
+let warmed: { threads: number; pool: Promise<VerifyPool | undefined> } | undefined;
+
 export class VerifyPool {
   private readonly workers: Worker[] = [];
   private readonly idle: Worker[] = [];
@@ -101,8 +104,28 @@ export class VerifyPool {
    * segments here (then callers hash on their own thread).
    */
   static async create(threads = availableParallelism()): Promise<VerifyPool | undefined> {
+    if (warmed?.threads === threads) {
+      const { pool } = warmed;
+      warmed = undefined;
+      return pool;
+    }
     const data = await workerData();
     return data ? new VerifyPool(Math.max(1, threads), data) : undefined;
+  }
+
+  /**
+   * Starts a pool of `threads` workers now, for the next `create(threads)` in this process to take:
+   * a worker takes ~0.1 s to load, which the first landed bucket would otherwise wait for, and a
+   * rank can start them while it still finds its transport and meets the others. Idle workers do
+   * not keep the process alive, so a pool nobody takes costs nothing at exit.
+   */
+  static warm(threads = availableParallelism()): Promise<VerifyPool | undefined> {
+    if (warmed?.threads !== threads) {
+      const previous = warmed?.pool;
+      warmed = { threads, pool: VerifyPool.create(threads) };
+      void previous?.then((p) => p?.close());
+    }
+    return warmed.pool;
   }
 
   /**

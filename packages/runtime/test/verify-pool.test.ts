@@ -49,6 +49,24 @@ describe('VerifyPool', { timeout: 60_000 }, () => {
     await pool?.close();
   });
 
+  it('hands a pool started ahead to the next pool asked for of its size, and only to that one', async () => {
+    const warmed = VerifyPool.warm(3);
+    const other = await VerifyPool.create(2);
+    expect(other).not.toBe(await warmed);
+    const taken = await VerifyPool.create(3);
+    expect(taken).toBe(await warmed);
+    const fresh = await VerifyPool.create(3);
+    expect(fresh).not.toBe(taken);
+    // The pool started ahead hashes like any other.
+    const file = join(work, 'warm.bin');
+    const bytes = randomBytes(1 << 20);
+    writeFileSync(file, bytes);
+    expect(`blake3:${await taken?.hash('blake3', [{ path: file, offset: 0, length: bytes.length }])}`).toBe(
+      hashItem('blake3', [bytes]),
+    );
+    await Promise.all([other?.close(), taken?.close(), fresh?.close()]);
+  });
+
   it('hashes staged segments on workers exactly as the main thread does', async () => {
     const staging = await HostStaging.open({ dir: mkdtempSync(join(shm, 'pool-')) });
     const pool = await VerifyPool.create(2);

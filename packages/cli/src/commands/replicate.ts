@@ -33,6 +33,7 @@ import {
   createRendezvousDir,
   launchLocalRanks,
   type MetricsServer,
+  prestartHashing,
   type RankEvent,
   type RankUpdateResult,
   removeRendezvousDir,
@@ -160,6 +161,8 @@ async function runRank(
   const plan = await loadPlan(opts.plan);
   // Under mpirun/torchrun this is the first look at the world: check before opening anything.
   checkPlanWorld(plan, { rank, worldSize, source: opts.plan });
+  // The hash workers load while this rank finds its transport and meets the others.
+  prestartHashing(plan, rank, c.config, opts.verify);
   const manifest = await loadNextManifest(plan, opts);
   // --device cuda: staging in GPU memory, and the transport that owns it unless one is forced.
   const { staging, provider: deviceProvider } = await openStaging(c, opts.device ?? {}, { rank, worldSize });
