@@ -22,7 +22,10 @@ import {
   startModuleWorker,
   unknownHashAlgorithmMessage,
 } from '@hotweights/manifest';
+import { takePrestartedHashWorkers } from './hash-prestart.js';
 import {
+  DEFAULT_CHUNK_BYTES,
+  DEFAULT_PIECE_BYTES,
   type HashIo,
   type HashRange,
   HashRunner,
@@ -117,15 +120,13 @@ function wantedThreads(algo: HashAlgorithm, options: Pick<HashPoolOptions, 'thre
 async function runnerConfig(
   options: Pick<HashPoolOptions, 'chunkBytes' | 'pieceBytes' | 'io'>,
 ): Promise<{ config: HashRunnerConfig; io: ResolvedHashIo }> {
-  const pieceBytes = options.pieceBytes ?? 32 * 1024 * 1024;
+  const pieceBytes = options.pieceBytes ?? DEFAULT_PIECE_BYTES;
   if (!Number.isSafeInteger(pieceBytes) || pieceBytes <= 0 || pieceBytes % (2 * 1024 * 1024) !== 0)
     throw new ConfigError(`pieceBytes ${pieceBytes}: expected a positive multiple of 2 MiB`);
   const io = await resolveHashIo(options.io);
   return {
     config: {
-      // Small enough to stay in a core's L2 cache between the read's copy and the hash (as `cat`'s
-      // 128 KiB buffer does), large enough that syscalls cost nothing measurable.
-      chunkBytes: options.chunkBytes ?? 512 * 1024,
+      chunkBytes: options.chunkBytes ?? DEFAULT_CHUNK_BYTES,
       pieceBytes,
       shm: io.io === 'mmap',
     },
@@ -143,9 +144,12 @@ export function startHashWorkers(options: HashPoolOptions): StartedHashWorkers {
   const count =
     (options.mainThread ?? true) ? wantedThreads(algo, options) - 1 : wantedThreads(algo, options);
   const booted: Promise<void>[] = [];
-  let spares: Promise<SpareWorker[]> | null = runnerConfig(options).then(({ config }) =>
-    Array.from({ length: Math.max(0, count) }, () => {
-      const worker = startModuleWorker(HASH_WORKER, { workerData: config });
+  let spares: Promise<SpareWorker[]> | null = runnerConfig(options).then(({ config }) => {
+    // Workers the CLI started before its modules loaded (hash-prestart.ts) come first.
+    const early = takePrestartedHashWorkers(config, Math.max(0, count));
+    return Array.from({ length: Math.max(0, count) }, (_, i) => {
+      const pre = early[i];
+      const worker = pre?.worker ?? startModuleWorker(HASH_WORKER, { workerData: config });
       let up: () => void = () => {};
       booted.push(new Promise<void>((resolve) => (up = resolve)));
       const spare: SpareWorker = {
@@ -157,13 +161,14 @@ export function startHashWorkers(options: HashPoolOptions): StartedHashWorkers {
           up();
         },
       };
+      if (pre?.ready) spare.onReady({ ready: true });
       worker.on('message', spare.onReady);
       // A boot failure is reported by the hashRanges call that takes the worker.
       worker.on('error', up);
       worker.on('exit', up);
       return spare;
-    }),
-  );
+    });
+  });
   const all = spares;
   all.catch(() => {});
   return {
