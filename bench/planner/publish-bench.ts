@@ -16,8 +16,10 @@
  * built CLI) with BLAKE3 and with XXH3-64; reported as ratios to `b3sum` and to `cat`.
  *
  * Usage (built packages, after `npm run build`):
- *   node --import tsx bench/planner/publish-bench.ts [GiB] [--shards N] [--quick]
- * --shards N splits the checkpoint into N shards (default 640 MiB each); --quick runs only the
+ *   node --import tsx bench/planner/publish-bench.ts [GiB] [--shards N] [--embedding-gib E] [--quick]
+ * --shards N splits the checkpoint into N shards (default 640 MiB each); --embedding-gib E puts one
+ * E GiB tensor (an embedding, like Llama-3-8B's 128256x4096 BF16, ~1 GiB) first in the first shard,
+ * within the GiB total: one entry, so one thread hashes it whole; --quick runs only the
  * fresh-process rows (cat, b3sum, the CLI) on the re-read layout, a run of a few seconds.
  * From sources (`--conditions=@hotweights/source`) the hash workers start through tsx, which costs
  * each worker a few hundred ms of CPU: fine for tests, not a publish figure.
@@ -38,21 +40,39 @@ import { cpuDescription, type ProcessTime, timeProcess } from './timed-process.j
 const GIB = 1024 ** 3;
 const args = process.argv.slice(2);
 const shardsAt = args.indexOf('--shards');
+const embeddingAt = args.indexOf('--embedding-gib');
 const QUICK = args.includes('--quick');
-const targetGiB = Number(args.find((a, i) => !a.startsWith('--') && i !== shardsAt + 1) ?? 2.5);
+// The size is the one argument that is neither a flag nor a flag's value.
+const flagValues = new Set([shardsAt + 1, embeddingAt + 1].filter((i) => i > 0));
+const targetGiB = Number(args.find((a, i) => !a.startsWith('--') && !flagValues.has(i)) ?? 2.5);
 const TENSOR = 16 * 1024 * 1024;
 const SHARDS = shardsAt >= 0 ? Number(args[shardsAt + 1]) : undefined;
-const PER_SHARD = SHARDS ? Math.max(1, Math.round((targetGiB * GIB) / (TENSOR * SHARDS))) : 40; // 640 MiB shards
+// Whole 16 MiB rows, so its shape is [rows, 4096] BF16 like an embedding's.
+const EMBEDDING = embeddingAt >= 0 ? Math.round((Number(args[embeddingAt + 1]) * GIB) / TENSOR) * TENSOR : 0;
+if (!Number.isSafeInteger(EMBEDDING) || EMBEDDING < 0 || EMBEDDING >= targetGiB * GIB)
+  throw new Error(
+    `--embedding-gib ${args[embeddingAt + 1]}: expected a size below the ${targetGiB} GiB total`,
+  );
+const rest = targetGiB * GIB - EMBEDDING;
+const PER_SHARD = SHARDS ? Math.max(1, Math.round(rest / (TENSOR * SHARDS))) : 40; // 640 MiB shards
 const REPEAT = 3;
 const repo = fileURLToPath(new URL('../../', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'hw-publish-bench-'));
 const ckpt = join(dir, 'ckpt');
 mkdirSync(ckpt);
 
-const shards = SHARDS ?? Math.max(1, Math.round((targetGiB * GIB) / (TENSOR * PER_SHARD)));
+const shards = SHARDS ?? Math.max(1, Math.round(rest / (TENSOR * PER_SHARD)));
 let total = 0;
 for (let s = 0; s < shards; s++) {
   const tensors: Record<string, TensorData> = {};
+  if (s === 0 && EMBEDDING > 0) {
+    tensors['model.embed_tokens.weight'] = {
+      dtype: 'BF16',
+      shape: [EMBEDDING / 2 / 4096, 4096],
+      data: randomFillSync(Buffer.allocUnsafe(EMBEDDING)),
+    };
+    total += EMBEDDING;
+  }
   for (let t = 0; t < PER_SHARD; t++) {
     const data = randomFillSync(Buffer.allocUnsafe(TENSOR));
     tensors[`model.layers.${s * PER_SHARD + t}.mlp.weight`] = {
@@ -296,7 +316,7 @@ const rows = layouts.flatMap((layout) =>
 const cpuInfo = cpuDescription();
 console.log(`cpu: ${cpuInfo.model}, ${cpuInfo.cores} cores, flags ${cpuInfo.flags.join(' ')}`);
 console.log(
-  `checkpoint: ${shards} shards, ${(total / GIB).toFixed(2)} GiB, warm page cache; ${threads} cores; publish maps files by ${io}; median of ${REPEAT}; load average ${load.map((l) => l.toFixed(1)).join(' -> ')}`,
+  `checkpoint: ${shards} shards, ${(total / GIB).toFixed(2)} GiB${EMBEDDING ? ` (one ${(EMBEDDING / GIB).toFixed(2)} GiB tensor)` : ''}, warm page cache; ${threads} cores; publish maps files by ${io}; median of ${REPEAT}; load average ${load.map((l) => l.toFixed(1)).join(' -> ')}`,
 );
 for (const layout of layouts) {
   console.log(
@@ -313,5 +333,5 @@ for (const layout of layouts) {
 mkdirSync(join(repo, 'bench', 'results'), { recursive: true });
 writeFileSync(
   join(repo, 'bench', 'results', 'planner-publish.json'),
-  `${JSON.stringify({ when: new Date().toISOString(), bytes: total, shards, repeat: REPEAT, cores: threads, cpu: cpuInfo, io, pmd_mapped_kib: pmdSeen, load_average: load, rows }, null, 2)}\n`,
+  `${JSON.stringify({ when: new Date().toISOString(), bytes: total, embedding_bytes: EMBEDDING, shards, repeat: REPEAT, cores: threads, cpu: cpuInfo, io, pmd_mapped_kib: pmdSeen, load_average: load, rows }, null, 2)}\n`,
 );
