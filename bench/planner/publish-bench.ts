@@ -16,11 +16,13 @@
  * built CLI) with BLAKE3 and with XXH3-64; reported as ratios to `b3sum` and to `cat`.
  *
  * Usage (built packages, after `npm run build`):
- *   node --import tsx bench/planner/publish-bench.ts [GiB] [--shards N] [--embedding-gib E] [--quick]
- * --shards N splits the checkpoint into N shards (default 640 MiB each); --embedding-gib E puts one
- * E GiB tensor (an embedding, like Llama-3-8B's 128256x4096 BF16, ~1 GiB) first in the first shard,
- * within the GiB total: one entry, so one thread hashes it whole; --quick runs only the
- * fresh-process rows (cat, b3sum, the CLI) on the re-read layout, a run of a few seconds.
+ *   node --import tsx bench/planner/publish-bench.ts [GiB] [--shards N] [--embedding-gib E]
+ *     [--repeat N] [--compare DIR] [--quick]
+ * --repeat N: rounds (default 3). --compare DIR: also `hotweights publish` of another built checkout
+ * (main's, for a before and after) in the same rounds. --shards N: N shards (default 640 MiB each).
+ * --embedding-gib E: one E GiB tensor (an embedding, like Llama-3-8B's 128256x4096 BF16, ~1 GiB)
+ * first in the first shard, within the GiB total: one entry, so one thread hashes it whole.
+ * --quick: only the fresh-process rows (cat, b3sum, the CLI) on the re-read layout, a few seconds.
  * From sources (`--conditions=@hotweights/source`) the hash workers start through tsx, which costs
  * each worker a few hundred ms of CPU: fine for tests, not a publish figure.
  */
@@ -43,7 +45,11 @@ const shardsAt = args.indexOf('--shards');
 const embeddingAt = args.indexOf('--embedding-gib');
 const QUICK = args.includes('--quick');
 // The size is the one argument that is neither a flag nor a flag's value.
-const flagValues = new Set([shardsAt + 1, embeddingAt + 1].filter((i) => i > 0));
+const compareAt = args.indexOf('--compare');
+const COMPARE = compareAt >= 0 ? args[compareAt + 1] : undefined;
+const flagValues = new Set(
+  [shardsAt, embeddingAt, compareAt, args.indexOf('--repeat')].filter((i) => i >= 0).map((i) => i + 1),
+);
 const targetGiB = Number(args.find((a, i) => !a.startsWith('--') && !flagValues.has(i)) ?? 2.5);
 const TENSOR = 16 * 1024 * 1024;
 const SHARDS = shardsAt >= 0 ? Number(args[shardsAt + 1]) : undefined;
@@ -55,7 +61,8 @@ if (!Number.isSafeInteger(EMBEDDING) || EMBEDDING < 0 || EMBEDDING >= targetGiB 
   );
 const rest = targetGiB * GIB - EMBEDDING;
 const PER_SHARD = SHARDS ? Math.max(1, Math.round(rest / (TENSOR * SHARDS))) : 40; // 640 MiB shards
-const REPEAT = 3;
+const repeatAt = args.indexOf('--repeat');
+const REPEAT = repeatAt >= 0 ? Number(args[repeatAt + 1]) : 3;
 const repo = fileURLToPath(new URL('../../', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'hw-publish-bench-'));
 const ckpt = join(dir, 'ckpt');
@@ -97,9 +104,9 @@ const cliEnv = { ...process.env, HOTWEIGHTS_STATE_DIR: join(dir, 'state') };
 const b3sum = execFileSync('sh', ['-c', 'command -v b3sum || true'], { encoding: 'utf8' }).trim();
 if (!b3sum)
   console.error('b3sum not found (scripts/install-system-deps.sh installs it): its rows are left out');
-const cliPublish = (extra: string[]) => [
+const cliPublish = (extra: string[], bin = cli) => [
   process.execPath,
-  cli,
+  bin,
   'publish',
   ...['--checkpoint', ckpt, '--version', 'bench', '--output', join(dir, 'cli.manifest'), ...extra],
 ];
@@ -109,6 +116,7 @@ const processRuns: Record<string, () => string[]> = {
   b3sum: () => [b3sum, ...files],
   'cli-blake3': () => cliPublish([]),
   'cli-xxh3-64': () => cliPublish(['--hash', 'xxh3-64']),
+  'cli-blake3-compare': () => cliPublish([], join(COMPARE ?? '', 'packages', 'cli', 'bin', 'hotweights.js')),
 };
 const processCpu: Record<string, number[]> = {};
 const cat = () => execFileSync('sh', ['-c', 'cat "$@" > /dev/null', 'cat', ...files]);
@@ -188,6 +196,15 @@ const runs: {
   ...(b3sum ? [{ key: 'b3sum', what: '`b3sum`, every core (process)', process: true }] : []),
   { key: 'cli-blake3', what: '`hotweights publish` (BLAKE3, process)', process: true },
   { key: 'cli-xxh3-64', what: '`hotweights publish --hash xxh3-64` (process)', process: true },
+  ...(COMPARE
+    ? [
+        {
+          key: 'cli-blake3-compare',
+          what: `\`hotweights publish\` of ${COMPARE} (BLAKE3, process)`,
+          process: true,
+        },
+      ]
+    : []),
   { key: 'cat', what: 'cat > /dev/null' },
   {
     key: 'blake3-ceiling',
