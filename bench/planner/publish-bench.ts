@@ -16,9 +16,13 @@
  * built CLI) with BLAKE3 and with XXH3-64; reported as ratios to `b3sum` and to `cat`.
  *
  * Usage (built packages, after `npm run build`):
- *   node --import tsx bench/planner/publish-bench.ts [GiB] [--shards N] [--quick]
- * --shards N splits the checkpoint into N shards (default 640 MiB each); --quick runs only the
- * fresh-process rows (cat, b3sum, the CLI) on the re-read layout, a run of a few seconds.
+ *   node --import tsx bench/planner/publish-bench.ts [GiB] [--shards N] [--embedding-gib E]
+ *     [--repeat N] [--compare DIR] [--quick]
+ * --repeat N: rounds (default 3). --compare DIR: also `hotweights publish` of another built checkout
+ * (main's, for a before and after) in the same rounds. --shards N: N shards (default 640 MiB each).
+ * --embedding-gib E: one E GiB tensor (an embedding, like Llama-3-8B's 128256x4096 BF16, ~1 GiB)
+ * first in the first shard, within the GiB total: one entry, so one thread hashes it whole.
+ * --quick: only the fresh-process rows (cat, b3sum, the CLI) on the re-read layout, a few seconds.
  * From sources (`--conditions=@hotweights/source`) the hash workers start through tsx, which costs
  * each worker a few hundred ms of CPU: fine for tests, not a publish figure.
  */
@@ -38,21 +42,44 @@ import { cpuDescription, type ProcessTime, timeProcess } from './timed-process.j
 const GIB = 1024 ** 3;
 const args = process.argv.slice(2);
 const shardsAt = args.indexOf('--shards');
+const embeddingAt = args.indexOf('--embedding-gib');
 const QUICK = args.includes('--quick');
-const targetGiB = Number(args.find((a, i) => !a.startsWith('--') && i !== shardsAt + 1) ?? 2.5);
+// The size is the one argument that is neither a flag nor a flag's value.
+const compareAt = args.indexOf('--compare');
+const COMPARE = compareAt >= 0 ? args[compareAt + 1] : undefined;
+const flagValues = new Set(
+  [shardsAt, embeddingAt, compareAt, args.indexOf('--repeat')].filter((i) => i >= 0).map((i) => i + 1),
+);
+const targetGiB = Number(args.find((a, i) => !a.startsWith('--') && !flagValues.has(i)) ?? 2.5);
 const TENSOR = 16 * 1024 * 1024;
 const SHARDS = shardsAt >= 0 ? Number(args[shardsAt + 1]) : undefined;
-const PER_SHARD = SHARDS ? Math.max(1, Math.round((targetGiB * GIB) / (TENSOR * SHARDS))) : 40; // 640 MiB shards
-const REPEAT = 3;
+// Whole 16 MiB rows, so its shape is [rows, 4096] BF16 like an embedding's.
+const EMBEDDING = embeddingAt >= 0 ? Math.round((Number(args[embeddingAt + 1]) * GIB) / TENSOR) * TENSOR : 0;
+if (!Number.isSafeInteger(EMBEDDING) || EMBEDDING < 0 || EMBEDDING >= targetGiB * GIB)
+  throw new Error(
+    `--embedding-gib ${args[embeddingAt + 1]}: expected a size below the ${targetGiB} GiB total`,
+  );
+const rest = targetGiB * GIB - EMBEDDING;
+const PER_SHARD = SHARDS ? Math.max(1, Math.round(rest / (TENSOR * SHARDS))) : 40; // 640 MiB shards
+const repeatAt = args.indexOf('--repeat');
+const REPEAT = repeatAt >= 0 ? Number(args[repeatAt + 1]) : 3;
 const repo = fileURLToPath(new URL('../../', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'hw-publish-bench-'));
 const ckpt = join(dir, 'ckpt');
 mkdirSync(ckpt);
 
-const shards = SHARDS ?? Math.max(1, Math.round((targetGiB * GIB) / (TENSOR * PER_SHARD)));
+const shards = SHARDS ?? Math.max(1, Math.round(rest / (TENSOR * PER_SHARD)));
 let total = 0;
 for (let s = 0; s < shards; s++) {
   const tensors: Record<string, TensorData> = {};
+  if (s === 0 && EMBEDDING > 0) {
+    tensors['model.embed_tokens.weight'] = {
+      dtype: 'BF16',
+      shape: [EMBEDDING / 2 / 4096, 4096],
+      data: randomFillSync(Buffer.allocUnsafe(EMBEDDING)),
+    };
+    total += EMBEDDING;
+  }
   for (let t = 0; t < PER_SHARD; t++) {
     const data = randomFillSync(Buffer.allocUnsafe(TENSOR));
     tensors[`model.layers.${s * PER_SHARD + t}.mlp.weight`] = {
@@ -77,9 +104,9 @@ const cliEnv = { ...process.env, HOTWEIGHTS_STATE_DIR: join(dir, 'state') };
 const b3sum = execFileSync('sh', ['-c', 'command -v b3sum || true'], { encoding: 'utf8' }).trim();
 if (!b3sum)
   console.error('b3sum not found (scripts/install-system-deps.sh installs it): its rows are left out');
-const cliPublish = (extra: string[]) => [
+const cliPublish = (extra: string[], bin = cli) => [
   process.execPath,
-  cli,
+  bin,
   'publish',
   ...['--checkpoint', ckpt, '--version', 'bench', '--output', join(dir, 'cli.manifest'), ...extra],
 ];
@@ -89,6 +116,7 @@ const processRuns: Record<string, () => string[]> = {
   b3sum: () => [b3sum, ...files],
   'cli-blake3': () => cliPublish([]),
   'cli-xxh3-64': () => cliPublish(['--hash', 'xxh3-64']),
+  'cli-blake3-compare': () => cliPublish([], join(COMPARE ?? '', 'packages', 'cli', 'bin', 'hotweights.js')),
 };
 const processCpu: Record<string, number[]> = {};
 const cat = () => execFileSync('sh', ['-c', 'cat "$@" > /dev/null', 'cat', ...files]);
@@ -168,6 +196,15 @@ const runs: {
   ...(b3sum ? [{ key: 'b3sum', what: '`b3sum`, every core (process)', process: true }] : []),
   { key: 'cli-blake3', what: '`hotweights publish` (BLAKE3, process)', process: true },
   { key: 'cli-xxh3-64', what: '`hotweights publish --hash xxh3-64` (process)', process: true },
+  ...(COMPARE
+    ? [
+        {
+          key: 'cli-blake3-compare',
+          what: `\`hotweights publish\` of ${COMPARE} (BLAKE3, process)`,
+          process: true,
+        },
+      ]
+    : []),
   { key: 'cat', what: 'cat > /dev/null' },
   {
     key: 'blake3-ceiling',
@@ -296,7 +333,7 @@ const rows = layouts.flatMap((layout) =>
 const cpuInfo = cpuDescription();
 console.log(`cpu: ${cpuInfo.model}, ${cpuInfo.cores} cores, flags ${cpuInfo.flags.join(' ')}`);
 console.log(
-  `checkpoint: ${shards} shards, ${(total / GIB).toFixed(2)} GiB, warm page cache; ${threads} cores; publish maps files by ${io}; median of ${REPEAT}; load average ${load.map((l) => l.toFixed(1)).join(' -> ')}`,
+  `checkpoint: ${shards} shards, ${(total / GIB).toFixed(2)} GiB${EMBEDDING ? ` (one ${(EMBEDDING / GIB).toFixed(2)} GiB tensor)` : ''}, warm page cache; ${threads} cores; publish maps files by ${io}; median of ${REPEAT}; load average ${load.map((l) => l.toFixed(1)).join(' -> ')}`,
 );
 for (const layout of layouts) {
   console.log(
@@ -313,5 +350,5 @@ for (const layout of layouts) {
 mkdirSync(join(repo, 'bench', 'results'), { recursive: true });
 writeFileSync(
   join(repo, 'bench', 'results', 'planner-publish.json'),
-  `${JSON.stringify({ when: new Date().toISOString(), bytes: total, shards, repeat: REPEAT, cores: threads, cpu: cpuInfo, io, pmd_mapped_kib: pmdSeen, load_average: load, rows }, null, 2)}\n`,
+  `${JSON.stringify({ when: new Date().toISOString(), bytes: total, embedding_bytes: EMBEDDING, shards, repeat: REPEAT, cores: threads, cpu: cpuInfo, io, pmd_mapped_kib: pmdSeen, load_average: load, rows }, null, 2)}\n`,
 );

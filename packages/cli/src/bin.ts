@@ -1,6 +1,10 @@
 #!/usr/bin/env node
-import { main } from './program.js';
-import { installStopSignals } from './signals.js';
+import { prestart } from './prestart.js';
+
+// Before the command's modules load (imported below, not at the top, so this runs first).
+prestart(process.argv.slice(2));
+const { main } = await import('./program.js');
+const { installStopSignals } = await import('./signals.js');
 
 installStopSignals();
 

@@ -22,14 +22,19 @@ import {
   startModuleWorker,
   unknownHashAlgorithmMessage,
 } from '@hotweights/manifest';
+import { takePrestartedHashWorkers } from './hash-prestart.js';
 import {
+  claimTask,
+  DEFAULT_CHUNK_BYTES,
+  DEFAULT_PIECE_BYTES,
   type HashIo,
   type HashRange,
   HashRunner,
   type HashRunnerConfig,
   type HashWorkerReply,
   loadRunnerShm,
-  type WireTask,
+  stopBatch,
+  wireBatch,
 } from './hash-runner.js';
 
 export type { HashIo, HashRange };
@@ -117,15 +122,13 @@ function wantedThreads(algo: HashAlgorithm, options: Pick<HashPoolOptions, 'thre
 async function runnerConfig(
   options: Pick<HashPoolOptions, 'chunkBytes' | 'pieceBytes' | 'io'>,
 ): Promise<{ config: HashRunnerConfig; io: ResolvedHashIo }> {
-  const pieceBytes = options.pieceBytes ?? 32 * 1024 * 1024;
+  const pieceBytes = options.pieceBytes ?? DEFAULT_PIECE_BYTES;
   if (!Number.isSafeInteger(pieceBytes) || pieceBytes <= 0 || pieceBytes % (2 * 1024 * 1024) !== 0)
     throw new ConfigError(`pieceBytes ${pieceBytes}: expected a positive multiple of 2 MiB`);
   const io = await resolveHashIo(options.io);
   return {
     config: {
-      // Small enough to stay in a core's L2 cache between the read's copy and the hash (as `cat`'s
-      // 128 KiB buffer does), large enough that syscalls cost nothing measurable.
-      chunkBytes: options.chunkBytes ?? 512 * 1024,
+      chunkBytes: options.chunkBytes ?? DEFAULT_CHUNK_BYTES,
       pieceBytes,
       shm: io.io === 'mmap',
     },
@@ -143,9 +146,12 @@ export function startHashWorkers(options: HashPoolOptions): StartedHashWorkers {
   const count =
     (options.mainThread ?? true) ? wantedThreads(algo, options) - 1 : wantedThreads(algo, options);
   const booted: Promise<void>[] = [];
-  let spares: Promise<SpareWorker[]> | null = runnerConfig(options).then(({ config }) =>
-    Array.from({ length: Math.max(0, count) }, () => {
-      const worker = startModuleWorker(HASH_WORKER, { workerData: config });
+  let spares: Promise<SpareWorker[]> | null = runnerConfig(options).then(({ config }) => {
+    // Workers the CLI started before its modules loaded (hash-prestart.ts) come first.
+    const early = takePrestartedHashWorkers(config, Math.max(0, count));
+    return Array.from({ length: Math.max(0, count) }, (_, i) => {
+      const pre = early[i];
+      const worker = pre?.worker ?? startModuleWorker(HASH_WORKER, { workerData: config });
       let up: () => void = () => {};
       booted.push(new Promise<void>((resolve) => (up = resolve)));
       const spare: SpareWorker = {
@@ -157,13 +163,14 @@ export function startHashWorkers(options: HashPoolOptions): StartedHashWorkers {
           up();
         },
       };
+      if (pre?.ready) spare.onReady({ ready: true });
       worker.on('message', spare.onReady);
       // A boot failure is reported by the hashRanges call that takes the worker.
       worker.on('error', up);
       worker.on('exit', up);
       return spare;
-    }),
-  );
+    });
+  });
   const all = spares;
   all.catch(() => {});
   return {
@@ -193,10 +200,11 @@ const taskBytes = (t: HashTask): number => {
  * hashes too, beside `threads - 1` worker threads: it starts at once while the workers boot (a
  * worker takes ~50 ms to start, a visible part of a multi-GB publish, and gets tasks only once it
  * is up, so a small job never waits for one) and yields to the event loop between 8 MiB slices so
- * progress and worker messages keep flowing. Tasks are handed out largest
- * first to whichever hasher is free (longest-processing-time first), so the last tasks running
- * are small and every thread finishes at about the same time; each worker keeps one task queued
- * so it never waits for the main thread to hand it the next.
+ * progress and worker messages keep flowing. Tasks go largest first to whichever hasher is free
+ * (longest-processing-time first), so the last tasks running are small and every thread finishes
+ * at about the same time: each hasher claims its next task itself from a counter in shared memory
+ * (hash-runner.ts's WireBatch), so a worker never idles waiting for the main thread, which reads
+ * worker messages only between its slices, to hand it one.
  */
 export async function hashRanges(tasks: readonly HashTask[], options: HashPoolOptions): Promise<string[][]> {
   const algo = checkHashAlgo(options.algo);
@@ -220,13 +228,7 @@ export async function hashRanges(tasks: readonly HashTask[], options: HashPoolOp
   const order = tasks
     .map((_, i) => i)
     .sort((a, b) => taskBytes(tasks[b] as HashTask) - taskBytes(tasks[a] as HashTask) || a - b);
-  let next = 0;
-  const take = (): WireTask | undefined => {
-    if (next >= order.length) return undefined;
-    const id = order[next++] as number;
-    const t = tasks[id] as HashTask;
-    return { id, path: t.path, ranges: t.ranges, algo, io: io.io };
-  };
+  const batch = wireBatch(tasks, order, algo, io.io);
   const fileError = (id: number, message: string, cause?: unknown) => {
     const t = tasks[id] as HashTask;
     return new HotweightsError('HW_CHECKPOINT', `cannot hash ${t.path}: ${message}`, {
@@ -253,59 +255,37 @@ export async function hashRanges(tasks: readonly HashTask[], options: HashPoolOp
   const abort = (err: Error) => {
     if (failed) return;
     failed = err;
+    stopBatch(batch);
     fail(err);
   };
 
   const workers: Worker[] = [];
-  const inFlight = new Map<Worker, number>();
-  // Each worker keeps a second task queued while it hashes one, so it never waits for the main
-  // thread (which reads worker messages only between its slices) to hand it the next; near the
-  // end, one at a time, so no task sits queued behind another while a thread is idle.
-  const topUp = (w: Worker, most = 2) => {
-    const depth = Math.min(most, order.length - next > threads ? 2 : 1);
-    while ((inFlight.get(w) ?? 0) < depth) {
-      const t = take();
-      if (!t) return;
-      inFlight.set(w, (inFlight.get(w) ?? 0) + 1);
-      w.postMessage(t);
-    }
-  };
   const onMain = !onWorkers || (options.mainThread ?? true);
-  const readyNow: Worker[] = [];
   for (let i = onMain ? 1 : 0; i < threads; i++) {
     const spare = spares.shift();
     if (spare) spare.worker.off('message', spare.onReady);
-    if (spare?.ready) readyNow.push(spare.worker);
     const w = spare?.worker ?? startModuleWorker(HASH_WORKER, { workerData });
     workers.push(w);
-    inFlight.set(w, 0);
     w.on('message', (m: HashWorkerReply) => {
-      if (failed) return;
-      // Tasks go to a worker only once it has booted; until then the main thread hashes them.
-      if ('ready' in m) return topUp(w, 1);
+      if (failed || 'ready' in m) return;
       if ('error' in m) return abort(fileError(m.id, m.error));
       if (m.progress) options.onBytes?.(m.progress);
-      if (m.hexes) {
-        inFlight.set(w, (inFlight.get(w) ?? 1) - 1);
-        complete(m.id, m.hexes);
-        topUp(w);
-      }
+      if (m.hexes) complete(m.id, m.hexes);
     });
     w.on('error', (err) =>
       abort(new HotweightsError('HW_INTERNAL', `hash worker failed: ${err.message}`, { cause: err })),
     );
+    // Queued until the worker has booted; the main thread claims tasks meanwhile.
+    w.postMessage(batch);
   }
   // Pre-started workers this call does not need (fewer tasks than threads) stop here.
   for (const s of spares) void s.worker.terminate();
-  // Pre-started workers that already said they are ready get their first tasks now.
-  for (const w of readyNow) topUp(w, 1);
 
   const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
   const runOnMain = async () => {
     const runner = new HashRunner(workerData, await loadRunnerShm(workerData.shm));
-    for (let t = take(); t && !failed; t = take()) {
+    for (let t = claimTask(batch); t && !failed; t = claimTask(batch)) {
       const task = t;
-      for (const w of workers) if (inFlight.get(w)) topUp(w);
       let hexes: string[] | undefined;
       try {
         const it = runner.runTask(task);

@@ -20,6 +20,14 @@ export interface HashRange {
   readonly length: number;
 }
 
+/**
+ * read() buffer size: small enough to stay in a core's L2 cache between the read's copy and the
+ * hash (as `cat`'s 128 KiB buffer does), large enough that syscalls cost nothing measurable.
+ */
+export const DEFAULT_CHUNK_BYTES = 512 * 1024;
+/** Most bytes a hasher keeps mapped at once. */
+export const DEFAULT_PIECE_BYTES = 32 * 1024 * 1024;
+
 /** The settings every hasher of one hashRanges call shares (a worker's `workerData`). */
 export interface HashRunnerConfig {
   /** read() buffer size (io 'read'). */
@@ -30,13 +38,80 @@ export interface HashRunnerConfig {
   readonly shm: boolean;
 }
 
-/** One file's ranges, as posted to a hasher. */
+/** One file's ranges, as a hasher hashes them. */
 export interface WireTask {
   readonly id: number;
   readonly path: string;
   readonly ranges: readonly HashRange[];
   readonly algo: HashAlgorithm;
   readonly io: HashIo;
+}
+
+/**
+ * Every task of a hashRanges call, posted once to each worker: in shared memory, so posting costs
+ * the same however many ranges there are, and with one shared counter from which every hasher
+ * (the main thread too) claims the next task itself, with no round trip through the main thread.
+ */
+export interface WireBatch {
+  readonly algo: HashAlgorithm;
+  readonly io: HashIo;
+  readonly paths: readonly string[];
+  /** Per task, in the order they are claimed: [id, path index, first range, end range]. */
+  readonly table: SharedArrayBuffer;
+  /** [offset, length] of every range, the tasks' one after the other. */
+  readonly ranges: SharedArrayBuffer;
+  /** One Int32: the next task to claim (Atomics.add); set past the end to stop everyone. */
+  readonly next: SharedArrayBuffer;
+}
+
+/** A batch of `tasks`, to be claimed in the given order. */
+export function wireBatch(
+  tasks: readonly { readonly path: string; readonly ranges: readonly HashRange[] }[],
+  order: readonly number[],
+  algo: HashAlgorithm,
+  io: HashIo,
+): WireBatch {
+  const paths: string[] = [];
+  const pathIndex = new Map<string, number>();
+  const rangeCount = tasks.reduce((n, t) => n + t.ranges.length, 0);
+  const table = new SharedArrayBuffer(4 * 4 * order.length);
+  const ranges = new SharedArrayBuffer(8 * 2 * rangeCount);
+  const t32 = new Int32Array(table);
+  const r64 = new Float64Array(ranges);
+  let r = 0;
+  for (const [k, id] of order.entries()) {
+    const task = tasks[id] as (typeof tasks)[number];
+    let p = pathIndex.get(task.path);
+    if (p === undefined) {
+      p = paths.push(task.path) - 1;
+      pathIndex.set(task.path, p);
+    }
+    t32.set([id, p, r, r + task.ranges.length], 4 * k);
+    for (const range of task.ranges) {
+      r64[2 * r] = range.offset;
+      r64[2 * r + 1] = range.length;
+      r++;
+    }
+  }
+  return { algo, io, paths, table, ranges, next: new SharedArrayBuffer(4) };
+}
+
+/** Claims the batch's next task, or undefined once every task is claimed (or the batch stopped). */
+export function claimTask(batch: WireBatch): WireTask | undefined {
+  const t32 = new Int32Array(batch.table);
+  const k = Atomics.add(new Int32Array(batch.next), 0, 1);
+  if (k >= t32.length / 4) return undefined;
+  const r64 = new Float64Array(batch.ranges);
+  const [id, p, from, end] = t32.subarray(4 * k, 4 * k + 4) as unknown as [number, number, number, number];
+  const ranges: HashRange[] = [];
+  for (let r = from; r < end; r++)
+    ranges.push({ offset: r64[2 * r] as number, length: r64[2 * r + 1] as number });
+  return { id, path: batch.paths[p] as string, ranges, algo: batch.algo, io: batch.io };
+}
+
+/** Stops every hasher claiming more tasks of the batch (a task failed). */
+export function stopBatch(batch: WireBatch): void {
+  Atomics.store(new Int32Array(batch.next), 0, new Int32Array(batch.table).length / 4);
 }
 
 /** What a hash worker posts back. */
