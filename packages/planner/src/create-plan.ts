@@ -243,6 +243,9 @@ export function createPlan(options: CreatePlanOptions): Plan {
     g.push(k);
   }
   const writer = new ItemWriter(next, bucketBytes);
+  // Every bucket's items are a window on one set of columns, in bucket order (see ItemBatch).
+  const allItems = new PlannedItems(pending.length);
+  let windowStart = 0;
   const itemsByBucket: PlannedItems[] = [];
   const ranksByBucket: (readonly number[])[] = [];
   let totalBytes = 0;
@@ -257,7 +260,8 @@ export function createPlan(options: CreatePlanOptions): Plan {
       perBucket[b] = (perBucket[b] as number) + 1;
     }
     for (let b = 0; b < packed.buckets; b++) {
-      itemsByBucket.push(new PlannedItems(perBucket[b] as number));
+      itemsByBucket.push(PlannedItems.window(allItems, windowStart, perBucket[b] as number));
+      windowStart += perBucket[b] as number;
       ranksByBucket.push(ranks);
     }
     // Placement order: inside each bucket offsets ascend, so no per-bucket sort is needed.

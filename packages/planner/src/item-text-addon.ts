@@ -34,6 +34,18 @@ export interface NativeItemColumns {
   readonly bucketBytes: number;
 }
 
+/** A whole plan's item columns, how many items, the threads to use, and the sweep order and lengths. */
+export type ItemSweep = [
+  entry: Uint32Array,
+  part: Int32Array,
+  offset: Float64Array,
+  nbytes: Float64Array,
+  count: number,
+  threads: number,
+  order: Uint32Array,
+  lengths: Uint32Array,
+];
+
 export interface NativeItemEncoder {
   /**
    * Writes items [from, k) with their separators into out (from outAt) and canon (from canonAt);
@@ -52,6 +64,24 @@ export interface NativeItemEncoder {
     canon: Uint8Array,
     canonAt: number,
     state: Float64Array,
+  ): number;
+  /**
+   * First sweep over a whole plan's items [0, count) (see ItemBatch): `order` gets the item
+   * indexes by entry, `lengths[g]` the byte length of item g's text, 0 for an item the JS writer
+   * must write. Returns how many those are.
+   */
+  layout(...sweep: ItemSweep): number;
+  /** Second sweep: the text of every item with lengths[g] > 0 written at out[positions[g]]. */
+  render(...args: [...ItemSweep, positions: Float64Array, out: Uint8Array]): void;
+  /** Texts of items [from, to) of out joined by commas into dst from dstAt: the new end, or -1 (no room). */
+  join(
+    out: Uint8Array,
+    positions: Float64Array,
+    lengths: Uint32Array,
+    from: number,
+    to: number,
+    dst: Uint8Array,
+    dstAt: number,
   ): number;
 }
 

@@ -18,12 +18,45 @@ export class PlannedItems {
   part: Int32Array;
   offset: Float64Array;
   nbytes: Float64Array;
+  /** For a window (see window()): the columns it is a window on, and where it starts in them. */
+  readonly all: PlannedItems | undefined;
+  readonly start: number;
 
-  constructor(capacity: number) {
+  constructor(capacity: number, all?: PlannedItems, start = 0) {
+    this.all = all;
+    this.start = start;
+    if (all) {
+      this.entry = all.entry.subarray(start, start + capacity);
+      this.part = all.part.subarray(start, start + capacity);
+      this.offset = all.offset.subarray(start, start + capacity);
+      this.nbytes = all.nbytes.subarray(start, start + capacity);
+      return;
+    }
     this.entry = new Uint32Array(capacity);
     this.part = new Int32Array(capacity);
     this.offset = new Float64Array(capacity);
     this.nbytes = new Float64Array(capacity);
+  }
+
+  /**
+   * Items [start, start + capacity) of `all`, written in place: the buckets of a plan as windows on
+   * one set of columns, which the whole-plan writer (ItemBatch) reads in one call.
+   */
+  static window(all: PlannedItems, start: number, capacity: number): PlannedItems {
+    return new PlannedItems(capacity, all, start);
+  }
+
+  /** True while this window's items are still in `all` (filled to capacity, never grown out of it). */
+  inPlace(): boolean {
+    const all = this.all;
+    return (
+      all !== undefined &&
+      this.length === this.entry.length &&
+      this.entry.buffer === all.entry.buffer &&
+      this.part.buffer === all.part.buffer &&
+      this.offset.buffer === all.offset.buffer &&
+      this.nbytes.buffer === all.nbytes.buffer
+    );
   }
 
   push(entry: number, part: number, offset: number, nbytes: number): void {
