@@ -186,7 +186,8 @@ class ItemEncoder : public Napi::ObjectWrap<ItemEncoder> {
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "ItemEncoder",
                        {InstanceMethod<&ItemEncoder::Write>("write"), InstanceMethod<&ItemEncoder::Layout>("layout"),
-                        InstanceMethod<&ItemEncoder::Render>("render"), InstanceMethod<&ItemEncoder::Join>("join")});
+                        InstanceMethod<&ItemEncoder::Place>("place"), InstanceMethod<&ItemEncoder::Render>("render"),
+                        InstanceMethod<&ItemEncoder::Join>("join")});
   }
 
   // new ItemEncoder({names, nameUnits: 1 | 2, starts, shardRank, kind, file, fileOffset, nbytes,
@@ -398,6 +399,58 @@ class ItemEncoder : public Napi::ObjectWrap<ItemEncoder> {
       left += mine;
     });
     return Napi::Number::New(info.Env(), static_cast<double>(left.load()));
+  }
+
+  // place(lengths, positions, from, to, first, out, outAt, state) -> k
+  // Lays out items [from, k) of a bucket whose first item is `first`: writes each one's separator
+  // into out (`\n      ` before the first, `,\n      ` before the others), sets positions[g] to
+  // where its text goes and leaves lengths[g] bytes for it (render fills them). Stops at an item
+  // of length 0 (for the JS writer) or one out has no room for. state[0]: the new end of out;
+  // state[1]: why it stopped (0: k == to, 1: item k is for the JS writer, 2: no room for item k).
+  Napi::Value Place(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    size_t lenLen = 0, posLen = 0, outCap = 0;
+    const uint32_t* lengths = Arg<const uint32_t>(info, 0, napi_uint32_array, 0, "lengths", &lenLen);
+    double* positions = lengths ? Arg<double>(info, 1, napi_float64_array, 0, "positions", &posLen) : nullptr;
+    uint8_t* out = positions ? Arg<uint8_t>(info, 5, napi_uint8_array, 0, "out", &outCap) : nullptr;
+    double* state = out ? Arg<double>(info, 7, napi_float64_array, 2, "state") : nullptr;
+    if (!state) return env.Undefined();
+    const double from = info[2].ToNumber().DoubleValue();
+    const double to = info[3].ToNumber().DoubleValue();
+    const double first = info[4].ToNumber().DoubleValue();
+    const double outAt = info[6].ToNumber().DoubleValue();
+    if (!(first >= 0 && first <= from && from <= to && to <= static_cast<double>(std::min(lenLen, posLen)) &&
+          outAt >= 0 && outAt <= static_cast<double>(outCap))) {
+      Napi::RangeError::New(env, "place: range outside the columns or out").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    size_t at = static_cast<size_t>(outAt);
+    size_t g = static_cast<size_t>(from);
+    const size_t end = static_cast<size_t>(to);
+    int reason = 0;
+    for (; g < end; g++) {
+      const size_t n = lengths[g];
+      if (n == 0) {
+        reason = 1;
+        break;
+      }
+      if (outCap - at < n + 8) {
+        reason = 2;
+        break;
+      }
+      if (g == static_cast<size_t>(first)) {
+        std::memcpy(out + at, "\n      ", 7);
+        at += 7;
+      } else {
+        std::memcpy(out + at, ",\n      ", 8);
+        at += 8;
+      }
+      positions[g] = static_cast<double>(at);
+      at += n;
+    }
+    state[0] = static_cast<double>(at);
+    state[1] = reason;
+    return Napi::Number::New(env, static_cast<double>(g));
   }
 
   // render(entry, part, offset, nbytes, count, threads, order, lengths, positions, out)

@@ -30,6 +30,7 @@ export class ItemBatch {
   private readonly jsItems: number[] = [];
   private readonly jsLengths: number[] = [];
   private laidOut = false;
+  private readonly state = new Float64Array(2);
 
   constructor(
     private readonly encoder: NativeItemEncoder,
@@ -59,23 +60,30 @@ export class ItemBatch {
   }
 
   /**
-   * Item k of a bucket (global index g) after its separator in `w`: a hole of its length for the
-   * render, or its text written in JS when the native writer leaves it to JS.
+   * A bucket's items, each after its separator, into `w`: a hole of its text's length for the
+   * render, or its text written in JS for an item the native writer leaves to JS.
    */
-  place(w: JsonBytes, items: PlannedItems, k: number): void {
-    const g = items.start + k;
-    const n = this.lengths[g] as number;
-    if (n > 0) {
-      w.reserve(n);
-      this.positions[g] = w.length;
-      w.length += n;
-      return;
+  place(w: JsonBytes, items: PlannedItems): void {
+    const first = items.start;
+    const end = first + items.length;
+    const state = this.state;
+    let g = first;
+    while (g < end) {
+      g = this.encoder.place(this.lengths, this.positions, g, end, first, w.buffer, w.length, state);
+      w.length = state[0] as number;
+      if (state[1] === 0) return;
+      if (state[1] === 2) {
+        w.reserve(w.buffer.length - w.length + 1);
+        continue;
+      }
+      w.raw(g === first ? '\n      ' : ',\n      ');
+      const start = w.length;
+      this.writer.write(w, items, g - first);
+      this.positions[g] = start;
+      this.jsItems.push(g);
+      this.jsLengths.push(w.length - start);
+      g++;
     }
-    const start = w.length;
-    this.writer.write(w, items, k);
-    this.positions[g] = start;
-    this.jsItems.push(g);
-    this.jsLengths.push(w.length - start);
   }
 
   /** Fills every hole of `out` (second sweep); then each item's text is in place. */

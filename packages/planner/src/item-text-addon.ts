@@ -71,6 +71,21 @@ export interface NativeItemEncoder {
    * must write. Returns how many those are.
    */
   layout(...sweep: ItemSweep): number;
+  /**
+   * Lays out items [from, k) of a bucket whose first item is `first`: their separators written
+   * into out from outAt, positions[g] set and lengths[g] bytes left for each. Returns k; state:
+   * [new end of out, why it stopped (0 done, 1 item k is for the JS writer, 2 no room for it)].
+   */
+  place(
+    lengths: Uint32Array,
+    positions: Float64Array,
+    from: number,
+    to: number,
+    first: number,
+    out: Uint8Array,
+    outAt: number,
+    state: Float64Array,
+  ): number;
   /** Second sweep: the text of every item with lengths[g] > 0 written at out[positions[g]]. */
   render(...args: [...ItemSweep, positions: Float64Array, out: Uint8Array]): void;
   /** Texts of items [from, to) of out joined by commas into dst from dstAt: the new end, or -1 (no room). */

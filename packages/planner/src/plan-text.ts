@@ -188,10 +188,7 @@ export function encodePlan(plan: Omit<Plan, 'digest'> | Plan, options: PlanTextO
     // hundred bytes costs less than a native hash call per item) and hashed once per bucket.
     canon.length = 0;
     if (batch && source) {
-      for (let k = 0; k < count; k++) {
-        w.raw(k === 0 ? '\n      ' : ',\n      ');
-        batch.place(w, source.items, k);
-      }
+      batch.place(w, source.items);
       if (plain) deferred.push([source.items.start, source.items.start + count]);
     } else if (source) source.writer.writeItems(w, canon, source.items);
     else

@@ -1,7 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ManifestEntry, ManifestFile, Plan } from '@hotweights/core';
-import { buildManifest, computePlanDigest, loadManifest, loadPlan } from '@hotweights/manifest';
+import {
+  buildManifest,
+  canonicalJson,
+  computePlanDigest,
+  loadManifest,
+  loadPlan,
+} from '@hotweights/manifest';
 import { createPlan, encodePlan, planFileBytes, writeManifest, writePlan } from '@hotweights/planner';
 import { afterAll, describe, expect, it } from 'vitest';
 import { itemBatch } from '../src/item-batch.js';
@@ -91,8 +97,7 @@ describe('whole-plan native item writer (two sweeps in entry order)', () => {
     if (!batch) throw new Error('no whole-plan writer');
     batch.layout();
     const w = new JsonBytes(64);
-    for (const s of sources)
-      for (let k = 0; k < (s?.items.length ?? 0); k++) if (s) batch.place(w, s.items, k);
+    for (const s of sources) if (s) batch.place(w, s.items);
     expect(() => batch.render(new Uint8Array(16))).toThrow(/place is outside out/);
     // A dim grows by four digits after the layout: its item no longer fits its hole.
     const dims = batch.writer.manifest.columns.dims;
@@ -104,6 +109,15 @@ describe('whole-plan native item writer (two sweeps in entry order)', () => {
     } finally {
       dims[at] = 1024;
     }
+    // Laid out from a 64-byte buffer (grown as needed): every item's canonical text in its place.
     batch.render(w.buffer);
+    const items = plan.buckets.flatMap((b) => b.items);
+    expect(items.length).toBe(batch.count);
+    for (const [g, item] of items.entries()) {
+      const pos = batch.positions[g] as number;
+      expect(w.buffer.subarray(pos, pos + (batch.lengths[g] as number)).toString('utf8')).toBe(
+        canonicalJson(item),
+      );
+    }
   });
 });
