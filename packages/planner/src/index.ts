@@ -1,4 +1,4 @@
-export { isInside } from './atomic-write.js';
+export { isInside, type StagedFile } from './atomic-write.js';
 export {
   type ConsumerOptions,
   consumerResolver,
@@ -37,7 +37,7 @@ export {
   writePatches,
 } from './patches.js';
 export { type EncodedPlan, encodePlan, planDigest, planFileBytes } from './plan-text.js';
-export { writePlan } from './plan-writer.js';
+export { stagePlan, writePlan } from './plan-writer.js';
 export { type PublishOptions, type PublishProgress, publish, shardRankOfPath } from './publish.js';
 export {
   DTYPE_BYTES,

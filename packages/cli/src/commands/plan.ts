@@ -16,10 +16,10 @@ import {
   parseGroupMap,
   parseTpGroups,
   planDeltaCounts,
+  stagePlan,
   verifyPlan,
   type WrittenPatches,
   writePatches,
-  writePlan,
 } from '@hotweights/planner';
 import { recordSourceRoot } from '@hotweights/runtime/source-roots';
 import type { CommandModule } from '../command.js';
@@ -281,17 +281,27 @@ export const planCommand: CommandModule = {
           worldSize,
           consumers,
         });
-        // The planner chose every consumer set: an empty one means the group map or TP groups miss
-        // some entries, so it is a problem here (fatal with --strict).
-        const report = verifyPlan(plan, {
-          tpGroups: consumers.tpGroups,
-          trusted: true,
-          requireConsumers: true,
-        });
-        if (opts.strict && !report.ok) throw new PlanVerificationError(report.problems.map((p) => p.message));
-        checkManifestFileUnchanged(next);
-        if (prev) checkManifestFileUnchanged(toColumnar(prev));
-        await writePlan(plan, opts.output);
+        // The file is written beside --output while the plan and both manifests are checked, and
+        // replaces --output only once they pass.
+        const staged = stagePlan(plan, opts.output);
+        let report: ReturnType<typeof verifyPlan>;
+        try {
+          // The planner chose every consumer set: an empty one means the group map or TP groups
+          // miss some entries, so it is a problem here (fatal with --strict).
+          report = verifyPlan(plan, {
+            tpGroups: consumers.tpGroups,
+            trusted: true,
+            requireConsumers: true,
+          });
+          if (opts.strict && !report.ok)
+            throw new PlanVerificationError(report.problems.map((p) => p.message));
+          checkManifestFileUnchanged(next);
+          if (prev) checkManifestFileUnchanged(toColumnar(prev));
+          await staged.commit();
+        } catch (err) {
+          await staged.discard();
+          throw err;
+        }
 
         // Summary: what changed, what moves.
         const prevCol = prev ? toColumnar(prev) : null;
