@@ -130,6 +130,32 @@ export function entriesPerFile(columns: ManifestColumns, files: number): number[
   return counts;
 }
 
+/**
+ * `columns` with `file` and `file_offset` implied by the per-file counts and `nbytes` (see
+ * impliedPlaces), computed on first read: a manifest only compared against (the previous one of a
+ * plan) never builds them (12 MB at a million entries). validateColumns checks them without
+ * reading them, given `perFile`.
+ */
+export function withImpliedPlaces(
+  columns: Omit<ManifestColumns, 'file' | 'file_offset'>,
+  perFile: readonly number[],
+): ManifestColumns {
+  const out = columns as ManifestColumns;
+  const build = (name: 'file' | 'file_offset'): Uint32Array | Float64Array => {
+    const places = impliedPlaces(perFile, columns.nbytes);
+    Object.defineProperty(out, 'file', { value: places.file, enumerable: true });
+    Object.defineProperty(out, 'file_offset', { value: places.file_offset, enumerable: true });
+    return places[name];
+  };
+  Object.defineProperty(out, 'file', { get: () => build('file'), enumerable: true, configurable: true });
+  Object.defineProperty(out, 'file_offset', {
+    get: () => build('file_offset'),
+    enumerable: true,
+    configurable: true,
+  });
+  return out;
+}
+
 /** File index and offset of every entry, implied by the per-file counts and the sizes. */
 export function impliedPlaces(
   perFile: readonly number[],

@@ -95,6 +95,11 @@ export function validateColumns(
   file: string | undefined,
   digest?: string,
   lazyIndex = false,
+  /**
+   * Entries per file when `file` and `file_offset` are implied by them (withImpliedPlaces): they
+   * hold by construction, so they are not read (nor built) here; the coverage checks still run.
+   */
+  impliedBy?: readonly number[],
 ): ColumnarManifest {
   const c: SchemaChecker = new SchemaChecker(file);
   const n = columns.tensor.length;
@@ -104,7 +109,9 @@ export function validateColumns(
   // The loaders and buildManifest make these columns with one value per entry (decodeColumn, the
   // binary column lengths, impliedPlaces): these three length checks cannot fail through them.
   // Stryker disable next-line BlockStatement,ArrayDeclaration: equivalent: the checks in this loop cannot fail through the loaders (above)
-  for (const name of ['shard_rank', 'file', 'file_offset', 'nbytes', 'dtype', 'ndim'] as const) {
+  for (const name of impliedBy
+    ? (['shard_rank', 'nbytes', 'dtype', 'ndim'] as const)
+    : (['shard_rank', 'file', 'file_offset', 'nbytes', 'dtype', 'ndim'] as const)) {
     if (columns[name].length !== n)
       // Stryker disable next-line StringLiteral: equivalent: a message no loader can make appear (above)
       c.fail(`entries.${name}`, `${n} values (one per entry)`, columns[name].length);
@@ -118,8 +125,12 @@ export function validateColumns(
   // One tight pass over typed arrays (a million entries: a few ms); a failure is then re-described
   // with its field and index by describeEntryFault.
   const starts = columns.tensor.starts;
-  const { shard_rank: rankCol, file: fileCol, file_offset: offCol, nbytes: nbCol, dtype: dtCol } = columns;
-  const { ndim: ndCol, dims: dimsCol, kind } = columns;
+  const { shard_rank: rankCol, nbytes: nbCol, dtype: dtCol, ndim: ndCol, dims: dimsCol, kind } = columns;
+  const fileCol = impliedBy ? undefined : columns.file;
+  const offCol = impliedBy ? undefined : columns.file_offset;
+  // With implied places: the file of the entry at hand, and where the next file's entries start.
+  let impliedFile = -1;
+  let nextFileAt = 0;
   const fileCount = meta.files.length;
   const dtypeCount = meta.dtypes.length;
   const MAX = Number.MAX_SAFE_INTEGER;
@@ -128,8 +139,17 @@ export function validateColumns(
   let cursor = 0;
   for (let i = 0; i < n; i++) {
     const sr = rankCol[i] as number;
-    const fi = fileCol[i] as number;
-    const off = offCol[i] as number;
+    let fi: number;
+    let off: number;
+    if (fileCol && offCol) {
+      fi = fileCol[i] as number;
+      off = offCol[i] as number;
+    } else {
+      while (i === nextFileAt && impliedFile + 1 < fileCount)
+        nextFileAt += (impliedBy as readonly number[])[++impliedFile] as number;
+      fi = impliedFile;
+      off = fi === curFile ? cursor : 0;
+    }
     const nb = nbCol[i] as number;
     const dt = dtCol[i] as number;
     const nd = ndCol[i] as number;
@@ -180,7 +200,9 @@ export function validateColumns(
     c.fail('entries.dims', `${dimsAt} values (sum of ndim)`, columns.dims.length);
   // Every file must have entries (an empty file still gets one zero-byte entry).
   const seen = new Uint8Array(fileCount);
-  for (let i = 0; i < n; i++) seen[fileCol[i] as number] = 1;
+  if (fileCol) for (let i = 0; i < n; i++) seen[fileCol[i] as number] = 1;
+  else
+    for (let f = 0; f < fileCount; f++) seen[f] = ((impliedBy as readonly number[])[f] as number) > 0 ? 1 : 0;
   for (const [i, f] of meta.files.entries()) {
     if (!seen[i]) c.fail(`files[${i}]`, `at least one entry for ${JSON.stringify(f.path)}`);
   }
