@@ -154,13 +154,9 @@ export class NameColumn {
     if (other === this) return true;
     if (other.length !== this.length) return false;
     if (this.bytes && other.bytes) {
-      if (!Buffer.from(this.bytes.buffer, this.bytes.byteOffset, this.bytes.length).equals(other.bytes))
-        return false;
+      if (!bytesOf(this.bytes).equals(other.bytes)) return false;
     } else if (other.text !== this.text) return false;
-    const s = this.starts;
-    const t = other.starts;
-    for (let i = 0; i <= this.length; i++) if (s[i] !== t[i]) return false;
-    return true;
+    return bytesOf(this.starts).equals(bytesOf(other.starts));
   }
 
   /** FNV-1a of name i, seeded; equal to hashName(get(i), seed). */
@@ -171,6 +167,11 @@ export class NameColumn {
       h = Math.imul(h ^ x.charCodeAt(k), 16777619);
     return h >>> 0;
   }
+}
+
+/** The bytes of a typed array, as a Buffer (a view: compared natively, not element by element). */
+function bytesOf(a: ArrayBufferView): Buffer {
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
 }
 
 /** FNV-1a of a name, seeded; equal to NameColumn.hash for the same name. */

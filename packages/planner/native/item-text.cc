@@ -191,7 +191,7 @@ class ItemEncoder : public Napi::ObjectWrap<ItemEncoder> {
   }
 
   // new ItemEncoder({names, nameUnits: 1 | 2, starts, shardRank, kind, file, fileOffset, nbytes,
-  //   dtype, ndim, dims, dimsStart, hash, hashBytes, heads, headStarts, tails, tailStarts,
+  //   dtype, ndim, dims, hash, hashBytes, heads, headStarts, tails, tailStarts,
   //   hashPrefix, bucketBytes})
   explicit ItemEncoder(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ItemEncoder>(info) {
     Napi::Env env = info.Env();
@@ -211,7 +211,6 @@ class ItemEncoder : public Napi::ObjectWrap<ItemEncoder> {
         !ReadColumn(env, o, "dtype", napi_int32_array, &dtype_) ||
         !ReadColumn(env, o, "ndim", napi_int32_array, &ndim_) ||
         !ReadColumn(env, o, "dims", napi_float64_array, &dims_) ||
-        !ReadColumn(env, o, "dimsStart", napi_uint32_array, &dimsStart_) ||
         !ReadColumn(env, o, "hash", napi_uint8_array, &hash_) ||
         !ReadColumn(env, o, "heads", napi_uint8_array, &heads_) ||
         !ReadColumn(env, o, "headStarts", napi_uint32_array, &headStarts_) ||
@@ -224,11 +223,21 @@ class ItemEncoder : public Napi::ObjectWrap<ItemEncoder> {
     size_ = shardRank_.length;
     if (starts_.length != size_ + 1 || kind_.length < size_ || file_.length < size_ ||
         fileOffset_.length < size_ || nbytes_.length < size_ || dtype_.length < size_ ||
-        ndim_.length < size_ || dimsStart_.length < size_ || headStarts_.length < 1 ||
+        ndim_.length < size_ || headStarts_.length < 1 ||
         tailStarts_.length < 1 || !(bucketBytes_ >= 1)) {
       Napi::RangeError::New(env, "ItemEncoder: columns of different lengths").ThrowAsJavaScriptException();
       return;
     }
+    // Where each entry's dims start in `dims` (ndim is -1 for no shape).
+    dimsStartStore_.resize(size_);
+    uint64_t at = 0;
+    for (size_t i = 0; i < size_; i++) {
+      dimsStartStore_[i] = static_cast<uint32_t>(std::min<uint64_t>(at, UINT32_MAX));
+      const int32_t n = As<int32_t>(ndim_)[i];
+      if (n > 0) at += static_cast<uint64_t>(n);
+    }
+    dimsStart_.data = reinterpret_cast<const uint8_t*>(dimsStartStore_.data());
+    dimsStart_.length = size_;
   }
 
  private:
@@ -690,6 +699,7 @@ class ItemEncoder : public Napi::ObjectWrap<ItemEncoder> {
 
   Column names_, starts_, shardRank_, kind_, file_, fileOffset_, nbytes_, dtype_, ndim_, dims_, dimsStart_, hash_,
       heads_, headStarts_, tails_, tailStarts_, hashPrefix_;
+  std::vector<uint32_t> dimsStartStore_;
   bool wide_ = false;
   uint32_t hashBytes_ = 0;
   double bucketBytes_ = 0;

@@ -6,6 +6,7 @@
  * bucket is split into byte-range parts of at most one bucket each. Items are packed first-fit
  * decreasing with aligned offsets; each bucket's consumers are the union of its items' consumers.
  */
+import { Buffer } from 'node:buffer';
 import { resolve } from 'node:path';
 import {
   ConfigError,
@@ -20,7 +21,7 @@ import {
 } from '@hotweights/core';
 import { type ColumnarManifest, HASH_HEX_LENGTH, toColumnar } from '@hotweights/manifest';
 import { type ConsumerOptions, consumerResolver } from './consumers.js';
-import { packFirstFitDecreasingInto } from './packing.js';
+import { type PackedItems, packFirstFitDecreasingInto } from './packing.js';
 import type { WrittenPatches } from './patches.js';
 import { encodePlan, rememberEncoding } from './plan-text.js';
 import { ItemWriter, PlannedItems, plannedBucket } from './planned-items.js';
@@ -60,17 +61,10 @@ function matchEntries(prev: ColumnarManifest, next: ColumnarManifest): Int32Arra
   const match = new Int32Array(next.size).fill(-1);
   const pc = prev.columns;
   const nc = next.columns;
-  if (pc.tensor.sameAs(nc.tensor)) {
-    let aligned = true;
-    for (let i = 0; i < next.size; i++) {
-      if (pc.shard_rank[i] !== nc.shard_rank[i]) {
-        aligned = false;
-        break;
-      }
-      match[i] = i;
-    }
-    if (aligned) return match;
-    match.fill(-1);
+  const ranks = (a: Uint32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+  if (pc.tensor.sameAs(nc.tensor) && ranks(pc.shard_rank).equals(ranks(nc.shard_rank))) {
+    for (let i = 0; i < next.size; i++) match[i] = i;
+    return match;
   }
   const po = prev.keyOrder();
   const no = next.keyOrder();
@@ -183,6 +177,36 @@ class Pending {
     this.part[this.length] = part;
     this.length++;
   }
+}
+
+/**
+ * A group's packed items written into their buckets' windows on `all` (slots[b]: the next free
+ * place of the group's bucket b), in placement order, so offsets ascend inside each bucket and no
+ * per-bucket sort is needed. Returns the bytes placed.
+ */
+function placeGroup(
+  all: PlannedItems,
+  slots: Uint32Array,
+  packed: PackedItems,
+  members: readonly number[],
+  pending: Pending,
+): number {
+  const { entry, part, offset, nbytes } = all;
+  let total = 0;
+  for (let o = 0; o < packed.order.length; o++) {
+    const m = packed.order[o] as number;
+    const k = members[m] as number;
+    const b = packed.bucket[m] as number;
+    const slot = slots[b] as number;
+    slots[b] = slot + 1;
+    const size = pending.size[k] as number;
+    total += size;
+    entry[slot] = pending.entry[k] as number;
+    part[slot] = pending.part[k] as number;
+    offset[slot] = packed.offset[m] as number;
+    nbytes[slot] = size;
+  }
+  return total;
 }
 
 /** Planned keys that exist in prev (changed) and that do not (added), per plan createPlan made. */
@@ -308,30 +332,22 @@ export function createPlan(options: CreatePlanOptions): Plan {
     const sizes = new Float64Array(members.length);
     for (let m = 0; m < members.length; m++) sizes[m] = pending.size[members[m] as number] as number;
     const packed = packFirstFitDecreasingInto(sizes, bucketBytes, alignment);
-    const first = itemsByBucket.length;
     const perBucket = new Uint32Array(packed.buckets);
     for (let m = 0; m < members.length; m++) {
       const b = packed.bucket[m] as number;
       perBucket[b] = (perBucket[b] as number) + 1;
     }
+    const slots = new Uint32Array(packed.buckets);
     for (let b = 0; b < packed.buckets; b++) {
-      itemsByBucket.push(PlannedItems.window(allItems, windowStart, perBucket[b] as number));
-      windowStart += perBucket[b] as number;
+      const count = perBucket[b] as number;
+      const window = PlannedItems.window(allItems, windowStart, count);
+      window.length = count;
+      itemsByBucket.push(window);
+      slots[b] = windowStart;
+      windowStart += count;
       ranksByBucket.push(ranks);
     }
-    // Placement order: inside each bucket offsets ascend, so no per-bucket sort is needed.
-    for (let o = 0; o < packed.order.length; o++) {
-      const m = packed.order[o] as number;
-      const k = members[m] as number;
-      const nbytes = pending.size[k] as number;
-      totalBytes += nbytes;
-      (itemsByBucket[first + (packed.bucket[m] as number)] as PlannedItems).push(
-        pending.entry[k] as number,
-        pending.part[k] as number,
-        packed.offset[m] as number,
-        nbytes,
-      );
-    }
+    totalBytes += placeGroup(allItems, slots, packed, members, pending);
   }
   // Items stay columns (see planned-items.ts): objects are built only if someone reads them.
   const buckets: PlanBucket[] = itemsByBucket.map((items, b) => {

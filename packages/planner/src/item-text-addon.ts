@@ -21,7 +21,6 @@ export interface NativeItemColumns {
   readonly dtype: Int32Array;
   readonly ndim: Int32Array;
   readonly dims: Float64Array;
-  readonly dimsStart: Uint32Array;
   readonly hash: Uint8Array;
   readonly hashBytes: number;
   /** Pre-encoded item heads per dtype index + 1, concatenated; headStarts has one more offset. */

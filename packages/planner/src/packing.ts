@@ -82,11 +82,12 @@ export function packFirstFitDecreasingInto(
   const order = new Uint32Array(n);
   // Size descending, ties by index. When (capacity - size) * n + index stays exact in a double,
   // that one key sorts natively (no comparator call per comparison); otherwise a comparator.
-  if (
-    (capacity + 1) * (n + 1) <= Number.MAX_SAFE_INTEGER &&
-    Number.isInteger(capacity) &&
-    sizes.every((s) => Number.isInteger(s) && s >= 0 && s <= capacity)
-  ) {
+  let integral = (capacity + 1) * (n + 1) <= Number.MAX_SAFE_INTEGER && Number.isInteger(capacity);
+  for (let i = 0; integral && i < n; i++) {
+    const s = sizes[i] as number;
+    integral = s >= 0 && s <= capacity && Math.floor(s) === s;
+  }
+  if (integral) {
     const keys = new Float64Array(n);
     for (let i = 0; i < n; i++) keys[i] = (capacity - (sizes[i] as number)) * n + i;
     keys.sort();
