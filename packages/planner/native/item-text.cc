@@ -178,7 +178,11 @@ T* Arg(const Napi::CallbackInfo& info, size_t at, napi_typedarray_type type, siz
     return nullptr;
   }
   if (length) *length = a.ElementLength();
-  return reinterpret_cast<T*>(static_cast<uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset());
+  // An empty array may have no storage at all: a pointer never read stands in (null means an error).
+  static uint64_t none = 0;
+  void* data = a.ArrayBuffer().Data();
+  if (!data) return reinterpret_cast<T*>(&none);
+  return reinterpret_cast<T*>(static_cast<uint8_t*>(data) + a.ByteOffset());
 }
 
 class ItemEncoder : public Napi::ObjectWrap<ItemEncoder> {
@@ -706,8 +710,15 @@ class ItemEncoder : public Napi::ObjectWrap<ItemEncoder> {
   size_t size_ = 0;
 };
 
+}  // namespace
+
+void RegisterDelta(Napi::Env env, Napi::Object exports);
+
+namespace {
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("ItemEncoder", ItemEncoder::Define(env));
+  RegisterDelta(env, exports);
   return exports;
 }
 

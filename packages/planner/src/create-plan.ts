@@ -19,8 +19,9 @@ import {
   type PlanItem,
   type PlanItemPatch,
 } from '@hotweights/core';
-import { type ColumnarManifest, HASH_HEX_LENGTH, toColumnar } from '@hotweights/manifest';
+import { type ColumnarManifest, toColumnar } from '@hotweights/manifest';
 import { type ConsumerOptions, consumerResolver } from './consumers.js';
+import { unchangedEntries } from './delta.js';
 import { type PackedItems, packFirstFitDecreasingInto } from './packing.js';
 import type { WrittenPatches } from './patches.js';
 import { encodePlan, rememberEncoding } from './plan-text.js';
@@ -92,65 +93,6 @@ function matchEntries(prev: ColumnarManifest, next: ColumnarManifest): Int32Arra
         : prev.indexOfTensor(nc.tensor.get(i), sr);
   }
   return match;
-}
-
-/**
- * (j, i) -> whether entry j of prev and entry i of next have the same hash. Digests are compared
- * as 32-bit words when both columns allow it (a million comparisons: a few ms).
- */
-function hashComparer(prev: ColumnarManifest, next: ColumnarManifest): (j: number, i: number) => boolean {
-  const w = hashWords(prev, next);
-  if (!w) return (j, i) => prev.sameHash(j, next, i);
-  const { prev: x, next: y, words } = w;
-  return (j, i) => {
-    for (let k = 0, p = j * words, q = i * words; k < words; k++, p++, q++) if (x[p] !== y[q]) return false;
-    return true;
-  };
-}
-
-/**
- * The common case of the delta in one tight pass over typed columns (a small function, optimized
- * early): unchanged[i] = 1 when entry i of next matches entry j of prev with the same size and the
- * same digest (compared as `words` 32-bit words), and prevMatched[j] = 1 for every match.
- */
-function markUnchanged(
-  match: Int32Array,
-  prevNbytes: Float64Array,
-  nextNbytes: Float64Array,
-  prevHash: Uint32Array,
-  nextHash: Uint32Array,
-  words: number,
-  prevMatched: Uint8Array,
-  unchanged: Uint8Array,
-): void {
-  for (let i = 0; i < match.length; i++) {
-    const j = match[i] as number;
-    if (j < 0) continue;
-    prevMatched[j] = 1;
-    if (prevNbytes[j] !== nextNbytes[i]) continue;
-    let k = 0;
-    const p = j * words;
-    const q = i * words;
-    while (k < words && prevHash[p + k] === nextHash[q + k]) k++;
-    if (k === words) unchanged[i] = 1;
-  }
-}
-
-/** Digest columns as 32-bit words when both allow it (same algorithm, aligned), else undefined. */
-function hashWords(
-  prev: ColumnarManifest,
-  next: ColumnarManifest,
-): { prev: Uint32Array; next: Uint32Array; words: number } | undefined {
-  const a = prev.columns.hash;
-  const b = next.columns.hash;
-  const len = (HASH_HEX_LENGTH[next.hash_algo] ?? 0) / 2;
-  if (prev.hash_algo !== next.hash_algo || len % 4 !== 0 || a.byteOffset % 4 !== 0 || b.byteOffset % 4 !== 0)
-    return undefined;
-  return {
-    prev: new Uint32Array(a.buffer, a.byteOffset, a.length / 4),
-    next: new Uint32Array(b.buffer, b.byteOffset, b.length / 4),
-    words: len / 4,
-  };
 }
 
 /** Items to place, as parallel typed columns (no object per item until the plan is built). */
@@ -250,20 +192,8 @@ export function createPlan(options: CreatePlanOptions): Plan {
   let maxShard = 0;
   const match = prev ? matchEntries(prev, next) : null;
   const prevMatched = prev ? new Uint8Array(prev.size) : null;
-  const words = prev ? hashWords(prev, next) : undefined;
-  const sameHash = prev && !words ? hashComparer(prev, next) : null;
-  const unchanged = words ? new Uint8Array(next.size) : undefined;
-  if (prev && match && prevMatched && words && unchanged)
-    markUnchanged(
-      match,
-      prev.columns.nbytes,
-      nc.nbytes,
-      words.prev,
-      words.next,
-      words.words,
-      prevMatched,
-      unchanged,
-    );
+  const unchanged =
+    prev && match && prevMatched ? unchangedEntries(prev, next, match, prevMatched) : undefined;
   let changed = 0;
   let added = 0;
   const patchOf = options.patches?.patches;
@@ -271,15 +201,7 @@ export function createPlan(options: CreatePlanOptions): Plan {
   for (let i = 0; i < next.size; i++) {
     const sr = nc.shard_rank[i] as number;
     if (sr > maxShard) maxShard = sr;
-    if (unchanged) {
-      if (unchanged[i]) continue;
-    } else if (prev && match && prevMatched) {
-      const j = match[i] as number;
-      if (j >= 0) {
-        prevMatched[j] = 1;
-        if (prev.columns.nbytes[j] === nc.nbytes[i] && sameHash?.(j, i)) continue;
-      }
-    }
+    if (unchanged?.[i]) continue;
     const nbytes = nc.nbytes[i] as number;
     if (match && (match[i] as number) >= 0) {
       changed++;

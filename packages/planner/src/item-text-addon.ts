@@ -102,11 +102,29 @@ export interface NativeItemEncoder {
 /** What native/item-text.cc exports. */
 export interface ItemTextBinding {
   ItemEncoder: new (columns: NativeItemColumns) => NativeItemEncoder;
+  /** native/delta.cc: the delta's marks (see delta.ts). */
+  markUnchanged(...args: DeltaMarks): void;
 }
+
+/** The columns the delta's marks are computed from, and the marks (the last two, filled in). */
+export type DeltaMarks = [
+  match: Int32Array,
+  prevNbytes: Float64Array,
+  nextNbytes: Float64Array,
+  prevHash: Uint8Array,
+  nextHash: Uint8Array,
+  hashBytes: number,
+  prevMatched: Uint8Array,
+  unchanged: Uint8Array,
+];
 
 /** The addon of the package at `root` (this package by default), loaded on first use. */
 export function itemTextAddon(
   root: string = fileURLToPath(new URL('..', import.meta.url)),
 ): LazyAddon<ItemTextBinding> {
-  return lazyAddon<ItemTextBinding>({ packageName: '@hotweights/planner', root, requires: ['ItemEncoder'] });
+  return lazyAddon<ItemTextBinding>({
+    packageName: '@hotweights/planner',
+    root,
+    requires: ['ItemEncoder', 'markUnchanged'],
+  });
 }

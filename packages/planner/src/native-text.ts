@@ -4,7 +4,12 @@
  * prebuild for this platform and no compiler at install time), plans are written by the JS writer,
  * byte for byte the same, only slower; `nativeItemTextUnavailableReason()` says why.
  */
-import { itemTextAddon, type NativeItemColumns, type NativeItemEncoder } from './item-text-addon.js';
+import {
+  type DeltaMarks,
+  itemTextAddon,
+  type NativeItemColumns,
+  type NativeItemEncoder,
+} from './item-text-addon.js';
 
 export type { NativeItemColumns, NativeItemEncoder } from './item-text-addon.js';
 
@@ -14,6 +19,17 @@ const addon = itemTextAddon();
 export function nativeItemEncoder(columns: NativeItemColumns): NativeItemEncoder | undefined {
   const l = addon.tryLoad();
   return 'binding' in l ? new l.binding.ItemEncoder(columns) : undefined;
+}
+
+/**
+ * The delta's marks (see delta.ts) computed by the addon; false, marking nothing, when it did not
+ * load.
+ */
+export function nativeMarkUnchanged(...args: DeltaMarks): boolean {
+  const l = addon.tryLoad();
+  if (!('binding' in l)) return false;
+  l.binding.markUnchanged(...args);
+  return true;
 }
 
 /** True when plan items are written natively on this machine. */
