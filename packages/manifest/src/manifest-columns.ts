@@ -140,20 +140,16 @@ export function withImpliedPlaces(
   columns: Omit<ManifestColumns, 'file' | 'file_offset'>,
   perFile: readonly number[],
 ): ManifestColumns {
-  const out = columns as ManifestColumns;
-  const build = (name: 'file' | 'file_offset'): Uint32Array | Float64Array => {
-    const places = impliedPlaces(perFile, columns.nbytes);
-    Object.defineProperty(out, 'file', { value: places.file, enumerable: true });
-    Object.defineProperty(out, 'file_offset', { value: places.file_offset, enumerable: true });
-    return places[name];
+  // Accessors that stay (a property redefined from accessor to value would turn the object into
+  // a slow dictionary, and every column read through it with it).
+  let places: { file: Uint32Array; file_offset: Float64Array } | undefined;
+  const built = () => {
+    places ??= impliedPlaces(perFile, columns.nbytes);
+    return places;
   };
-  Object.defineProperty(out, 'file', { get: () => build('file'), enumerable: true, configurable: true });
-  Object.defineProperty(out, 'file_offset', {
-    get: () => build('file_offset'),
-    enumerable: true,
-    configurable: true,
-  });
-  return out;
+  Object.defineProperty(columns, 'file', { get: () => built().file, enumerable: true });
+  Object.defineProperty(columns, 'file_offset', { get: () => built().file_offset, enumerable: true });
+  return columns as ManifestColumns;
 }
 
 /** File index and offset of every entry, implied by the per-file counts and the sizes. */

@@ -110,6 +110,8 @@ export class ItemWriter {
 
   /** Per file of the manifest: 1 when its path stays inside the root, 0 when not (-1: not checked). */
   private confined: Int8Array | undefined;
+  /** The manifest's file column, read once (it may be built on first read: see withImpliedPlaces). */
+  private fileColumn: Uint32Array | undefined;
 
   /** The native writer over this manifest's columns (null: not available), made on first use. */
   private encoder: NativeItemEncoder | null | undefined;
@@ -262,7 +264,8 @@ export class ItemWriter {
 
   /** Whether the item's uri stays inside the checkpoint root: checked once per file, not per item. */
   uriConfined(items: PlannedItems, k: number): boolean {
-    const f = this.m.columns.file[items.entry[k] as number] as number;
+    this.fileColumn ??= this.m.columns.file;
+    const f = this.fileColumn[items.entry[k] as number] as number;
     this.confined ??= new Int8Array(this.m.files.length).fill(-1);
     let v = this.confined[f] as number;
     if (v < 0) {
