@@ -130,7 +130,7 @@ function placeGroup(
   all: PlannedItems,
   slots: Uint32Array,
   packed: PackedItems,
-  members: readonly number[],
+  members: ArrayLike<number>,
   pending: Pending,
 ): number {
   const { entry, part, offset, nbytes } = all;
@@ -232,11 +232,17 @@ export function createPlan(options: CreatePlanOptions): Plan {
   const consumersOf = consumerResolver(consumerOptions, worldSize, maxShard + 1);
   // Only group-map patterns look at names: otherwise no name is sliced here.
   const byName = (consumerOptions.groupMap?.length ?? 0) > 0;
-  const groups = new Map<readonly number[], number[]>();
-  for (let k = 0; k < pending.length; k++) {
+  const groups = new Map<readonly number[], ArrayLike<number>>();
+  // Every item to the same ranks (the default): one group, asked nothing per item.
+  if (consumersOf.uniform && pending.length > 0) {
+    const all = new Uint32Array(pending.length);
+    for (let k = 0; k < all.length; k++) all[k] = k;
+    groups.set(consumersOf.uniform, all);
+  }
+  for (let k = 0; !consumersOf.uniform && k < pending.length; k++) {
     const e = pending.entry[k] as number;
     const ranks = consumersOf(byName ? nc.tensor.get(e) : '', nc.shard_rank[e] as number, next.kindOf(e));
-    let g = groups.get(ranks);
+    let g = groups.get(ranks) as number[] | undefined;
     if (!g) {
       g = [];
       groups.set(ranks, g);
