@@ -2,22 +2,13 @@
 // million entries without the JIT warm-up a one-shot process would pay for the same loop in JS.
 #include <napi.h>
 
+#include "typed-data.h"
+
 #include <cstdint>
 #include <cstring>
 
 namespace {
 
-template <typename T>
-T* Typed(const Napi::Value& v, napi_typedarray_type type, size_t* length) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type) return nullptr;
-  Napi::TypedArray a = v.As<Napi::TypedArray>();
-  *length = a.ElementLength();
-  // An empty array may have no storage at all: a pointer never read stands in (null means an error).
-  static uint64_t none = 0;
-  void* data = a.ArrayBuffer().Data();
-  if (!data) return reinterpret_cast<T*>(&none);
-  return reinterpret_cast<T*>(static_cast<uint8_t*>(data) + a.ByteOffset());
-}
 
 // markUnchanged(match, prevNbytes, nextNbytes, prevHash, nextHash, hashBytes, prevMatched, unchanged)
 // For each entry i of next with a match j = match[i] >= 0 in prev: prevMatched[j] = 1, and
@@ -25,13 +16,13 @@ T* Typed(const Napi::Value& v, napi_typedarray_type type, size_t* length) {
 Napi::Value MarkUnchanged(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   size_t n = 0, pn = 0, nn = 0, ph = 0, nh = 0, pm = 0, un = 0;
-  const int32_t* match = info.Length() >= 8 ? Typed<const int32_t>(info[0], napi_int32_array, &n) : nullptr;
-  const double* prevNbytes = match ? Typed<const double>(info[1], napi_float64_array, &pn) : nullptr;
-  const double* nextNbytes = prevNbytes ? Typed<const double>(info[2], napi_float64_array, &nn) : nullptr;
-  const uint8_t* prevHash = nextNbytes ? Typed<const uint8_t>(info[3], napi_uint8_array, &ph) : nullptr;
-  const uint8_t* nextHash = prevHash ? Typed<const uint8_t>(info[4], napi_uint8_array, &nh) : nullptr;
-  uint8_t* prevMatched = nextHash ? Typed<uint8_t>(info[6], napi_uint8_array, &pm) : nullptr;
-  uint8_t* unchanged = prevMatched ? Typed<uint8_t>(info[7], napi_uint8_array, &un) : nullptr;
+  const int32_t* match = info.Length() >= 8 ? TypedData<const int32_t>(info[0], napi_int32_array, &n) : nullptr;
+  const double* prevNbytes = match ? TypedData<const double>(info[1], napi_float64_array, &pn) : nullptr;
+  const double* nextNbytes = prevNbytes ? TypedData<const double>(info[2], napi_float64_array, &nn) : nullptr;
+  const uint8_t* prevHash = nextNbytes ? TypedData<const uint8_t>(info[3], napi_uint8_array, &ph) : nullptr;
+  const uint8_t* nextHash = prevHash ? TypedData<const uint8_t>(info[4], napi_uint8_array, &nh) : nullptr;
+  uint8_t* prevMatched = nextHash ? TypedData<uint8_t>(info[6], napi_uint8_array, &pm) : nullptr;
+  uint8_t* unchanged = prevMatched ? TypedData<uint8_t>(info[7], napi_uint8_array, &un) : nullptr;
   if (!unchanged) {
     Napi::TypeError::New(env, "markUnchanged(match, prevNbytes, nextNbytes, prevHash, nextHash, hashBytes, "
                               "prevMatched, unchanged): typed arrays of the expected types")

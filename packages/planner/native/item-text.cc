@@ -11,6 +11,7 @@
 // TLB misses per item into sequential reads. Both sweeps split the items over a few threads.
 #include <napi.h>
 #include <pthread.h>
+#include "typed-data.h"
 
 #include <algorithm>
 #include <atomic>
@@ -168,21 +169,18 @@ template <typename T>
 T* Arg(const Napi::CallbackInfo& info, size_t at, napi_typedarray_type type, size_t min, const char* what,
        size_t* length = nullptr) {
   Napi::Env env = info.Env();
-  if (info.Length() <= at || !info[at].IsTypedArray() || info[at].As<Napi::TypedArray>().TypedArrayType() != type) {
+  size_t n = 0;
+  T* data = info.Length() > at ? TypedData<T>(info[at], type, &n) : nullptr;
+  if (!data) {
     Napi::TypeError::New(env, std::string(what) + ": a typed array of the expected type").ThrowAsJavaScriptException();
     return nullptr;
   }
-  Napi::TypedArray a = info[at].As<Napi::TypedArray>();
-  if (a.ElementLength() < min) {
+  if (n < min) {
     Napi::RangeError::New(env, std::string(what) + ": too short").ThrowAsJavaScriptException();
     return nullptr;
   }
-  if (length) *length = a.ElementLength();
-  // An empty array may have no storage at all: a pointer never read stands in (null means an error).
-  static uint64_t none = 0;
-  void* data = a.ArrayBuffer().Data();
-  if (!data) return reinterpret_cast<T*>(&none);
-  return reinterpret_cast<T*>(static_cast<uint8_t*>(data) + a.ByteOffset());
+  if (length) *length = n;
+  return data;
 }
 
 class ItemEncoder : public Napi::ObjectWrap<ItemEncoder> {
@@ -713,12 +711,14 @@ class ItemEncoder : public Napi::ObjectWrap<ItemEncoder> {
 }  // namespace
 
 void RegisterDelta(Napi::Env env, Napi::Object exports);
+void RegisterPacking(Napi::Env env, Napi::Object exports);
 
 namespace {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("ItemEncoder", ItemEncoder::Define(env));
   RegisterDelta(env, exports);
+  RegisterPacking(env, exports);
   return exports;
 }
 

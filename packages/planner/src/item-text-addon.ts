@@ -104,7 +104,19 @@ export interface ItemTextBinding {
   ItemEncoder: new (columns: NativeItemColumns) => NativeItemEncoder;
   /** native/delta.cc: the delta's marks (see delta.ts). */
   markUnchanged(...args: DeltaMarks): void;
+  /** native/packing.cc: first-fit-decreasing packing (see packing.ts); buckets, or -1. */
+  packFirstFit(...args: PackFirstFit): number;
 }
+
+/** Item sizes, bucket capacity, alignment, then the placements (bucket, offset, order) filled in. */
+export type PackFirstFit = [
+  sizes: Float64Array,
+  capacity: number,
+  alignment: number,
+  bucket: Uint32Array,
+  offset: Float64Array,
+  order: Uint32Array,
+];
 
 /** The columns the delta's marks are computed from, and the marks (the last two, filled in). */
 export type DeltaMarks = [
@@ -125,6 +137,6 @@ export function itemTextAddon(
   return lazyAddon<ItemTextBinding>({
     packageName: '@hotweights/planner',
     root,
-    requires: ['ItemEncoder', 'markUnchanged'],
+    requires: ['ItemEncoder', 'markUnchanged', 'packFirstFit'],
   });
 }

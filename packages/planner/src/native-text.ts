@@ -9,6 +9,7 @@ import {
   itemTextAddon,
   type NativeItemColumns,
   type NativeItemEncoder,
+  type PackFirstFit,
 } from './item-text-addon.js';
 
 export type { NativeItemColumns, NativeItemEncoder } from './item-text-addon.js';
@@ -30,6 +31,15 @@ export function nativeMarkUnchanged(...args: DeltaMarks): boolean {
   if (!('binding' in l)) return false;
   l.binding.markUnchanged(...args);
   return true;
+}
+
+/**
+ * First-fit-decreasing packing by the addon (see packing.ts): the number of buckets, with bucket,
+ * offset and order filled in; -1 when the addon did not load or left the sizes to the JS packer.
+ */
+export function nativePackFirstFit(...args: PackFirstFit): number {
+  const l = addon.tryLoad();
+  return 'binding' in l ? l.binding.packFirstFit(...args) : -1;
 }
 
 /** True when plan items are written natively on this machine. */
