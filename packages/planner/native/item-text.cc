@@ -110,39 +110,44 @@ struct Out {
 // A JSON number written by JSON.stringify as plain digits: a non-negative safe integer.
 inline bool Plain(double v) { return v >= 0 && v <= kMaxSafe && std::floor(v) == v; }
 
-// Runs fn(from, to, scratch) over [0, n) split in `threads` contiguous ranges, the first on this
-// thread. A thread that cannot be started leaves its range to this thread (same result).
+// Runs fn(from, to) over [0, n) in chunks taken in turn by this thread and up to threads - 1
+// others: a thread the machine does not get to (both cores busy) leaves its chunks to the ones
+// that run, so more threads are never much slower than one. A thread that cannot be started only
+// leaves more chunks to the others.
 template <typename Fn>
 void Split(size_t n, int threads, Fn fn) {
+  constexpr size_t kChunk = 2048;
+  std::atomic<size_t> next{0};
+  auto run = [&]() {
+    for (;;) {
+      const size_t from = next.fetch_add(kChunk);
+      if (from >= n) return;
+      fn(from, std::min(n, from + kChunk));
+    }
+  };
+  using Run = decltype(run);
   struct Job {
-    Fn* fn;
-    size_t from, to;
+    Run* run;
     pthread_t thread;
     bool started;
   };
-  if (threads < 1) threads = 1;
-  if (static_cast<size_t>(threads) > n) threads = n > 0 ? static_cast<int>(n) : 1;
-  std::vector<Job> jobs(threads);
-  for (int t = 0; t < threads; t++) {
-    jobs[t] = {&fn, n * t / threads, n * (t + 1) / threads, pthread_t(), false};
-  }
-  for (int t = 1; t < threads; t++) {
+  const size_t chunks = (n + kChunk - 1) / kChunk;
+  size_t count = threads < 1 ? 1 : static_cast<size_t>(threads);
+  if (count > chunks) count = chunks > 0 ? chunks : 1;
+  std::vector<Job> jobs(count);
+  for (size_t t = 1; t < count; t++) {
+    jobs[t].run = &run;
     jobs[t].started = pthread_create(
                           &jobs[t].thread, nullptr,
                           [](void* arg) -> void* {
-                            Job* j = static_cast<Job*>(arg);
-                            (*j->fn)(j->from, j->to);
+                            (*static_cast<Job*>(arg)->run)();
                             return nullptr;
                           },
                           &jobs[t]) == 0;
   }
-  fn(jobs[0].from, jobs[0].to);
-  for (int t = 1; t < threads; t++) {
-    if (jobs[t].started)
-      pthread_join(jobs[t].thread, nullptr);
-    else
-      fn(jobs[t].from, jobs[t].to);
-  }
+  run();
+  for (size_t t = 1; t < count; t++)
+    if (jobs[t].started) pthread_join(jobs[t].thread, nullptr);
 }
 
 // Indexes 0..n-1 ordered by entry[k] (a stable LSD radix sort, 11 bits a pass).
