@@ -12,10 +12,19 @@
 namespace {
 
 
-double AlignUp(double n, double alignment) {
-  const double r = std::fmod(n, alignment);
-  return r == 0 ? n : n + alignment - r;
-}
+// As alignUp in packing.ts. Every n here is an integer in 0..capacity (< 2^53) and the alignment
+// an integer >= 1, so the remainder is exact in integers (fmod would be far slower); a power of
+// two (as createPlan's alignments are) needs no division at all.
+struct Aligner {
+  double alignment;
+  uint64_t a;
+  bool pow2;
+  double Up(double n) const {
+    const uint64_t v = static_cast<uint64_t>(n);
+    const double r = static_cast<double>(pow2 ? v & (a - 1) : v % a);
+    return r == 0 ? n : n + alignment - r;
+  }
+};
 
 // Free space per bucket, a max segment tree: the lowest bucket with room in O(log buckets).
 class FreeTree {
@@ -74,13 +83,22 @@ Napi::Value PackFirstFit(const Napi::CallbackInfo& info) {
   const double capacity = info[1].ToNumber().DoubleValue();
   const double alignment = info[2].ToNumber().DoubleValue();
   if (!(capacity >= 0 && std::floor(capacity) == capacity && capacity < 9007199254740991.0) ||
-      !(alignment >= 1 && std::floor(alignment) == alignment) || n > UINT32_MAX)
+      !(alignment >= 1 && std::floor(alignment) == alignment && alignment < 9007199254740991.0) || n > UINT32_MAX)
     return Napi::Number::New(env, -1);
   for (size_t i = 0; i < n; i++)
     if (!(sizes[i] >= 0 && sizes[i] <= capacity && std::floor(sizes[i]) == sizes[i])) return Napi::Number::New(env, -1);
-  // Size descending, ties by input order.
-  for (size_t i = 0; i < n; i++) order[i] = static_cast<uint32_t>(i);
-  std::sort(order, order + n, [sizes](uint32_t a, uint32_t b) { return sizes[a] > sizes[b] || (sizes[a] == sizes[b] && a < b); });
+  // Size descending, ties by input order (sorted as pairs: no indirection per comparison).
+  struct Key {
+    double size;
+    uint32_t index;
+  };
+  std::vector<Key> keys(n);
+  for (size_t i = 0; i < n; i++) keys[i] = {sizes[i], static_cast<uint32_t>(i)};
+  std::sort(keys.begin(), keys.end(),
+            [](const Key& a, const Key& b) { return a.size > b.size || (a.size == b.size && a.index < b.index); });
+  for (size_t k = 0; k < n; k++) order[k] = keys[k].index;
+  const uint64_t a = static_cast<uint64_t>(alignment);
+  const Aligner align{alignment, a, (a & (a - 1)) == 0};
   FreeTree tree;
   std::vector<double> ends;
   for (size_t k = 0; k < n; k++) {
@@ -91,10 +109,10 @@ Napi::Value PackFirstFit(const Napi::CallbackInfo& info) {
       b = static_cast<int64_t>(tree.Push(capacity));
       ends.push_back(0);
     }
-    const double at = AlignUp(ends[b], alignment);
+    const double at = align.Up(ends[b]);
     const double end = at + size;
     ends[b] = end;
-    const double free = capacity - AlignUp(end, alignment);
+    const double free = capacity - align.Up(end);
     tree.Set(static_cast<size_t>(b), free >= 0 ? free : -1);
     bucket[i] = static_cast<uint32_t>(b);
     offset[i] = at;
