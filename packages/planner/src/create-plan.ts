@@ -234,10 +234,11 @@ export function createPlan(options: CreatePlanOptions): Plan {
   const byName = (consumerOptions.groupMap?.length ?? 0) > 0;
   const groups = new Map<readonly number[], ArrayLike<number>>();
   // Every item to the same ranks (the default): one group, asked nothing per item.
+  let everyItem: Uint32Array | undefined;
   if (consumersOf.uniform && pending.length > 0) {
-    const all = new Uint32Array(pending.length);
-    for (let k = 0; k < all.length; k++) all[k] = k;
-    groups.set(consumersOf.uniform, all);
+    everyItem = new Uint32Array(pending.length);
+    for (let k = 0; k < everyItem.length; k++) everyItem[k] = k;
+    groups.set(consumersOf.uniform, everyItem);
   }
   for (let k = 0; !consumersOf.uniform && k < pending.length; k++) {
     const e = pending.entry[k] as number;
@@ -257,8 +258,12 @@ export function createPlan(options: CreatePlanOptions): Plan {
   const ranksByBucket: (readonly number[])[] = [];
   let totalBytes = 0;
   for (const [ranks, members] of groups) {
-    const sizes = new Float64Array(members.length);
-    for (let m = 0; m < members.length; m++) sizes[m] = pending.size[members[m] as number] as number;
+    // The one group of every item packs the pending sizes as they are.
+    let sizes = pending.size.subarray(0, members.length);
+    if (members !== everyItem) {
+      sizes = new Float64Array(members.length);
+      for (let m = 0; m < members.length; m++) sizes[m] = pending.size[members[m] as number] as number;
+    }
     const packed = packFirstFitDecreasingInto(sizes, bucketBytes, alignment);
     const perBucket = new Uint32Array(packed.buckets);
     for (let m = 0; m < members.length; m++) {
