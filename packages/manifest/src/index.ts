@@ -10,7 +10,7 @@ export {
   unknownHashAlgorithmMessage,
 } from './hash-algorithms.js';
 export { createItemHasher, hashItem, parseItemHash } from './item-hash.js';
-export { computeKeyOrder } from './key-index.js';
+export { computeKeyOrder, type KeyOrderCheck, useKeyOrderCheck } from './key-index.js';
 export {
   BINARY_MANIFEST_MAGIC,
   encodeManifestBinary,

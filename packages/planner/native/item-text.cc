@@ -717,6 +717,7 @@ class ItemEncoder : public Napi::ObjectWrap<ItemEncoder> {
 
 void RegisterDelta(Napi::Env env, Napi::Object exports);
 void RegisterPacking(Napi::Env env, Napi::Object exports);
+void RegisterKeyOrder(Napi::Env env, Napi::Object exports);
 
 namespace {
 
@@ -724,6 +725,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("ItemEncoder", ItemEncoder::Define(env));
   RegisterDelta(env, exports);
   RegisterPacking(env, exports);
+  RegisterKeyOrder(env, exports);
   return exports;
 }
 

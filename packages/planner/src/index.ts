@@ -22,7 +22,11 @@ export {
   type WriteManifestOptions,
   writeManifest,
 } from './manifest-writer.js';
-export { nativeItemTextAvailable, nativeItemTextUnavailableReason } from './native-text.js';
+export {
+  nativeItemTextAvailable,
+  nativeItemTextUnavailableReason,
+  nativeKeyOrderCheck,
+} from './native-text.js';
 export {
   alignUp,
   type PackedItems,

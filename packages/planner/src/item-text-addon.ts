@@ -106,6 +106,8 @@ export interface ItemTextBinding {
   markUnchanged(...args: DeltaMarks): void;
   /** native/packing.cc: first-fit-decreasing packing (see packing.ts); buckets, or -1. */
   packFirstFit(...args: PackFirstFit): number;
+  /** native/key-order.cc: whether a stored key order is valid (see nativeKeyOrderCheck). */
+  keyOrderAscends(names: Uint8Array, starts: Uint32Array, ranks: Uint32Array, order: Uint32Array): boolean;
 }
 
 /** Item sizes, bucket capacity, alignment, then the placements (bucket, offset, order) filled in. */
@@ -137,6 +139,6 @@ export function itemTextAddon(
   return lazyAddon<ItemTextBinding>({
     packageName: '@hotweights/planner',
     root,
-    requires: ['ItemEncoder', 'markUnchanged', 'packFirstFit'],
+    requires: ['ItemEncoder', 'markUnchanged', 'packFirstFit', 'keyOrderAscends'],
   });
 }

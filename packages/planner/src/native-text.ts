@@ -4,6 +4,7 @@
  * prebuild for this platform and no compiler at install time), plans are written by the JS writer,
  * byte for byte the same, only slower; `nativeItemTextUnavailableReason()` says why.
  */
+import type { KeyOrderCheck } from '@hotweights/manifest';
 import {
   type DeltaMarks,
   itemTextAddon,
@@ -41,6 +42,16 @@ export function nativePackFirstFit(...args: PackFirstFit): number {
   const l = addon.tryLoad();
   return 'binding' in l ? l.binding.packFirstFit(...args) : -1;
 }
+
+/**
+ * A manifest's stored key order checked by the addon (for useKeyOrderCheck of
+ * @hotweights/manifest): true only for a valid order; false when it is not, or the addon did not
+ * load (the manifest package then checks it itself, and says what is wrong).
+ */
+export const nativeKeyOrderCheck: KeyOrderCheck = (names, starts, ranks, order) => {
+  const l = addon.tryLoad();
+  return 'binding' in l && l.binding.keyOrderAscends(names, starts, ranks, order) === true;
+};
 
 /** True when plan items are written natively on this machine. */
 export function nativeItemTextAvailable(): boolean {

@@ -8,11 +8,13 @@ import {
   loadManifest,
   readCommittedManifest,
   toColumnar,
+  useKeyOrderCheck,
 } from '@hotweights/manifest';
 import {
   type ConsumerOptions,
   createPlan,
   formatBytes,
+  nativeKeyOrderCheck,
   parseGroupMap,
   parseTpGroups,
   planDeltaCounts,
@@ -247,6 +249,8 @@ export const planCommand: CommandModule = {
               : undefined,
           tpAuto: opts.tpAuto,
         };
+        // The addon checks the manifests' stored key orders when it loads (the same verdicts).
+        useKeyOrderCheck(nativeKeyOrderCheck);
         // Both files are read at once (the reads overlap each other and next's validation);
         // next's errors still come first.
         // Binary manifests are mapped, not read into new memory (checked unchanged before writing).
