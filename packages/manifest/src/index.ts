@@ -35,7 +35,7 @@ export {
   readCommittedRecord,
   recordCommittedManifest,
 } from './manifest-record.js';
-export type { ManifestLoadOptions } from './manifest-validate.js';
+export { type EntryCheck, type ManifestLoadOptions, useEntryCheck } from './manifest-validate.js';
 export { hashName, NameColumn } from './name-column.js';
 export { applyPatch, encodePatch, PATCH_ENCODINGS } from './patch-codec.js';
 export { computePlanDigest, loadPlan, parsePlan, validatePlan } from './plan-io.js';

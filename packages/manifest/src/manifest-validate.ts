@@ -2,6 +2,7 @@
  * Validation shared by both on-disk forms: the metadata (files, dtypes, hash algorithm), the stored
  * digest's form, and the decoded columns (lengths, ranges, coverage, unique keys).
  */
+import { Buffer } from 'node:buffer';
 import { HotweightsError, type ManifestFile } from '@hotweights/core';
 import { ColumnarManifest } from './columnar-manifest.js';
 import { HASH_ALGORITHMS, HASH_HEX_LENGTH } from './hash-algorithms.js';
@@ -122,6 +123,25 @@ export function validateColumns(
     // Stryker disable next-line StringLiteral,ArithmeticOperator: equivalent: a message no loader can make appear (they check the hash column's length first)
     c.fail('entries.hash', `${n * hashBytes} bytes (${hashBytes} per entry)`, columns.hash.length);
   if (!/^[thf]*$/.test(columns.kind)) c.fail('entries.kind', 'only the characters t, h, f');
+  if (!(impliedBy && entriesPassFastCheck(meta, columns, impliedBy)))
+    checkEntries(c, meta, columns, impliedBy);
+  const index = lazyIndex || columns.key_order ? undefined : buildKeyIndex(columns, file);
+  const manifest = new ColumnarManifest(meta, columns, index, digest, file);
+  if (!lazyIndex) manifest.checkUniqueKeys();
+  return manifest;
+}
+
+/**
+ * The pass over every entry (validateColumns): names, sizes, dtypes, shapes, kinds, and each file
+ * covered exactly; throws the SchemaError of the first entry that fails.
+ */
+function checkEntries(
+  c: SchemaChecker,
+  meta: ManifestMeta,
+  columns: ManifestColumns,
+  impliedBy: readonly number[] | undefined,
+): void {
+  const n = columns.tensor.length;
   // One tight pass over typed arrays (a million entries: a few ms); a failure is then re-described
   // with its field and index by describeEntryFault.
   const starts = columns.tensor.starts;
@@ -206,10 +226,61 @@ export function validateColumns(
   for (const [i, f] of meta.files.entries()) {
     if (!seen[i]) c.fail(`files[${i}]`, `at least one entry for ${JSON.stringify(f.path)}`);
   }
-  const index = lazyIndex || columns.key_order ? undefined : buildKeyIndex(columns, file);
-  const manifest = new ColumnarManifest(meta, columns, index, digest, file);
-  if (!lazyIndex) manifest.checkUniqueKeys();
-  return manifest;
+}
+
+/**
+ * A faster check of the entry columns of a manifest whose files' places are implied (a native
+ * one): true only for columns checkEntries passes; for false, checkEntries runs and says why.
+ * Arguments: name offsets, nbytes, dtype, ndim, dims, kind (one byte per entry), entries per file,
+ * file sizes, 1 per whole file (0 per safetensors file), and the number of dtypes.
+ */
+export type EntryCheck = (
+  starts: Uint32Array,
+  nbytes: Float64Array,
+  dtype: Int32Array,
+  ndim: Int32Array,
+  dims: Float64Array,
+  kind: Uint8Array,
+  perFile: Uint32Array,
+  fileSizes: Float64Array,
+  wholeFile: Uint8Array,
+  dtypeCount: number,
+) => boolean;
+
+let fastEntryCheck: EntryCheck | undefined;
+
+/** Hands entry columns to `check` first (undefined: checked here only). See EntryCheck. */
+export function useEntryCheck(check: EntryCheck | undefined): void {
+  fastEntryCheck = check;
+}
+
+function entriesPassFastCheck(
+  meta: ManifestMeta,
+  columns: ManifestColumns,
+  perFile: readonly number[],
+): boolean {
+  const check = fastEntryCheck;
+  const { nbytes, dtype, ndim, dims } = columns;
+  if (
+    !check ||
+    !(nbytes instanceof Float64Array) ||
+    !(dtype instanceof Int32Array) ||
+    !(ndim instanceof Int32Array) ||
+    !(dims instanceof Float64Array)
+  )
+    return false;
+  return check(
+    columns.tensor.starts,
+    nbytes,
+    dtype,
+    ndim,
+    dims,
+    Buffer.from(columns.kind, 'latin1'),
+    Uint32Array.from(perFile),
+    Float64Array.from(meta.files, (f) => f.size),
+    Uint8Array.from(meta.files, (f) => (f.kind === 'file' ? 1 : 0)),
+    meta.dtypes.length,
+  );
 }
 
 /** Throws the SchemaError describing why entry i failed validateColumns' fast check. */

@@ -718,6 +718,7 @@ class ItemEncoder : public Napi::ObjectWrap<ItemEncoder> {
 void RegisterDelta(Napi::Env env, Napi::Object exports);
 void RegisterPacking(Napi::Env env, Napi::Object exports);
 void RegisterKeyOrder(Napi::Env env, Napi::Object exports);
+void RegisterEntries(Napi::Env env, Napi::Object exports);
 
 namespace {
 
@@ -726,6 +727,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterDelta(env, exports);
   RegisterPacking(env, exports);
   RegisterKeyOrder(env, exports);
+  RegisterEntries(env, exports);
   return exports;
 }
 

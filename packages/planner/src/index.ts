@@ -23,6 +23,7 @@ export {
   writeManifest,
 } from './manifest-writer.js';
 export {
+  nativeEntryCheck,
   nativeItemTextAvailable,
   nativeItemTextUnavailableReason,
   nativeKeyOrderCheck,

@@ -4,6 +4,7 @@
  * build and see the JavaScript fallback.
  */
 import { fileURLToPath } from 'node:url';
+import type { EntryCheck } from '@hotweights/manifest';
 import { type LazyAddon, lazyAddon } from '@hotweights/native-loader';
 
 /** Columns the native writer reads (kept referenced by it for its lifetime). */
@@ -108,6 +109,8 @@ export interface ItemTextBinding {
   packFirstFit(...args: PackFirstFit): number;
   /** native/key-order.cc: whether a stored key order is valid (see nativeKeyOrderCheck). */
   keyOrderAscends(names: Uint8Array, starts: Uint32Array, ranks: Uint32Array, order: Uint32Array): boolean;
+  /** native/entries.cc: whether a manifest's entry columns are valid (see nativeEntryCheck). */
+  entriesValid(...args: Parameters<EntryCheck>): boolean;
 }
 
 /** Item sizes, bucket capacity, alignment, then the placements (bucket, offset, order) filled in. */
@@ -139,6 +142,6 @@ export function itemTextAddon(
   return lazyAddon<ItemTextBinding>({
     packageName: '@hotweights/planner',
     root,
-    requires: ['ItemEncoder', 'markUnchanged', 'packFirstFit', 'keyOrderAscends'],
+    requires: ['ItemEncoder', 'markUnchanged', 'packFirstFit', 'keyOrderAscends', 'entriesValid'],
   });
 }

@@ -4,7 +4,7 @@
  * prebuild for this platform and no compiler at install time), plans are written by the JS writer,
  * byte for byte the same, only slower; `nativeItemTextUnavailableReason()` says why.
  */
-import type { KeyOrderCheck } from '@hotweights/manifest';
+import type { EntryCheck, KeyOrderCheck } from '@hotweights/manifest';
 import {
   type DeltaMarks,
   itemTextAddon,
@@ -51,6 +51,16 @@ export function nativePackFirstFit(...args: PackFirstFit): number {
 export const nativeKeyOrderCheck: KeyOrderCheck = (names, starts, ranks, order) => {
   const l = addon.tryLoad();
   return 'binding' in l && l.binding.keyOrderAscends(names, starts, ranks, order) === true;
+};
+
+/**
+ * A manifest's entry columns checked by the addon (for useEntryCheck of @hotweights/manifest):
+ * true only for valid columns; false when they are not, or the addon did not load (the manifest
+ * package then checks them itself, and says what is wrong).
+ */
+export const nativeEntryCheck: EntryCheck = (...args) => {
+  const l = addon.tryLoad();
+  return 'binding' in l && l.binding.entriesValid(...args) === true;
 };
 
 /** True when plan items are written natively on this machine. */

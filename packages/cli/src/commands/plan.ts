@@ -8,12 +8,14 @@ import {
   loadManifest,
   readCommittedManifest,
   toColumnar,
+  useEntryCheck,
   useKeyOrderCheck,
 } from '@hotweights/manifest';
 import {
   type ConsumerOptions,
   createPlan,
   formatBytes,
+  nativeEntryCheck,
   nativeKeyOrderCheck,
   parseGroupMap,
   parseTpGroups,
@@ -249,7 +251,9 @@ export const planCommand: CommandModule = {
               : undefined,
           tpAuto: opts.tpAuto,
         };
-        // The addon checks the manifests' stored key orders when it loads (the same verdicts).
+        // The addon checks the manifests' entries and stored key orders when it loads (the same
+        // verdicts; a manifest it refuses is checked again in JS, which says what is wrong).
+        useEntryCheck(nativeEntryCheck);
         useKeyOrderCheck(nativeKeyOrderCheck);
         // Both files are read at once (the reads overlap each other and next's validation);
         // next's errors still come first.
