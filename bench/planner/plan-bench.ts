@@ -19,8 +19,12 @@
  * files and exits (start-up plus the read, nothing else), timed the same way. The CPU model, its
  * hash-relevant flags and the load average go into the JSON.
  *
+ * With --compare-cli <bin/hotweights.js of another checkout> (built), that CLI runs the same
+ * command in the same rounds, alternating with this one (before/after on a shared machine):
+ * base_cli_* columns and cli_vs_base (median over rounds of this / that).
+ *
  * Usage: node --conditions=@hotweights/source --import tsx bench/planner/plan-bench.ts
- *          [--repeat N] [--with-json] [--no-cli] [sizes...]
+ *          [--repeat N] [--with-json] [--no-cli] [--compare-cli PATH] [sizes...]
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -37,10 +41,12 @@ const args = process.argv.slice(2);
 const flag = (name: string) => args.includes(name);
 const repeatAt = args.indexOf('--repeat');
 const REPEAT = repeatAt >= 0 ? Number(args[repeatAt + 1]) : 3;
+const compareAt = args.indexOf('--compare-cli');
+const BASE_CLI = compareAt >= 0 ? (args[compareAt + 1] as string) : null;
 const WITH_JSON = flag('--with-json');
 const WITH_CLI = !flag('--no-cli');
 const sizes = args
-  .filter((a, i) => !a.startsWith('--') && i !== repeatAt + 1)
+  .filter((a, i) => !a.startsWith('--') && i !== repeatAt + 1 && (compareAt < 0 || i !== compareAt + 1))
   .map(Number)
   .filter((n) => n > 0);
 const SIZES = sizes.length ? sizes : [10_000, 100_000, 1_000_000];
@@ -105,25 +111,25 @@ try {
     const ours: RunResult[] = [];
     const json: RunResult[] = [];
     const command: RunResult[] = [];
+    const base: RunResult[] = [];
     const floorProcess: RunResult[] = [];
+    const planArgs = (out: string) => [
+      'plan',
+      '--prev',
+      prevPath,
+      '--next',
+      nextPath,
+      '--output',
+      join(dir, out),
+      '--bucket-mb',
+      String(BUCKET / (1024 * 1024)),
+      '--checkpoint',
+      '/ckpt',
+    ];
     for (let r = 0; r < REPEAT; r++) {
       if (cli) floorProcess.push(runFloorProcess([prevPath, nextPath]));
-      if (cli)
-        command.push(
-          runCli(cli.argv, [
-            'plan',
-            '--prev',
-            prevPath,
-            '--next',
-            nextPath,
-            '--output',
-            join(dir, `plan-${n}-cli.json`),
-            '--bucket-mb',
-            String(BUCKET / (1024 * 1024)),
-            '--checkpoint',
-            '/ckpt',
-          ]),
-        );
+      if (cli && BASE_CLI) base.push(runCli([BASE_CLI], planArgs(`plan-${n}-base.json`)));
+      if (cli) command.push(runCli(cli.argv, planArgs(`plan-${n}-cli.json`)));
       floor.push(run('parse-floor.ts', [prevPath, nextPath]));
       ours.push(run('plan-run.ts', [prevPath, nextPath, join(dir, `plan-${n}.json`), String(BUCKET)]));
       if (WITH_JSON)
@@ -156,6 +162,18 @@ try {
               Math.round((pick(command, 'total_ms') / pick(floorProcess, 'total_ms')) * 100) / 100,
           }
         : {}),
+      ...(cli && BASE_CLI
+        ? {
+            base_cli_total_ms: Math.round(pick(base, 'total_ms')),
+            base_cli_cpu_ms: Math.round(pick(base, 'cpu_ms')),
+            base_cli_peak_rss_mb: Math.round(Math.max(...base.map((x) => x.peak_rss)) / 1e6),
+            // Per round (same minute, same load), then the median of the ratios.
+            cli_vs_base:
+              Math.round(
+                median(command.map((x, r) => x.total_ms / ((base[r] as RunResult).total_ms || 1))) * 100,
+              ) / 100,
+          }
+        : {}),
       ...(WITH_JSON
         ? {
             json_manifest_mb: Math.round((statSync(nextJson).size / 1e6) * 10) / 10,
@@ -174,6 +192,7 @@ try {
 
 load.push(loadavg()[0] as number);
 if (cli) console.log(`cli_*: \`hotweights plan\` end to end in a fresh process, ${cli.kind}`);
+if (cli && BASE_CLI) console.log(`base_cli_*: the same command by ${BASE_CLI}, alternating round by round`);
 console.log(
   `load average ${load.map((l) => l.toFixed(1)).join(' -> ')} (2-core machine shared with other sessions)`,
 );
@@ -186,5 +205,5 @@ const results = join(repo, 'bench', 'results');
 mkdirSync(results, { recursive: true });
 writeFileSync(
   join(results, 'planner-plan.json'),
-  `${JSON.stringify({ when: new Date().toISOString(), manifest_format: 'binary (manifest_version 3)', cli: cli?.kind ?? null, bucket_bytes: BUCKET, repeat: REPEAT, changed_fraction: 0.1, cpu, load_average: load, rows }, null, 2)}\n`,
+  `${JSON.stringify({ when: new Date().toISOString(), manifest_format: 'binary (manifest_version 3)', cli: cli?.kind ?? null, base_cli: BASE_CLI, bucket_bytes: BUCKET, repeat: REPEAT, changed_fraction: 0.1, cpu, load_average: load, rows }, null, 2)}\n`,
 );

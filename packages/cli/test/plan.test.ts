@@ -1,4 +1,12 @@
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -167,6 +175,16 @@ describe('hotweights plan', { timeout: 180_000 }, () => {
       /\[HW_PLAN_INVALID\]: plan verification failed: 1 problem\(s\); first: bucket \d+: consumer rank 7/,
     );
     expect(existsSync(strictOut)).toBe(false);
+    // The plan is written beside --output while it is checked: a refused plan leaves an existing
+    // file as it was, and no temp file behind.
+    writeFileSync(strictOut, 'the plan made before\n');
+    const again = await runCli(
+      ['plan', '--prev', mPrev, '--next', mNext, '--output', strictOut, '--group-map', gm, '--strict'],
+      { env },
+    );
+    expect(again.code).toBe(1);
+    expect(readFileSync(strictOut, 'utf8')).toBe('the plan made before\n');
+    expect(readdirSync(dir).filter((f) => f.includes('strict.json'))).toEqual(['strict.json']);
     // TP groups from the environment: shard rank 0 -> group 0
     const tp = await runCli(
       ['plan', '--prev', mPrev, '--next', mNext, '--output', join(dir, 'tp.json'), '--world-size', '4'],

@@ -89,19 +89,43 @@ function digestWorker(): Worker | undefined {
   return worker;
 }
 
-/** Starts checking `manifest`'s stored digest against the content of `path` (its mapped file). */
+/** A check started before its manifest exists (see startDigestJob). */
+export type DigestJob = PendingCheck;
+
+/**
+ * Starts computing the digest of the content of the mapped file at `path` on the worker, before
+ * the manifest is parsed (the parse and the hashing overlap); undefined when no worker runs (then
+ * finishDigestCheck checks here). Hand it to assignDigestJob, or to dropDigestJob if the parse fails.
+ */
 // Stryker disable next-line BlockStatement: equivalent: only moves the digest check from the worker to this thread, same verdict (finishDigestCheck checks here when no job started)
-export function startDigestCheck(manifest: ColumnarManifest, path: string): void {
+export function startDigestJob(path: string): DigestJob | undefined {
   const w = digestWorker();
   // Stryker disable next-line all: equivalent: only moves the digest check from the worker to this thread, same verdict
-  if (!w) return;
+  if (!w) return undefined;
   const signal = new SharedArrayBuffer(4);
   const { port1, port2 } = new MessageChannel();
   const request: DigestRequest = { path, signal, port: port2 };
   w.postMessage(request, [port2]);
   const slot = new Int32Array(signal);
   unanswered.add(slot);
-  pending.set(manifest, { slot, port: port1, path });
+  return { slot, port: port1, path };
+}
+
+/** The verdict of `job` is the one finishDigestCheck(manifest) waits for. */
+export function assignDigestJob(manifest: ColumnarManifest, job: DigestJob | undefined): void {
+  if (job) pending.set(manifest, job);
+}
+
+/** Forgets a job whose manifest was never made (its file failed to parse). */
+export function dropDigestJob(job: DigestJob | undefined): void {
+  if (!job) return;
+  unanswered.delete(job.slot);
+  job.port.close();
+}
+
+/** Starts checking `manifest`'s stored digest against the content of `path` (its mapped file). */
+export function startDigestCheck(manifest: ColumnarManifest, path: string): void {
+  assignDigestJob(manifest, startDigestJob(path));
 }
 
 /**

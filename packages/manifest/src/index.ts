@@ -10,7 +10,7 @@ export {
   unknownHashAlgorithmMessage,
 } from './hash-algorithms.js';
 export { createItemHasher, hashItem, parseItemHash } from './item-hash.js';
-export { computeKeyOrder } from './key-index.js';
+export { computeKeyOrder, type KeyOrderCheck, useKeyOrderCheck } from './key-index.js';
 export {
   BINARY_MANIFEST_MAGIC,
   encodeManifestBinary,
@@ -35,7 +35,7 @@ export {
   readCommittedRecord,
   recordCommittedManifest,
 } from './manifest-record.js';
-export type { ManifestLoadOptions } from './manifest-validate.js';
+export { type EntryCheck, type ManifestLoadOptions, useEntryCheck } from './manifest-validate.js';
 export { hashName, NameColumn } from './name-column.js';
 export { applyPatch, encodePatch, PATCH_ENCODINGS } from './patch-codec.js';
 export { computePlanDigest, loadPlan, parsePlan, validatePlan } from './plan-io.js';

@@ -26,13 +26,7 @@ import { MANIFEST_SCHEMA, type Manifest, SchemaError } from '@hotweights/core';
 import type { ColumnarManifest } from './columnar-manifest.js';
 import { computeKeyOrder } from './key-index.js';
 import { toColumnar } from './manifest-build.js';
-import {
-  BINARY_MANIFEST_VERSION,
-  impliedPlaces,
-  LITTLE_ENDIAN,
-  leBytes,
-  type ManifestColumns,
-} from './manifest-columns.js';
+import { BINARY_MANIFEST_VERSION, LITTLE_ENDIAN, leBytes, withImpliedPlaces } from './manifest-columns.js';
 import {
   type ManifestLoadOptions,
   readManifestMeta,
@@ -333,22 +327,22 @@ export function parseManifestBinary(
     if (nd > 0) sumNdim += nd;
   }
   if (sumNdim !== dimCount) c.fail('dims', `${sumNdim} (the sum of entries.ndim)`, dimCount);
-  const { file: fileCol, file_offset: offsetCol } = impliedPlaces(perFile, nbytes);
-  const columns: ManifestColumns = {
-    tensor: decodeNames(c, r('tensor'), view(r('tensor_offsets'), Uint32Array)),
-    shard_rank: view(r('shard_rank'), Uint32Array),
-    kind: Buffer.from(r('kind').buffer, r('kind').byteOffset, count).toString('latin1'),
-    file: fileCol,
-    file_offset: offsetCol,
-    nbytes,
-    dtype: view(r('dtype'), Int32Array),
-    ndim,
-    dims: view(r('dims'), Float64Array),
-    hash: r('hash'),
-    key_order: view(r('key_order'), Uint32Array),
-  };
+  const columns = withImpliedPlaces(
+    {
+      tensor: decodeNames(c, r('tensor'), view(r('tensor_offsets'), Uint32Array)),
+      shard_rank: view(r('shard_rank'), Uint32Array),
+      kind: Buffer.from(r('kind').buffer, r('kind').byteOffset, count).toString('latin1'),
+      nbytes,
+      dtype: view(r('dtype'), Int32Array),
+      ndim,
+      dims: view(r('dims'), Float64Array),
+      hash: r('hash'),
+      key_order: view(r('key_order'), Uint32Array),
+    },
+    perFile,
+  );
   const digest = readStoredDigest(c, o.digest, options.verifyDigest === true || requireDigest);
-  const manifest = validateColumns(meta, columns, file, digest, options.lazyIndex === true);
+  const manifest = validateColumns(meta, columns, file, digest, options.lazyIndex === true, perFile);
   if (options.verifyDigest) manifest.verifyDigest(file);
   return manifest;
 }

@@ -130,6 +130,28 @@ export function entriesPerFile(columns: ManifestColumns, files: number): number[
   return counts;
 }
 
+/**
+ * `columns` with `file` and `file_offset` implied by the per-file counts and `nbytes` (see
+ * impliedPlaces), computed on first read: a manifest only compared against (the previous one of a
+ * plan) never builds them (12 MB at a million entries). validateColumns checks them without
+ * reading them, given `perFile`.
+ */
+export function withImpliedPlaces(
+  columns: Omit<ManifestColumns, 'file' | 'file_offset'>,
+  perFile: readonly number[],
+): ManifestColumns {
+  // Accessors that stay (a property redefined from accessor to value would turn the object into
+  // a slow dictionary, and every column read through it with it).
+  let places: { file: Uint32Array; file_offset: Float64Array } | undefined;
+  const built = () => {
+    places ??= impliedPlaces(perFile, columns.nbytes);
+    return places;
+  };
+  Object.defineProperty(columns, 'file', { get: () => built().file, enumerable: true });
+  Object.defineProperty(columns, 'file_offset', { get: () => built().file_offset, enumerable: true });
+  return columns as ManifestColumns;
+}
+
 /** File index and offset of every entry, implied by the per-file counts and the sizes. */
 export function impliedPlaces(
   perFile: readonly number[],

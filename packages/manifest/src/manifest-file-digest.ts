@@ -41,7 +41,7 @@ export function binaryManifestFileDigest(path: string): string | null {
         header.files.map((f) => f.entries),
       ),
     );
-    const buf = Buffer.allocUnsafe(PIECE);
+    const buf = Buffer.from(new ArrayBuffer(PIECE));
     /** Feeds [offset, offset + length) of the file to `each`, piece by piece. */
     const stream = (span: readonly [number, number], each: (piece: Buffer) => boolean): boolean => {
       const [offset, length] = span;
@@ -81,13 +81,16 @@ export function binaryManifestFileDigest(path: string): string | null {
 /** u32 name lengths (differences of the u32 offsets column) into `h`. */
 function hashLengths(h: Hash, fd: number, [offset, length]: readonly [number, number], buf: Buffer): void {
   const lengths = new Uint32Array(PIECE / 4);
+  // The offsets read as u32 words in place (a little-endian machine: see the caller); `buf` is
+  // its own ArrayBuffer, so 4-byte aligned.
+  const words = new Uint32Array(buf.buffer, buf.byteOffset, buf.length >> 2);
   let prev: number | undefined;
   for (let done = 0; done < length; ) {
     const n = readSync(fd, buf, 0, Math.min(PIECE, length - done), offset + done);
     if (n <= 0 || n % 4 !== 0) throw new Error(`short read of name offsets at byte ${offset + done}`);
     let k = 0;
-    for (let at = 0; at < n; at += 4) {
-      const o = buf.readUInt32LE(at);
+    for (let w = 0; w < n >> 2; w++) {
+      const o = words[w] as number;
       if (prev !== undefined) lengths[k++] = o - prev;
       prev = o;
     }

@@ -8,9 +8,8 @@ import {
   decodeColumn,
   encodeColumn,
   entriesPerFile,
-  impliedPlaces,
   MANIFEST_VERSION,
-  type ManifestColumns,
+  withImpliedPlaces,
 } from './manifest-columns.js';
 import {
   type ManifestLoadOptions,
@@ -96,35 +95,42 @@ export function validateManifest(
     if (nd < -1) c.fail(`entries.ndim[${i}]`, 'an integer >= -1', nd);
     if (nd > 0) dimCount += nd;
   }
-  const { file: fileCol, file_offset: offsetCol } = impliedPlaces(perFile, nbytes);
-  const columns: ManifestColumns = {
-    tensor: decodeNames(c, e.tensor, e.tensor_length, count),
-    shard_rank: decodeColumn(c, e.shard_rank, 'entries.shard_rank', Uint32Array, count, `${count} u32 ranks`),
-    kind: c.string(e.kind, 'entries.kind'),
-    file: fileCol,
-    file_offset: offsetCol,
-    nbytes,
-    dtype: decodeColumn(c, e.dtype, 'entries.dtype', Int32Array, count, `${count} i32 dtype indexes`),
-    ndim,
-    dims: decodeColumn(
-      c,
-      e.dims,
-      'entries.dims',
-      Float64Array,
-      dimCount,
-      `${dimCount} f64 dims (sum of ndim)`,
-    ),
-    hash: decodeColumn(
-      c,
-      e.hash,
-      'entries.hash',
-      Uint8Array,
-      count * hashBytes,
-      `${count} raw ${meta.hash_algo} digests of ${hashBytes} bytes`,
-    ),
-  };
+  const columns = withImpliedPlaces(
+    {
+      tensor: decodeNames(c, e.tensor, e.tensor_length, count),
+      shard_rank: decodeColumn(
+        c,
+        e.shard_rank,
+        'entries.shard_rank',
+        Uint32Array,
+        count,
+        `${count} u32 ranks`,
+      ),
+      kind: c.string(e.kind, 'entries.kind'),
+      nbytes,
+      dtype: decodeColumn(c, e.dtype, 'entries.dtype', Int32Array, count, `${count} i32 dtype indexes`),
+      ndim,
+      dims: decodeColumn(
+        c,
+        e.dims,
+        'entries.dims',
+        Float64Array,
+        dimCount,
+        `${dimCount} f64 dims (sum of ndim)`,
+      ),
+      hash: decodeColumn(
+        c,
+        e.hash,
+        'entries.hash',
+        Uint8Array,
+        count * hashBytes,
+        `${count} raw ${meta.hash_algo} digests of ${hashBytes} bytes`,
+      ),
+    },
+    perFile,
+  );
   const digest = readStoredDigest(c, o.digest, options.verifyDigest === true);
-  const manifest = validateColumns(meta, columns, file, digest, options.lazyIndex === true);
+  const manifest = validateColumns(meta, columns, file, digest, options.lazyIndex === true, perFile);
   if (options.verifyDigest) manifest.verifyDigest(file);
   return manifest;
 }

@@ -4,7 +4,7 @@ import { statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { HotweightsError } from '@hotweights/core';
 import type { ColumnarManifest } from './columnar-manifest.js';
-import { finishDigestCheck, startDigestCheck } from './digest-check.js';
+import { assignDigestJob, dropDigestJob, finishDigestCheck, startDigestJob } from './digest-check.js';
 import { isBinaryManifest, parseManifestBinary } from './manifest-binary.js';
 import { cutColumns, decodeText, parseManifest, validateManifest } from './manifest-json.js';
 import { type MappedFile, mapManifest } from './manifest-map.js';
@@ -59,17 +59,26 @@ export async function loadManifest(
   if (options.map) {
     const mapped = await mapManifest(path);
     if (mapped) {
-      const manifest = parseManifestBinary(
-        mapped.bytes,
-        path,
-        { ...options, verifyDigest: false },
-        options.verifyDigest,
-      );
+      // The worker hashes the file while this thread parses and validates it.
+      const background = options.verifyDigest && mapped.bytes.length >= BACKGROUND_DIGEST_BYTES;
+      const job = background ? startDigestJob(path) : undefined;
+      let manifest: ColumnarManifest;
+      try {
+        manifest = parseManifestBinary(
+          mapped.bytes,
+          path,
+          { ...options, verifyDigest: false },
+          options.verifyDigest,
+        );
+      } catch (err) {
+        dropDigestJob(job);
+        throw err;
+      }
       mappedFiles.set(manifest, mapped.file);
-      if (options.verifyDigest && mapped.bytes.length < BACKGROUND_DIGEST_BYTES) manifest.verifyDigest(path);
-      else if (options.verifyDigest) {
+      if (options.verifyDigest && !background) manifest.verifyDigest(path);
+      else if (background) {
         digestOwed.add(manifest);
-        startDigestCheck(manifest, path);
+        assignDigestJob(manifest, job);
       }
       return manifest;
     }

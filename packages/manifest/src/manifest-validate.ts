@@ -2,6 +2,7 @@
  * Validation shared by both on-disk forms: the metadata (files, dtypes, hash algorithm), the stored
  * digest's form, and the decoded columns (lengths, ranges, coverage, unique keys).
  */
+import { Buffer } from 'node:buffer';
 import { HotweightsError, type ManifestFile } from '@hotweights/core';
 import { ColumnarManifest } from './columnar-manifest.js';
 import { HASH_ALGORITHMS, HASH_HEX_LENGTH } from './hash-algorithms.js';
@@ -95,6 +96,11 @@ export function validateColumns(
   file: string | undefined,
   digest?: string,
   lazyIndex = false,
+  /**
+   * Entries per file when `file` and `file_offset` are implied by them (withImpliedPlaces): they
+   * hold by construction, so they are not read (nor built) here; the coverage checks still run.
+   */
+  impliedBy?: readonly number[],
 ): ColumnarManifest {
   const c: SchemaChecker = new SchemaChecker(file);
   const n = columns.tensor.length;
@@ -104,7 +110,9 @@ export function validateColumns(
   // The loaders and buildManifest make these columns with one value per entry (decodeColumn, the
   // binary column lengths, impliedPlaces): these three length checks cannot fail through them.
   // Stryker disable next-line BlockStatement,ArrayDeclaration: equivalent: the checks in this loop cannot fail through the loaders (above)
-  for (const name of ['shard_rank', 'file', 'file_offset', 'nbytes', 'dtype', 'ndim'] as const) {
+  for (const name of impliedBy
+    ? (['shard_rank', 'nbytes', 'dtype', 'ndim'] as const)
+    : (['shard_rank', 'file', 'file_offset', 'nbytes', 'dtype', 'ndim'] as const)) {
     if (columns[name].length !== n)
       // Stryker disable next-line StringLiteral: equivalent: a message no loader can make appear (above)
       c.fail(`entries.${name}`, `${n} values (one per entry)`, columns[name].length);
@@ -115,11 +123,34 @@ export function validateColumns(
     // Stryker disable next-line StringLiteral,ArithmeticOperator: equivalent: a message no loader can make appear (they check the hash column's length first)
     c.fail('entries.hash', `${n * hashBytes} bytes (${hashBytes} per entry)`, columns.hash.length);
   if (!/^[thf]*$/.test(columns.kind)) c.fail('entries.kind', 'only the characters t, h, f');
+  if (!(impliedBy && entriesPassFastCheck(meta, columns, impliedBy)))
+    checkEntries(c, meta, columns, impliedBy);
+  const index = lazyIndex || columns.key_order ? undefined : buildKeyIndex(columns, file);
+  const manifest = new ColumnarManifest(meta, columns, index, digest, file);
+  if (!lazyIndex) manifest.checkUniqueKeys();
+  return manifest;
+}
+
+/**
+ * The pass over every entry (validateColumns): names, sizes, dtypes, shapes, kinds, and each file
+ * covered exactly; throws the SchemaError of the first entry that fails.
+ */
+function checkEntries(
+  c: SchemaChecker,
+  meta: ManifestMeta,
+  columns: ManifestColumns,
+  impliedBy: readonly number[] | undefined,
+): void {
+  const n = columns.tensor.length;
   // One tight pass over typed arrays (a million entries: a few ms); a failure is then re-described
   // with its field and index by describeEntryFault.
   const starts = columns.tensor.starts;
-  const { shard_rank: rankCol, file: fileCol, file_offset: offCol, nbytes: nbCol, dtype: dtCol } = columns;
-  const { ndim: ndCol, dims: dimsCol, kind } = columns;
+  const { shard_rank: rankCol, nbytes: nbCol, dtype: dtCol, ndim: ndCol, dims: dimsCol, kind } = columns;
+  const fileCol = impliedBy ? undefined : columns.file;
+  const offCol = impliedBy ? undefined : columns.file_offset;
+  // With implied places: the file of the entry at hand, and where the next file's entries start.
+  let impliedFile = -1;
+  let nextFileAt = 0;
   const fileCount = meta.files.length;
   const dtypeCount = meta.dtypes.length;
   const MAX = Number.MAX_SAFE_INTEGER;
@@ -128,8 +159,17 @@ export function validateColumns(
   let cursor = 0;
   for (let i = 0; i < n; i++) {
     const sr = rankCol[i] as number;
-    const fi = fileCol[i] as number;
-    const off = offCol[i] as number;
+    let fi: number;
+    let off: number;
+    if (fileCol && offCol) {
+      fi = fileCol[i] as number;
+      off = offCol[i] as number;
+    } else {
+      while (i === nextFileAt && impliedFile + 1 < fileCount)
+        nextFileAt += (impliedBy as readonly number[])[++impliedFile] as number;
+      fi = impliedFile;
+      off = fi === curFile ? cursor : 0;
+    }
     const nb = nbCol[i] as number;
     const dt = dtCol[i] as number;
     const nd = ndCol[i] as number;
@@ -180,14 +220,67 @@ export function validateColumns(
     c.fail('entries.dims', `${dimsAt} values (sum of ndim)`, columns.dims.length);
   // Every file must have entries (an empty file still gets one zero-byte entry).
   const seen = new Uint8Array(fileCount);
-  for (let i = 0; i < n; i++) seen[fileCol[i] as number] = 1;
+  if (fileCol) for (let i = 0; i < n; i++) seen[fileCol[i] as number] = 1;
+  else
+    for (let f = 0; f < fileCount; f++) seen[f] = ((impliedBy as readonly number[])[f] as number) > 0 ? 1 : 0;
   for (const [i, f] of meta.files.entries()) {
     if (!seen[i]) c.fail(`files[${i}]`, `at least one entry for ${JSON.stringify(f.path)}`);
   }
-  const index = lazyIndex || columns.key_order ? undefined : buildKeyIndex(columns, file);
-  const manifest = new ColumnarManifest(meta, columns, index, digest, file);
-  if (!lazyIndex) manifest.checkUniqueKeys();
-  return manifest;
+}
+
+/**
+ * A faster check of the entry columns of a manifest whose files' places are implied (a native
+ * one): true only for columns checkEntries passes; for false, checkEntries runs and says why.
+ * Arguments: name offsets, nbytes, dtype, ndim, dims, kind (one byte per entry), entries per file,
+ * file sizes, 1 per whole file (0 per safetensors file), and the number of dtypes.
+ */
+export type EntryCheck = (
+  starts: Uint32Array,
+  nbytes: Float64Array,
+  dtype: Int32Array,
+  ndim: Int32Array,
+  dims: Float64Array,
+  kind: Uint8Array,
+  perFile: Uint32Array,
+  fileSizes: Float64Array,
+  wholeFile: Uint8Array,
+  dtypeCount: number,
+) => boolean;
+
+let fastEntryCheck: EntryCheck | undefined;
+
+/** Hands entry columns to `check` first (undefined: checked here only). See EntryCheck. */
+export function useEntryCheck(check: EntryCheck | undefined): void {
+  fastEntryCheck = check;
+}
+
+function entriesPassFastCheck(
+  meta: ManifestMeta,
+  columns: ManifestColumns,
+  perFile: readonly number[],
+): boolean {
+  const check = fastEntryCheck;
+  const { nbytes, dtype, ndim, dims } = columns;
+  if (
+    !check ||
+    !(nbytes instanceof Float64Array) ||
+    !(dtype instanceof Int32Array) ||
+    !(ndim instanceof Int32Array) ||
+    !(dims instanceof Float64Array)
+  )
+    return false;
+  return check(
+    columns.tensor.starts,
+    nbytes,
+    dtype,
+    ndim,
+    dims,
+    Buffer.from(columns.kind, 'latin1'),
+    Uint32Array.from(perFile),
+    Float64Array.from(meta.files, (f) => f.size),
+    Uint8Array.from(meta.files, (f) => (f.kind === 'file' ? 1 : 0)),
+    meta.dtypes.length,
+  );
 }
 
 /** Throws the SchemaError describing why entry i failed validateColumns' fast check. */

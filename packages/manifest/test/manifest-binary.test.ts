@@ -129,6 +129,12 @@ describe('binary manifest (manifest_version 3)', () => {
     expect(bin.subarray(0, 8).equals(BINARY_MANIFEST_MAGIC)).toBe(true);
     expect(header(bin)).toMatchObject({ schema: 'hotweights.manifest', manifest_version: 3, count: 6 });
     const back = parseManifestBinary(bin, 'm.bin', { verifyDigest: true });
+    // file and file_offset are implied by the per-file counts: built on first read, the same values.
+    const lazy = parseManifestBinary(bin, 'm.bin');
+    expect(Object.getOwnPropertyDescriptor(lazy.columns, 'file')?.get).toBeDefined();
+    expect([...lazy.columns.file_offset]).toEqual([...m.columns.file_offset]);
+    expect([...lazy.columns.file]).toEqual([...m.columns.file]);
+    expect(lazy.columns.file).toBe(lazy.columns.file);
     expect(back.digest).toBe(m.digest);
     expect(back.size).toBe(m.size);
     for (let i = 0; i < m.size; i++) expect(back.entry(i)).toEqual(m.entry(i));
@@ -310,6 +316,22 @@ describe('binary manifest (manifest_version 3)', () => {
           col[1] = 0x78;
         }),
       /entries\.kind: expected only the characters t, h, f/,
+    ],
+    [
+      'a safetensors file whose first entry is a tensor',
+      () =>
+        withColumn(good(), 'kind', (col) => {
+          col[2] = 0x74;
+        }),
+      /entries\.kind\[2\]: expected "h" \(the first entry of safetensors file model\.safetensors is its header\)/,
+    ],
+    [
+      'a tensor where a whole file starts',
+      () =>
+        withColumn(good(), 'kind', (col) => {
+          col[1] = 0x74;
+        }),
+      /entries\.kind\[1\]: expected "f" \(empty file is a whole file\)/,
     ],
     [
       'a path escaping the root',

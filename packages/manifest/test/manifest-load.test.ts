@@ -147,6 +147,19 @@ describe('loadManifest with map: true', () => {
     const trusted = await loadManifest(bad, { map: true, verifyDigest: false });
     expect(() => checkManifestFileUnchanged(trusted)).not.toThrow();
     expect(readFileSync(bad).length).toBe(bin.length);
+
+    // Its digest is asked for as soon as it is mapped: a file that then fails validation is
+    // refused with the validation's error, and the check of the next manifest is not disturbed.
+    const invalid = Buffer.from(bin);
+    const header = JSON.parse(invalid.subarray(16, 16 + invalid.readUInt32LE(8)).toString('utf8'));
+    invalid[(header.columns.kind as [number, number])[0] + 5] = 'x'.charCodeAt(0);
+    const invalidPath = join(dir, 'large-invalid.manifest');
+    writeFileSync(invalidPath, invalid);
+    await expect(loadManifest(invalidPath, { map: true })).rejects.toThrow(/entries\.kind/);
+    const again = await loadManifest(bad, { map: true, lazyIndex: true });
+    expect(thrown(() => checkManifestFileUnchanged(again)).message).toBe(refused.message);
+    const fine = await loadManifest(good, { map: true, lazyIndex: true });
+    expect(() => checkManifestFileUnchanged(fine)).not.toThrow();
   }, 60_000);
 });
 

@@ -88,12 +88,19 @@ export interface ConsumerOptions {
   readonly tpAuto?: boolean;
 }
 
+/** An entry's consumer ranks (sorted, shared arrays: do not mutate). */
+export interface ConsumerResolver {
+  (tensor: string, shardRank: number, kind: ManifestEntryKind): readonly number[];
+  /** Set when every entry gets these same ranks (no group map, no TP groups): no need to ask. */
+  readonly uniform?: readonly number[];
+}
+
 /** Returns a function giving an entry's consumer ranks (sorted, shared arrays: do not mutate). */
 export function consumerResolver(
   options: ConsumerOptions,
   worldSize: number,
   shardRanks: number,
-): (tensor: string, shardRank: number, kind: ManifestEntryKind) => readonly number[] {
+): ConsumerResolver {
   const all = Array.from({ length: worldSize }, (_, r) => r);
   const byShard = new Map<number, readonly number[]>();
   if (options.tpGroups) {
@@ -112,6 +119,7 @@ export function consumerResolver(
   const useShards = options.tpGroups !== undefined || (options.tpAuto === true && shardRanks > 1);
   const rules = options.groupMap ?? [];
   const memo = new Map<string, readonly number[]>();
+  if (rules.length === 0 && !useShards) return Object.assign(() => all, { uniform: all });
   return (tensor, shardRank, kind) => {
     if (rules.length > 0) {
       let matched: Set<number> | undefined;

@@ -6,6 +6,7 @@
  * bucket is split into byte-range parts of at most one bucket each. Items are packed first-fit
  * decreasing with aligned offsets; each bucket's consumers are the union of its items' consumers.
  */
+import { Buffer } from 'node:buffer';
 import { resolve } from 'node:path';
 import {
   ConfigError,
@@ -18,9 +19,10 @@ import {
   type PlanItem,
   type PlanItemPatch,
 } from '@hotweights/core';
-import { type ColumnarManifest, HASH_HEX_LENGTH, toColumnar } from '@hotweights/manifest';
+import { type ColumnarManifest, toColumnar } from '@hotweights/manifest';
 import { type ConsumerOptions, consumerResolver } from './consumers.js';
-import { packFirstFitDecreasingInto } from './packing.js';
+import { unchangedEntries } from './delta.js';
+import { type PackedItems, packFirstFitDecreasingInto } from './packing.js';
 import type { WrittenPatches } from './patches.js';
 import { encodePlan, rememberEncoding } from './plan-text.js';
 import { ItemWriter, PlannedItems, plannedBucket } from './planned-items.js';
@@ -60,17 +62,10 @@ function matchEntries(prev: ColumnarManifest, next: ColumnarManifest): Int32Arra
   const match = new Int32Array(next.size).fill(-1);
   const pc = prev.columns;
   const nc = next.columns;
-  if (pc.tensor.sameAs(nc.tensor)) {
-    let aligned = true;
-    for (let i = 0; i < next.size; i++) {
-      if (pc.shard_rank[i] !== nc.shard_rank[i]) {
-        aligned = false;
-        break;
-      }
-      match[i] = i;
-    }
-    if (aligned) return match;
-    match.fill(-1);
+  const ranks = (a: Uint32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+  if (pc.tensor.sameAs(nc.tensor) && ranks(pc.shard_rank).equals(ranks(nc.shard_rank))) {
+    for (let i = 0; i < next.size; i++) match[i] = i;
+    return match;
   }
   const po = prev.keyOrder();
   const no = next.keyOrder();
@@ -100,25 +95,6 @@ function matchEntries(prev: ColumnarManifest, next: ColumnarManifest): Int32Arra
   return match;
 }
 
-/**
- * (j, i) -> whether entry j of prev and entry i of next have the same hash. Digests are compared
- * as 32-bit words when both columns allow it (a million comparisons: a few ms).
- */
-function hashComparer(prev: ColumnarManifest, next: ColumnarManifest): (j: number, i: number) => boolean {
-  const a = prev.columns.hash;
-  const b = next.columns.hash;
-  const len = (HASH_HEX_LENGTH[next.hash_algo] ?? 0) / 2;
-  if (prev.hash_algo !== next.hash_algo || len % 4 !== 0 || a.byteOffset % 4 !== 0 || b.byteOffset % 4 !== 0)
-    return (j, i) => prev.sameHash(j, next, i);
-  const words = len / 4;
-  const x = new Uint32Array(a.buffer, a.byteOffset, a.length / 4);
-  const y = new Uint32Array(b.buffer, b.byteOffset, b.length / 4);
-  return (j, i) => {
-    for (let k = 0, p = j * words, q = i * words; k < words; k++, p++, q++) if (x[p] !== y[q]) return false;
-    return true;
-  };
-}
-
 /** Items to place, as parallel typed columns (no object per item until the plan is built). */
 class Pending {
   entry = new Uint32Array(1024);
@@ -143,6 +119,36 @@ class Pending {
     this.part[this.length] = part;
     this.length++;
   }
+}
+
+/**
+ * A group's packed items written into their buckets' windows on `all` (slots[b]: the next free
+ * place of the group's bucket b), in placement order, so offsets ascend inside each bucket and no
+ * per-bucket sort is needed. Returns the bytes placed.
+ */
+function placeGroup(
+  all: PlannedItems,
+  slots: Uint32Array,
+  packed: PackedItems,
+  members: ArrayLike<number>,
+  pending: Pending,
+): number {
+  const { entry, part, offset, nbytes } = all;
+  let total = 0;
+  for (let o = 0; o < packed.order.length; o++) {
+    const m = packed.order[o] as number;
+    const k = members[m] as number;
+    const b = packed.bucket[m] as number;
+    const slot = slots[b] as number;
+    slots[b] = slot + 1;
+    const size = pending.size[k] as number;
+    total += size;
+    entry[slot] = pending.entry[k] as number;
+    part[slot] = pending.part[k] as number;
+    offset[slot] = packed.offset[m] as number;
+    nbytes[slot] = size;
+  }
+  return total;
 }
 
 /** Planned keys that exist in prev (changed) and that do not (added), per plan createPlan made. */
@@ -186,7 +192,8 @@ export function createPlan(options: CreatePlanOptions): Plan {
   let maxShard = 0;
   const match = prev ? matchEntries(prev, next) : null;
   const prevMatched = prev ? new Uint8Array(prev.size) : null;
-  const sameHash = prev ? hashComparer(prev, next) : null;
+  const unchanged =
+    prev && match && prevMatched ? unchangedEntries(prev, next, match, prevMatched) : undefined;
   let changed = 0;
   let added = 0;
   const patchOf = options.patches?.patches;
@@ -194,14 +201,8 @@ export function createPlan(options: CreatePlanOptions): Plan {
   for (let i = 0; i < next.size; i++) {
     const sr = nc.shard_rank[i] as number;
     if (sr > maxShard) maxShard = sr;
+    if (unchanged?.[i]) continue;
     const nbytes = nc.nbytes[i] as number;
-    if (prev && match && prevMatched) {
-      const j = match[i] as number;
-      if (j >= 0) {
-        prevMatched[j] = 1;
-        if (prev.columns.nbytes[j] === nbytes && sameHash?.(j, i)) continue;
-      }
-    }
     if (match && (match[i] as number) >= 0) {
       changed++;
       const p = patchOf && patchOf.size > 0 ? patchOf.get(next.key(i)) : undefined;
@@ -231,11 +232,18 @@ export function createPlan(options: CreatePlanOptions): Plan {
   const consumersOf = consumerResolver(consumerOptions, worldSize, maxShard + 1);
   // Only group-map patterns look at names: otherwise no name is sliced here.
   const byName = (consumerOptions.groupMap?.length ?? 0) > 0;
-  const groups = new Map<readonly number[], number[]>();
-  for (let k = 0; k < pending.length; k++) {
+  const groups = new Map<readonly number[], ArrayLike<number>>();
+  // Every item to the same ranks (the default): one group, asked nothing per item.
+  let everyItem: Uint32Array | undefined;
+  if (consumersOf.uniform && pending.length > 0) {
+    everyItem = new Uint32Array(pending.length);
+    for (let k = 0; k < everyItem.length; k++) everyItem[k] = k;
+    groups.set(consumersOf.uniform, everyItem);
+  }
+  for (let k = 0; !consumersOf.uniform && k < pending.length; k++) {
     const e = pending.entry[k] as number;
     const ranks = consumersOf(byName ? nc.tensor.get(e) : '', nc.shard_rank[e] as number, next.kindOf(e));
-    let g = groups.get(ranks);
+    let g = groups.get(ranks) as number[] | undefined;
     if (!g) {
       g = [];
       groups.set(ranks, g);
@@ -243,36 +251,36 @@ export function createPlan(options: CreatePlanOptions): Plan {
     g.push(k);
   }
   const writer = new ItemWriter(next, bucketBytes);
+  // Every bucket's items are a window on one set of columns, in bucket order (see ItemBatch).
+  const allItems = new PlannedItems(pending.length);
+  let windowStart = 0;
   const itemsByBucket: PlannedItems[] = [];
   const ranksByBucket: (readonly number[])[] = [];
   let totalBytes = 0;
   for (const [ranks, members] of groups) {
-    const sizes = new Float64Array(members.length);
-    for (let m = 0; m < members.length; m++) sizes[m] = pending.size[members[m] as number] as number;
+    // The one group of every item packs the pending sizes as they are.
+    let sizes = pending.size.subarray(0, members.length);
+    if (members !== everyItem) {
+      sizes = new Float64Array(members.length);
+      for (let m = 0; m < members.length; m++) sizes[m] = pending.size[members[m] as number] as number;
+    }
     const packed = packFirstFitDecreasingInto(sizes, bucketBytes, alignment);
-    const first = itemsByBucket.length;
     const perBucket = new Uint32Array(packed.buckets);
     for (let m = 0; m < members.length; m++) {
       const b = packed.bucket[m] as number;
       perBucket[b] = (perBucket[b] as number) + 1;
     }
+    const slots = new Uint32Array(packed.buckets);
     for (let b = 0; b < packed.buckets; b++) {
-      itemsByBucket.push(new PlannedItems(perBucket[b] as number));
+      const count = perBucket[b] as number;
+      const window = PlannedItems.window(allItems, windowStart, count);
+      window.length = count;
+      itemsByBucket.push(window);
+      slots[b] = windowStart;
+      windowStart += count;
       ranksByBucket.push(ranks);
     }
-    // Placement order: inside each bucket offsets ascend, so no per-bucket sort is needed.
-    for (let o = 0; o < packed.order.length; o++) {
-      const m = packed.order[o] as number;
-      const k = members[m] as number;
-      const nbytes = pending.size[k] as number;
-      totalBytes += nbytes;
-      (itemsByBucket[first + (packed.bucket[m] as number)] as PlannedItems).push(
-        pending.entry[k] as number,
-        pending.part[k] as number,
-        packed.offset[m] as number,
-        nbytes,
-      );
-    }
+    totalBytes += placeGroup(allItems, slots, packed, members, pending);
   }
   // Items stay columns (see planned-items.ts): objects are built only if someone reads them.
   const buckets: PlanBucket[] = itemsByBucket.map((items, b) => {

@@ -1,4 +1,4 @@
-export { isInside } from './atomic-write.js';
+export { isInside, type StagedFile } from './atomic-write.js';
 export {
   type ConsumerOptions,
   consumerResolver,
@@ -22,7 +22,12 @@ export {
   type WriteManifestOptions,
   writeManifest,
 } from './manifest-writer.js';
-export { nativeItemTextAvailable, nativeItemTextUnavailableReason } from './native-text.js';
+export {
+  nativeEntryCheck,
+  nativeItemTextAvailable,
+  nativeItemTextUnavailableReason,
+  nativeKeyOrderCheck,
+} from './native-text.js';
 export {
   alignUp,
   type PackedItems,
@@ -37,7 +42,7 @@ export {
   writePatches,
 } from './patches.js';
 export { type EncodedPlan, encodePlan, planDigest, planFileBytes } from './plan-text.js';
-export { writePlan } from './plan-writer.js';
+export { stagePlan, writePlan } from './plan-writer.js';
 export { type PublishOptions, type PublishProgress, publish, shardRankOfPath } from './publish.js';
 export {
   DTYPE_BYTES,

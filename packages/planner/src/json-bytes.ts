@@ -52,13 +52,13 @@ export class JsonBytes {
     this.length = at;
   }
 
-  /** Short pre-encoded bytes, copied in JS (a native call costs more than a few dozen bytes). */
-  copy(src: Uint8Array): void {
-    const n = src.length;
+  /** Short pre-encoded bytes [start, end), copied in JS (a native call costs more than a few dozen bytes). */
+  copy(src: Uint8Array, start = 0, end = src.length): void {
+    const n = end - start;
     if (this.length + n > this.buf.length) this.grow(n);
     const b = this.buf;
     let at = this.length;
-    for (let k = 0; k < n; k++) b[at++] = src[k] as number;
+    for (let k = start; k < end; k++) b[at++] = src[k] as number;
     this.length = at;
   }
 

@@ -5,6 +5,8 @@
  * bucket in O(log buckets), so a million items pack in well under a second.
  */
 
+import { nativePackFirstFit } from './native-text.js';
+
 export function alignUp(n: number, alignment: number): number {
   const r = n % alignment;
   return r === 0 ? n : n + alignment - r;
@@ -77,16 +79,25 @@ export function packFirstFitDecreasingInto(
   sizes: Float64Array,
   capacity: number,
   alignment: number,
+  /** Pack with the addon when it loads (false: always in JS; the same placements either way). */
+  useNative = true,
 ): PackedItems {
   const n = sizes.length;
   const order = new Uint32Array(n);
+  if (useNative) {
+    const bucket = new Uint32Array(n);
+    const offset = new Float64Array(n);
+    const buckets = nativePackFirstFit(sizes, capacity, alignment, bucket, offset, order);
+    if (buckets >= 0) return { bucket, offset, order, buckets };
+  }
   // Size descending, ties by index. When (capacity - size) * n + index stays exact in a double,
   // that one key sorts natively (no comparator call per comparison); otherwise a comparator.
-  if (
-    (capacity + 1) * (n + 1) <= Number.MAX_SAFE_INTEGER &&
-    Number.isInteger(capacity) &&
-    sizes.every((s) => Number.isInteger(s) && s >= 0 && s <= capacity)
-  ) {
+  let integral = (capacity + 1) * (n + 1) <= Number.MAX_SAFE_INTEGER && Number.isInteger(capacity);
+  for (let i = 0; integral && i < n; i++) {
+    const s = sizes[i] as number;
+    integral = s >= 0 && s <= capacity && Math.floor(s) === s;
+  }
+  if (integral) {
     const keys = new Float64Array(n);
     for (let i = 0; i < n; i++) keys[i] = (capacity - (sizes[i] as number)) * n + i;
     keys.sort();

@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import type { Plan, PlanBucket, PlanItem } from '@hotweights/core';
 import { canonicalJson } from '@hotweights/manifest';
+import { itemBatch } from './item-batch.js';
 import { JsonBytes } from './json-bytes.js';
 import { bucketSource } from './planned-items.js';
 
@@ -105,6 +106,8 @@ function bucketIsPlain(b: PlanBucket): boolean {
 export interface PlanTextOptions {
   /** Items and buckets were built by createPlan (exactly the known fields): skip the field check. */
   readonly trusted?: boolean;
+  /** Threads of the native whole-plan item writer (default: by the number of items, see item-batch.ts). */
+  readonly itemThreads?: number;
 }
 
 export interface EncodedPlan {
@@ -141,7 +144,16 @@ export function encodePlan(plan: Omit<Plan, 'digest'> | Plan, options: PlanTextO
   }
   const h = createHash('sha256');
   h.update(`{${before.join(',')}${before.length ? ',' : ''}"buckets":[`);
-  const w = new JsonBytes(estimate(plan) + 16 * removed.length);
+  // A createPlan plan is written by the whole-plan native writer when it loads (item-batch.ts):
+  // its items' texts exist only once every bucket is laid out, so the digest's pieces wait.
+  const batch = itemBatch(buckets.map(bucketSource), options.itemThreads);
+  const deferred: (string | readonly [number, number])[] = [];
+  const hash = (piece: string): void => {
+    if (batch) deferred.push(piece);
+    else h.update(piece);
+  };
+  const size = batch ? batch.layout() + 8 * batch.count + 128 * buckets.length + 4096 : estimate(plan);
+  const w = new JsonBytes(size + 16 * removed.length);
   const canon = new JsonBytes(1 << 20);
   w.raw('{\n');
   for (const [k, v] of Object.entries(head)) {
@@ -168,14 +180,17 @@ export function encodePlan(plan: Omit<Plan, 'digest'> | Plan, options: PlanTextO
     }
     w.raw('"items": [');
     if (plain)
-      h.update(
+      hash(
         `${b ? ',' : ''}{"bucket_id":${canonicalJson(bucket.bucket_id)},"consumer_ranks":${canonicalJson(bucket.consumer_ranks)},"items":[`,
       );
-    else h.update(`${b ? ',' : ''}${canonicalJson(bucket)}`);
+    else hash(`${b ? ',' : ''}${canonicalJson(bucket)}`);
     // The canonical items text is gathered by copying each item's bytes (a JS copy of a few
     // hundred bytes costs less than a native hash call per item) and hashed once per bucket.
     canon.length = 0;
-    if (source) source.writer.writeItems(w, canon, source.items);
+    if (batch && source) {
+      batch.place(w, source.items);
+      if (plain) deferred.push([source.items.start, source.items.start + count]);
+    } else if (source) source.writer.writeItems(w, canon, source.items);
     else
       for (let i = 0; i < count; i++) {
         w.raw(i === 0 ? '\n      ' : ',\n      ');
@@ -186,15 +201,25 @@ export function encodePlan(plan: Omit<Plan, 'digest'> | Plan, options: PlanTextO
           canon.from(w, start, w.length);
         }
       }
-    if (plain) h.update(canon.view());
-    if (plain) h.update(`],"size":${canonicalJson(bucket.size)}}`);
+    if (plain && !batch) h.update(canon.view());
+    if (plain) hash(`],"size":${canonicalJson(bucket.size)}}`);
     w.raw(count ? '\n    ]}' : ']}');
   }
-  h.update(`]${after.length ? ',' : ''}${after.join(',')}}`);
+  hash(`]${after.length ? ',' : ''}${after.join(',')}}`);
   w.raw(buckets.length ? '\n  ],\n' : '],\n');
   w.raw('  "removed": ');
   w.bytes(Buffer.from(JSON.stringify(removed), 'utf8'));
   w.raw(',\n');
+  if (batch) {
+    batch.render(w.buffer);
+    for (const piece of deferred) {
+      if (typeof piece === 'string') h.update(piece);
+      else {
+        batch.join(w.buffer, piece[0], piece[1], canon);
+        h.update(canon.view());
+      }
+    }
+  }
   return { head: w.view(), digest: `sha256:${h.digest('hex')}` };
 }
 

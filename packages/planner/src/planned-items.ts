@@ -18,12 +18,45 @@ export class PlannedItems {
   part: Int32Array;
   offset: Float64Array;
   nbytes: Float64Array;
+  /** For a window (see window()): the columns it is a window on, and where it starts in them. */
+  readonly all: PlannedItems | undefined;
+  readonly start: number;
 
-  constructor(capacity: number) {
+  constructor(capacity: number, all?: PlannedItems, start = 0) {
+    this.all = all;
+    this.start = start;
+    if (all) {
+      this.entry = all.entry.subarray(start, start + capacity);
+      this.part = all.part.subarray(start, start + capacity);
+      this.offset = all.offset.subarray(start, start + capacity);
+      this.nbytes = all.nbytes.subarray(start, start + capacity);
+      return;
+    }
     this.entry = new Uint32Array(capacity);
     this.part = new Int32Array(capacity);
     this.offset = new Float64Array(capacity);
     this.nbytes = new Float64Array(capacity);
+  }
+
+  /**
+   * Items [start, start + capacity) of `all`, written in place: the buckets of a plan as windows on
+   * one set of columns, which the whole-plan writer (ItemBatch) reads in one call.
+   */
+  static window(all: PlannedItems, start: number, capacity: number): PlannedItems {
+    return new PlannedItems(capacity, all, start);
+  }
+
+  /** True while this window's items are still in `all` (filled to capacity, never grown out of it). */
+  inPlace(): boolean {
+    const all = this.all;
+    return (
+      all !== undefined &&
+      this.length === this.entry.length &&
+      this.entry.buffer === all.entry.buffer &&
+      this.part.buffer === all.part.buffer &&
+      this.offset.buffer === all.offset.buffer &&
+      this.nbytes.buffer === all.nbytes.buffer
+    );
   }
 
   push(entry: number, part: number, offset: number, nbytes: number): void {
@@ -69,14 +102,16 @@ interface ItemText {
 
 /** Per-manifest constants for writing items: pre-encoded file paths, dtypes and kinds. */
 export class ItemWriter {
-  /** Per file: `","uri":"<path>"}`, the end of an item. */
-  private readonly tail: Uint8Array[];
+  /** Per file f: `","uri":"<path>"}`, the end of an item, at bytes[starts[f], starts[f + 1]). */
+  private tailText: { readonly bytes: Uint8Array; readonly starts: Uint32Array } | undefined;
   /** The constant pieces of an item's text, pre-encoded (see write). */
   private readonly text: ItemText;
   private readonly hashBytes: number;
 
   /** Per file of the manifest: 1 when its path stays inside the root, 0 when not (-1: not checked). */
   private confined: Int8Array | undefined;
+  /** The manifest's file column, read once (it may be built on first read: see withImpliedPlaces). */
+  private fileColumn: Uint32Array | undefined;
 
   /** The native writer over this manifest's columns (null: not available), made on first use. */
   private encoder: NativeItemEncoder | null | undefined;
@@ -90,7 +125,6 @@ export class ItemWriter {
   ) {
     const enc = (v: unknown) => Buffer.from(JSON.stringify(v), 'utf8');
     const text = (s: string) => Buffer.from(s, 'utf8');
-    this.tail = m.files.map((f) => text(`","uri":${JSON.stringify(f.path)}}`));
     this.hashBytes = (HASH_HEX_LENGTH[m.hash_algo] ?? 0) / 2;
     this.text = {
       head: [null, ...m.dtypes].map((d) => text(`{"dtype":${enc(d).toString('utf8')},"file_offset":`)),
@@ -106,6 +140,18 @@ export class ItemWriter {
       shapeClose: text('],"shard_rank":'),
       tensorName: text(',"tensor":"'),
     };
+  }
+
+  /** Every file's item end, encoded once (one string, one buffer: a million-entry manifest has ~10k files). */
+  private tails(): { readonly bytes: Uint8Array; readonly starts: Uint32Array } {
+    if (this.tailText) return this.tailText;
+    const files = this.m.files;
+    const pieces = files.map((f) => `","uri":${JSON.stringify(f.path)}}`);
+    const starts = new Uint32Array(files.length + 1);
+    for (let k = 0; k < pieces.length; k++)
+      starts[k + 1] = (starts[k] as number) + Buffer.byteLength(pieces[k] as string, 'utf8');
+    this.tailText = { bytes: Buffer.from(pieces.join(''), 'utf8'), starts };
+    return this.tailText;
   }
 
   /**
@@ -129,12 +175,6 @@ export class ItemWriter {
           ? new Uint16Array(b.buffer, b.byteOffset, b.length / 2)
           : new Uint16Array(Uint8Array.from(b).buffer);
     }
-    const dimsStart = new Uint32Array(m.size);
-    for (let i = 0, at = 0; i < m.size; i++) {
-      dimsStart[i] = at;
-      const n = c.ndim[i] as number;
-      if (n > 0) at += n;
-    }
     const concat = (pieces: readonly Uint8Array[]) => {
       const starts = new Uint32Array(pieces.length + 1);
       for (let k = 0; k < pieces.length; k++)
@@ -142,21 +182,20 @@ export class ItemWriter {
       return { bytes: new Uint8Array(Buffer.concat(pieces)), starts };
     };
     const heads = concat(this.text.head);
-    const tails = concat(this.tail);
+    const tails = this.tails();
     this.encoder =
       nativeItemEncoder({
         names: units,
         nameUnits: names.bytes ? 1 : 2,
         starts: names.starts,
         shardRank: c.shard_rank,
-        kind: new Uint8Array(Buffer.from(c.kind, 'latin1')),
+        kind: Buffer.from(c.kind, 'latin1'),
         file: c.file,
         fileOffset: c.file_offset,
         nbytes: c.nbytes,
         dtype: c.dtype,
         ndim: c.ndim,
         dims: c.dims,
-        dimsStart,
         hash: c.hash,
         hashBytes: this.hashBytes,
         heads: heads.bytes,
@@ -225,7 +264,8 @@ export class ItemWriter {
 
   /** Whether the item's uri stays inside the checkpoint root: checked once per file, not per item. */
   uriConfined(items: PlannedItems, k: number): boolean {
-    const f = this.m.columns.file[items.entry[k] as number] as number;
+    this.fileColumn ??= this.m.columns.file;
+    const f = this.fileColumn[items.entry[k] as number] as number;
     this.confined ??= new Int8Array(this.m.files.length).fill(-1);
     let v = this.confined[f] as number;
     if (v < 0) {
@@ -340,12 +380,16 @@ export class ItemWriter {
     w.num(rank);
     w.copy(t.tensorName);
     // The uri piece starts with the name's closing quote, which str() writes itself.
-    const tail = this.tail[c.file[i] as number] as Uint8Array;
-    if (plain && (bytes ? w.plainBytes(bytes, a, b) : w.plain(names.text, a, b))) w.copy(tail);
+    const tails = this.tails();
+    const f = c.file[i] as number;
+    const from = tails.starts[f] as number;
+    const to = tails.starts[f + 1] as number;
+    if (plain && (bytes ? w.plainBytes(bytes, a, b) : w.plain(names.text, a, b)))
+      w.copy(tails.bytes, from, to);
     else {
       w.length -= 1;
       w.str(names.get(i));
-      w.bytes(tail, 1);
+      w.copy(tails.bytes, from + 1, to);
     }
   }
 }

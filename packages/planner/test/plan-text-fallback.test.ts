@@ -4,6 +4,7 @@ import type { Plan } from '@hotweights/core';
 import { computePlanDigest, loadPlan } from '@hotweights/manifest';
 import { nativeItemTextAvailable, nativeItemTextUnavailableReason, writePlan } from '@hotweights/planner';
 import { afterAll, describe, expect, it, vi } from 'vitest';
+import { itemBatch } from '../src/item-batch.js';
 import { bucketSource } from '../src/planned-items.js';
 import { tempDir } from './fixtures.js';
 import { jsColumnBytes, objectBytes, textCases } from './plan-text-fixtures.js';
@@ -36,6 +37,7 @@ describe('plan text without the native writer', () => {
         bucketSource(plan.buckets[0] as Plan['buckets'][number])?.writer.nativeWriter(),
         name,
       ).toBeNull();
+      expect(itemBatch(plan.buckets.map(bucketSource)), name).toBeUndefined();
       const out = join(tmp.path, `${name.replaceAll('/', '-')}.plan.json`);
       await writePlan(plan, out);
       const written = readFileSync(out);

@@ -8,18 +8,22 @@ import {
   loadManifest,
   readCommittedManifest,
   toColumnar,
+  useEntryCheck,
+  useKeyOrderCheck,
 } from '@hotweights/manifest';
 import {
   type ConsumerOptions,
   createPlan,
   formatBytes,
+  nativeEntryCheck,
+  nativeKeyOrderCheck,
   parseGroupMap,
   parseTpGroups,
   planDeltaCounts,
+  stagePlan,
   verifyPlan,
   type WrittenPatches,
   writePatches,
-  writePlan,
 } from '@hotweights/planner';
 import { recordSourceRoot } from '@hotweights/runtime/source-roots';
 import type { CommandModule } from '../command.js';
@@ -247,6 +251,10 @@ export const planCommand: CommandModule = {
               : undefined,
           tpAuto: opts.tpAuto,
         };
+        // The addon checks the manifests' entries and stored key orders when it loads (the same
+        // verdicts; a manifest it refuses is checked again in JS, which says what is wrong).
+        useEntryCheck(nativeEntryCheck);
+        useKeyOrderCheck(nativeKeyOrderCheck);
         // Both files are read at once (the reads overlap each other and next's validation);
         // next's errors still come first.
         // Binary manifests are mapped, not read into new memory (checked unchanged before writing).
@@ -281,17 +289,27 @@ export const planCommand: CommandModule = {
           worldSize,
           consumers,
         });
-        // The planner chose every consumer set: an empty one means the group map or TP groups miss
-        // some entries, so it is a problem here (fatal with --strict).
-        const report = verifyPlan(plan, {
-          tpGroups: consumers.tpGroups,
-          trusted: true,
-          requireConsumers: true,
-        });
-        if (opts.strict && !report.ok) throw new PlanVerificationError(report.problems.map((p) => p.message));
-        checkManifestFileUnchanged(next);
-        if (prev) checkManifestFileUnchanged(toColumnar(prev));
-        await writePlan(plan, opts.output);
+        // The file is written beside --output while the plan and both manifests are checked, and
+        // replaces --output only once they pass.
+        const staged = stagePlan(plan, opts.output);
+        let report: ReturnType<typeof verifyPlan>;
+        try {
+          // The planner chose every consumer set: an empty one means the group map or TP groups
+          // miss some entries, so it is a problem here (fatal with --strict).
+          report = verifyPlan(plan, {
+            tpGroups: consumers.tpGroups,
+            trusted: true,
+            requireConsumers: true,
+          });
+          if (opts.strict && !report.ok)
+            throw new PlanVerificationError(report.problems.map((p) => p.message));
+          checkManifestFileUnchanged(next);
+          if (prev) checkManifestFileUnchanged(toColumnar(prev));
+          await staged.commit();
+        } catch (err) {
+          await staged.discard();
+          throw err;
+        }
 
         // Summary: what changed, what moves.
         const prevCol = prev ? toColumnar(prev) : null;
