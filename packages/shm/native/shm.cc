@@ -22,35 +22,49 @@ void Unmap(Napi::Env /*env*/, void* data, size_t* length) {
   delete length;
 }
 
+// The (fd, length, offset, fourth) arguments map and mapRange share; false (with a JavaScript
+// exception pending) when they are not numbers, the fourth of the wanted kind, or out of range.
+struct MapArgs {
+  int fd;
+  size_t length;
+  off_t offset;
+};
+bool ReadMapArgs(const Napi::CallbackInfo& info, bool fourthIsBoolean, const char* signature, MapArgs& out) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 4 || !info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsNumber() ||
+      !(fourthIsBoolean ? info[3].IsBoolean() : info[3].IsNumber())) {
+    Napi::TypeError::New(env, signature).ThrowAsJavaScriptException();
+    return false;
+  }
+  const double length = info[1].As<Napi::Number>().DoubleValue();
+  const double offset = info[2].As<Napi::Number>().DoubleValue();
+  if (length < 1 || offset < 0) {
+    Napi::RangeError::New(env, "length must be >= 1 and offset >= 0").ThrowAsJavaScriptException();
+    return false;
+  }
+  out = {info[0].As<Napi::Number>().Int32Value(), static_cast<size_t>(length), static_cast<off_t>(offset)};
+  return true;
+}
+
+// Throws "mmap failed: <reason>" with the errno mmap left.
+Napi::Value ThrowMmapFailed(Napi::Env env) {
+  const int err = errno;
+  Napi::Error e = Napi::Error::New(env, std::string("mmap failed: ") + std::strerror(err));
+  e.Set("errno", Napi::Number::New(env, err));
+  e.ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
 // map(fd, length, offset, writable) -> ArrayBuffer
 Napi::Value Map(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 4 || !info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsNumber() ||
-      !info[3].IsBoolean()) {
-    Napi::TypeError::New(env, "map(fd: number, length: number, offset: number, writable: boolean)")
-        .ThrowAsJavaScriptException();
+  MapArgs a;
+  if (!ReadMapArgs(info, true, "map(fd: number, length: number, offset: number, writable: boolean)", a))
     return env.Undefined();
-  }
-  const int fd = info[0].As<Napi::Number>().Int32Value();
-  const double lengthD = info[1].As<Napi::Number>().DoubleValue();
-  const double offsetD = info[2].As<Napi::Number>().DoubleValue();
-  const bool writable = info[3].As<Napi::Boolean>().Value();
-  if (lengthD < 1 || offsetD < 0) {
-    Napi::RangeError::New(env, "length must be >= 1 and offset >= 0").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  const size_t length = static_cast<size_t>(lengthD);
-  const off_t offset = static_cast<off_t>(offsetD);
-  const int prot = writable ? (PROT_READ | PROT_WRITE) : PROT_READ;
-  void* addr = mmap(nullptr, length, prot, MAP_SHARED, fd, offset);
-  if (addr == MAP_FAILED) {
-    const int err = errno;
-    Napi::Error e = Napi::Error::New(env, std::string("mmap failed: ") + std::strerror(err));
-    e.Set("errno", Napi::Number::New(env, err));
-    e.ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  return Napi::ArrayBuffer::New(env, addr, length, Unmap, new size_t(length));
+  const int prot = info[3].As<Napi::Boolean>().Value() ? (PROT_READ | PROT_WRITE) : PROT_READ;
+  void* addr = mmap(nullptr, a.length, prot, MAP_SHARED, a.fd, a.offset);
+  if (addr == MAP_FAILED) return ThrowMmapFailed(env);
+  return Napi::ArrayBuffer::New(env, addr, a.length, Unmap, new size_t(a.length));
 }
 
 // reserve(fd, length): posix_fallocate, so running out of space fails here, before any byte is
@@ -132,31 +146,13 @@ void* MapCongruent(int fd, size_t length, off_t offset, int flags) {
 // advice: 0 none, 1 MAP_POPULATE (fault every page in now), 2 MADV_SEQUENTIAL, 3 MADV_WILLNEED.
 Napi::Value MapRange(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 4 || !info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsNumber() ||
-      !info[3].IsNumber()) {
-    Napi::TypeError::New(env, "mapRange(fd: number, length: number, offset: number, advice: number)")
-        .ThrowAsJavaScriptException();
+  MapArgs a;
+  if (!ReadMapArgs(info, false, "mapRange(fd: number, length: number, offset: number, advice: number)", a))
     return env.Undefined();
-  }
-  const int fd = info[0].As<Napi::Number>().Int32Value();
-  const double lengthD = info[1].As<Napi::Number>().DoubleValue();
-  const double offsetD = info[2].As<Napi::Number>().DoubleValue();
   const int advice = info[3].As<Napi::Number>().Int32Value();
-  if (lengthD < 1 || offsetD < 0) {
-    Napi::RangeError::New(env, "length must be >= 1 and offset >= 0").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  const size_t length = static_cast<size_t>(lengthD);
-  const off_t offset = static_cast<off_t>(offsetD);
-  const int flags = MAP_SHARED | (advice == 1 ? MAP_POPULATE : 0);
-  void* addr = MapCongruent(fd, length, offset, flags);
-  if (addr == MAP_FAILED) {
-    const int err = errno;
-    Napi::Error e = Napi::Error::New(env, std::string("mmap failed: ") + std::strerror(err));
-    e.Set("errno", Napi::Number::New(env, err));
-    e.ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
+  const size_t length = a.length;
+  void* addr = MapCongruent(a.fd, length, a.offset, MAP_SHARED | (advice == 1 ? MAP_POPULATE : 0));
+  if (addr == MAP_FAILED) return ThrowMmapFailed(env);
   if (advice == 2) madvise(addr, length, MADV_SEQUENTIAL);
   if (advice == 3) madvise(addr, length, MADV_WILLNEED);
   RangeHint* hint = new RangeHint{0, length};
