@@ -13,7 +13,9 @@
  * Beside them, what a user runs against the reference tools, each a fresh process timed from outside
  * by /usr/bin/time (start-up included) and alternated in the same rounds: `b3sum` (Debian's
  * reference BLAKE3, every core, memory maps) over the same files, and `hotweights publish` (the
- * built CLI) with BLAKE3 and with XXH3-64; reported as ratios to `b3sum` and to `cat`.
+ * built CLI) with BLAKE3 and with XXH3-64; reported as ratios to `b3sum` and to `cat`. Beside
+ * them the Node floor (hash-floor.mjs): a bare `node` hashing the same tensors with publish's
+ * hasher on every core and nothing else, the least any Node publish could take.
  *
  * Usage (built packages, after `npm run build`):
  *   node --import tsx bench/planner/publish-bench.ts [GiB] [--shards N] [--embedding-gib E]
@@ -22,7 +24,7 @@
  * (main's, for a before and after) in the same rounds. --shards N: N shards (default 640 MiB each).
  * --embedding-gib E: one E GiB tensor (an embedding, like Llama-3-8B's 128256x4096 BF16, ~1 GiB)
  * first in the first shard, within the GiB total: one entry, so one thread hashes it whole.
- * --quick: only the fresh-process rows (cat, b3sum, the CLI) on the re-read layout, a few seconds.
+ * --quick: only the fresh-process rows (cat, b3sum, the Node floor, the CLI) on the re-read layout, a few seconds.
  * From sources (`--conditions=@hotweights/source`) the hash workers start through tsx, which costs
  * each worker a few hundred ms of CPU: fine for tests, not a publish figure.
  */
@@ -96,6 +98,7 @@ for (let s = 0; s < shards; s++) {
 }
 writeFileSync(join(ckpt, 'config.json'), '{}');
 const files = readdirSync(ckpt).map((f) => join(ckpt, f));
+const shardFiles = files.filter((f) => f.endsWith('.safetensors'));
 
 const threads = availableParallelism();
 const cli = join(repo, 'packages', 'cli', 'bin', 'hotweights.js');
@@ -114,6 +117,8 @@ const cliPublish = (extra: string[], bin = cli) => [
 const processRuns: Record<string, () => string[]> = {
   'cat-process': () => ['sh', '-c', 'cat "$@" > /dev/null', 'cat', ...files],
   b3sum: () => [b3sum, ...files],
+  // The least a Node process takes to BLAKE3 the same tensors (hash-floor.mjs): publish's floor.
+  'node-floor': () => [process.execPath, join(repo, 'bench', 'planner', 'hash-floor.mjs'), ...shardFiles],
   'cli-blake3': () => cliPublish([]),
   'cli-xxh3-64': () => cliPublish(['--hash', 'xxh3-64']),
   'cli-blake3-compare': () => cliPublish([], join(COMPARE ?? '', 'packages', 'cli', 'bin', 'hotweights.js')),
@@ -194,6 +199,11 @@ const runs: {
 }[] = [
   { key: 'cat-process', what: '`cat` > /dev/null (process, timed by /usr/bin/time)', process: true },
   ...(b3sum ? [{ key: 'b3sum', what: '`b3sum`, every core (process)', process: true }] : []),
+  {
+    key: 'node-floor',
+    what: 'Node floor: a bare `node` BLAKE3-ing the tensors on every core (process)',
+    process: true,
+  },
   { key: 'cli-blake3', what: '`hotweights publish` (BLAKE3, process)', process: true },
   { key: 'cli-xxh3-64', what: '`hotweights publish --hash xxh3-64` (process)', process: true },
   ...(COMPARE
