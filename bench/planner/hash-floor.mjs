@@ -2,7 +2,7 @@
 // hashing could cost with nothing else in the process (no CLI, no manifest, no checks), so the
 // publish bench can say how much of publish's gap to `b3sum` is Node itself.
 //
-// Start-up is Node's own (this file imports two addons and nothing of the CLI); every core hashes:
+// Start-up is Node's own (this file loads two addons and nothing of the CLI); every core hashes:
 // the main thread and one worker per other core (a worker of this file alone, so its boot loads
 // no module graph), each claiming the next tensor from a shared counter, largest first, through
 // the same memory maps (32 MiB pieces) and napi BLAKE3 hasher publish uses. Prints one line of
@@ -12,6 +12,7 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
+import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 
@@ -38,8 +39,14 @@ function tensorRanges(files) {
   return ranges.sort((a, b) => b[2] - a[2]);
 }
 
-async function hashClaimed({ files, table, next, count }) {
-  const shm = await import('@hotweights/shm');
+// The shm addon itself (not its package's module graph), as a worker that cannot import it does.
+const SHM_ADDON = join(
+  dirname(require.resolve('@hotweights/shm/package.json')),
+  'build/Release/hotweights_shm.node',
+);
+
+function hashClaimed({ files, table, next, count }) {
+  const shm = require(SHM_ADDON);
   const { Blake3Hasher } = require('@napi-rs/blake-hash');
   const t = new Float64Array(table);
   const counter = new Int32Array(next);
@@ -49,10 +56,13 @@ async function hashClaimed({ files, table, next, count }) {
     const [file, offset, length] = [t[3 * i], t[3 * i + 1], t[3 * i + 2]];
     const hasher = new Blake3Hasher();
     for (let at = offset; at < offset + length; at += PIECE) {
-      const piece = shm.mapRangeFd(fds[file], at, Math.min(PIECE, offset + length - at));
+      // The addon maps from a page boundary; the piece starts `skip` bytes into the mapping.
+      const skip = at % shm.pageSize;
+      const bytes = Math.min(PIECE, offset + length - at);
+      const mapped = shm.mapRange(fds[file], bytes + skip, at - skip, 0);
       if (first < 0) first = performance.timeOrigin + performance.now();
-      hasher.update(Buffer.from(piece.view.buffer, piece.view.byteOffset, piece.view.byteLength));
-      piece.unmap();
+      hasher.update(Buffer.from(mapped, skip, bytes));
+      shm.unmapRange(mapped);
     }
     hasher.digest('hex');
   }
@@ -72,7 +82,7 @@ if (isMainThread) {
     () => new Worker(new URL(import.meta.url), { workerData: job }),
   );
   const done = workers.map((w) => new Promise((ok, fail) => w.once('message', ok).once('error', fail)));
-  const firsts = [await hashClaimed(job), ...(await Promise.all(done))].filter((f) => f > 0);
+  const firsts = [hashClaimed(job), ...(await Promise.all(done))].filter((f) => f > 0);
   const start = performance.timeOrigin;
   console.log(
     JSON.stringify({
@@ -82,4 +92,4 @@ if (isMainThread) {
       endMs: Math.round(performance.now()),
     }),
   );
-} else parentPort.postMessage(await hashClaimed(workerData));
+} else parentPort.postMessage(hashClaimed(workerData));
