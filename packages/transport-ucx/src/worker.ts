@@ -256,7 +256,11 @@ export class UcpWorker {
           debug('poll on the UCX event fd failed: the progress engine spins from now on');
           this.#pollFailed = true;
         }
-        if (this.#asleep && !this.#destroyed) this.#kick();
+        if (!this.#asleep || this.#destroyed) return;
+        // Spin in this callback rather than a turn later: the bytes that woke us are waiting.
+        this.#asleep = false;
+        this.#lastActivity = performance.now();
+        this.#spin();
       });
     });
     return true;
