@@ -4,16 +4,18 @@
  * `ucp_tag_recv_request_test`) after `ucp_worker_progress`, on the JS thread, so no UCX thread
  * ever enters JavaScript. While operations are pending the engine spins for about a millisecond
  * per turn of the event loop (timers, sockets and other promises keep running), as long as data
- * moves. When progress has found nothing for IDLE_BEFORE_SLEEP_MS (a receive whose sender is not
- * there yet, a send behind a slow link), it arms the worker (`ucp_worker_arm`, context created
- * with UCP_FEATURE_WAKEUP) and sleeps: poll(2) on the worker's event fd runs on libuv's thread
- * pool (one call at a time per worker, at most SLEEP_TIMEOUT_MS) and spinning resumes when UCX
- * signals the fd, an operation is posted or cancelled, or the poll times out. Where UCX gives no
+ * moves. When progress has found nothing for HOTWEIGHTS_UCX_SPIN_US (200 µs; a receive whose
+ * sender is not there yet, a send behind a slow link), it arms the worker (`ucp_worker_arm`,
+ * context created with UCP_FEATURE_WAKEUP) and sleeps: poll(2) on the worker's event fd runs on
+ * libuv's thread pool (one call at a time per worker, at most SLEEP_TIMEOUT_MS) and spinning
+ * resumes when UCX signals the fd, an operation is posted or cancelled, or the poll times out.
+ * Closing signals the fd (`ucp_worker_signal`) and destroys the worker once the poll returned. Where UCX gives no
  * event fd the engine spins as before (NODE_DEBUG=hotweights-ucx says so once). When nothing is
  * pending, it progresses once a millisecond so that peers' connection set-up and early messages
  * still move; that tick also runs while asleep and wakes the spin if it found progress.
  */
 import { debuglog } from 'node:util';
+import type { HotweightsConfig } from '@hotweights/core';
 import {
   addressOf,
   UCP_EP_CLOSE_FLAG_FORCE,
@@ -59,8 +61,13 @@ export interface Operation {
 
 const SPIN_MS = 1;
 const IDLE_PROGRESS_MS = 1;
-/** How long progress must find nothing before the worker is armed and the engine sleeps. */
-const IDLE_BEFORE_SLEEP_MS = 0.2;
+/**
+ * How long progress must find nothing before the worker is armed and the engine sleeps
+ * (HOTWEIGHTS_UCX_SPIN_US): shorter gives back more CPU on a slow link, longer loses less
+ * throughput on a fast one (PERFORMANCE.md, 2026-12-04: 0.5 ms cost 60% more CPU at 1 Gbit/s,
+ * 0.05 ms 15% of the throughput on loopback).
+ */
+const DEFAULT_SPIN_US = 200;
 /** The longest sleep: a missed signal costs at most this (the idle tick also progresses). */
 const SLEEP_TIMEOUT_MS = 100;
 const debug = debuglog('hotweights-ucx');
@@ -71,6 +78,13 @@ const CANCEL_DRAIN_MS = 250;
 export interface WorkerOptions {
   /** UCX_NET_DEVICES for this context (`undefined`: UCX's own choice). */
   readonly netDevices?: string | undefined;
+  /** How long progress must find nothing before the engine sleeps (default 200 µs). */
+  readonly spinUs?: number;
+}
+
+/** The worker's options from the configuration (HOTWEIGHTS_UCX_NET_DEVICES, _SPIN_US). */
+export function workerOptions(config: Pick<HotweightsConfig, 'ucxNetDevices' | 'ucxSpinUs'>): WorkerOptions {
+  return { netDevices: config.ucxNetDevices, spinUs: config.ucxSpinUs };
 }
 
 export class UcpWorker {
@@ -93,8 +107,17 @@ export class UcpWorker {
   #poll: Promise<void> | undefined;
   /** A poll failed (never seen): then the engine only spins rather than risk a tight loop. */
   #pollFailed = false;
+  readonly #idleBeforeSleepMs: number;
 
-  private constructor(ucp: Ucp, context: number, worker: number, address: Uint8Array, efd: number) {
+  private constructor(
+    ucp: Ucp,
+    context: number,
+    worker: number,
+    address: Uint8Array,
+    efd: number,
+    spinUs: number,
+  ) {
+    this.#idleBeforeSleepMs = spinUs / 1000;
     this.#ucp = ucp;
     this.#context = context;
     this.#worker = worker;
@@ -144,7 +167,7 @@ export class UcpWorker {
       if (!address) throw new UcxStatusError('ucp_worker_get_efd', efd.status, ucp);
       throw new UcxStatusError('ucp_worker_get_address', address.status, ucp);
     }
-    return new UcpWorker(ucp, context, worker, address.address, efd.fd);
+    return new UcpWorker(ucp, context, worker, address.address, efd.fd, options.spinUs ?? DEFAULT_SPIN_US);
   }
 
   /** Whether the engine sleeps on the worker's event fd when nothing moves (else it spins). */
@@ -228,7 +251,7 @@ export class UcpWorker {
       if (this.#ucp.workerProgress(this.#worker) > 0 || this.#reap()) this.#lastActivity = now;
       if (turn % 8 !== 0) continue;
       now = performance.now();
-      if (now - this.#lastActivity >= IDLE_BEFORE_SLEEP_MS && this.#sleep()) return;
+      if (now - this.#lastActivity >= this.#idleBeforeSleepMs && this.#sleep()) return;
       if (now >= until) break;
     }
     if (this.#pending.size > 0) this.#schedule();

@@ -6,6 +6,7 @@
  */
 import { randomFillSync } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { loadConfig } from '@hotweights/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadUcp } from '../src/ucp.js';
 import { UcpWorker } from '../src/worker.js';
@@ -55,6 +56,22 @@ describe('the progress engine while nothing moves', () => {
     await sent.done;
     expect(length).toBe(data.byteLength);
     expect(Buffer.from(buffer).equals(Buffer.from(data))).toBe(true);
+  });
+
+  it('spins as before with a long HOTWEIGHTS_UCX_SPIN_US: the same wait then costs most of a core', async () => {
+    const { ucxSpinUs } = loadConfig({ HOTWEIGHTS_UCX_SPIN_US: '1000000000' });
+    const spinner = UcpWorker.open(ucp, { netDevices: 'lo', spinUs: ucxSpinUs });
+    try {
+      const received = spinner.recv(new Uint8Array(16), 10n, 'spinning receive');
+      const before = process.cpuUsage();
+      await sleep(1000);
+      // ~1 CPU-second on an idle machine; a loaded one still gives this process half a core.
+      expect(cpuSeconds(before)).toBeGreaterThan(0.4);
+      received.cancel();
+      await expect(received.done).rejects.toThrow(/spinning receive/);
+    } finally {
+      await spinner.close();
+    }
   });
 
   it('settles a receive cancelled while asleep', async () => {
