@@ -132,18 +132,19 @@ export class UcpWorker {
    * and a single-threaded worker. Throws UcxStatusError.
    */
   static open(ucp: Ucp, options: WorkerOptions = {}): UcpWorker {
+    let why = "libc's poll could not be bound";
     if (ucp.waitReadable) {
       try {
         return UcpWorker.#open(ucp, options, true);
       } catch (err) {
-        if (!saidNoWakeup) debug('no UCX wakeup (%s): the progress engine spins while waiting', err);
-        saidNoWakeup = true;
+        why = `no UCX wakeup: ${(err as Error).message}`;
       }
-    } else if (!saidNoWakeup) {
-      debug("libc's poll could not be bound: the progress engine spins while waiting");
-      saidNoWakeup = true;
     }
-    return UcpWorker.#open(ucp, options, false);
+    // A failure that is not about wakeup fails here again, and is thrown.
+    const worker = UcpWorker.#open(ucp, options, false);
+    if (!saidNoWakeup) debug('%s: the progress engine spins while requests wait', why);
+    saidNoWakeup = true;
+    return worker;
   }
 
   static #open(ucp: Ucp, options: WorkerOptions, wakeup: boolean): UcpWorker {

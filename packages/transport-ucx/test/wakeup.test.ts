@@ -74,6 +74,23 @@ describe('the progress engine while nothing moves', () => {
     }
   });
 
+  it('spins where it cannot wait on the event fd (no poll bound), and still moves the bytes', async () => {
+    const { waitReadable: _, ...withoutPoll } = ucp;
+    const spinner = UcpWorker.open(withoutPoll, { netDevices: 'lo' });
+    try {
+      expect(spinner.wakeup).toBe(false);
+      const buffer = new Uint8Array(1 << 20);
+      const received = spinner.recv(buffer, 11n, 'receive without wakeup');
+      sender.connect(2, spinner.address);
+      const data = randomFillSync(new Uint8Array(buffer.byteLength));
+      await sender.send(2, data, 11n, 'send to the spinning worker').done;
+      expect(await received.done).toBe(data.byteLength);
+      expect(Buffer.from(buffer).equals(Buffer.from(data))).toBe(true);
+    } finally {
+      await spinner.close();
+    }
+  });
+
   it('settles a receive cancelled while asleep', async () => {
     const received = receiver.recv(new Uint8Array(16), 8n, 'receive to cancel');
     await sleep(50); // asleep by now
