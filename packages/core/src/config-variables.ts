@@ -230,6 +230,13 @@ export const VARIABLES = [
     doc: 'Cap on the bytes a rank has in unfinished UCX sends across all its broadcasts (0 = no cap). At least one chunk is always allowed.',
   },
   {
+    name: 'HOTWEIGHTS_UCX_SPIN_US',
+    kind: { type: 'number', min: 0 },
+    defaultText: '200',
+    section: 'UCX',
+    doc: "How long the UCX progress engine keeps spinning with nothing moving before it sleeps on the UCX worker's event fd until UCX signals it. Larger keeps a core busy while a rank waits (a few percent more throughput on fast same-host links); 1000000 spins as before 2026-12-04.",
+  },
+  {
     name: 'HOTWEIGHTS_UCX_RETRIES',
     kind: { type: 'int', min: 0, max: 100_000 },
     defaultText: '240',

@@ -50,6 +50,7 @@ export interface HotweightsConfig {
   readonly ucxRetries: number;
   readonly ucxRetryDelayMs: number;
   readonly ucxNetDevices: string | undefined;
+  readonly ucxSpinUs: number;
   readonly optPolicy: 'preserve' | 'reset' | 'attenuate';
   readonly optAttenuation: number;
   readonly kvHeadMap: string | undefined;
@@ -224,6 +225,7 @@ export function loadConfig(env: Env = process.env): HotweightsConfig {
     ucxRetries: readNumber(env, 'HOTWEIGHTS_UCX_RETRIES', 240),
     ucxRetryDelayMs: readNumber(env, 'HOTWEIGHTS_UCX_RETRY_DELAY_MS', 250),
     ucxNetDevices: readString(env, 'HOTWEIGHTS_UCX_NET_DEVICES'),
+    ucxSpinUs: readNumber(env, 'HOTWEIGHTS_UCX_SPIN_US', 200),
     optPolicy: readEnum(env, 'HOTWEIGHTS_OPT_POLICY', 'preserve'),
     optAttenuation: readNumber(env, 'HOTWEIGHTS_OPT_ATTENUATION', 1),
     kvHeadMap: readString(env, 'HOTWEIGHTS_KV_HEAD_MAP'),

@@ -14,7 +14,7 @@ import {
 import { parsePosted, serveTable, UCX_ROUND } from '@hotweights/rendezvous';
 import { BucketFetcher } from './serve.js';
 import type { Ucp } from './ucp.js';
-import { UcpWorker } from './worker.js';
+import { UcpWorker, workerOptions } from './worker.js';
 
 export class UcxFetchTransport implements Transport {
   readonly name = 'ucx';
@@ -34,7 +34,7 @@ export class UcxFetchTransport implements Transport {
     ucp: Ucp,
     o: { rank: number; worldSize: number; config: HotweightsConfig; exchange: AddressExchange },
   ): Promise<UcxFetchTransport> {
-    const worker = UcpWorker.open(ucp, { netDevices: o.config.ucxNetDevices });
+    const worker = UcpWorker.open(ucp, workerOptions(o.config));
     try {
       // This rank's entry replaces its predecessor's; it serves nothing.
       const table = await o.exchange(UCX_ROUND, JSON.stringify({ ucx: '' }));

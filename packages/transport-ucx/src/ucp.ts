@@ -20,10 +20,14 @@ export const UCS_INPROGRESS = 1;
 /** A host the kernel has no route or neighbour for (connect() failed with EHOSTUNREACH). */
 export const UCS_ERR_UNREACHABLE = -6;
 export const UCS_ERR_MESSAGE_TRUNCATED = -9;
+/** ucp_worker_arm: events are still unprocessed, progress again before arming. */
+export const UCS_ERR_BUSY = -15;
 export const UCS_ERR_CANCELED = -16;
 
 export const UCP_PARAM_FIELD_FEATURES = 1n << 0n;
 export const UCP_FEATURE_TAG = 1n << 0n;
+/** Only transports that can signal the worker's event fd (ucp_worker_get_efd, ucp_worker_arm). */
+export const UCP_FEATURE_WAKEUP = 1n << 4n;
 export const UCP_WORKER_PARAM_FIELD_THREAD_MODE = 1n << 0n;
 export const UCS_THREAD_MODE_SINGLE = 0;
 export const UCP_EP_PARAM_FIELD_REMOTE_ADDRESS = 1n << 0n;
@@ -143,6 +147,18 @@ export interface Ucp {
   workerDestroy(worker: number): void;
   workerGetAddress(worker: number): { status: number; address?: Uint8Array };
   workerProgress(worker: number): number;
+  /** The worker's event fd (`fd` is -1 unless status is UCS_OK); needs UCP_FEATURE_WAKEUP. */
+  workerGetEfd(worker: number): { status: number; fd: number };
+  /** UCS_OK: the efd will be signalled by the next event; UCS_ERR_BUSY: progress first. */
+  workerArm(worker: number): number;
+  /** Makes the efd readable now (safe from any thread). */
+  workerSignal(worker: number): number;
+  /**
+   * poll(2) for `fd` readable, on libuv's thread pool (the JS thread goes on): calls `done` with
+   * poll's result (> 0 readable, 0 timed out, < 0 failed) once, on the JS thread. Absent where
+   * libc's poll could not be bound (then the worker spins).
+   */
+  readonly waitReadable?: (fd: number, timeoutMs: number, done: (result: number) => void) => void;
   epCreate(worker: number, params: object, out: number[]): number;
   epClose(ep: number, param: RequestParam): number;
   tagSend(ep: number, buffer: number, length: number, tag: bigint, param: RequestParam): number;
@@ -160,6 +176,18 @@ export interface Ucp {
   requestCancel(worker: number, request: number): void;
   requestFree(request: number): void;
   statusString(status: number): string;
+}
+
+const POLLIN = 1;
+koffi.struct('hw_pollfd', { fd: 'int', events: 'short', revents: 'short' });
+
+/** libc's poll(2), or undefined where no glibc is found (musl names its libc otherwise). */
+function bindPoll(): ReturnType<LibraryHandle['func']> | undefined {
+  try {
+    return koffi.load('libc.so.6').func('int poll(hw_pollfd *fds, unsigned long nfds, int timeout)');
+  } catch {
+    return undefined;
+  }
 }
 
 let loaded: { ucp?: Ucp; error?: string } | undefined;
@@ -223,6 +251,10 @@ function bind(lib: LibraryHandle, ucs: LibraryHandle): Ucp {
   );
   const releaseAddress = lib.func('void ucp_worker_release_address(intptr_t worker, intptr_t address)');
   const progress = lib.func('uint32_t ucp_worker_progress(intptr_t worker)');
+  const getEfd = lib.func('ucs_status_t ucp_worker_get_efd(intptr_t worker, _Out_ int *fd)');
+  const arm = lib.func('ucs_status_t ucp_worker_arm(intptr_t worker)');
+  const signal = lib.func('ucs_status_t ucp_worker_signal(intptr_t worker)');
+  const poll = bindPoll();
   const epCreate = lib.func(
     'ucs_status_t ucp_ep_create(intptr_t worker, const ucp_ep_params_t *params, _Out_ intptr_t *ep)',
   );
@@ -273,6 +305,20 @@ function bind(lib: LibraryHandle, ucs: LibraryHandle): Ucp {
       return { status, address: bytes };
     },
     workerProgress: (worker) => progress(worker) as number,
+    workerGetEfd: (worker) => {
+      const fd = [-1];
+      const status = getEfd(worker, fd) as number;
+      return { status, fd: status === UCS_OK ? (fd[0] ?? -1) : -1 };
+    },
+    workerArm: (worker) => arm(worker) as number,
+    workerSignal: (worker) => signal(worker) as number,
+    ...(poll && {
+      waitReadable: (fd: number, timeoutMs: number, done: (result: number) => void) => {
+        poll.async({ fd, events: POLLIN, revents: 0 }, 1, timeoutMs, (err: unknown, result: number) =>
+          done(err ? -1 : result),
+        );
+      },
+    }),
     epCreate: (worker, params, o) => epCreate(worker, params, o) as number,
     epClose: (ep, p) => Number(epClose(ep, param(p))),
     tagSend: (ep, buffer, length, tag, p) => Number(tagSend(ep, buffer, length, tag, param(p))),

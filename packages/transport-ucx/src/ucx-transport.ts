@@ -19,7 +19,7 @@ import { ByteBudget } from './budget.js';
 import { chainPosition, chunkRanges, MAX_BUCKET_ID, MAX_CHUNKS, MAX_RANKS, TagKind, tagOf } from './chain.js';
 import { BucketFetcher, BucketServer } from './serve.js';
 import { UCS_ERR_UNREACHABLE, type Ucp } from './ucp.js';
-import { type Operation, UcpWorker, UcxStatusError } from './worker.js';
+import { type Operation, UcpWorker, UcxStatusError, workerOptions } from './worker.js';
 
 const MIB = 1024 * 1024;
 /** How long rank 0 keeps the control star up at close() for ranks that are still working. */
@@ -151,7 +151,7 @@ export class UcxTransport implements Transport {
     }
     let worker: UcpWorker;
     try {
-      worker = UcpWorker.open(ucp, { netDevices: o.config.ucxNetDevices });
+      worker = UcpWorker.open(ucp, workerOptions(o.config));
     } catch (err) {
       throw new TransportError(`ucx: rank ${o.rank} could not open UCX: ${(err as Error).message}`, {
         cause: err,
@@ -160,7 +160,7 @@ export class UcxTransport implements Transport {
     let channel: ControlChannel | undefined;
     let serverWorker: UcpWorker | undefined;
     try {
-      if (o.exchange) serverWorker = UcpWorker.open(ucp, { netDevices: o.config.ucxNetDevices });
+      if (o.exchange) serverWorker = UcpWorker.open(ucp, workerOptions(o.config));
       channel = await ControlChannel.join(o.rendezvous ?? { host: '127.0.0.1', port: 0 }, {
         rank: o.rank,
         worldSize: o.worldSize,
