@@ -196,13 +196,14 @@ function checkEntries(
       const f = meta.files[fi] as ManifestFile;
       ok = cursor === (curFile < 0 ? 0 : (meta.files[curFile] as ManifestFile).size);
       const k = kind.charCodeAt(i);
-      ok = ok && (f.kind === 'file' ? k === 0x66 : k === 0x68);
+      // A file's first entry starts at 0; checked before curFile moves on, so that a fault is
+      // described against the file before it (describeEntryFault).
+      ok = ok && (f.kind === 'file' ? k === 0x66 : k === 0x68) && off === 0;
       if (ok) {
         curFile = fi;
         cursor = 0;
       }
-    } else if (ok) ok = kind.charCodeAt(i) === 0x74;
-    ok = ok && off === cursor;
+    } else if (ok) ok = kind.charCodeAt(i) === 0x74 && off === cursor;
     if (!ok) describeEntryFault(c, meta, columns, i, dimsAt, curFile, cursor);
     if (nd > 0) dimsAt += nd;
     cursor = off + nb;
