@@ -12,7 +12,7 @@ import {
 } from '@hotweights/manifest';
 import { afterAll, describe, expect, it } from 'vitest';
 // The background check and the streamed digest are internal: test the modules.
-import { finishDigestCheck, startDigestCheck } from '../src/digest-check.js';
+import { assignDigestJob, finishDigestCheck, startDigestCheck, startDigestJob } from '../src/digest-check.js';
 import { binaryManifestFileDigest } from '../src/manifest-file-digest.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'hw-manifest-digest-'));
@@ -128,5 +128,25 @@ describe('the stored digest, checked on load', () => {
     const mapped = await Promise.all([loadManifest(bin, { map: true }), loadManifest(bin, { map: true })]);
     for (const x of mapped) expect(() => checkManifestFileUnchanged(x)).not.toThrow();
     expect(mapped[0].digest).toBe(m.digest);
+  });
+});
+
+describe('the background check of a file', () => {
+  it("judges the file's content: a check started on an edited file refuses a manifest whose columns match", () => {
+    // The columns in memory match their stored digest; the file at `path` does not (an edit
+    // after publish). A mapped manifest's columns are that file, so the file is what is judged.
+    const path = join(dir, 'judged.manifest');
+    writeFileSync(path, editedBinary());
+    const m = published();
+    startDigestCheck(m, path);
+    expect(() => finishDigestCheck(m, path)).toThrow(MISMATCH(path));
+    // Asked before the manifest exists (as loadManifest asks while it parses), then handed to it.
+    const job = startDigestJob(path);
+    expect(job).toBeDefined();
+    const later = published();
+    assignDigestJob(later, job);
+    expect(() => finishDigestCheck(later, path)).toThrow(MISMATCH(path));
+    // With no check started, the verdict is the loaded columns' own, and they match.
+    expect(() => finishDigestCheck(published(), path)).not.toThrow();
   });
 });

@@ -101,6 +101,16 @@ describe('manifest entries that do not fit their files', () => {
       'entries.file_offset[2]: expected 64 (entries of model.safetensors must be contiguous, in offset order) (got 65)',
     ],
     [
+      'a whole file not read from its start',
+      (p) => (named(p, 'config.json').file_offset = 2),
+      'entries.file_offset[0]: expected 0 (entries of config.json must be contiguous, in offset order) (got 2)',
+    ],
+    [
+      'a header not at the start of its file',
+      (p) => (named(p, 'model.safetensors').file_offset = 4),
+      'entries.file_offset[1]: expected 0 (entries of model.safetensors must be contiguous, in offset order) (got 4)',
+    ],
+    [
       'a negative offset',
       (p) => (named(p, 'w').file_offset = -1),
       'entries.file_offset[1]: expected an integer >= 0 (got -1)',
