@@ -24,6 +24,7 @@ import {
   useKeyOrderCheck,
 } from '@hotweights/manifest';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { entryOf } from './entry-fixture.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'hw-manifest-checks-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -44,18 +45,7 @@ function entry(
   shape: number[] | null,
   seed: number,
 ): ManifestEntry {
-  return {
-    key: `${tensor}:0`,
-    tensor,
-    shard_rank: 0,
-    kind,
-    file,
-    file_offset: at,
-    nbytes,
-    dtype,
-    shape,
-    hash: hash(seed),
-  };
+  return entryOf({ tensor, file, kind, at, nbytes, dtype, shape, hash: hash(seed) });
 }
 
 type Meta = Parameters<typeof buildManifest>[0];

@@ -6,6 +6,7 @@
 import type { ManifestEntry } from '@hotweights/core';
 import { buildManifest, parseManifest, serializeManifest } from '@hotweights/manifest';
 import { describe, expect, it } from 'vitest';
+import { entryOf } from './entry-fixture.js';
 
 const h = (c: string) => `blake3:${c.repeat(64)}`;
 type Meta = Parameters<typeof buildManifest>[0];
@@ -18,18 +19,7 @@ function entry(
   nbytes: number,
   shape: number[] | null,
 ): ManifestEntry {
-  return {
-    key: `${tensor}:0`,
-    tensor,
-    shard_rank: 0,
-    kind,
-    file,
-    file_offset: at,
-    nbytes,
-    dtype: shape ? 'F32' : null,
-    shape,
-    hash: h('a'),
-  };
+  return entryOf({ tensor, file, kind, at, nbytes, dtype: shape ? 'F32' : null, shape, hash: h('a') });
 }
 
 /** model.safetensors (a header, w [2, 3], b [3]) and config.json; in file order config.json comes first. */
