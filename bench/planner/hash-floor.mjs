@@ -19,7 +19,11 @@ import { isMainThread, parentPort, Worker, workerData } from 'node:worker_thread
 const require = createRequire(import.meta.url);
 const PIECE = 32 * 1024 * 1024;
 
-/** [file index, offset, length] of every tensor, largest first. */
+/**
+ * [file index, offset, length] of every tensor, largest first. Its own few lines, not the
+ * planner's header reader or hash runner: those load @hotweights/core's module graph (~12 ms here),
+ * which would be the CLI's cost counted in the floor.
+ */
 function tensorRanges(files) {
   const ranges = [];
   files.forEach((file, index) => {

@@ -29,7 +29,8 @@ struct MapArgs {
   size_t length;
   off_t offset;
 };
-bool ReadMapArgs(const Napi::CallbackInfo& info, bool fourthIsBoolean, const char* signature, MapArgs& out) {
+bool ReadMapArgs(const Napi::CallbackInfo& info, bool fourthIsBoolean, const char* signature,
+                 MapArgs& out) {
   Napi::Env env = info.Env();
   if (info.Length() < 4 || !info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsNumber() ||
       !(fourthIsBoolean ? info[3].IsBoolean() : info[3].IsNumber())) {
@@ -42,7 +43,8 @@ bool ReadMapArgs(const Napi::CallbackInfo& info, bool fourthIsBoolean, const cha
     Napi::RangeError::New(env, "length must be >= 1 and offset >= 0").ThrowAsJavaScriptException();
     return false;
   }
-  out = {info[0].As<Napi::Number>().Int32Value(), static_cast<size_t>(length), static_cast<off_t>(offset)};
+  out = {info[0].As<Napi::Number>().Int32Value(), static_cast<size_t>(length),
+         static_cast<off_t>(offset)};
   return true;
 }
 
