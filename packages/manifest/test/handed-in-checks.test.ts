@@ -24,6 +24,7 @@ import {
   useKeyOrderCheck,
 } from '@hotweights/manifest';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { withColumn, withHeader } from './binary-damage.js';
 import { entryOf } from './entry-fixture.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'hw-manifest-checks-'));
@@ -80,27 +81,9 @@ const NAMES = ['a.safetensors', 'w', 's', 'b.safetensors', 'x', 'config.json'];
 const BIN = serializeManifestBinary(sample());
 const JSON_TEXT = serializeManifest(sample());
 
-const header = (bin: Buffer) => JSON.parse(bin.subarray(16, 16 + bin.readUInt32LE(8)).toString('utf8'));
-
-/** The binary manifest with one stored column changed in place. */
-function withColumn(name: string, change: (col: Buffer) => void, bin: Buffer = BIN): Buffer {
-  const out = Buffer.from(bin);
-  const [at, len] = header(out).columns[name] as [number, number];
-  change(out.subarray(at, at + len));
-  return out;
-}
-
-/** The binary manifest with its header rewritten (padded with spaces: the columns stay put). */
-function withHeader(change: (h: Record<string, unknown>) => void): Buffer {
-  const out = Buffer.from(BIN);
-  const length = out.readUInt32LE(8);
-  const h = header(out);
-  change(h);
-  const text = JSON.stringify(h);
-  if (text.length > length) throw new Error('header grew');
-  out.write(text.padEnd(length, ' '), 16, 'utf8');
-  return out;
-}
+/** The binary manifest (or `bin`) with one stored column changed in place. */
+const damaged = (name: string, change: (col: Buffer) => void, bin: Buffer = BIN) =>
+  withColumn(bin, name, change);
 
 // biome-ignore lint/suspicious/noExplicitAny: the tests damage the document's fields on purpose
 type Doc = any;
@@ -155,72 +138,72 @@ function entryCheck(answer: boolean) {
 const ENTRY_FAULTS: [string, () => Buffer, string][] = [
   [
     'an empty name',
-    () => withColumn('tensor_offsets', (c) => c.writeUInt32LE(13, 8)),
+    () => damaged('tensor_offsets', (c) => c.writeUInt32LE(13, 8)),
     'entries.tensor[1]: expected a non-empty string (got "")',
   ],
   [
     'a fractional size',
-    () => withColumn('nbytes', (c) => c.writeDoubleLE(23.5, 8)),
+    () => damaged('nbytes', (c) => c.writeDoubleLE(23.5, 8)),
     'entries.nbytes[1]: expected an integer >= 0 (got 23.5)',
   ],
   [
     'a negative size',
-    () => withColumn('nbytes', (c) => c.writeDoubleLE(-4, 16)),
+    () => damaged('nbytes', (c) => c.writeDoubleLE(-4, 16)),
     'entries.nbytes[2]: expected an integer >= 0 (got -4)',
   ],
   [
     'a size past 2^53',
-    () => withColumn('nbytes', (c) => c.writeDoubleLE(2 ** 60, 16)),
+    () => damaged('nbytes', (c) => c.writeDoubleLE(2 ** 60, 16)),
     `entries.nbytes[2]: expected an integer >= 0 (got ${2 ** 60})`,
   ],
   [
     'a dtype past the list',
-    () => withColumn('dtype', (c) => c.writeInt32LE(2, 16)),
+    () => damaged('dtype', (c) => c.writeInt32LE(2, 16)),
     'entries.dtype[4]: expected -1 or an index into dtypes (0..1) (got 2)',
   ],
   [
     'a dtype below -1',
-    () => withColumn('dtype', (c) => c.writeInt32LE(-2, 4)),
+    () => damaged('dtype', (c) => c.writeInt32LE(-2, 4)),
     'entries.dtype[1]: expected -1 or an index into dtypes (0..1) (got -2)',
   ],
   [
     'a negative dimension',
-    () => withColumn('dims', (c) => c.writeDoubleLE(-2, 0)),
+    () => damaged('dims', (c) => c.writeDoubleLE(-2, 0)),
     'entries.dims[0]: expected an integer >= 0 (got -2)',
   ],
   [
     'a fractional dimension',
-    () => withColumn('dims', (c) => c.writeDoubleLE(2.5, 24)),
+    () => damaged('dims', (c) => c.writeDoubleLE(2.5, 24)),
     'entries.dims[3]: expected an integer >= 0 (got 2.5)',
   ],
   [
     'a safetensors file that does not start with its header',
-    () => withColumn('kind', (c) => c.write('t', 0, 'latin1')),
+    () => damaged('kind', (c) => c.write('t', 0, 'latin1')),
     'entries.kind[0]: expected "h" (the first entry of safetensors file a.safetensors is its header) (got "t")',
   ],
   [
     'a second header',
-    () => withColumn('kind', (c) => c.write('h', 1, 'latin1')),
+    () => damaged('kind', (c) => c.write('h', 1, 'latin1')),
     'entries.kind[1]: expected "t" (only tensors follow a header) (got "h")',
   ],
   [
     'a whole file marked as a header',
-    () => withColumn('kind', (c) => c.write('h', 5, 'latin1')),
+    () => damaged('kind', (c) => c.write('h', 5, 'latin1')),
     'entries.kind[5]: expected "f" (config.json is a whole file) (got "h")',
   ],
   [
     'a file its entries do not cover, before the next file',
-    () => withHeader((h) => ((h.files as { size: number }[])[0]!.size = 44)),
+    () => withHeader(BIN, (h) => ((h.files as { size: number }[])[0]!.size = 44)),
     `entries (file "a.safetensors"): expected entries covering the file's 44 bytes (got "36 bytes covered before entry 3")`,
   ],
   [
     'the last file not covered',
-    () => withHeader((h) => ((h.files as { size: number }[])[2]!.size = 20)),
+    () => withHeader(BIN, (h) => ((h.files as { size: number }[])[2]!.size = 20)),
     `entries (file "config.json"): expected entries covering the file's 20 bytes (got "12 bytes covered before entry 6")`,
   ],
   [
     'an entry running past its file',
-    () => withColumn('nbytes', (c) => c.writeDoubleLE(28, 8)),
+    () => damaged('nbytes', (c) => c.writeDoubleLE(28, 8)),
     `entries (file "a.safetensors"): expected entries covering the file's 36 bytes (got "40 bytes covered before entry 3")`,
   ],
 ];
@@ -361,13 +344,13 @@ describe('useEntryCheck: a faster check of the entry columns', () => {
     const cases: [string, () => unknown, string][] = [
       [
         'a kind character that is none of t, h, f',
-        binary(withColumn('kind', (c) => c.write('x', 2, 'latin1'))),
+        binary(damaged('kind', (c) => c.write('x', 2, 'latin1'))),
         'm.manifest: entries.kind: expected only the characters t, h, f',
       ],
       [
         'a key used twice',
         // x renamed w: the stored key order then puts the two w:0 side by side.
-        binary(withColumn('tensor', (c) => c.write('w', NAMES.slice(0, 4).join('').length, 'latin1'))),
+        binary(damaged('tensor', (c) => c.write('w', NAMES.slice(0, 4).join('').length, 'latin1'))),
         'm.manifest: entries.tensor[4]: expected a unique key (tensor:shard_rank); "w:0" is also entry 1 (got "w:0")',
       ],
       [
@@ -384,7 +367,7 @@ describe('useEntryCheck: a faster check of the entry columns', () => {
       expect(verdict(load), what).toEqual(without);
     }
     // A hash changed after publish: the stored digest no longer matches, yes or not.
-    const edited = withColumn('hash', (c) => {
+    const edited = damaged('hash', (c) => {
       c[40] = (c[40] as number) ^ 1;
     });
     const mismatch = verdict(binary(edited, { verifyDigest: true }));
@@ -413,7 +396,7 @@ describe('useKeyOrderCheck: a faster check of a stored key order', () => {
 
   /** The sample with two neighbours of its stored key order swapped. */
   const swapped = () =>
-    withColumn('key_order', (c) => {
+    damaged('key_order', (c) => {
       c.writeUInt32LE(ORDER[4]!, 12);
       c.writeUInt32LE(ORDER[3]!, 16);
     });
@@ -461,12 +444,12 @@ describe('useKeyOrderCheck: a faster check of a stored key order', () => {
       ],
       [
         'an entry listed twice',
-        withColumn('key_order', (c) => c.writeUInt32LE(ORDER[0]!, 4)),
+        damaged('key_order', (c) => c.writeUInt32LE(ORDER[0]!, 4)),
         'entries.key_order[1]: expected each entry index 0..5 once (got 0)',
       ],
       [
         'an index past the entries',
-        withColumn('key_order', (c) => c.writeUInt32LE(6, 20)),
+        damaged('key_order', (c) => c.writeUInt32LE(6, 20)),
         'entries.key_order[5]: expected each entry index 0..5 once (got 6)',
       ],
     ];

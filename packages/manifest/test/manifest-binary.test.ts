@@ -14,6 +14,7 @@ import {
   serializeManifestBinary,
 } from '@hotweights/manifest';
 import { afterAll, describe, expect, it } from 'vitest';
+import { binaryHeader, withColumn, withHeader } from './binary-damage.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'hw-manifest-bin-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -94,40 +95,13 @@ function sample(names: [string, string, string] = ['w', 'b', 'é🙂 x']) {
   );
 }
 
-// biome-ignore lint/suspicious/noExplicitAny: tests rewrite the raw header JSON
-type Header = any;
-
-/** The header of a binary manifest, and a way to write a changed one back in the same space. */
-function header(bytes: Buffer): Header {
-  const len = bytes.readUInt32LE(8);
-  return JSON.parse(bytes.subarray(16, 16 + len).toString('utf8'));
-}
-function withHeader(bytes: Buffer, change: (h: Header) => void): Buffer {
-  const out = Buffer.from(bytes);
-  const len = out.readUInt32LE(8);
-  const hd = header(out);
-  change(hd);
-  const text = Buffer.from(JSON.stringify(hd), 'utf8');
-  if (text.length > len) throw new Error('test header grew past its space');
-  out.fill(0x20, 16, 16 + len);
-  text.copy(out, 16);
-  return out;
-}
-/** A copy with the bytes of a column changed in place. */
-function withColumn(bytes: Buffer, name: string, change: (col: Buffer) => void): Buffer {
-  const out = Buffer.from(bytes);
-  const [offset, len] = header(out).columns[name] as [number, number];
-  change(out.subarray(offset, offset + len));
-  return out;
-}
-
 describe('binary manifest (manifest_version 3)', () => {
   it('round-trips every entry and keeps the JSON form digest; loadManifest reads both forms', async () => {
     const m = sample();
     const bin = serializeManifestBinary(m);
     expect(isBinaryManifest(bin)).toBe(true);
     expect(bin.subarray(0, 8).equals(BINARY_MANIFEST_MAGIC)).toBe(true);
-    expect(header(bin)).toMatchObject({ schema: 'hotweights.manifest', manifest_version: 3, count: 6 });
+    expect(binaryHeader(bin)).toMatchObject({ schema: 'hotweights.manifest', manifest_version: 3, count: 6 });
     const back = parseManifestBinary(bin, 'm.bin', { verifyDigest: true });
     // file and file_offset are implied by the per-file counts: built on first read, the same values.
     const lazy = parseManifestBinary(bin, 'm.bin');
@@ -534,7 +508,7 @@ describe('binary manifest (manifest_version 3)', () => {
   it('reads columns stored in another order, and names sizes exactly when a file is cut or grown', () => {
     // shard_rank and dtype have the same length: swap where they are stored.
     const b = good();
-    const hd = header(b);
+    const hd = binaryHeader(b);
     const [s, len] = hd.columns.shard_rank as [number, number];
     const [d] = hd.columns.dtype as [number, number];
     const swapped = withHeader(b, (x) => {

@@ -12,6 +12,7 @@ import {
 } from '@hotweights/manifest';
 import { nativeEntryCheck, nativeItemTextAvailable } from '@hotweights/planner';
 import { afterEach, describe, expect, it } from 'vitest';
+import { binaryHeader, withColumn, withHeader } from '../../manifest/test/binary-damage.js';
 import { fileEntry, hash, safetensorsEntries } from './column-plans.js';
 
 afterEach(() => useEntryCheck(undefined));
@@ -43,27 +44,6 @@ function sample(): Buffer {
   );
 }
 
-const header = (bin: Buffer) => JSON.parse(bin.subarray(16, 16 + bin.readUInt32LE(8)).toString('utf8'));
-
-function withColumn(bin: Buffer, name: string, change: (col: Buffer) => void): Buffer {
-  const out = Buffer.from(bin);
-  const [at, len] = header(out).columns[name] as [number, number];
-  change(out.subarray(at, at + len));
-  return out;
-}
-
-/** The header rewritten in place (padded with spaces: the columns stay where they are). */
-function withHeader(bin: Buffer, change: (h: Record<string, unknown>) => void): Buffer {
-  const out = Buffer.from(bin);
-  const length = out.readUInt32LE(8);
-  const h = header(out);
-  change(h);
-  const text = JSON.stringify(h);
-  if (text.length > length) throw new Error('header grew');
-  out.write(text.padEnd(length, ' '), 16, 'utf8');
-  return out;
-}
-
 function verdict(bytes: Buffer): string {
   try {
     parseManifestBinary(bytes, 'm.manifest');
@@ -77,7 +57,7 @@ describe('native entry check', () => {
   it('gives the same verdicts as the manifest package, and yes only for valid columns', () => {
     expect(nativeItemTextAvailable()).toBe(true);
     const good = sample();
-    const { files } = header(good) as { files: { path: string }[] };
+    const { files } = binaryHeader(good) as { files: { path: string }[] };
     const order = files.map((f) => f.path);
     const cases: [string, Buffer][] = [
       ['valid', good],
