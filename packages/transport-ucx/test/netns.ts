@@ -254,6 +254,19 @@ export class NetnsLab {
     return execFileSync('ip', ['netns', 'exec', this.host(i).ns, command, ...args], { encoding: 'utf8' });
   }
 
+  /**
+   * Resolves once something in host `i` listens on TCP `port` (read with `ss`), so a test can
+   * start the other ranks only after rank 0 is there to be joined.
+   */
+  async listening(i: number, port: number, ms = 60_000): Promise<void> {
+    const until = Date.now() + ms;
+    while (this.exec(i, 'ss', ['-Hltn', `sport = :${port}`]).trim() === '') {
+      if (Date.now() > until)
+        throw new Error(`netns lab: nothing listens on port ${port} in host ${i} after ${ms} ms`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
   /** Pulls host `i`'s cable: its veth on the bridge goes down (the host sees no carrier). */
   linkDown(i: number): void {
     ip(['-n', this.#switch, 'link', 'set', `h${this.host(i).index}`, 'down']);

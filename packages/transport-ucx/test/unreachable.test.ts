@@ -27,16 +27,28 @@ describe('a host the kernel calls unreachable while joining', () => {
     await lab?.destroy();
   });
 
-  function start(env: NodeJS.ProcessEnv): LabProcess[] {
-    return lab.hosts.map((h) =>
-      lab.spawn(h.index, process.execPath, [...SOURCE_NODE_ARGS, FIXTURE], {
-        RANK: String(h.index),
+  /**
+   * Starts rank 0, then rank 1 once rank 0 listens: the few join attempts the failing case allows
+   * are for rank 0's endpoint to rank 1, not for a rank 0 that a loaded machine starts late.
+   */
+  async function start(env: NodeJS.ProcessEnv, onRank0?: (rank0: LabProcess) => void): Promise<LabProcess[]> {
+    const spawnRank = (index: number) =>
+      lab.spawn(index, process.execPath, [...SOURCE_NODE_ARGS, FIXTURE], {
+        RANK: String(index),
         WORLD_SIZE: '2',
         MASTER_ADDR: lab.host(0).address,
         MASTER_PORT: String(LAB_PORT),
         ...env,
+      });
+    const rank0 = spawnRank(0);
+    onRank0?.(rank0);
+    await Promise.race([
+      lab.listening(0, LAB_PORT),
+      rank0.done.then((d) => {
+        throw new Error(`rank 0 exited before it listened: ${d.stderr}`);
       }),
-    );
+    ]);
+    return [rank0, spawnRank(1)];
   }
 
   async function outcomes(ranks: LabProcess[]): Promise<{ out: Outcome[]; stderr: string[] }> {
@@ -50,14 +62,15 @@ describe('a host the kernel calls unreachable while joining', () => {
   it('is tried again until it can be reached, and the bucket lands on both', async () => {
     lab.unreachable(0, 1, LAB_PORT);
     let restored = false;
-    const ranks = start({ HOTWEIGHTS_UCX_RETRY_DELAY_MS: '100' });
     // Reachable again only once rank 0 has said it is waiting for host 1: the retry is what is tested.
-    (ranks[0] as LabProcess).onErrorLine((line) => {
-      if (!restored && line.includes('cannot reach rank 1 yet')) {
-        restored = true;
-        lab.reachable(0);
-      }
-    });
+    const ranks = await start({ HOTWEIGHTS_UCX_RETRY_DELAY_MS: '100' }, (rank0) =>
+      rank0.onErrorLine((line) => {
+        if (!restored && line.includes('cannot reach rank 1 yet')) {
+          restored = true;
+          lab.reachable(0);
+        }
+      }),
+    );
     const { out, stderr } = await outcomes(ranks);
     expect(restored, stderr.join('\n')).toBe(true);
     expect(stderr[0]).toMatch(/rank 0 cannot reach rank 1 yet \(ucp_ep_create to rank 1: .*UCX status -6\)/);
@@ -71,7 +84,7 @@ describe('a host the kernel calls unreachable while joining', () => {
     lab.unreachable(0, 1, LAB_PORT);
     try {
       const { out } = await outcomes(
-        start({ HOTWEIGHTS_UCX_RETRIES: '3', HOTWEIGHTS_UCX_RETRY_DELAY_MS: '50' }),
+        await start({ HOTWEIGHTS_UCX_RETRIES: '3', HOTWEIGHTS_UCX_RETRY_DELAY_MS: '50' }),
       );
       expect(out[0]?.code).toBe('HW_TIMEOUT');
       expect(out[0]?.error).toMatch(
