@@ -15,11 +15,12 @@ import {
 } from '@hotweights/manifest';
 import { afterAll, describe, expect, it } from 'vitest';
 import { binaryHeader, withColumn, withHeader } from './binary-damage.js';
+import { entryOf, fakeHash, WHOLE_FILES, wholeFileEntries } from './entry-fixture.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'hw-manifest-bin-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const h = (c: string) => `blake3:${c.repeat(64)}`;
+const h = fakeHash;
 
 function tensor(name: string, offset: number, nbytes: number, hash: string, shape: number[]): ManifestEntry {
   return {
@@ -45,52 +46,23 @@ function sample(names: [string, string, string] = ['w', 'b', 'é🙂 x']) {
       created_at: '2026-01-01T00:00:00.000Z',
       checkpoint_root: '/ckpt',
       hash_algo: 'blake3',
-      files: [
-        { path: 'model.safetensors', size: 100, kind: 'safetensors' },
-        { path: 'config.json', size: 10, kind: 'file' },
-        { path: 'empty file', size: 0, kind: 'file' },
-      ],
+      files: [{ path: 'model.safetensors', size: 100, kind: 'safetensors' }, ...WHOLE_FILES],
     },
     [
-      {
-        key: 'model.safetensors:0',
+      entryOf({
         tensor: 'model.safetensors',
-        shard_rank: 0,
-        kind: 'header',
         file: 'model.safetensors',
-        file_offset: 0,
+        kind: 'header',
+        at: 0,
         nbytes: 64,
         dtype: null,
         shape: null,
         hash: h('a'),
-      },
+      }),
       tensor(names[0], 64, 24, 'b', [2, 3]),
       tensor(names[1], 88, 8, 'c', [2]),
       tensor(names[2], 96, 4, 'd', []),
-      {
-        key: 'config.json:0',
-        tensor: 'config.json',
-        shard_rank: 0,
-        kind: 'file',
-        file: 'config.json',
-        file_offset: 0,
-        nbytes: 10,
-        dtype: null,
-        shape: null,
-        hash: h('e'),
-      },
-      {
-        key: 'empty file:0',
-        tensor: 'empty file',
-        shard_rank: 0,
-        kind: 'file',
-        file: 'empty file',
-        file_offset: 0,
-        nbytes: 0,
-        dtype: null,
-        shape: null,
-        hash: h('f'),
-      },
+      ...wholeFileEntries(),
     ],
   );
 }

@@ -15,6 +15,7 @@ import {
   serializeManifest,
 } from '@hotweights/manifest';
 import { afterAll, describe, expect, it } from 'vitest';
+import { entryOf, fakeHash, WHOLE_FILES, wholeFileEntries } from './entry-fixture.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'hw-manifest-io-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -22,7 +23,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 // biome-ignore lint/suspicious/noExplicitAny: the bad-input cases mutate raw, untyped JSON
 type RawDoc = any;
 
-const h = (c: string) => `blake3:${c.repeat(64)}`;
+const h = fakeHash;
 
 // The on-disk numeric columns are base64 of little-endian typed arrays; these read and write them.
 const f64 = (b64: string): number[] =>
@@ -54,78 +55,47 @@ const mapF64 = (d: RawDoc, field: string, f: (v: number, i: number) => number): 
 function entries(): ManifestEntry[] {
   return [
     // given out of order on purpose: buildManifest sorts by file then offset
-    {
-      key: 'w:0',
+    entryOf({
       tensor: 'w',
-      shard_rank: 0,
-      kind: 'tensor',
       file: 'model.safetensors',
-      file_offset: 64,
+      kind: 'tensor',
+      at: 64,
       nbytes: 24,
       dtype: 'F32',
       shape: [2, 3],
       hash: h('a'),
-    },
-    {
-      key: 'model.safetensors:0',
+    }),
+    entryOf({
       tensor: 'model.safetensors',
-      shard_rank: 0,
-      kind: 'header',
       file: 'model.safetensors',
-      file_offset: 0,
+      kind: 'header',
+      at: 0,
       nbytes: 64,
       dtype: null,
       shape: null,
       hash: h('b'),
-    },
-    {
-      key: 'b:0',
+    }),
+    entryOf({
       tensor: 'b',
-      shard_rank: 0,
-      kind: 'tensor',
       file: 'model.safetensors',
-      file_offset: 88,
+      kind: 'tensor',
+      at: 88,
       nbytes: 8,
       dtype: 'I64',
       shape: [1],
       hash: h('c'),
-    },
-    {
-      key: 'scalar:0',
+    }),
+    entryOf({
       tensor: 'scalar',
-      shard_rank: 0,
-      kind: 'tensor',
       file: 'model.safetensors',
-      file_offset: 96,
+      kind: 'tensor',
+      at: 96,
       nbytes: 2,
       dtype: 'BF16',
       shape: [],
       hash: h('d'),
-    },
-    {
-      key: 'config.json:0',
-      tensor: 'config.json',
-      shard_rank: 0,
-      kind: 'file',
-      file: 'config.json',
-      file_offset: 0,
-      nbytes: 10,
-      dtype: null,
-      shape: null,
-      hash: h('e'),
-    },
-    {
-      key: 'empty file:0',
-      tensor: 'empty file',
-      shard_rank: 0,
-      kind: 'file',
-      file: 'empty file',
-      file_offset: 0,
-      nbytes: 0,
-      dtype: null,
-      shape: null,
-      hash: h('f'),
-    },
+    }),
+    ...wholeFileEntries(),
   ];
 }
 
@@ -136,11 +106,7 @@ function sample(modelId: string | null = 'org/model', version = 'v1') {
       model_id: modelId,
       created_at: '2026-01-01T00:00:00.000Z',
       hash_algo: 'blake3',
-      files: [
-        { path: 'model.safetensors', size: 98, kind: 'safetensors' },
-        { path: 'config.json', size: 10, kind: 'file' },
-        { path: 'empty file', size: 0, kind: 'file' },
-      ],
+      files: [{ path: 'model.safetensors', size: 98, kind: 'safetensors' }, ...WHOLE_FILES],
     },
     entries(),
   );
