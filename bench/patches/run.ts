@@ -11,10 +11,11 @@
  *        .venv/bin/python bench/patches/generate.py --out /tmp/hw-patches --steps 2
  *        npx tsx --conditions=@hotweights/source bench/patches/run.ts --data /tmp/hw-patches [--rounds 3]
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { timeCommand } from '../timed-process.js';
 import { arg, CLI, root } from './cli.js';
 import { makeStepPlans, publishSteps } from './plans.js';
 
@@ -38,34 +39,7 @@ const median = (xs: number[]) => {
   return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
 };
 
-function cli(args: string[]): Promise<{ seconds: number; cpu: number; stdout: string }> {
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const child = spawn('/usr/bin/time', ['-f', 'cpu %U %S', process.execPath, CLI, ...args], {
-      cwd: root,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString();
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
-    child.on('close', (code) => {
-      if (code !== 0) reject(new Error(`hotweights ${args.join(' ')} failed (${code}): ${stderr}`));
-      const m = /cpu ([\d.]+) ([\d.]+)\s*$/.exec(stderr);
-      if (code === 0)
-        resolve({
-          seconds: (performance.now() - t0) / 1000,
-          cpu: m ? Number(m[1]) + Number(m[2]) : Number.NaN,
-          stdout,
-        });
-    });
-  });
-}
+const cli = (args: string[]) => timeCommand([process.execPath, CLI, ...args], { cwd: root, env });
 
 /** Page cache warm for the inputs and no dirty pages pending: the same start for each run. */
 function settle(dir: string): void {

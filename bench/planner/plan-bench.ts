@@ -32,8 +32,8 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { serializeManifest, serializeManifestBinary } from '@hotweights/manifest';
+import { cpuDescription, timeProcess } from '../timed-process.js';
 import { syntheticManifest } from './synthetic-manifest.js';
-import { cpuDescription, timeProcess } from './timed-process.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const repo = join(here, '..', '..');

@@ -39,7 +39,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { publish, type TensorData, writeSafetensors } from '@hotweights/planner';
-import { cpuDescription, type ProcessTime, timeProcess } from './timed-process.js';
+import { cpuDescription, type ProcessTime, timeProcess } from '../timed-process.js';
 
 const GIB = 1024 ** 3;
 const args = process.argv.slice(2);

@@ -20,7 +20,7 @@
  * that share extents with the live version (FIEMAP, `filefrag -v`), and checks that the live
  * version still holds the base checkpoint's bytes.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import {
   mkdirSync,
   mkdtempSync,
@@ -35,6 +35,7 @@ import { cpus, freemem, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createPlan, writePlan } from '@hotweights/planner';
+import { timeCommand } from '../timed-process.js';
 import { makeCheckpoints } from './make-checkpoints.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -79,30 +80,7 @@ function preRead(dir: string): void {
 }
 
 /** Runs a command under /usr/bin/time: wall seconds, CPU seconds (user + sys of it and its children). */
-function run(cmd: string, args: string[]): Promise<{ seconds: number; cpu: number; stdout: string }> {
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const child = spawn('/usr/bin/time', ['-f', 'cpu %U %S', cmd, ...args], {
-      cwd: root,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString();
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
-    child.on('close', (code) => {
-      const seconds = (performance.now() - t0) / 1000;
-      if (code !== 0) reject(new Error(`${cmd} ${args.join(' ')} failed (${code}): ${stderr}`));
-      const m = /cpu ([\d.]+) ([\d.]+)\s*$/.exec(stderr);
-      resolve({ seconds, cpu: m ? Number(m[1]) + Number(m[2]) : Number.NaN, stdout });
-    });
-  });
-}
+const run = (cmd: string, args: string[]) => timeCommand([cmd, ...args], { cwd: root, env });
 
 async function cpTo(src: string, dests: string[]): Promise<{ seconds: number; cpu: number }> {
   const t0 = performance.now();
