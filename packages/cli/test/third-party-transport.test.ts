@@ -162,7 +162,7 @@ describe('a third-party transport installed next to the CLI', { timeout: 60_000 
         name: 'tcp-next',
         version: '2.0.0',
         available: false,
-        reason: 'needs core API >=2.0.0, this hotweights provides 1.0.0',
+        reason: 'needs core API >=2.0.0, this hotweights provides 1.1.0',
       }),
     );
     // the compatible package of the same family is unaffected

@@ -86,7 +86,7 @@ describe('hotweights transports', { timeout: 60_000 }, () => {
         origin: 'hotweights-transport-future',
         version: '3.1.4',
         available: false,
-        reason: 'needs core API >=2.0.0, this hotweights provides 1.0.0',
+        reason: 'needs core API >=2.0.0, this hotweights provides 1.1.0',
       }),
     );
     // sorted by priority; the selection is the first available one

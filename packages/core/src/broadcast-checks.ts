@@ -3,6 +3,7 @@
  * input fails the same way (same code, same words) whichever transport runs.
  */
 import { TransportError } from './errors.js';
+import type { BroadcastRequest } from './transport.js';
 
 /** Throws HW_TRANSPORT_INVALID unless `ranks` are world ranks, sorted ascending without repeats. */
 export function checkParticipants(ranks: readonly number[], worldSize: number, what: string): void {
@@ -18,6 +19,26 @@ export function checkParticipants(ranks: readonly number[], worldSize: number, w
         code: 'HW_TRANSPORT_INVALID',
       });
     }
+  }
+}
+
+/**
+ * The checks of a whole request, for `rank` of a world of `worldSize`: participants as above, the
+ * root and this rank among them, and the data a Uint8Array. Throws HW_TRANSPORT_INVALID naming
+ * the bucket, so a transport calls it first and never sends a peer a request it cannot serve.
+ */
+export function checkBroadcastRequest(request: BroadcastRequest, rank: number, worldSize: number): void {
+  const { bucketId, root, ranks, data } = request;
+  const what = `bucket ${bucketId}`;
+  checkParticipants(ranks, worldSize, what);
+  if (!ranks.includes(root) || !ranks.includes(rank)) {
+    throw new TransportError(
+      `${what}: root ${root} and this rank ${rank} must both be among the participants [${ranks}]`,
+      { code: 'HW_TRANSPORT_INVALID' },
+    );
+  }
+  if (!(data instanceof Uint8Array)) {
+    throw new TransportError(`${what}: data must be a Uint8Array`, { code: 'HW_TRANSPORT_INVALID' });
   }
 }
 

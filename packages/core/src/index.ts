@@ -17,7 +17,7 @@ export {
   discoverAdapterPackages,
   type ProbedAdapter,
 } from './adapter-manager.js';
-export { checkParticipants, signalReason } from './broadcast-checks.js';
+export { checkBroadcastRequest, checkParticipants, signalReason } from './broadcast-checks.js';
 export {
   type HotweightsConfig,
   type LaunchContext,

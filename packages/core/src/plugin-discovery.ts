@@ -11,7 +11,7 @@ import { pathToFileURL } from 'node:url';
 import type { ProbeResult } from './transport.js';
 
 /** Version of the contracts plugins are written against. Plugins declare a semver range of it. */
-export const CORE_API_VERSION = '1.0.0';
+export const CORE_API_VERSION = '1.1.0';
 
 /** How one kind of plugin is recognised. */
 export interface PluginKind<P> {

@@ -54,7 +54,7 @@ describe('AdapterManager', () => {
     ]);
     expect(probed[1]?.result).toEqual({
       available: false,
-      reason: 'needs core API ^0.1.0, this hotweights provides 1.0.0',
+      reason: 'needs core API ^0.1.0, this hotweights provides 1.1.0',
     });
     const adapter = await m.create('kv', { ...options, target: '/tmp/x' });
     await adapter.commit('v1');

@@ -63,7 +63,7 @@ describe('transport package discovery', () => {
     expect(byOrigin['hotweights-transport-future']).toMatchObject({
       name: 'future',
       provider: undefined,
-      loadError: 'needs core API ^2.0.0, this hotweights provides 1.0.0',
+      loadError: 'needs core API ^2.0.0, this hotweights provides 1.1.0',
     });
     expect(byOrigin['hotweights-transport-nometa']?.loadError).toMatch(/lacks "hotweights"/);
     expect(byOrigin.pkg?.loadError).toBe('transport entry ../pkg-evil/index.js is outside the package');

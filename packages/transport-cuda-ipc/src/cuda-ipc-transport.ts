@@ -21,7 +21,13 @@ import type {
   Transport,
   TransportOptions,
 } from '@hotweights/core';
-import { isDeviceBuffer, isErrorKind, readLaunchContext, TransportError } from '@hotweights/core';
+import {
+  checkBroadcastRequest,
+  isDeviceBuffer,
+  isErrorKind,
+  readLaunchContext,
+  TransportError,
+} from '@hotweights/core';
 import { DirectoryWaiter, joinRendezvous, processAlive } from '@hotweights/shm';
 import { CudaDevice } from './cuda-device.js';
 import { IpcWindow } from './ipc-window.js';
@@ -111,10 +117,7 @@ export class CudaIpcTransport implements Transport {
     const { bucketId, root, ranks, data, signal } = request;
     if (this.closed) throw new TransportError('cuda-ipc: transport is closed');
     if (signal?.aborted) throw abortError(signal);
-    if (!ranks.includes(this.rank) || !ranks.includes(root))
-      throw new TransportError(
-        `cuda-ipc: rank ${this.rank} and root ${root} must both be in [${ranks.join(',')}]`,
-      );
+    checkBroadcastRequest(request, this.rank, this.worldSize);
     const device = request.device;
     if (device && (!isDeviceBuffer(device, 'cuda') || device.size !== data.byteLength))
       throw new TransportError(

@@ -13,7 +13,7 @@ import { constants, existsSync } from 'node:fs';
 import { open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BroadcastRequest, Transport, TransportOptions, TransportProvider } from '@hotweights/core';
-import { BUILTIN_PRIORITIES, isErrorKind, TransportError } from '@hotweights/core';
+import { BUILTIN_PRIORITIES, checkBroadcastRequest, isErrorKind, TransportError } from '@hotweights/core';
 import { DirectoryWaiter, joinRendezvous, processAlive, sharedLocationOf } from '@hotweights/shm';
 import { abortReason } from './abort-reason.js';
 
@@ -85,11 +85,7 @@ export class LocalTransport implements Transport {
     const { bucketId, root, ranks, data, signal } = request;
     if (this.closed) throw new TransportError('local: transport is closed');
     if (signal?.aborted) throw abortReason(signal);
-    if (!ranks.includes(this.rank) || !ranks.includes(root)) {
-      throw new TransportError(
-        `local: rank ${this.rank} and root ${root} must both be in [${ranks.join(',')}]`,
-      );
-    }
+    checkBroadcastRequest(request, this.rank, this.worldSize);
     if (ranks.length === 1) return;
     const dir = this.dir as string;
     const gen = this.generations.get(bucketId) ?? 0;

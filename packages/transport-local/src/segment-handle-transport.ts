@@ -8,7 +8,7 @@
  */
 import { open } from 'node:fs/promises';
 import type { BroadcastRequest, Transport, TransportOptions, TransportProvider } from '@hotweights/core';
-import { TransportError } from '@hotweights/core';
+import { checkBroadcastRequest, TransportError } from '@hotweights/core';
 import { abortReason } from './abort-reason.js';
 
 /** Where a rank's staged bucket can be read on this host (its shared-memory segment file). */
@@ -46,6 +46,7 @@ export class SegmentHandleTransport implements Transport {
 
   async broadcast(req: BroadcastRequest): Promise<void> {
     if (req.signal?.aborted) throw abortReason(req.signal);
+    checkBroadcastRequest(req, this.rank, this.worldSize);
     if (req.root === this.rank) return;
     const h = this.handles.get(req.bucketId);
     if (!h || h.length !== req.data.byteLength) {

@@ -5,7 +5,7 @@
  * broadcast moves nothing; one that names another rank is refused, never silently "done".
  */
 import type { BroadcastRequest, Transport, TransportOptions, TransportProvider } from '@hotweights/core';
-import { TransportError } from '@hotweights/core';
+import { checkBroadcastRequest, TransportError } from '@hotweights/core';
 import { abortReason } from './abort-reason.js';
 
 export class SelfTransport implements Transport {
@@ -20,6 +20,7 @@ export class SelfTransport implements Transport {
 
   async broadcast(req: BroadcastRequest): Promise<void> {
     if (req.signal?.aborted) throw abortReason(req.signal);
+    checkBroadcastRequest(req, this.rank, this.worldSize);
     const others = req.ranks.filter((r) => r !== this.rank);
     if (others.length > 0 || req.root !== this.rank) {
       throw new TransportError(

@@ -6,6 +6,7 @@
  */
 import {
   type BroadcastRequest,
+  checkBroadcastRequest,
   checkParticipants,
   type HotweightsConfig,
   isErrorKind,
@@ -66,16 +67,7 @@ export class MpiTransport implements Transport {
     this.#usable(`bucket ${bucketId}`);
     if (signal?.aborted) throw signalReason(signal);
     const what = `bucket ${bucketId}`;
-    checkParticipants(ranks, this.worldSize, what);
-    if (!ranks.includes(root) || !ranks.includes(this.rank)) {
-      throw new TransportError(
-        `${what}: root ${root} and this rank ${this.rank} must both be among the participants [${ranks}]`,
-        { code: 'HW_TRANSPORT_INVALID' },
-      );
-    }
-    if (!(data instanceof Uint8Array)) {
-      throw new TransportError(`${what}: data must be a Uint8Array`, { code: 'HW_TRANSPORT_INVALID' });
-    }
+    checkBroadcastRequest(request, this.rank, this.worldSize);
     if (data.byteLength === 0 || ranks.length === 1) return;
     const comm = this.#comm(ranks);
     const sent = this.#session.native.bcast(comm.id, ranks.indexOf(root), data, this.#chunkBytes);

@@ -45,6 +45,7 @@ describe('core compliance suite under a real mpirun', () => {
           expect.stringMatching(
             /^HW_TRANSPORT_INVALID: bucket 3: root \d+ and this rank \d+ must both be among/,
           ),
+          'HW_TRANSPORT_INVALID: bucket 5: data must be a Uint8Array',
           'bucket 4: the MPI transport is closed',
         ]);
       }

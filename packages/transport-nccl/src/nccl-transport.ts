@@ -10,6 +10,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   type BroadcastRequest,
+  checkBroadcastRequest,
   checkParticipants,
   type HotweightsConfig,
   isErrorKind,
@@ -199,16 +200,7 @@ export class NcclTransport implements Transport {
     const what = `bucket ${bucketId}`;
     this.#usable(what);
     if (signal?.aborted) throw signalReason(signal);
-    checkParticipants(ranks, this.worldSize, what);
-    if (!ranks.includes(root) || !ranks.includes(this.rank)) {
-      throw new TransportError(
-        `${what}: root ${root} and this rank ${this.rank} must both be among the participants [${ranks}]`,
-        { code: 'HW_TRANSPORT_INVALID' },
-      );
-    }
-    if (!(data instanceof Uint8Array)) {
-      throw new TransportError(`${what}: data must be a Uint8Array`, { code: 'HW_TRANSPORT_INVALID' });
-    }
+    checkBroadcastRequest(request, this.rank, this.worldSize);
     if (data.byteLength === 0 || ranks.length === 1) return;
     const key = ranks.join(',');
     const comm = key === this.#allRanks() ? this.#world : this.#comms.get(key);

@@ -63,6 +63,7 @@ describe('compliance suite over the stand-in NCCL and CUDA runtime, between proc
           expect.stringMatching(
             /^HW_TRANSPORT_INVALID: bucket 3: root \d+ and this rank \d+ must both be among/,
           ),
+          'HW_TRANSPORT_INVALID: bucket 5: data must be a Uint8Array',
           'bucket 4: the NCCL transport is closed',
         ]);
       }

@@ -6,6 +6,7 @@
 import {
   type AddressExchange,
   type BroadcastRequest,
+  checkBroadcastRequest,
   type FetchRequest,
   type HotweightsConfig,
   type Transport,
@@ -46,6 +47,7 @@ export class UcxFetchTransport implements Transport {
   }
 
   async broadcast(req: BroadcastRequest): Promise<void> {
+    checkBroadcastRequest(req, this.rank, this.worldSize);
     if (req.root === this.rank) return;
     throw new TransportError(
       `bucket ${req.bucketId}: rank ${this.rank} joined after the broadcasts and only fetches`,

@@ -13,7 +13,7 @@ import type {
   HotweightsConfig,
   Transport,
 } from '@hotweights/core';
-import { TransportError } from '@hotweights/core';
+import { checkBroadcastRequest, TransportError } from '@hotweights/core';
 import { ControlChannel, type ControlMessage, type RendezvousAddress } from '@hotweights/rendezvous';
 import { ByteBudget } from './budget.js';
 import { chainPosition, chunkRanges, MAX_BUCKET_ID, MAX_CHUNKS, MAX_RANKS, TagKind, tagOf } from './chain.js';
@@ -266,22 +266,11 @@ export class UcxTransport implements Transport {
     }
   }
 
-  #validate({ bucketId, root, ranks, data }: BroadcastRequest): void {
+  #validate(request: BroadcastRequest): void {
+    checkBroadcastRequest(request, this.rank, this.worldSize);
+    const { bucketId, data } = request;
     const invalid = (why: string) =>
       new TransportError(`bucket ${bucketId}: ${why}`, { code: 'HW_TRANSPORT_INVALID' });
-    for (let i = 0; i < ranks.length; i++) {
-      const r = ranks[i] as number;
-      if (!Number.isInteger(r) || r < 0 || r >= this.worldSize) {
-        throw invalid(`rank ${r} is not in the world of ${this.worldSize}`);
-      }
-      if (i > 0 && r <= (ranks[i - 1] as number))
-        throw invalid('ranks must be sorted ascending without repeats');
-    }
-    if (!ranks.includes(root) || !ranks.includes(this.rank)) {
-      throw invalid(
-        `root ${root} and this rank ${this.rank} must both be among the ranks [${ranks.join(',')}]`,
-      );
-    }
     if (!Number.isInteger(bucketId) || bucketId < 0 || bucketId > MAX_BUCKET_ID) {
       throw invalid(`bucket ids must be integers in 0..${MAX_BUCKET_ID}`);
     }

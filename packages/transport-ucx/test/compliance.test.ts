@@ -46,6 +46,7 @@ describe('core compliance suite over real UCX between processes on 127.0.0.1', (
           expect.stringMatching(
             /^HW_TRANSPORT_INVALID: bucket 3: root \d+ and this rank \d+ must both be among/,
           ),
+          'HW_TRANSPORT_INVALID: bucket 5: data must be a Uint8Array',
           'bucket 4: the UCX transport is closed',
         ]);
       }

@@ -1,6 +1,6 @@
 /**
  * hotweights-transport-tcp: the provider that hotweights discovers through this package's
- * package.json (`"hotweights": {"transport": "./dist/index.js", "coreApi": "^1.0.0"}`).
+ * package.json (`"hotweights": {"transport": "./dist/index.js", "coreApi": "^1.1.0"}`).
  * Export it as `provider` (or as the default export).
  */
 import { readFileSync } from 'node:fs';

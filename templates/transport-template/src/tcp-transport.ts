@@ -9,7 +9,12 @@
  */
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type BroadcastRequest, type Transport, TransportError } from '@hotweights/core';
+import {
+  type BroadcastRequest,
+  checkBroadcastRequest,
+  type Transport,
+  TransportError,
+} from '@hotweights/core';
 import { encodeHeader, type FrameHeader, FrameReader, Kind, type Sink } from './frames.js';
 import type { Rendezvous } from './rendezvous.js';
 
@@ -208,12 +213,11 @@ export class TcpTransport implements Transport {
 
   broadcast(request: BroadcastRequest): Promise<void> {
     const { bucketId, root, ranks, data, signal } = request;
-    if (!ranks.includes(this.rank) || !ranks.includes(root)) {
-      return Promise.reject(
-        new TransportError(
-          `tcp: rank ${this.rank} and root ${root} must both be in ranks [${ranks.join(',')}]`,
-        ),
-      );
+    // Bad input is refused here, before any peer hears of it, with the words every transport uses.
+    try {
+      checkBroadcastRequest(request, this.rank, this.worldSize);
+    } catch (err) {
+      return Promise.reject(err);
     }
     // Every participant counts its calls per (root, bucket) in the same order, so the count names
     // this broadcast on every rank, even for an aborted call.
