@@ -1,12 +1,12 @@
 /**
  * One rank's whole part in a multi-process compliance job, as the transport packages' test
  * fixtures run it: the probe, the provider contract (its create/close round trip is a job of its
- * own, so every rank takes part), the rank compliance suite, three bad requests that must be
- * refused locally with a named error, and a broadcast after close.
+ * own, so every rank takes part), the rank compliance suite, the words each bad request of
+ * `badRequests` is refused with, and a broadcast after close.
  */
 import type { TransportProvider } from '@hotweights/core';
 import { loadConfig, readLaunchContext } from '@hotweights/core';
-import { checkProviderContract, runRankCompliance } from './transport.js';
+import { badRequests, checkProviderContract, runRankCompliance } from './transport.js';
 
 export interface RankJobReport {
   readonly rank: number;
@@ -31,12 +31,8 @@ export async function runComplianceRank(provider: TransportProvider): Promise<Ra
   const report = await runRankCompliance(transport);
   const refused: string[] = [];
   const all = Array.from({ length: launch.worldSize }, (_, i) => i);
-  for (const bad of [
-    { bucketId: 1, root: 0, ranks: [...all].reverse(), data: new Uint8Array(4) },
-    { bucketId: 2, root: 0, ranks: [...all, launch.worldSize], data: new Uint8Array(4) },
-    { bucketId: 3, root: launch.worldSize, ranks: all, data: new Uint8Array(4) },
-  ]) {
-    await transport.broadcast(bad).catch((err: { code?: string; message: string }) => {
+  for (const { request } of badRequests(launch.worldSize)) {
+    await transport.broadcast(request).catch((err: { code?: string; message: string }) => {
       refused.push(`${err.code}: ${err.message}`);
     });
   }

@@ -6,12 +6,19 @@
  *   double close.
  * - `runRankCompliance(transport)` runs in EVERY rank of a job (started by mpirun, by the local
  *   launcher, by your own): broadcasts of odd and large sizes, from non-zero roots, to subsets,
- *   several in flight at once, and an aborted request; every byte received is checked.
+ *   several in flight at once, and an aborted request; every byte received is checked. Bad
+ *   requests (see `badRequests`) must be refused on the rank, with HW_TRANSPORT_INVALID.
  *
  * Both return a report and throw ComplianceError when something failed.
  */
 
-import type { ProbeContext, Transport, TransportOptions, TransportProvider } from '@hotweights/core';
+import type {
+  BroadcastRequest,
+  ProbeContext,
+  Transport,
+  TransportOptions,
+  TransportProvider,
+} from '@hotweights/core';
 import { assert, type ComplianceReport, Recorder } from './report.js';
 
 export { ComplianceError, type ComplianceFailure, type ComplianceReport } from './report.js';
@@ -140,16 +147,77 @@ async function runScenario(t: Transport, s: Scenario): Promise<void> {
 }
 
 /**
+ * Requests every transport must refuse on the rank that makes them, before any peer hears of
+ * them, with HW_TRANSPORT_INVALID (core's `checkBroadcastRequest` makes these checks): ranks out
+ * of order, a rank outside the world, a root that is not a participant, data that is not bytes.
+ */
+export function badRequests(worldSize: number): { what: string; request: BroadcastRequest }[] {
+  const all = Array.from({ length: worldSize }, (_, i) => i);
+  const data = new Uint8Array(4);
+  return [
+    ...(worldSize > 1
+      ? [{ what: 'ranks out of order', request: { bucketId: 1, root: 0, ranks: [...all].reverse(), data } }]
+      : []),
+    { what: 'a rank outside the world', request: { bucketId: 2, root: 0, ranks: [...all, worldSize], data } },
+    { what: 'a root that is not a participant', request: { bucketId: 3, root: worldSize, ranks: all, data } },
+    {
+      what: 'data that is not a Uint8Array',
+      request: { bucketId: 5, root: 0, ranks: all, data: [1, 2, 3, 4] as unknown as Uint8Array },
+    },
+  ];
+}
+
+export interface RankComplianceOptions {
+  /** How long a bad request may take to be refused (default 5000 ms): it must not wait on a peer. */
+  readonly refusalMs?: number;
+}
+
+/** What a broadcast did: served, still pending after `ms`, or the error it rejected with. */
+async function outcomeOf(
+  t: Transport,
+  request: BroadcastRequest,
+  ms: number,
+): Promise<'served' | 'late' | Error> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((resolve) => {
+    timer = setTimeout(() => resolve('late'), ms);
+  });
+  try {
+    return await Promise.race([t.broadcast(request).then(() => 'served' as const), late]);
+  } catch (err) {
+    return err instanceof Error ? err : new Error(String(err));
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
  * Runs on every rank of a job with an open transport. All ranks must call it; it returns when
  * this rank's part is done. Does not close the transport.
  */
-export async function runRankCompliance(t: Transport): Promise<ComplianceReport> {
+export async function runRankCompliance(
+  t: Transport,
+  { refusalMs = 5000 }: RankComplianceOptions = {},
+): Promise<ComplianceReport> {
   const r = new Recorder();
   const { sequential, concurrent } = complianceScenarios(t.worldSize);
   const groups = new Map<string, readonly number[]>();
   for (const s of [...sequential, ...concurrent]) groups.set(s.ranks.join(','), s.ranks);
   if (t.prepare)
     await r.check('prepare() with every participant set', () => t.prepare?.([...groups.values()]));
+  for (const { what, request } of badRequests(t.worldSize)) {
+    await r.check(`refuses ${what} with HW_TRANSPORT_INVALID`, async () => {
+      const outcome = await outcomeOf(t, request, refusalMs);
+      assert(outcome !== 'served', 'the broadcast was served');
+      assert(outcome !== 'late', `not refused within ${refusalMs} ms: it waits on a peer`);
+      const code = (outcome as { code?: unknown }).code;
+      assert(code === 'HW_TRANSPORT_INVALID', `refused with code ${String(code)}: ${outcome.message}`);
+      assert(
+        outcome.message.includes(`bucket ${request.bucketId}`),
+        `the error does not name bucket ${request.bucketId}: ${outcome.message}`,
+      );
+    });
+  }
   for (const s of sequential) {
     await r.check(`broadcast ${s.size} B from rank ${s.root} to [${s.ranks.join(',')}]`, () =>
       runScenario(t, s),
