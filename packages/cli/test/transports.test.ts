@@ -105,7 +105,7 @@ describe('hotweights transports', { timeout: 60_000 }, () => {
       /fake\s+1\s+3\.1\.4\s+hotweights-transport-fake\s+available \(pretend network\)$/,
     );
     expect(lines.find((l) => /^\s+future\s/.test(l))).toMatch(
-      /unavailable: needs core API >=2\.0\.0, this hotweights provides 1\.0\.0$/,
+      /unavailable: needs core API >=2\.0\.0, this hotweights provides 1\.1\.0$/,
     );
     expect(lines.find((l) => l.startsWith('* '))).toBeDefined();
     expect(lines.at(-1)).toMatch(/^selected: \S+ \(highest priority available\)$/);
@@ -135,7 +135,7 @@ describe('hotweights transports', { timeout: 60_000 }, () => {
     expect(unusable.code).toBe(1);
     expect((JSON.parse(unusable.stdout) as Report).selected).toBeNull();
     expect(unusable.stderr.trim()).toMatch(
-      /^hotweights: error \[HW_NO_TRANSPORT\]: transport "future" is unavailable: needs core API >=2\.0\.0, this hotweights provides 1\.0\.0 \(/,
+      /^hotweights: error \[HW_NO_TRANSPORT\]: transport "future" is unavailable: needs core API >=2\.0\.0, this hotweights provides 1\.1\.0 \(/,
     );
   });
 });
