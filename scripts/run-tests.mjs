@@ -2,6 +2,8 @@
 // Runs every project's tests through nx (cached, `dependsOn` honoured: builds first) and ends the
 // output with one totals line summed from each project's vitest summary, since nx's own closing
 // lines count projects, not tests. A project replayed from nx's cache replays its summary too.
+// Failed tests are listed again just above the totals, each with the first line of its error:
+// a CI log cut to its tail still says what failed.
 // Arguments go to `nx run-many`, e.g. `--projects=@hotweights/shm` or `--skip-nx-cache`.
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -22,9 +24,30 @@ function add(into, text) {
     if (what in into) into[what] += Number(n);
 }
 
+/** `FAIL` lines of vitest (`project file > suite > test`) and `FAILED` lines of pytest, with why. */
+const failed = [];
+/** The failure whose error line vitest prints next, if any. */
+let awaitingError;
+
 createInterface({ input: child.stdout }).on('line', (line) => {
   process.stdout.write(`${line}\n`);
   const plain = line.replace(ANSI, '');
+  const fail = /^\s*FAIL\s+(.+)$/.exec(plain);
+  if (fail) {
+    // nx may run a flaky task again: a test that failed twice is listed once.
+    const test = fail[1].trim().replace(/\s+/g, ' ');
+    awaitingError = failed.find((f) => f.test === test);
+    if (!awaitingError) {
+      awaitingError = { test, why: '' };
+      failed.push(awaitingError);
+    }
+  } else if (awaitingError && plain.trim() !== '') {
+    // The error's first line (`AssertionError: …`, `Error: Test timed out in 120000ms.`).
+    if (/^\s*\w*(Error|Exception)\b/.test(plain)) awaitingError.why = plain.trim();
+    awaitingError = undefined;
+  }
+  const pytestFailed = /^FAILED (\S+)(?: - (.*))?$/.exec(plain);
+  if (pytestFailed) failed.push({ test: pytestFailed[1], why: pytestFailed[2] ?? '' });
   const files = /^\s*Test Files\s+(.*)$/.exec(plain);
   if (files) {
     totals.projects += 1;
@@ -39,6 +62,11 @@ createInterface({ input: child.stdout }).on('line', (line) => {
 
 child.on('close', (code, signal) => {
   const { files, tests } = totals;
+  if (failed.length > 0) {
+    process.stdout.write(`\nFailed tests (${failed.length}):\n`);
+    for (const { test, why } of failed)
+      process.stdout.write(`  ${test}${why ? `\n      ${why.slice(0, 300)}` : ''}\n`);
+  }
   process.stdout.write(
     `\nTest Files  ${files.passed} passed, ${files.failed} failed (${totals.projects} projects reported)\n` +
       `Tests  ${tests.passed} passed, ${tests.failed} failed, ${tests.skipped} skipped` +
