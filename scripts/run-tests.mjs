@@ -29,25 +29,29 @@ const failed = [];
 /** The failure whose error line vitest prints next, if any. */
 let awaitingError;
 
+/** The entry for a failed test; nx may run a flaky task again, and a test is listed once. */
+function record(name) {
+  const test = name.trim().replace(/\s+/g, ' ');
+  const known = failed.find((f) => f.test === test);
+  if (known) return known;
+  const entry = { test, why: '' };
+  failed.push(entry);
+  return entry;
+}
+
 createInterface({ input: child.stdout }).on('line', (line) => {
   process.stdout.write(`${line}\n`);
   const plain = line.replace(ANSI, '');
   const fail = /^\s*FAIL\s+(.+)$/.exec(plain);
   if (fail) {
-    // nx may run a flaky task again: a test that failed twice is listed once.
-    const test = fail[1].trim().replace(/\s+/g, ' ');
-    awaitingError = failed.find((f) => f.test === test);
-    if (!awaitingError) {
-      awaitingError = { test, why: '' };
-      failed.push(awaitingError);
-    }
+    awaitingError = record(fail[1]);
   } else if (awaitingError && plain.trim() !== '') {
     // The error's first line (`AssertionError: …`, `Error: Test timed out in 120000ms.`).
     if (/^\s*\w*(Error|Exception)\b/.test(plain)) awaitingError.why = plain.trim();
     awaitingError = undefined;
   }
   const pytestFailed = /^FAILED (\S+)(?: - (.*))?$/.exec(plain);
-  if (pytestFailed) failed.push({ test: pytestFailed[1], why: pytestFailed[2] ?? '' });
+  if (pytestFailed) record(pytestFailed[1]).why = pytestFailed[2] ?? '';
   const files = /^\s*Test Files\s+(.*)$/.exec(plain);
   if (files) {
     totals.projects += 1;

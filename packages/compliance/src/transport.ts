@@ -154,6 +154,7 @@ async function runScenario(t: Transport, s: Scenario): Promise<void> {
 export function badRequests(worldSize: number): { what: string; request: BroadcastRequest }[] {
   const all = Array.from({ length: worldSize }, (_, i) => i);
   const data = new Uint8Array(4);
+  // Bucket 4 is rank-job's broadcast after close; every refusal names its own bucket.
   return [
     ...(worldSize > 1
       ? [{ what: 'ranks out of order', request: { bucketId: 1, root: 0, ranks: [...all].reverse(), data } }]
