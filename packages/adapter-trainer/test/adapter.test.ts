@@ -104,7 +104,7 @@ print("untouched" if all(torch.equal(t, before[n]) for n, t in m.state_dict().it
       await expect(update(await open({ dir }))).rejects.toThrow(
         'the training process refused v2 (E_TRAINER_MISMATCH): version v2 does not fit the live model, nothing applied: 2.bias: staged shape [4], live [5]',
       );
-      await new Promise((r) => trainer.child.once('exit', r));
+      await new Promise((r) => trainer.child.once('close', r));
       expect(trainer.output()).toContain('untouched');
       expect(readdirSync(dir).sort()).toEqual(['layout.json', 'trainer.json']);
     } finally {

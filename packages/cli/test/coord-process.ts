@@ -19,6 +19,8 @@ export interface CoordProcess {
   readonly pubEndpoint: string;
   readonly child: ChildProcess;
   output(): string;
+  /** Resolves once the output holds `text`; the process prints each line in its own write. */
+  waitFor(text: string | RegExp, ms?: number): Promise<void>;
   /** SIGKILL (a crash) or SIGTERM (a clean stop); resolves when the process is gone. */
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
@@ -53,19 +55,25 @@ export async function startCoordProcess(
   child.stderr?.setEncoding('utf8').on('data', (d: string) => {
     out += d;
   });
-  const deadline = Date.now() + 30_000;
-  while (!out.includes('coordinator listening on')) {
-    if (child.exitCode !== null || Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`coord-serve did not start:\n${out}`);
+  const waitFor = async (text: string | RegExp, ms = 30_000) => {
+    const deadline = Date.now() + ms;
+    const seen = () => (typeof text === 'string' ? out.includes(text) : text.test(out));
+    while (!seen()) {
+      if (child.exitCode !== null || Date.now() > deadline) {
+        child.kill('SIGKILL');
+        throw new Error(`coord-serve never printed ${String(text)}; output:\n${out}`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
     }
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  };
+  // The whole line, so callers can read the metrics address from it.
+  await waitFor(/coordinator listening on .*\n/);
   return {
     endpoint,
     pubEndpoint,
     child,
     output: () => out,
+    waitFor,
     stop: (signal = 'SIGTERM') =>
       new Promise<void>((resolve) => {
         if (child.exitCode !== null || child.signalCode !== null) return resolve();

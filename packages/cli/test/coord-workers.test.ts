@@ -155,7 +155,8 @@ describe('coordinator + worker processes', { timeout: 240_000 }, () => {
     const pubPort = Number(coord.pubEndpoint.split(':').pop());
     const again = await startCoordProcess({ ...FAST, ...redisEnv }, { port, pubPort });
     cleanups.push(() => again.stop('SIGKILL'));
-    expect(again.output()).toContain('recovered update v1 (precommitted) with 2 worker(s)');
+    // Its own line after the listening one: it may come in a later chunk.
+    await again.waitFor('recovered update v1 (precommitted) with 2 worker(s)');
     // Nothing was applied while the coordinator was away.
     for (const r of [0, 1]) await expectLive(fleet, r, fleet.ckptA, ['a.bin', 'b.bin']);
 

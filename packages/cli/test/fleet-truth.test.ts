@@ -179,7 +179,7 @@ describe('fleet truth: every rank on the committed version, or a clear report', 
       env: { ...FAST, ...long },
     });
     cleanups.push(() => dup.kill('SIGKILL'));
-    const code = await new Promise<number | null>((resolve) => dup.child.once('exit', resolve));
+    const code = await new Promise<number | null>((resolve) => dup.child.once('close', resolve));
     expect(code).toBe(1);
     expect(dup.output()).toMatch(
       new RegExp(

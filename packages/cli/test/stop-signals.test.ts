@@ -30,7 +30,7 @@ describe('stopping', { timeout: 120_000 }, () => {
       expect((await cli(['coord-submit-plan', '--plan', fleet.planV0])).stderr).toBe('');
       expect((await cli(['begin', '--version', 'v0'])).stderr).toBe('');
       await w0.waitFor('update v0: begun, staging rank 0');
-      const exited = new Promise<number | null>((resolve) => w0.child.once('exit', (code) => resolve(code)));
+      const exited = new Promise<number | null>((resolve) => w0.child.once('close', (code) => resolve(code)));
       w0.child.kill(signal);
       expect(await exited).toBe(0);
       expect(w0.output()).toContain('update v0: worker stopping; staging discarded, live none');
