@@ -101,8 +101,11 @@ interface Attempt {
   staged?: StagedUpdate;
   /** This rank's transport, kept open to serve the update's buckets to late ranks until it ends. */
   serving?: Transport;
-  /** The vote this rank sent (re-sent while the coordinator does not have it). */
-  vote?: { digest: string; resending: boolean };
+  /**
+   * The vote this rank sent, re-sent while the coordinator does not have it. `sentAt`
+   * (performance.now()) of its last send: only a status asked for after that can show it lost.
+   */
+  vote?: { digest: string; sentAt: number; resending: boolean };
   done: Promise<void>;
 }
 
@@ -339,7 +342,8 @@ export class WorkerAgent {
       do {
         this.#again = false;
         try {
-          await this.#reconcile(await this.client.status());
+          const askedAt = performance.now();
+          await this.#reconcile(await this.client.status(), askedAt);
         } catch (err) {
           if (!this.#stopped) this.#log(`status check failed: ${(err as Error).message}`);
         }
@@ -349,7 +353,8 @@ export class WorkerAgent {
     });
   }
 
-  async #reconcile(s: CoordinatorStatus): Promise<void> {
+  /** `askedAt`: when `s` was asked for (performance.now()). */
+  async #reconcile(s: CoordinatorStatus, askedAt: number): Promise<void> {
     // Behind the current version with nothing pending: converge first (an update in progress is
     // a delta from the current version, so this rank needs it before taking part).
     await this.#converge(s);
@@ -363,7 +368,7 @@ export class WorkerAgent {
       const u = await this.#outcome(s, a);
       const state = u?.state ?? 'aborted';
       if (state === 'begun' || state === 'precommitted' || state === 'planned') {
-        if (u) this.#resendVote(a, u);
+        if (u) this.#resendVote(a, u, askedAt);
         continue;
       }
       if (state === 'committed') {
@@ -392,11 +397,17 @@ export class WorkerAgent {
     return { ...u, state: 'aborted', reason: u.reason ?? 'superseded by a later attempt of the version' };
   }
 
-  /** A yes vote the coordinator does not have (its reply was lost, or never arrived) is sent again. */
-  #resendVote(a: Attempt, u: UpdateView): void {
+  /**
+   * A yes vote the coordinator does not have (it never arrived) is sent again. The coordinator
+   * serves one connection's calls in order, so only a status asked for after the vote went out
+   * can tell; an earlier one (answered late) may simply predate the vote.
+   */
+  #resendVote(a: Attempt, u: UpdateView, askedAt: number): void {
     const vote = a.vote;
     if (!vote || vote.resending || a.phase !== 'precommitted' || !u.missing_ranks.includes(this.rank)) return;
+    if (askedAt < vote.sentAt) return;
     vote.resending = true;
+    vote.sentAt = performance.now();
     this.client
       .precommit({
         version: a.version,
@@ -533,7 +544,7 @@ export class WorkerAgent {
     a.phase = 'prepared';
     if (signal.aborted) throw signal.reason;
     if (active.required_ranks.includes(this.rank)) {
-      a.vote = { digest, resending: false };
+      a.vote = { digest, sentAt: performance.now(), resending: false };
       // From here this rank is in doubt: whatever happens to the call, it keeps what it prepared
       // until the coordinator says the outcome (#reconcile asks).
       a.phase = 'precommitted';

@@ -19,6 +19,7 @@ import { localTransportProvider } from '@hotweights/transport-local';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CoordinatorClient } from '../src/client.js';
 import { type EmbeddedCoordinator, startEmbeddedCoordinator } from '../src/embedded.js';
+import type { CoordinatorServer } from '../src/server.js';
 import { WorkerAgent } from '../src/worker.js';
 
 const cleanups: Array<() => Promise<unknown>> = [];
@@ -74,8 +75,14 @@ async function setup(): Promise<Setup> {
   return { dir, ckpt, stagingDir, coord, client, manifest, plan };
 }
 
-async function startAgent(s: Setup, rank: number, worldSize: number, lines: string[]) {
-  const config = loadConfig({ HOTWEIGHTS_STAGING_DIR: s.stagingDir, HOTWEIGHTS_HEARTBEAT_S: '0.25' });
+async function startAgent(
+  s: Setup,
+  rank: number,
+  worldSize: number,
+  lines: string[],
+  env: Record<string, string> = {},
+) {
+  const config = loadConfig({ HOTWEIGHTS_STAGING_DIR: s.stagingDir, HOTWEIGHTS_HEARTBEAT_S: '0.25', ...env });
   const staging = await HostStaging.open({ dir: s.stagingDir, rank, spareBytes: 0 });
   const adapter = new CountingDirectoryAdapter({ target: join(s.dir, `target-${rank}`), rank });
   const agent = await WorkerAgent.start({
@@ -197,5 +204,71 @@ describe('WorkerAgent with the update pipeline', { timeout: 60_000 }, () => {
     expect(agent.liveVersion).toBeNull();
     expect(existsSync(join(s.dir, 'target-0', 'current'))).toBe(false);
     expect(created.names).toEqual([]);
+  });
+});
+
+type ServiceCall = CoordinatorServer['service']['call'];
+
+/**
+ * Puts `intercept` in front of the coordinator's service (the server, its queue and the agents
+ * stay real): it sees each call with the real `call` to pass it on, or not.
+ */
+function interceptCalls(
+  s: Setup,
+  intercept: (
+    method: Parameters<ServiceCall>[0],
+    params: Parameters<ServiceCall>[1],
+    pass: () => Promise<unknown>,
+  ) => Promise<unknown>,
+): void {
+  const service = s.coord.server.service;
+  const call = service.call.bind(service);
+  service.call = (method, params, token) => intercept(method, params, () => call(method, params, token));
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('WorkerAgent votes', { timeout: 60_000 }, () => {
+  it('are not sent again on a status answered after the vote went out but read before it arrived', async () => {
+    const s = await setup();
+    const lines: string[][] = [[], []];
+    const ranks = await Promise.all([0, 1].map((r) => startAgent(s, r, 2, lines[r] as string[])));
+    // Every status reply is held 400 ms after the coordinator read its state: a rank that asked
+    // just before it voted gets an answer, after voting, that does not list its vote.
+    const votes = new Map<number, number>();
+    interceptCalls(s, async (method, params, pass) => {
+      if (method === 'precommit') votes.set(Number(params.rank), (votes.get(Number(params.rank)) ?? 0) + 1);
+      const result = await pass();
+      if (method === 'status') await sleep(400);
+      return result;
+    });
+    expect(await runUpdate(s, s.plan(2))).toEqual({ state: 'committed', reason: null });
+    await waitLive(
+      ranks.map((r) => r.agent),
+      'v0',
+    );
+    for (const r of [0, 1]) {
+      expect(lines[r]).toContainEqual(expect.stringMatching(/^update v0: .*, precommitted$/));
+      expect(lines[r]?.filter((l) => l.includes('precommit sent again'))).toEqual([]);
+    }
+    expect(Object.fromEntries(votes)).toEqual({ 0: 1, 1: 1 });
+  });
+
+  it('are sent again when the first precommit was lost on its way: the rank stays in doubt, then the update commits', async () => {
+    const s = await setup();
+    const lines: string[] = [];
+    // The worker's calls time out after max(2 s, its lease).
+    const { agent } = await startAgent(s, 0, 1, lines, { HOTWEIGHTS_LEASE_S: '1' });
+    let votes = 0;
+    interceptCalls(s, async (method, _params, pass) => {
+      // The first vote never reaches the coordinator and gets no answer.
+      if (method === 'precommit' && ++votes === 1) return new Promise(() => {});
+      return pass();
+    });
+    expect(await runUpdate(s, s.plan(1))).toEqual({ state: 'committed', reason: null });
+    await waitLive([agent], 'v0');
+    expect(lines).toContain('update v0: precommit sent again; the coordinator has it now');
+    expect(votes).toBe(2);
+    expectLiveEqualsCheckpoint(s, join(s.dir, 'target-0'));
   });
 });
