@@ -63,6 +63,7 @@ interface Pending {
   readonly reject: (err: Error) => void;
 }
 
+/** One per transport instance and rendezvous directory; see the module comment. */
 export class DropExchange {
   private readonly waiter: DirectoryWaiter;
   private readonly generations = new Map<number, number>();
@@ -100,8 +101,8 @@ export class DropExchange {
     const onAbort = () => ctrl.abort(signal?.reason);
     signal?.addEventListener('abort', onAbort, { once: true });
     const awaits = new Map<number, string>();
-    if (rank === root) for (const r of ranks) if (r !== root) awaits.set(r, `ack.${name}.${r}`);
     if (rank !== root) awaits.set(root, `hdr.${name}`);
+    else for (const r of ranks) if (r !== root) awaits.set(r, `ack.${name}.${r}`);
     const pending: Pending = { awaits, reject: (err) => ctrl.abort(err) };
     this.pending.add(pending);
     const hdr = join(dir, `hdr.${name}`);
