@@ -200,6 +200,12 @@ export function copyRange(
 
 export { DirectoryWaiter, joinRendezvous } from './directory-waiter.js';
 export {
+  type BucketDrop,
+  type DropErrors,
+  DropExchange,
+  type DropExchangeOptions,
+} from './drop-exchange.js';
+export {
   processAlive,
   registerSharedBytes,
   sharedLocationOf,

@@ -11,9 +11,6 @@
  * launcher and the worker agent make one). Each rank registers its pid there; a participant
  * waiting on a rank whose process has exited fails at once instead of at the deadline.
  */
-import { existsSync } from 'node:fs';
-import { readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type {
   BroadcastRequest,
   DeviceBuffer,
@@ -28,7 +25,7 @@ import {
   readLaunchContext,
   TransportError,
 } from '@hotweights/core';
-import { DirectoryWaiter, joinRendezvous, processAlive } from '@hotweights/shm';
+import { type BucketDrop, DropExchange } from '@hotweights/shm';
 import { CudaDevice } from './cuda-device.js';
 import { IpcWindow } from './ipc-window.js';
 
@@ -42,12 +39,6 @@ interface Header {
   readonly pid: number;
 }
 
-interface Pending {
-  /** Rank -> the file whose appearance shows that rank did its part. */
-  readonly awaits: Map<number, string>;
-  readonly reject: (err: Error) => void;
-}
-
 function abortError(signal: AbortSignal): Error {
   const r = signal.reason as unknown;
   return r instanceof Error ? r : new TransportError(`cuda-ipc: broadcast aborted: ${String(r)}`);
@@ -58,13 +49,9 @@ export class CudaIpcTransport implements Transport {
   readonly memoryKinds: readonly MemoryKind[] = ['device', 'host'];
   readonly rank: number;
   readonly worldSize: number;
-  private readonly dir: string | undefined;
-  private readonly waiter: DirectoryWaiter | undefined;
-  private readonly generations = new Map<number, number>();
-  private readonly pending = new Set<Pending>();
+  private readonly exchange: DropExchange | undefined;
   /** Device buffers for buckets a root sends from host memory, reused. */
   private readonly pool: { ptr: bigint; size: number }[] = [];
-  private peers = new Map<number, number>();
   private closed = false;
 
   private constructor(
@@ -74,8 +61,20 @@ export class CudaIpcTransport implements Transport {
   ) {
     this.rank = options.rank;
     this.worldSize = options.worldSize;
-    this.dir = options.rendezvous?.dir;
-    if (this.dir) this.waiter = new DirectoryWaiter(this.dir, () => this.checkPeers());
+    const dir = options.rendezvous?.dir;
+    if (dir)
+      this.exchange = new DropExchange({
+        dir,
+        rank: this.rank,
+        name: this.name,
+        rootHoldsPayload: true, // the bytes are the root's device memory, gone when it exits
+        errors: {
+          make: (message, o) => new TransportError(message, o),
+          isOwn: (err) => isErrorKind(err, 'TransportError'),
+          aborted: abortError,
+          peerExited: (r, pid) => `rank ${r} (pid ${pid}) exited during the broadcast`,
+        },
+      });
   }
 
   static async create(options: TransportOptions): Promise<CudaIpcTransport> {
@@ -89,28 +88,13 @@ export class CudaIpcTransport implements Transport {
     const launch = readLaunchContext();
     const device = CudaDevice.open(options.config, launch.launcher === 'none' ? rank : launch.localRank);
     const t = new CudaIpcTransport(options, device, new IpcWindow(options.config, options.metrics));
-    if (t.dir && t.waiter && worldSize > 1)
-      t.peers = await joinRendezvous(t.dir, t.waiter, {
-        rank,
+    if (t.exchange && worldSize > 1)
+      await t.exchange.join({
         worldSize,
         timeoutS: options.config.transferTimeoutS,
         timeoutError: (m) => new TransportError(`cuda-ipc: ${m}`, { code: 'HW_TIMEOUT' }),
       });
     return t;
-  }
-
-  private checkPeers(): void {
-    for (const p of [...this.pending])
-      for (const [r, name] of p.awaits) {
-        const pid = this.peers.get(r);
-        // A peer that did its part and then exited is fine: look for its file once more.
-        if (pid !== undefined && !processAlive(pid) && !existsSync(join(this.dir as string, name)))
-          p.reject(
-            new TransportError(`cuda-ipc: rank ${r} (pid ${pid}) exited during the broadcast`, {
-              details: { rank: r },
-            }),
-          );
-      }
   }
 
   async broadcast(request: BroadcastRequest): Promise<void> {
@@ -125,54 +109,23 @@ export class CudaIpcTransport implements Transport {
         { code: 'HW_TRANSPORT_INVALID' },
       );
     if (ranks.length === 1) return;
-    const dir = this.dir as string;
-    const gen = this.generations.get(bucketId) ?? 0;
-    this.generations.set(bucketId, gen + 1);
-    const seg = `${bucketId}.${gen}`;
-    const ctrl = new AbortController();
-    const onAbort = () => ctrl.abort(signal?.reason);
-    signal?.addEventListener('abort', onAbort, { once: true });
-    const awaits = new Map<number, string>();
-    if (this.rank === root) {
-      for (const r of ranks) if (r !== root) awaits.set(r, `ack.${seg}.${r}`);
-    } else awaits.set(root, `hdr.${seg}`);
-    const pending: Pending = { awaits, reject: (err) => ctrl.abort(err) };
-    this.pending.add(pending);
-    try {
-      if (this.rank === root) await this.send(dir, seg, awaits, data, device, ctrl.signal);
-      else await this.receive(dir, seg, root, data, device, ctrl.signal);
-    } catch (err) {
-      if (ctrl.signal.aborted) throw abortError(ctrl.signal);
-      throw isErrorKind(err, 'TransportError')
-        ? err
-        : new TransportError(`cuda-ipc: bucket ${bucketId}: ${(err as Error).message}`, { cause: err });
-    } finally {
-      signal?.removeEventListener('abort', onAbort);
-      this.pending.delete(pending);
-    }
+    await (this.exchange as DropExchange).run(request, (drop) =>
+      this.rank === root ? this.send(drop, data, device) : this.receive(drop, root, data, device),
+    );
   }
 
-  private async send(
-    dir: string,
-    seg: string,
-    awaits: Map<number, string>,
-    data: Uint8Array,
-    device: DeviceBuffer | undefined,
-    signal: AbortSignal,
-  ): Promise<void> {
-    await this.window.acquire(signal);
+  private async send(drop: BucketDrop, data: Uint8Array, device: DeviceBuffer | undefined): Promise<void> {
+    await this.window.acquire(drop.signal);
     const t0 = performance.now();
     let pooled: { ptr: bigint; size: number } | undefined;
     let completed = false;
-    const hdr = join(dir, `hdr.${seg}`);
-    const acks = [...awaits.values()];
     try {
       let header: Header = { handle: '', offset: 0, length: 0, rank: this.rank, pid: process.pid };
       if (data.byteLength > 0) {
         let ptr: bigint;
         if (device) ptr = device.ptr;
         else {
-          pooled = this.takePooled(data.byteLength, `bucket ${seg}`);
+          pooled = this.takePooled(data.byteLength, `bucket ${drop.name}`);
           ptr = pooled.ptr;
           await this.device.copyToDevice(ptr, data);
         }
@@ -186,34 +139,22 @@ export class CudaIpcTransport implements Transport {
           length: data.byteLength,
         };
       }
-      if (signal.aborted) throw abortError(signal);
-      await writeFile(`${hdr}.tmp`, JSON.stringify(header));
-      await rename(`${hdr}.tmp`, hdr);
-      await Promise.all(
-        [...awaits].map(async ([r, name]) => {
-          await this.waiter?.wait(name, signal);
-          awaits.delete(r);
-        }),
-      );
+      await drop.publish(header);
       completed = true;
     } finally {
-      await rm(hdr, { force: true });
-      await Promise.all(acks.map((name) => rm(join(dir, name), { force: true })));
       if (pooled) this.pool.push(pooled);
       this.window.release(completed ? performance.now() - t0 : undefined);
     }
   }
 
   private async receive(
-    dir: string,
-    seg: string,
+    drop: BucketDrop,
     root: number,
     data: Uint8Array,
     device: DeviceBuffer | undefined,
-    signal: AbortSignal,
   ): Promise<void> {
-    await this.waiter?.wait(`hdr.${seg}`, signal);
-    const h = JSON.parse(await readFile(join(dir, `hdr.${seg}`), 'utf8')) as Header;
+    const { name: seg, signal } = drop;
+    const h = await drop.readHeader<Header>();
     if (h.length !== data.byteLength)
       throw new TransportError(`cuda-ipc: bucket ${seg} holds ${h.length} B, expected ${data.byteLength} B`);
     if (h.length > 0) {
@@ -235,7 +176,7 @@ export class CudaIpcTransport implements Transport {
         this.device.native.ipcClose(this.device.ordinal, opened);
       }
     }
-    await writeFile(join(dir, `ack.${seg}.${this.rank}`), '');
+    await drop.ack();
   }
 
   private takePooled(size: number, what: string): { ptr: bigint; size: number } {
@@ -250,7 +191,7 @@ export class CudaIpcTransport implements Transport {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const p of [...this.pending]) p.reject(new TransportError('cuda-ipc: transport closed'));
+    this.exchange?.close();
     for (const b of this.pool.splice(0)) this.device.free(b.ptr);
   }
 }

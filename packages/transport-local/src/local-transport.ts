@@ -9,18 +9,19 @@
  * under the staging dir). Each rank registers `rank.<r>.pid` there; a participant that waits on a
  * rank whose process has exited fails at once instead of waiting for the timeout.
  */
-import { constants, existsSync } from 'node:fs';
-import { open, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BroadcastRequest, Transport, TransportOptions, TransportProvider } from '@hotweights/core';
 import { BUILTIN_PRIORITIES, checkBroadcastRequest, isErrorKind, TransportError } from '@hotweights/core';
-import { DirectoryWaiter, joinRendezvous, processAlive, sharedLocationOf } from '@hotweights/shm';
+import { type BucketDrop, DropExchange, sharedLocationOf } from '@hotweights/shm';
 import { abortReason } from './abort-reason.js';
 
-interface Pending {
-  /** Rank -> the file whose appearance shows that rank did its part; removed once seen. */
-  readonly awaits: Map<number, string>;
-  readonly reject: (err: Error) => void;
+/** What the root writes for each bucket: where its bytes are. */
+interface Header {
+  readonly path: string;
+  readonly offset: number;
+  readonly length: number;
 }
 
 export class LocalTransport implements Transport {
@@ -28,12 +29,9 @@ export class LocalTransport implements Transport {
   readonly rank: number;
   readonly worldSize: number;
   private readonly dir: string | undefined;
-  private readonly generations = new Map<number, number>();
-  private readonly pending = new Set<Pending>();
+  private readonly exchange: DropExchange | undefined;
   private readonly spares: string[] = [];
   private spareCounter = 0;
-  private waiter: DirectoryWaiter | undefined;
-  private peers = new Map<number, number>();
   private closed = false;
 
   private constructor(options: TransportOptions) {
@@ -41,8 +39,17 @@ export class LocalTransport implements Transport {
     this.worldSize = options.worldSize;
     this.dir = options.rendezvous?.dir;
     if (this.dir)
-      this.waiter = new DirectoryWaiter(this.dir, () => {
-        this.checkPeers();
+      this.exchange = new DropExchange({
+        dir: this.dir,
+        rank: this.rank,
+        name: this.name,
+        rootHoldsPayload: false, // the bytes are in a file, readable after the root exits
+        errors: {
+          make: (message, o) => new TransportError(message, o),
+          isOwn: (err) => isErrorKind(err, 'TransportError'),
+          aborted: abortReason,
+          peerExited: (r, pid) => `rank ${r} (pid ${pid}) exited`,
+        },
       });
   }
 
@@ -58,9 +65,8 @@ export class LocalTransport implements Transport {
       );
     }
     const t = new LocalTransport(options);
-    if (t.dir && worldSize > 1 && t.waiter) {
-      t.peers = await joinRendezvous(t.dir, t.waiter, {
-        rank,
+    if (t.exchange && worldSize > 1) {
+      await t.exchange.join({
         worldSize,
         timeoutS: options.config.transferTimeoutS,
         timeoutError: (message) => new TransportError(`local: ${message}`, { code: 'HW_TIMEOUT' }),
@@ -69,117 +75,59 @@ export class LocalTransport implements Transport {
     return t;
   }
 
-  private checkPeers(): void {
-    for (const p of [...this.pending]) {
-      for (const [r, name] of p.awaits) {
-        const pid = this.peers.get(r);
-        // A peer that did its part and then exited is fine: look for its file once more.
-        if (pid !== undefined && !processAlive(pid) && !existsSync(join(this.dir as string, name))) {
-          p.reject(new TransportError(`local: rank ${r} (pid ${pid}) exited`, { details: { rank: r } }));
-        }
-      }
-    }
-  }
-
   async broadcast(request: BroadcastRequest): Promise<void> {
-    const { bucketId, root, ranks, data, signal } = request;
+    const { root, ranks, data, signal } = request;
     if (this.closed) throw new TransportError('local: transport is closed');
     if (signal?.aborted) throw abortReason(signal);
     checkBroadcastRequest(request, this.rank, this.worldSize);
     if (ranks.length === 1) return;
-    const dir = this.dir as string;
-    const gen = this.generations.get(bucketId) ?? 0;
-    this.generations.set(bucketId, gen + 1);
-    const seg = `${bucketId}.${gen}`;
-    // Rejects as soon as the signal fires or a participant's process dies.
-    const ctrl = new AbortController();
-    const onAbort = () => ctrl.abort(signal?.reason);
-    signal?.addEventListener('abort', onAbort, { once: true });
-    const awaits = new Map<number, string>();
-    if (this.rank === root) for (const r of ranks) if (r !== root) awaits.set(r, `ack.${seg}.${r}`);
-    if (this.rank !== root) awaits.set(root, `hdr.${seg}`);
-    const pending: Pending = { awaits, reject: (err) => ctrl.abort(err) };
-    this.pending.add(pending);
-    try {
-      if (this.rank === root) await this.send(dir, seg, awaits, data, ctrl.signal);
-      else await this.receive(dir, seg, awaits, data, ctrl.signal);
-    } catch (err) {
-      if (ctrl.signal.aborted) throw abortReason(ctrl.signal);
-      throw isErrorKind(err, 'TransportError')
-        ? err
-        : new TransportError(`local: bucket ${bucketId}: ${(err as Error).message}`, { cause: err });
-    } finally {
-      signal?.removeEventListener('abort', onAbort);
-      this.pending.delete(pending);
-    }
+    await (this.exchange as DropExchange).run(request, (drop) =>
+      this.rank === root ? this.send(drop, data) : this.receive(drop, data),
+    );
   }
 
-  private async send(
-    dir: string,
-    seg: string,
-    awaits: Map<number, string>,
-    data: Uint8Array,
-    signal: AbortSignal,
-  ): Promise<void> {
-    let location = data.byteLength > 0 ? sharedLocationOf(data) : undefined;
-    let own: string | undefined;
-    if (!location) {
-      // Overwriting a recycled file is several times faster than filling fresh tmpfs pages.
-      own = this.spares.pop() ?? `data.${this.rank}.${this.spareCounter++}`;
-      const fh = await open(join(dir, own), constants.O_RDWR | constants.O_CREAT);
-      try {
-        await fh.truncate(data.byteLength);
-        let done = 0;
-        while (done < data.byteLength) {
-          if (signal.aborted) throw abortReason(signal);
-          // 4 MiB writes: several times faster than huge ones (measured on this machine kind).
-          const { bytesWritten } = await fh.write(
-            data,
-            done,
-            Math.min(data.byteLength - done, 4 << 20),
-            done,
-          );
-          done += bytesWritten;
-        }
-      } finally {
-        await fh.close();
-      }
-      location = { path: join(dir, own), offset: 0 };
-    }
-    const hdr = join(dir, `hdr.${seg}`);
-    await writeFile(`${hdr}.tmp`, JSON.stringify({ ...location, length: data.byteLength }));
-    await rename(`${hdr}.tmp`, hdr);
-    const acks = [...awaits];
+  private async send(drop: BucketDrop, data: Uint8Array): Promise<void> {
+    const shared = data.byteLength > 0 ? sharedLocationOf(data) : undefined;
+    // Overwriting a recycled file is several times faster than filling fresh tmpfs pages.
+    const own = shared ? undefined : (this.spares.pop() ?? `data.${this.rank}.${this.spareCounter++}`);
     try {
-      await Promise.all(
-        acks.map(async ([r, name]) => {
-          await this.waiter?.wait(name, signal);
-          awaits.delete(r);
-        }),
-      );
+      const location = shared ?? (await this.fill(own as string, data, drop.signal));
+      await drop.publish({ ...location, length: data.byteLength } satisfies Header);
     } finally {
-      await rm(hdr, { force: true });
-      await Promise.all(acks.map(([, name]) => rm(join(dir, name), { force: true })));
       if (own) this.spares.push(own);
     }
   }
 
-  private async receive(
-    dir: string,
-    seg: string,
-    awaits: Map<number, string>,
+  /** Writes `data` into this rank's file `own` in the rendezvous dir. */
+  private async fill(
+    own: string,
     data: Uint8Array,
     signal: AbortSignal,
-  ): Promise<void> {
-    await this.waiter?.wait(`hdr.${seg}`, signal);
-    awaits.clear();
-    const hdr = JSON.parse(await readFile(join(dir, `hdr.${seg}`), 'utf8')) as {
-      path: string;
-      offset: number;
-      length: number;
-    };
+  ): Promise<{ path: string; offset: number }> {
+    const path = join(this.dir as string, own);
+    const fh = await open(path, constants.O_RDWR | constants.O_CREAT);
+    try {
+      await fh.truncate(data.byteLength);
+      let done = 0;
+      while (done < data.byteLength) {
+        if (signal.aborted) throw abortReason(signal);
+        // 4 MiB writes: several times faster than huge ones (measured on this machine kind).
+        const { bytesWritten } = await fh.write(data, done, Math.min(data.byteLength - done, 4 << 20), done);
+        done += bytesWritten;
+      }
+    } finally {
+      await fh.close();
+    }
+    return { path, offset: 0 };
+  }
+
+  private async receive(drop: BucketDrop, data: Uint8Array): Promise<void> {
+    const { signal } = drop;
+    const hdr = await drop.readHeader<Header>();
     if (hdr.length !== data.byteLength) {
-      throw new TransportError(`local: bucket ${seg} holds ${hdr.length} bytes, expected ${data.byteLength}`);
+      throw new TransportError(
+        `local: bucket ${drop.name} holds ${hdr.length} bytes, expected ${data.byteLength}`,
+      );
     }
     if (data.byteLength > 0) {
       const fh = await open(hdr.path, 'r');
@@ -200,13 +148,13 @@ export class LocalTransport implements Transport {
         await fh.close();
       }
     }
-    await writeFile(join(dir, `ack.${seg}.${this.rank}`), '');
+    await drop.ack();
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const p of [...this.pending]) p.reject(new TransportError('local: transport closed'));
+    this.exchange?.close();
     if (this.dir) {
       const dir = this.dir;
       await Promise.all(this.spares.splice(0).map((s) => rm(join(dir, s), { force: true })));
