@@ -4,6 +4,8 @@
 
 #include <mutex>
 
+#include "hotweights/dl_symbols.h"
+
 namespace hwmpi {
 
 namespace {
@@ -14,32 +16,14 @@ std::string g_path;
 LoadResult g_result;
 Api g_api;
 
-// dlerror() text for a missing file is long ("...: cannot open shared object file: No such file
-// or directory"); users need the short form.
-std::string OpenFailure(const std::string &path, const char *err) {
-  std::string text = err ? err : "unknown dlopen error";
-  if (text.find("No such file") != std::string::npos) return path + " not found";
-  return "cannot open " + path + ": " + text;
-}
-
-template <typename T>
-bool Resolve(void *handle, const char *name, T *out, std::string *missing) {
-  void *sym = dlsym(handle, name);
-  if (!sym) {
-    if (!missing->empty()) *missing += ", ";
-    *missing += name;
-    return false;
-  }
-  *out = reinterpret_cast<T>(sym);
-  return true;
-}
+using hwdl::Resolve;
 
 LoadResult Load(const std::string &path) {
   LoadResult r;
   // RTLD_GLOBAL: Open MPI dlopens its own components, which need libmpi's symbols.
   void *handle = dlopen(path.c_str(), RTLD_NOW | RTLD_GLOBAL);
   if (!handle) {
-    r.reason = OpenFailure(path, dlerror());
+    r.reason = hwdl::OpenFailure(path, dlerror(), path + " not found");
     return r;
   }
   Api a;
