@@ -5,6 +5,8 @@
 #include <map>
 #include <mutex>
 
+#include "hotweights/dl_symbols.h"
+
 namespace hwcuda {
 
 namespace {
@@ -16,34 +18,17 @@ LoadResult g_result;
 Api g_api;
 std::map<int, CUcontext> g_contexts;
 
-std::string OpenFailure(const std::string &path, const char *err) {
-  std::string text = err ? err : "unknown dlopen error";
-  if (text.find("No such file") != std::string::npos) return path + " not found (no NVIDIA driver here)";
-  return "cannot open " + path + ": " + text;
-}
-
-// The driver keeps legacy entry points beside versioned ones (`cuMemAlloc` with 32-bit sizes next
-// to `cuMemAlloc_v2`); the names below are the ones the CUDA 11/12 headers map each call to.
-// `fallback` is tried when `name` is missing (older drivers without cuIpcOpenMemHandle_v2).
-template <typename T>
-void Resolve(void *handle, const char *name, T *out, std::string *missing, const char *fallback = nullptr) {
-  void *sym = dlsym(handle, name);
-  if (!sym && fallback) sym = dlsym(handle, fallback);
-  if (!sym) {
-    if (!missing->empty()) *missing += ", ";
-    *missing += name;
-    return;
-  }
-  *out = reinterpret_cast<T>(sym);
-}
+using hwdl::Resolve;
 
 LoadResult Load(const std::string &path) {
   LoadResult r;
   void *handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (!handle) {
-    r.reason = OpenFailure(path, dlerror());
+    r.reason = hwdl::OpenFailure(path, dlerror(), path + " not found (no NVIDIA driver here)");
     return r;
   }
+  // The driver keeps legacy entry points beside versioned ones (`cuMemAlloc` with 32-bit sizes next
+  // to `cuMemAlloc_v2`); the names below are the ones the CUDA 11/12 headers map each call to.
   Api a;
   std::string missing;
   Resolve(handle, "cuInit", &a.Init, &missing);
@@ -71,6 +56,7 @@ LoadResult Load(const std::string &path) {
   Resolve(handle, "cuEventSynchronize", &a.EventSynchronize, &missing);
   Resolve(handle, "cuEventElapsedTime", &a.EventElapsedTime, &missing);
   Resolve(handle, "cuIpcGetMemHandle", &a.IpcGetMemHandle, &missing);
+  // Older drivers have no cuIpcOpenMemHandle_v2.
   Resolve(handle, "cuIpcOpenMemHandle_v2", &a.IpcOpenMemHandle, &missing, "cuIpcOpenMemHandle");
   Resolve(handle, "cuIpcCloseMemHandle", &a.IpcCloseMemHandle, &missing);
   Resolve(handle, "cuGetErrorString", &a.GetErrorString, &missing);
