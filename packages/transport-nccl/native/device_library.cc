@@ -5,6 +5,8 @@
 #include <mutex>
 #include <sstream>
 
+#include "hotweights/dl_symbols.h"
+
 namespace hwnccl {
 
 namespace {
@@ -16,21 +18,11 @@ Libraries g_result;
 NcclApi g_nccl;
 CudaApi g_cuda;
 
-// dlerror() for a missing file is long; users need the short form.
-std::string OpenFailure(const std::string &path, const char *err) {
-  std::string text = err ? err : "unknown dlopen error";
-  if (text.find("No such file") != std::string::npos) return "no " + path + " (not found by the dynamic loader)";
-  return "cannot open " + path + ": " + text;
-}
+using hwdl::Resolve;
 
-template <typename T>
-void Resolve(void *handle, const char *name, T *out, std::string *missing) {
-  void *sym = dlsym(handle, name);
-  if (!sym && missing) {
-    if (!missing->empty()) *missing += ", ";
-    *missing += name;
-  }
-  *out = reinterpret_cast<T>(sym);
+// Call right after the failed dlopen: it reads dlerror().
+std::string OpenFailure(const std::string &path) {
+  return hwdl::OpenFailure(path, dlerror(), "no " + path + " (not found by the dynamic loader)");
 }
 
 std::string Version(int code, bool nccl) {
@@ -62,7 +54,7 @@ Libraries Load(const std::string &nccl_path, const std::string &cudart_paths) {
       r.cudart_path = one;
       break;
     }
-    std::string why = OpenFailure(one, dlerror());
+    std::string why = OpenFailure(one);
     cuda_reason = cuda_reason.empty() ? why : cuda_reason + ", " + why;
   }
   CudaApi c;
@@ -103,7 +95,7 @@ Libraries Load(const std::string &nccl_path, const std::string &cudart_paths) {
   void *nccl = dlopen(nccl_path.c_str(), RTLD_NOW | RTLD_GLOBAL);
   NcclApi n;
   if (!nccl) {
-    nccl_reason = OpenFailure(nccl_path, dlerror()) + " (NCCL; set HOTWEIGHTS_NCCL_LIBRARY)";
+    nccl_reason = OpenFailure(nccl_path) + " (NCCL; set HOTWEIGHTS_NCCL_LIBRARY)";
   } else {
     missing.clear();
     Resolve(nccl, "ncclGetVersion", &n.GetVersion, &missing);
@@ -114,8 +106,9 @@ Libraries Load(const std::string &nccl_path, const std::string &cudart_paths) {
     Resolve(nccl, "ncclCommAbort", &n.CommAbort, &missing);
     Resolve(nccl, "ncclCommDestroy", &n.CommDestroy, &missing);
     Resolve(nccl, "ncclGetErrorString", &n.GetErrorString, &missing);
-    Resolve(nccl, "ncclCommSplit", &n.CommSplit, nullptr);
-    Resolve(nccl, "ncclGetLastError", &n.GetLastError, nullptr);
+    // Optional (newer NCCL only): left null when missing.
+    Resolve(nccl, "ncclCommSplit", &n.CommSplit);
+    Resolve(nccl, "ncclGetLastError", &n.GetLastError);
     if (!missing.empty()) {
       nccl_reason = nccl_path + " is not a usable NCCL (missing " + missing + ")";
     } else {
