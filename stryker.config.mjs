@@ -38,6 +38,7 @@ export const MODULES = {
   runtime: ['src/item-verifier.ts', 'src/commit-vote.ts', 'src/checkpoint-reader.ts'],
   coordinator: ['src/service/*.ts', 'src/digest.ts'],
   'adapter-directory': ['src/directory-adapter.ts', 'src/preparation.ts', 'src/layout.ts'],
+  shm: ['src/drop-exchange.ts'],
 };
 
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */

@@ -3,7 +3,8 @@
  * and real child processes as peers that register and exit.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { getEventListeners } from 'node:events';
+import { existsSync, mkdtempSync, readdirSync, rmSync, watch } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type BucketDrop, DropExchange } from '@hotweights/shm';
@@ -130,6 +131,40 @@ describe('DropExchange', { timeout: 30_000 }, () => {
     const received = r1.run(request(2, ctrl2.signal), (drop) => drop.readHeader());
     ctrl2.abort('deadline');
     await expect(received).rejects.toThrowError(new FakeTransportError('aborted: deadline'));
+  });
+
+  it('writes no header for a broadcast aborted before it published', async () => {
+    const { dir, r0 } = await pair();
+    const created: string[] = [];
+    const watcher = watch(dir, (_event, name) => {
+      if (name) created.push(name);
+    });
+    const ctrl = new AbortController();
+    const stop = new Error('stopped before publishing');
+    const sent = r0.run(request(3, ctrl.signal), async (drop) => {
+      ctrl.abort(stop);
+      await drop.publish({});
+    });
+    await expect(sent).rejects.toBe(stop);
+    await new Promise((r) => setTimeout(r, 100));
+    watcher.close();
+    expect(created.filter((n) => n.startsWith('hdr.'))).toEqual([]);
+  });
+
+  it("leaves no listener on the caller's signal once a broadcast ended, served or failed", async () => {
+    const { r0, r1 } = await pair();
+    const signal = new AbortController().signal;
+    await Promise.all([
+      r0.run(request(6, signal), (drop) => drop.publish({})),
+      r1.run(request(6, signal), async (drop) => {
+        await drop.readHeader();
+        await drop.ack();
+      }),
+    ]);
+    await expect(r0.run(request(8, signal), () => Promise.reject(new Error('x')))).rejects.toThrow(
+      'fake: bucket 8: x',
+    );
+    expect(getEventListeners(signal, 'abort')).toEqual([]);
   });
 
   it('wraps errors that are not the transport’s own with its name and the bucket', async () => {
